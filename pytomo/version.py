@@ -1,0 +1,3 @@
+"""Single source of the software version."""
+
+__version__ = "4.0.0.dev0"
