@@ -1,0 +1,108 @@
+"""The one exception tree of Pytomo; only the CLI turns these into exit codes."""
+
+from __future__ import annotations
+
+
+class PytomoError(Exception):
+    """Root of every error Pytomo raises on purpose.
+
+    Subclasses take keyword fields that handlers can read (``err.fields``); the message is built from
+    ``fmt`` and those fields unless one is given explicitly.
+    """
+
+    fmt = "{message}"
+
+    def __init__(self, message: str | None = None, **fields: object) -> None:
+        self.fields = fields
+        if message is None:
+            try:
+                message = self.fmt.format(**fields)
+            except (KeyError, IndexError):
+                message = self.__class__.__doc__ or self.__class__.__name__
+        super().__init__(message)
+
+
+class UsageError(PytomoError):
+    """A wrong option, file or URL given by the user (exit status 2)."""
+
+
+class NotConfigured(PytomoError):
+    """A component cannot run here (missing permission or library); the pipeline goes on without it."""
+
+
+class StorageError(PytomoError):
+    """The run database cannot be created or written."""
+
+
+class LabError(PytomoError):
+    """The built-in lab cannot start or its scenario is invalid."""
+
+
+class MeasurementError(PytomoError):
+    """A video could not be measured at one stage; stored as that video's outcome.
+
+    ``stage`` names the pipeline stage (resolve_page, redirects, dns, rtt, download, media, playout) and
+    ``kind`` a short machine-readable reason (http_status, hop_limit, reset, short_body, not_media, ...).
+    """
+
+    stage = "unknown"
+    kind = "error"
+
+    def __init__(self, message: str | None = None, *, stage: str | None = None, kind: str | None = None,
+                 **fields: object) -> None:
+        super().__init__(message, **fields)
+        if stage is not None:
+            self.stage = stage
+        if kind is not None:
+            self.kind = kind
+
+
+class UnsupportedURL(MeasurementError):
+    """No service plugin accepts this URL."""
+
+    stage = "resolve_page"
+    kind = "unsupported_url"
+    fmt = "no service accepts the URL {url!r}"
+
+
+class PageError(MeasurementError):
+    """The watch page could not be fetched or did not describe a video."""
+
+    stage = "resolve_page"
+    kind = "page"
+
+
+class RedirectError(MeasurementError):
+    """The redirect chain to the cache server could not be followed."""
+
+    stage = "redirects"
+    kind = "redirect"
+
+
+class HttpStatusError(MeasurementError):
+    """A server answered with an HTTP error status."""
+
+    kind = "http_status"
+    fmt = "HTTP {status} from {url}"
+
+
+class ResolveFailed(MeasurementError):
+    """No resolver gave an address for a host."""
+
+    stage = "dns"
+    kind = "no_address"
+    fmt = "no address for {host!r}"
+
+
+class DownloadError(MeasurementError):
+    """The media transfer failed (connection refused or reset, short body, timeout)."""
+
+    stage = "download"
+    kind = "transfer"
+
+
+class MediaError(MeasurementError):
+    """The downloaded bytes are not a media file that can be parsed."""
+
+    stage = "media"
+    kind = "not_media"

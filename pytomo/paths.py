@@ -1,0 +1,38 @@
+"""Where Pytomo's data files live, in the source tree and in a frozen PyInstaller binary."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def package_root() -> Path:
+    """The folder holding the ``pytomo`` package (inside ``sys._MEIPASS`` when frozen)."""
+    if getattr(sys, "frozen", False) and hasattr(sys, "_MEIPASS"):
+        return Path(sys._MEIPASS) / "pytomo"
+    return Path(__file__).resolve().parent
+
+
+def project_root() -> Path:
+    """The folder holding ``templates/`` (the source checkout, or the frozen bundle)."""
+    return package_root().parent
+
+
+def templates_dir() -> Path:
+    """The web templates."""
+    return project_root() / "templates"
+
+
+def lab_scenarios_dir() -> Path:
+    """The scenarios shipped with the lab."""
+    return package_root() / "lab" / "scenarios"
+
+
+def cache_dir() -> Path:
+    """Per-user cache for generated lab media (``$PYTOMO_CACHE_DIR`` or ``$XDG_CACHE_HOME/pytomo``)."""
+    explicit = os.environ.get("PYTOMO_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pytomo"
