@@ -1,0 +1,202 @@
+"""Command lines: argv -> settings -> crawl; the only place where exceptions become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pytomo import settings as settings_mod
+from pytomo.errors import PytomoError, UsageError
+from pytomo.seeds import check_url
+from pytomo.version import __version__
+
+log = logging.getLogger("pytomo")
+
+REMOVED = {
+    "-c": "the anonymous FTP upload was removed",
+    "--centralise": "the anonymous FTP upload was removed",
+    "--centralize": "the anonymous FTP upload was removed",
+    "--centralisation_server": "the anonymous FTP upload was removed",
+    "--snmp": "the SNMP sub-agent was removed",
+    "-H": "the 2015 YouTube itag order was removed; format choice belongs to the service plugin",
+    "--hd": "the 2015 YouTube itag order was removed; format choice belongs to the service plugin",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def _non_negative_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
+
+
+def crawl_parser() -> argparse.ArgumentParser:
+    """The options of ``start_crawl.py`` (those of 2015, with the documented -B/-M and the new ones)."""
+    S = argparse.SUPPRESS
+    p = _Parser(prog="start_crawl.py", argument_default=S,
+                description="Measure video streaming: cache servers, DNS, RTT, throughput and playout stalls.",
+                epilog="Settings: defaults < --config FILE (TOML) < command line. See docs/options.md.")
+    p.add_argument("urls", nargs="*", metavar="URL", help="page or media URLs to crawl (instead of a popular list)")
+    g = p.add_argument_group("crawl")
+    g.add_argument("-s", dest="service", metavar="SERVICE", help="service plugin: lab, generic (default generic)")
+    g.add_argument("-f", "--input-file", dest="input_file", metavar="FILE", help="file of URLs, one per line")
+    g.add_argument("-b", "--batch", dest="batch", action="store_true", help="never prompt")
+    g.add_argument("-u", dest="max_crawled_urls", type=_positive_int, metavar="N",
+                   help="stop after N distinct videos measured (default 10000)")
+    g.add_argument("-r", dest="max_rounds", type=_positive_int, metavar="N", help="maximum rounds (default 10000)")
+    g.add_argument("-l", "--loop", dest="loop", action="store_true",
+                   help="crawl the same seeds again, round after round")
+    g.add_argument("--no-loop", dest="loop", action="store_false", help="do not loop (default)")
+    g.add_argument("-R", "--related", dest="related", action="store_true", help="also crawl related videos")
+    g.add_argument("--no-related", dest="related", action="store_false", help="do not crawl related videos (default)")
+    g.add_argument("-p", dest="max_per_url", type=_non_negative_int, metavar="N",
+                   help="related videos sampled per video (default 10)")
+    g.add_argument("-P", dest="max_per_page", type=_non_negative_int, metavar="N",
+                   help="related links considered per page, and size of the popular list (default 10)")
+    g.add_argument("-t", dest="time_frame", choices=settings_mod.TIME_FRAMES, metavar="FRAME",
+                   help="popular list: today, week, month, all_time (default today)")
+    g.add_argument("-S", dest="delay_between_requests_s", type=_non_negative_seconds, metavar="SECONDS",
+                   help="pause after each video (default 10)")
+    g = p.add_argument_group("probes")
+    g.add_argument("-n", dest="ping_count", type=_positive_int, metavar="N", help="RTT probes per address (default 10)")
+    g.add_argument("--dns-resolver", dest="dns_extra", action="append", metavar="LABEL=IP[:PORT]",
+                   help="an extra resolver to query (repeatable)")
+    g.add_argument("--no-system-dns", dest="dns_system", action="store_false",
+                   help="do not query the system's nameservers")
+    g.add_argument("--download-extra-dns", dest="download_extra_dns", action="store_true",
+                   help="also download from addresses that only extra resolvers gave")
+    g.add_argument("--http-proxy", dest="http_proxy", metavar="PROXY", help="HTTP proxy for every request")
+    g = p.add_argument_group("download and playout")
+    g.add_argument("-D", dest="download_time_s", type=_seconds, metavar="SECONDS",
+                   help="download window per video (default 30; <= 0: 600)")
+    g.add_argument("-B", dest="initial_buffer_s", type=_non_negative_seconds, metavar="SECONDS",
+                   help="media buffered before playback starts (default 2.0)")
+    g.add_argument("-M", dest="min_buffer_s", type=_non_negative_seconds, metavar="SECONDS",
+                   help="buffer under which playback stalls (default 0.1)")
+    g.add_argument("--restart-buffer", dest="restart_buffer_s", type=_non_negative_seconds, metavar="SECONDS",
+                   help="buffer needed to resume after a stall (default 1.0)")
+    g = p.add_argument_group("output")
+    g.add_argument("--database-dir", dest="database_dir", metavar="DIR", help="where run databases go (databases)")
+    g.add_argument("--provider", dest="provider", metavar="ISP", help="ISP label, put into file names")
+    g.add_argument("-x", "--no-log-ip", dest="no_log_ip", action="store_true",
+                   help="do not record the public address (always the case in this version)")
+    g.add_argument("-L", dest="log_level", metavar="LEVEL", help="log level: DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    g.add_argument("--config", dest="config", metavar="FILE", help="TOML file of settings")
+    g = p.add_argument_group("lab")
+    g.add_argument("--lab-scenario", dest="lab_scenario", metavar="FILE", help="scenario of the lab (-s lab)")
+    g.add_argument("--lab-truth", dest="lab_truth", metavar="FILE", help="write the lab's ground-truth log here")
+    p.add_argument("-V", "--version", action="version", version=f"pytomo {__version__}")
+    return p
+
+
+def parse_crawl_args(argv: list[str]) -> settings_mod.Settings:
+    """Command line -> layered, checked settings."""
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if name in REMOVED:
+            raise UsageError(f"option {name} no longer exists: {REMOVED[name]}")
+    ns = vars(crawl_parser().parse_args(argv))
+    config = settings_mod.load_config_file(ns.pop("config")) if "config" in ns else {}
+    if "urls" in ns:
+        ns["urls"] = tuple(check_url(u, "argument") for u in ns["urls"])
+    return settings_mod.build(config, ns)
+
+
+def _setup_logging(level: str, logfile: Path | None) -> None:
+    root = logging.getLogger()
+    root.setLevel(level)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    if logfile is not None:
+        fh = logging.FileHandler(logfile, encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(fh)
+
+
+def _confirm(s: settings_mod.Settings) -> bool:
+    if s.batch or not sys.stdin.isatty():
+        return True
+    answer = input(f"Pytomo will measure videos of '{s.service}' and store the results in {s.database_dir}. "
+                   "Start? [y/N] ")
+    return answer.strip().lower().startswith("y")
+
+
+def crawl_main(argv: list[str] | None = None) -> int:
+    """``start_crawl.py``: returns the exit status (0 done, 1 failed, 2 bad usage, 130 interrupted early)."""
+    from pytomo.console import summary_table
+    from pytomo.run import CrawlRun
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        s = parse_crawl_args(argv)
+        if not _confirm(s):
+            print("start_crawl.py: not started", file=sys.stderr)
+            return 0
+        run = CrawlRun(s)
+        stop = run.stop
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            stop.set()
+            print("\nstart_crawl.py: stopping after the current stage (Ctrl-C again to abort)",
+                  file=sys.stderr, flush=True)
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, on_sigint)
+        outcome = run.execute(_setup_logging)
+    except UsageError as exc:
+        print(f"start_crawl.py: error: {exc}", file=sys.stderr)
+        return 2
+    except PytomoError as exc:
+        print(f"start_crawl.py: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("start_crawl.py: aborted", file=sys.stderr)
+        return 130
+    summary_table(outcome.summary, sys.stdout)
+    print(outcome.db_path, flush=True)
+    return 130 if outcome.summary.stop_reason == "interrupted" else 0
+

@@ -1,0 +1,1 @@
+"""The measurement stages and the crawl that runs them."""

@@ -1,0 +1,118 @@
+"""From one transfer to media figures and the playout: container index, MediaInfo, encoding rate, stalls."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from pytomo.engine.download import Transfer
+from pytomo.engine.playout import BufferPoint, PlayoutParams, PlayoutResult, simulate
+from pytomo.errors import MediaError
+from pytomo.media.index import MediaIndexer
+from pytomo.media.info import MediaInfoResult, probe
+from pytomo.media.timeline import MediaTimeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DownloadAnalysis:
+    """A transfer with what was derived from it; ``*_problem`` says why a figure is NULL or approximate."""
+
+    transfer: Transfer
+    params: PlayoutParams
+    container: str | None = None
+    media: MediaInfoResult | None = None
+    media_duration_s: float | None = None
+    encoding_rate_bps: float | None = None
+    encoding_rate_source: str | None = None
+    media_time_source: str | None = None
+    media_problem: str | None = None
+    playout: PlayoutResult | None = None
+    playout_problem: str | None = None
+    timeline_points: list[BufferPoint] = field(default_factory=list)
+    not_media: bool = False
+
+    @property
+    def initial_rate_bps(self) -> float | None:
+        """Throughput while filling the initial buffer: bytes at start of playback over first byte -> start."""
+        p, t = self.playout, self.transfer
+        if p is None or p.time_to_start_s is None or t.first_byte_s is None or not p.initial_data_bytes:
+            return None
+        span = p.time_to_start_s - t.first_byte_s
+        return p.initial_data_bytes * 8 / span if span > 0 else None
+
+    @property
+    def throughput_ratio(self) -> float | None:
+        """Average throughput over the encoding rate (> 1: faster than real time)."""
+        thp = self.transfer.avg_throughput_bps
+        if thp is None or not self.encoding_rate_bps:
+            return None
+        return thp / self.encoding_rate_bps
+
+
+def _downsample(points: tuple[BufferPoint, ...], bin_s: float) -> list[BufferPoint]:
+    """Keep state changes and the first point of each bin, so a graph has the shape without every read."""
+    out: list[BufferPoint] = []
+    last_bin, last_state = -1, None
+    for i, pt in enumerate(points):
+        b = int(pt.t_s / bin_s)
+        if pt.state != last_state or b != last_bin or i == len(points) - 1:
+            out.append(pt)
+        last_bin, last_state = b, pt.state
+    return out
+
+
+def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
+            tail: tuple[int, bytes] | None = None) -> DownloadAnalysis:
+    """Derive media and playout figures from a transfer and the index its bytes fed."""
+    a = DownloadAnalysis(transfer=transfer, params=params)
+    if transfer.bytes_total == 0:
+        a.media_problem = a.playout_problem = "no media bytes were received"
+        return a
+    a.container = indexer.container
+    try:
+        a.media = probe(transfer.head, transfer.content_length_bytes, tail)
+    except MediaError as exc:
+        a.media_problem = str(exc)
+    except Exception as exc:  # MediaInfo failing on hostile bytes must not stop the crawl
+        log.debug("MediaInfo failed", exc_info=True)
+        a.media_problem = f"MediaInfo failed: {exc}"
+    timeline = indexer.timeline()
+    if a.media is None and timeline is None:
+        a.not_media = True
+        a.media_problem = indexer.problem or a.media_problem or "not a media file"
+        a.playout_problem = "not a media file"
+        return a
+    info = a.media
+    a.container = a.container or (info.container if info else None)
+    a.media_duration_s = (info.duration_s if info and info.duration_s else None) or (
+        timeline.duration_s if timeline else None)
+    size = transfer.content_length_bytes
+    if info and info.overall_bitrate_bps:
+        a.encoding_rate_bps, a.encoding_rate_source = info.overall_bitrate_bps, "mediainfo-overall"
+    elif size and a.media_duration_s:
+        a.encoding_rate_bps, a.encoding_rate_source = size * 8 / a.media_duration_s, "size-over-duration"
+    if timeline is not None:
+        a.media_time_source = timeline.source
+    elif a.encoding_rate_bps:
+        timeline = MediaTimeline.from_average_bitrate(a.encoding_rate_bps, size, a.media_duration_s)
+        a.media_time_source = timeline.source
+        a.media_problem = f"no container index ({indexer.problem}); media time from the average bitrate"
+    else:
+        a.playout_problem = f"no media time: {indexer.problem or 'no container index and no encoding rate'}"
+        return a
+    events = []
+    last_media = -1.0
+    for t_s, received in zip(transfer.event_t_s, transfer.event_bytes):
+        media_s = timeline.time_at(received)
+        if media_s != last_media:
+            events.append((t_s, received, media_s))
+            last_media = media_s
+    if transfer.ended_by in ("window", "eof") and transfer.headers_s is not None:
+        end_s = transfer.headers_s + transfer.window_s
+    else:
+        end_s = transfer.last_byte_s or transfer.headers_s or 0.0
+    a.playout = simulate(events, end_s, params, media_duration_s=a.media_duration_s, complete=transfer.complete)
+    a.timeline_points = _downsample(a.playout.timeline, transfer.bin_s)
+    return a

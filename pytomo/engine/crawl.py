@@ -1,0 +1,115 @@
+"""The crawl: seeds, rounds of related videos, limits, pacing, storage of every video, and the run summary."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pytomo.engine.pipeline import Pipeline, VideoMeasurement
+from pytomo.errors import UnsupportedURL
+from pytomo.results import utc_now
+from pytomo.services import for_url
+from pytomo.services.base import Service, ServiceContext
+from pytomo.settings import Settings
+from pytomo.storage.sqlite import RunDatabase
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CrawlSummary:
+    """What the crawl did, for the closing table."""
+
+    videos: list[VideoMeasurement] = field(default_factory=list)
+    rounds: int = 0
+    stop_reason: str = "done"
+
+    @property
+    def measured(self) -> int:
+        """Videos whose download received bytes."""
+        return sum(1 for v in self.videos if v.main_download and v.main_download.transfer.bytes_total > 0)
+
+
+class Crawler:
+    """Runs rounds over the seeds (and, with ``related``, their related videos) until a limit or Ctrl-C."""
+
+    def __init__(self, settings: Settings, ctx: ServiceContext, service: Service, pipeline: Pipeline,
+                 db: RunDatabase, stop: threading.Event,
+                 on_video: Callable[[VideoMeasurement], None] | None = None) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.service = service
+        self.pipeline = pipeline
+        self.db = db
+        self.stop = stop
+        self.on_video = on_video
+        self.rng = random.Random(settings.random_seed)
+        self._instances: dict[type[Service], Service] = {type(service): service}
+
+    def _service_for(self, url: str) -> Service | None:
+        cls = for_url(url, type(self.service))
+        if cls is None:
+            return None
+        if cls not in self._instances:
+            self._instances[cls] = cls(self.ctx)
+        return self._instances[cls]
+
+    def run(self, seeds: list[tuple[str, str]]) -> CrawlSummary:
+        """Crawl ``(page_url, seed_source)`` pairs; each video is stored as soon as it is measured."""
+        s = self.settings
+        summary = CrawlSummary()
+        measured: set[str] = set()
+        inputs = list(dict.fromkeys(seeds))
+        for round_no in range(s.max_rounds):
+            summary.rounds = round_no + 1
+            following: list[tuple[str, str]] = []
+            for url, source in inputs:
+                if self.stop.is_set():
+                    summary.stop_reason = "interrupted"
+                    return summary
+                if not s.loop and url in measured:
+                    continue
+                if not s.loop and summary.measured >= s.max_crawled_urls:
+                    summary.stop_reason = f"reached {s.max_crawled_urls} measured videos (-u)"
+                    return summary
+                m = self._measure(url, round_no, source)
+                self.db.add_video(m)
+                summary.videos.append(m)
+                measured.add(url)
+                if self.on_video:
+                    self.on_video(m)
+                if m.status == "interrupted":
+                    summary.stop_reason = "interrupted"
+                    return summary
+                if s.related and not s.loop:
+                    following += self._related(m, measured)
+                if s.delay_between_requests_s > 0 and self.stop.wait(s.delay_between_requests_s):
+                    summary.stop_reason = "interrupted"
+                    return summary
+            if s.loop:
+                continue
+            inputs = [(u, src) for u, src in dict.fromkeys(following) if u not in measured]
+            if not inputs:
+                summary.stop_reason = "no more videos to crawl"
+                return summary
+        summary.stop_reason = f"reached {s.max_rounds} rounds (-r)"
+        return summary
+
+    def _measure(self, url: str, round_no: int, source: str) -> VideoMeasurement:
+        service = self._service_for(url)
+        if service is None:
+            m = VideoMeasurement(page_url=url, round=round_no, seed_source=source, service_label="Unknown",
+                                 started_at=utc_now())
+            err = UnsupportedURL(url=url)
+            m.status, m.error_stage, m.error_kind, m.error_message = "error", err.stage, err.kind, str(err)
+            m.ended_at = utc_now()
+            return m
+        return self.pipeline.measure(service, url, round_no=round_no, seed_source=source)
+
+    def _related(self, m: VideoMeasurement, measured: set[str]) -> list[tuple[str, str]]:
+        candidates = [u for u in dict.fromkeys(m.related) if u not in measured][: self.settings.max_per_page]
+        picked = self.rng.sample(candidates, min(self.settings.max_per_url, len(candidates)))
+        return [(u, f"related:{m.video_id or m.page_url}") for u in picked]

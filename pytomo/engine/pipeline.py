@@ -1,0 +1,217 @@
+"""Measures one video: page -> redirects (with DNS per hop) -> RTT -> download -> media -> playout."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urljoin
+
+import requests
+
+from pytomo.engine.analysis import DownloadAnalysis, analyse
+from pytomo.engine.download import Transfer, download, fetch_range
+from pytomo.engine.http import HttpClient, host_and_port
+from pytomo.engine.ping import probe_rtt
+from pytomo.engine.playout import PlayoutParams
+from pytomo.engine.resolve import DnsProbe, addresses
+from pytomo.errors import (
+    DownloadError,
+    HttpStatusError,
+    MeasurementError,
+    MediaError,
+    RedirectError,
+    ResolveFailed,
+)
+from pytomo.media.index import MediaIndexer
+from pytomo.results import DnsAnswer, Hop, RttResult, utc_now
+from pytomo.services.base import Service
+from pytomo.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STAGES = ("resolve_page", "redirects", "rtt", "download", "media", "playout")
+
+
+class Interrupted(Exception):
+    """Raised between stages when the user asked the crawl to stop."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage)
+        self.stage = stage
+
+
+@dataclass
+class VideoMeasurement:
+    """Everything observed for one page URL, stored as one transaction."""
+
+    page_url: str
+    round: int
+    seed_source: str
+    service_label: str
+    started_at: datetime
+    video_id: str | None = None
+    title: str | None = None
+    duration_s: float | None = None
+    related: list[str] = field(default_factory=list)
+    ended_at: datetime | None = None
+    cache_server_delay_s: float | None = None
+    status: str = "ok"
+    error_stage: str | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    hops: list[Hop] = field(default_factory=list)
+    dns: list[DnsAnswer] = field(default_factory=list)
+    rtt: list[RttResult] = field(default_factory=list)
+    downloads: list[DownloadAnalysis] = field(default_factory=list)
+
+    @property
+    def main_download(self) -> DownloadAnalysis | None:
+        """The first download, the one the summaries speak of."""
+        return self.downloads[0] if self.downloads else None
+
+
+class Pipeline:
+    """Runs the measurement stages for one page URL; expected failures become the video's stored outcome."""
+
+    def __init__(self, settings: Settings, http: HttpClient, dns: DnsProbe, primary_resolvers: set[str],
+                 stop: threading.Event) -> None:
+        self.settings = settings
+        self.http = http
+        self.dns = dns
+        self.primary = primary_resolvers
+        self.stop = stop
+        self.params = PlayoutParams(settings.initial_buffer_s, settings.min_buffer_s, settings.restart_buffer_s)
+
+    def _check(self, stage: str) -> None:
+        if self.stop.is_set():
+            raise Interrupted(stage)
+
+    def measure(self, service: Service, page_url: str, *, round_no: int = 0,
+                seed_source: str = "input") -> VideoMeasurement:
+        """Measure one video; never raises for a measurement failure."""
+        m = VideoMeasurement(page_url=page_url, round=round_no, seed_source=seed_source,
+                             service_label=service.LABEL, started_at=utc_now())
+        m.video_id = service.video_id(page_url)
+        try:
+            self._run(service, m)
+        except Interrupted as exc:
+            m.status, m.error_stage, m.error_kind = "interrupted", exc.stage, "interrupted"
+            m.error_message = f"stopped by the user before the {exc.stage} stage"
+        except MeasurementError as exc:
+            m.status, m.error_stage, m.error_kind, m.error_message = "error", exc.stage, exc.kind, str(exc)
+        except Exception as exc:  # a bug: keep the video's record, say what happened, go on
+            log.exception("unexpected failure measuring %s", page_url)
+            m.status, m.error_stage, m.error_kind = "error", "internal", "bug"
+            m.error_message = f"{exc.__class__.__name__}: {exc}"
+        m.ended_at = utc_now()
+        return m
+
+    def _run(self, service: Service, m: VideoMeasurement) -> None:
+        t0 = time.perf_counter()
+        self._check("resolve_page")
+        desc = service.resolve(m.page_url)
+        m.video_id, m.title, m.duration_s, m.related = desc.video_id, desc.title, desc.duration_s, list(desc.related)
+        self._check("redirects")
+        final_url = self._follow(desc.streams[0].url, m)
+        m.cache_server_delay_s = time.perf_counter() - t0
+        self._check("rtt")
+        self._probe_rtt(m)
+        self._check("download")
+        final_host = m.hops[-1].host
+        for address in self._download_addresses(final_host, m):
+            self._check("download")
+            m.downloads.append(self._download(final_url, address))
+        main = m.downloads[0]
+        t = main.transfer
+        if t.error_kind == "http_status":
+            raise HttpStatusError(stage="download", status=t.status, url=final_url)
+        if t.ended_by == "interrupted":
+            raise Interrupted("download")
+        if t.ended_by == "error":
+            raise DownloadError(t.error, kind=t.error_kind or "transfer")
+        if main.not_media:
+            raise MediaError(main.media_problem)
+
+    def _lookup(self, host: str, m: VideoMeasurement) -> list[str]:
+        known = [a for a in m.dns if a.host == host]
+        if not known:
+            known = self.dns.lookup(host)
+            m.dns.extend(known)
+        primary = addresses(a for a in known if a.resolver in self.primary or a.resolver in ("literal", "getaddrinfo"))
+        return primary or addresses(known)
+
+    def _follow(self, url: str, m: VideoMeasurement) -> str:
+        """Walk the redirect chain hop by hop (HEAD, GET when HEAD is refused); return the media URL."""
+        for index in range(self.settings.redirect_max_hops + 1):
+            self._check("redirects")
+            try:
+                host, _port = host_and_port(url)
+            except ValueError as exc:
+                raise RedirectError(f"bad URL in the redirect chain: {url!r}", kind="bad_url") from exc
+            found = self._lookup(host, m)
+            if not found:
+                raise ResolveFailed(host=host)
+            address = found[0]
+            started, t = utc_now(), time.perf_counter()
+            try:
+                resp = self.http.request("HEAD", url, address=address)
+                if resp.status_code in (405, 501):
+                    resp = self.http.request("GET", url, address=address, stream=True)
+                    resp.close()
+            except requests.RequestException as exc:
+                m.hops.append(Hop(index, url, host, address, None, None, time.perf_counter() - t, started,
+                                  error=str(exc)))
+                raise RedirectError(f"cannot reach {host} ({address}): {exc.__class__.__name__}",
+                                    kind="connect") from exc
+            location = resp.headers.get("Location")
+            m.hops.append(Hop(index, url, host, address, resp.status_code, location, time.perf_counter() - t,
+                              started))
+            if resp.is_redirect and location:
+                url = urljoin(url, location)
+                continue
+            if resp.status_code >= 400:
+                raise HttpStatusError(stage="redirects", status=resp.status_code, url=url)
+            return url
+        raise RedirectError(f"more than {self.settings.redirect_max_hops} redirects", kind="hop_limit")
+
+    def _probe_rtt(self, m: VideoMeasurement) -> None:
+        seen: set[str] = set()
+        for hop in m.hops:
+            _host, port = host_and_port(hop.url)
+            for address in addresses(a for a in m.dns if a.host == hop.host):
+                if address in seen:
+                    continue
+                seen.add(address)
+                self._check("rtt")
+                m.rtt.extend(probe_rtt(address, self.settings.ping_count, timeout_s=self.settings.ping_timeout_s,
+                                       interval_s=self.settings.ping_interval_s, tcp_port=port))
+
+    def _download_addresses(self, host: str, m: VideoMeasurement) -> list[str]:
+        primary = self._lookup(host, m)
+        chosen = primary[:1]
+        if self.settings.download_extra_dns:
+            chosen += [a for a in addresses(x for x in m.dns if x.host == host) if a not in primary]
+        return chosen
+
+    def _download(self, url: str, address: str) -> DownloadAnalysis:
+        s = self.settings
+        indexer = MediaIndexer()
+        transfer: Transfer = download(
+            self.http, url, address, window_s=s.window_s, bin_s=s.throughput_bin_s,
+            head_limit_bytes=s.media_head_bytes, on_data=indexer.feed, should_stop=self.stop.is_set,
+            timeout_s=s.http_timeout_s)
+        tail = None
+        need = indexer.tail_request() if transfer.bytes_total else None
+        if need is not None and not self.stop.is_set():
+            offset, length = need
+            try:
+                data = fetch_range(self.http, url, address, offset, length, timeout_s=s.http_timeout_s)
+                indexer.feed_tail(offset, data)
+                tail = (offset, data)
+                transfer.tail, transfer.tail_range = data, (offset, offset + len(data) - 1)
+            except (OSError, requests.RequestException) as exc:
+                transfer.tail_error = f"cannot fetch the index at the end of the file: {exc}"
+        return analyse(transfer, indexer, self.params, tail)

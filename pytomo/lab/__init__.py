@@ -1,0 +1,1 @@
+"""The built-in lab: an emulated video platform on loopback addresses."""

@@ -1,0 +1,298 @@
+"""The lab's HTTP servers: the platform site, the redirectors and the paced, fault-injecting cache servers."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import socket
+import struct
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from pytomo.lab.runtime import Lab
+    from pytomo.lab.scenario import ServerProfile
+
+log = logging.getLogger(__name__)
+
+_PACE_QUANTUM_S = 0.005
+_UNPACED_CHUNK = 1 << 20
+
+
+class LabServer(ThreadingHTTPServer):
+    """One threaded HTTP server bound to one loopback address, knowing the lab it belongs to."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+    def __init__(self, ip: str, handler: type[BaseHTTPRequestHandler], lab: Lab,
+                 profile: ServerProfile | None = None) -> None:
+        self.lab = lab
+        self.profile = profile
+        super().__init__((ip, 0), handler)
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        return self.server_address[1]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "PytomoLab/1"
+    server: LabServer
+
+    def log_message(self, fmt: str, *args: object) -> None:  # quiet: the lab logs at debug level only
+        log.debug("%s %s", self.client_address[0], fmt % args)
+
+    def _send(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.close_connection = True
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _redirect(self, location: str, status: int = 302) -> None:
+        self._send(status, "text/plain; charset=utf-8", b"redirect\n", {"Location": location})
+
+    def _not_found(self, what: str = "not found") -> None:
+        self._send(404, "text/plain; charset=utf-8", (what + "\n").encode())
+
+    def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
+        self.do_GET()
+
+    def do_GET(self) -> None:  # noqa: N802
+        try:
+            self.route(urlsplit(self.path))
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def route(self, url) -> None:  # pragma: no cover - overridden
+        self._not_found()
+
+
+def _page(title: str, body: str) -> bytes:
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
+            f"</title></head>\n<body>\n{body}\n</body></html>\n").encode()
+
+
+class PlatformHandler(_Handler):
+    """The platform site: popular lists, watch pages and the first hop of each media URL."""
+
+    def route(self, url) -> None:
+        lab = self.server.lab
+        query = parse_qs(url.query)
+        path = url.path
+        if path == "/":
+            items = "".join(f'<li><a href="{html.escape(lab.page_url(v.id))}">{html.escape(v.title)}</a></li>'
+                            for v in lab.popular("today"))
+            self._send(200, "text/html; charset=utf-8", _page("Pytomo lab", f"<h1>Popular today</h1><ul>{items}</ul>"))
+        elif path == "/api/popular":
+            frame = (query.get("time_frame") or ["today"])[0]
+            try:
+                limit = int((query.get("limit") or ["50"])[0])
+            except ValueError:
+                return self._send(400, "application/json", b'{"error": "limit must be a number"}')
+            if frame not in ("today", "week", "month", "all_time"):
+                return self._send(400, "application/json", b'{"error": "unknown time_frame"}')
+            videos = [{"id": v.id, "title": v.title, "url": lab.page_url(v.id)} for v in lab.popular(frame)][:limit]
+            body = json.dumps({"time_frame": frame, "videos": videos}, ensure_ascii=False).encode()
+            self._send(200, "application/json; charset=utf-8", body)
+        elif path == "/watch":
+            vid = (query.get("v") or [""])[0]
+            video = lab.scenario.video(vid)
+            if video is None:
+                return self._not_found(f"no video {vid!r}")
+            self._send(200, "text/html; charset=utf-8", self._watch_page(video))
+        elif m := re.fullmatch(r"/media/([\w-]+)(/next)?", path):
+            self._next_hop(m.group(1), "/next" if m.group(2) else "")
+        else:
+            self._not_found()
+
+    def _watch_page(self, video) -> bytes:
+        lab = self.server.lab
+        config = {"video_id": video.id, "title": video.title, "media_url": lab.media_url(video.id),
+                  "duration_s": video.media.duration_s}
+        blob = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+        blob = blob.replace("&", "\\u0026")
+        related = "".join(f'<li><a href="/watch?v={html.escape(r)}">{html.escape(lab.scenario.video(r).title)}</a></li>'
+                          for r in video.related)
+        body = (f"<h1>{html.escape(video.title)}</h1>\n"
+                f"<video controls src=\"{html.escape(lab.media_url(video.id))}\"></video>\n"
+                f"<script type=\"application/json\" id=\"player-config\">{blob}</script>\n"
+                f"<h2>Related</h2><ul class=\"related\">{related}</ul>")
+        return _page(video.title, body)
+
+    def _next_hop(self, vid: str, suffix: str) -> None:
+        lab = self.server.lab
+        chain = lab.redirect_chain(vid)
+        here = f"/media/{vid}{suffix}"
+        for i, hop in enumerate(chain[:-1]):
+            if urlsplit(hop).netloc == self.headers.get("Host", "") and urlsplit(hop).path == here:
+                nxt = chain[i + 1]
+                # the platform sends a relative Location when it redirects to itself
+                if urlsplit(nxt).netloc == urlsplit(hop).netloc:
+                    nxt = urlsplit(nxt).path
+                return self._redirect(nxt)
+        self._not_found(f"no media {vid!r}")
+
+
+class RedirectorHandler(_Handler):
+    """A redirector host: sends the request on to the next hop of the video's chain."""
+
+    def route(self, url) -> None:
+        m = re.fullmatch(r"/r/([\w-]+)", url.path)
+        if not m:
+            return self._not_found()
+        lab = self.server.lab
+        chain = lab.redirect_chain(m.group(1))
+        me = f"{self.headers.get('Host', '')}{url.path}"
+        for i, hop in enumerate(chain[:-1]):
+            parts = urlsplit(hop)
+            if f"{parts.netloc}{parts.path}" == me:
+                return self._redirect(chain[i + 1], 307 if i % 2 else 302)
+        self._not_found()
+
+
+class CacheHandler(_Handler):
+    """A cache server: serves media files under its profile (pacing, delays, pauses and faults)."""
+
+    def route(self, url) -> None:
+        m = re.fullmatch(r"/v/([\w-]+)\.(mp4|webm|flv)", url.path)
+        lab = self.server.lab
+        profile = self.server.profile
+        video = lab.scenario.video(m.group(1)) if m else None
+        if video is None or video.server != profile.name:
+            return self._not_found()
+        if profile.fault == "redirect_loop":
+            n = int((parse_qs(url.query).get("loop") or ["0"])[0] or 0)
+            return self._redirect(f"{url.path}?loop={n + 1}")
+        started = datetime.now(UTC)
+        record = lab.truth_record(video, profile)
+        record.update(method=self.command, started_at=started.isoformat(), bytes_sent=0)
+        try:
+            self._serve(video, profile, record)
+        finally:
+            record["ended_at"] = datetime.now(UTC).isoformat()
+            if self.command == "GET":
+                lab.truth.add(record)
+
+    def _serve(self, video, profile: ServerProfile, record: dict) -> None:
+        lab = self.server.lab
+        media = lab.media[video.id]
+        if profile.fault in ("404", "403", "500"):
+            record["status"] = int(profile.fault)
+            return self._send(int(profile.fault), "text/html; charset=utf-8",
+                              _page(f"Error {profile.fault}", f"<h1>Error {profile.fault}</h1>"))
+        if self.command == "GET" and profile.ttfb_delay_s > 0:
+            time.sleep(profile.ttfb_delay_s)
+        if profile.fault == "html":
+            record["status"] = 200
+            body = _page("Sign in", "<h1>Sign in to confirm you are not a robot</h1><form></form>")
+            record["bytes_sent"] = 0 if self.command == "HEAD" else len(body)
+            return self._send(200, "text/html; charset=utf-8", body)
+        size = media.size_bytes
+        start, end = 0, size - 1
+        rng = self.headers.get("Range")
+        status = 200
+        if rng:
+            parsed = _parse_range(rng, size)
+            if parsed is None:
+                record["status"] = 416
+                return self._send(416, "text/plain", b"bad range\n", {"Content-Range": f"bytes */{size}"})
+            start, end = parsed
+            status = 206
+            record["range"] = f"bytes={start}-{end}"
+        length = end - start + 1
+        record["status"] = status
+        self.send_response(status)
+        self.send_header("Content-Type", media.mime_type)
+        self.send_header("Content-Length", str(length))
+        self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        if self.command == "HEAD":
+            return
+        limit = length
+        if profile.fault in ("reset", "short_body"):
+            limit = min(length, profile.fault_after_bytes)
+        with open(media.path, "rb") as fh:
+            sent = _send_paced(self.connection, fh, start, limit, profile, record)
+        if profile.fault == "reset" and sent == limit:
+            # RST instead of FIN: linger on, timeout 0
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | None:
+    m = re.fullmatch(r"bytes=(\d*)-(\d*)", value.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    if not m.group(1):
+        n = int(m.group(2))
+        return (max(0, size - n), size - 1) if n > 0 else None
+    start = int(m.group(1))
+    end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+    return (start, end) if start <= end < size else None
+
+
+def _send_paced(sock: socket.socket, fh, offset: int, length: int, profile: ServerProfile, record: dict) -> int:
+    """Send ``length`` bytes of ``fh`` from ``offset`` under the profile's burst, rate and pauses."""
+    sock.settimeout(30.0)
+    rate_bps = profile.rate_bps
+    pauses = list(profile.stalls)
+    burst = profile.burst_bytes if rate_bps else length
+    sent = 0
+    pace_start = None  # wall time when paced sending began (shifted by pauses)
+    paced = 0  # bytes sent under pacing
+    quantum = max(1024, min(65536, int((rate_bps or 0) / 8 * _PACE_QUANTUM_S)))
+    while sent < length:
+        if pauses and pauses[0][0] <= sent:
+            time.sleep(pauses.pop(0)[1])
+            if pace_start is not None:
+                pace_start = time.monotonic() - paced * 8 / rate_bps
+            continue
+        stop = min(length, pauses[0][0]) if pauses else length
+        if sent < burst:
+            n = min(stop, burst) - sent
+            done = _sendfile(sock, fh, offset + sent, n)
+            sent += done
+            record["bytes_sent"] = sent
+            if done < n:
+                break
+            continue
+        if pace_start is None:
+            pace_start = time.monotonic()
+        n = min(quantum, stop - sent)
+        due = pace_start + (paced + n) * 8 / rate_bps
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        fh.seek(offset + sent)
+        sock.sendall(fh.read(n))
+        sent += n
+        paced += n
+        record["bytes_sent"] = sent
+    return sent
+
+
+def _sendfile(sock: socket.socket, fh, offset: int, count: int) -> int:
+    done = 0
+    while done < count:
+        n = min(_UNPACED_CHUNK, count - done)
+        done += sock.sendfile(fh, offset + done, n)
+    return done

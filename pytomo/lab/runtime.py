@@ -1,0 +1,145 @@
+"""The running lab: media, DNS and HTTP servers of one scenario, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from pytomo.errors import LabError
+from pytomo.lab.dns import LabDnsServer
+from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, RedirectorHandler
+from pytomo.lab.media import LabMedia, ensure_media
+from pytomo.lab.scenario import DNS_IP, LAB_DOMAIN, PLATFORM_IP, REDIRECTOR_IPS, Scenario, ServerProfile, VideoSpec
+from pytomo.lab.truth import TruthLog
+
+log = logging.getLogger(__name__)
+
+PLATFORM_HOST = f"www.{LAB_DOMAIN}"
+REDIRECTOR_HOSTS = tuple(f"r{i + 1}.redirector.{LAB_DOMAIN}" for i in range(len(REDIRECTOR_IPS)))
+_EXT = {"mp4": "mp4", "mp4-moov-end": "mp4", "fmp4": "mp4", "webm": "webm", "flv": "flv"}
+
+
+class Lab:
+    """An emulated video platform on loopback addresses; a context manager."""
+
+    def __init__(self, scenario: Scenario, truth_path: str | Path | None = None,
+                 media_dir: Path | None = None) -> None:
+        self.scenario = scenario
+        self.truth = TruthLog(truth_path)
+        self.media_dir = media_dir
+        self.media: dict[str, LabMedia] = {}
+        self.dns: LabDnsServer | None = None
+        self.platform: LabServer | None = None
+        self.redirectors: list[LabServer] = []
+        self.caches: dict[str, LabServer] = {}
+        self._threads: list[threading.Thread] = []
+
+    # lifecycle
+    def start(self) -> Lab:
+        """Generate missing media, then start the HTTP servers and the DNS server."""
+        for video in self.scenario.videos:
+            self.media[video.id] = ensure_media(video.media, self.media_dir)
+        try:
+            self.platform = self._serve(PLATFORM_IP, PlatformHandler)
+            self.redirectors = [self._serve(ip, RedirectorHandler) for ip in REDIRECTOR_IPS]
+            for profile in self.scenario.servers:
+                self.caches[profile.name] = self._serve(profile.ip, CacheHandler, profile)
+            records = {PLATFORM_HOST: [PLATFORM_IP]}
+            records.update({h: [ip] for h, ip in zip(REDIRECTOR_HOSTS, REDIRECTOR_IPS)})
+            records.update({p.host: [p.ip] for p in self.scenario.servers})
+            self.dns = LabDnsServer(records, ttl_s=self.scenario.dns_ttl_s, host=DNS_IP).start()
+        except OSError as exc:
+            self.stop()
+            raise LabError(f"cannot start the lab servers on loopback: {exc}") from exc
+        return self
+
+    def _serve(self, ip: str, handler, profile: ServerProfile | None = None) -> LabServer:
+        server = LabServer(ip, handler, self, profile)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                  name=f"lab-{ip}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return server
+
+    def stop(self) -> None:
+        """Stop every server."""
+        for server in [self.platform, *self.redirectors, *self.caches.values()]:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        if self.dns is not None:
+            self.dns.stop()
+        self.platform, self.redirectors, self.caches, self.dns = None, [], {}, None
+
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # addresses
+    @property
+    def platform_base(self) -> str:
+        """The platform's base URL."""
+        return f"http://{PLATFORM_HOST}:{self.platform.port}"
+
+    def page_url(self, video_id: str) -> str:
+        """The watch-page URL of a video, as the crawler is given it."""
+        return f"{self.platform_base}/watch?v={video_id}"
+
+    def cache_url(self, video: VideoSpec) -> str:
+        """The URL at the end of a video's redirect chain."""
+        profile = self.scenario.server(video.server)
+        port = self.caches[profile.name].port
+        return f"http://{profile.host}:{port}/v/{video.id}.{_EXT[video.media.container]}"
+
+    def redirect_chain(self, video_id: str) -> list[str]:
+        """Every URL of a video's media chain, the cache URL last (hops = len - 1)."""
+        video = self.scenario.video(video_id)
+        if video is None:
+            return []
+        cache = self.cache_url(video)
+        if video.hops == 0:
+            return [cache]
+        chain = [f"{self.platform_base}/media/{video.id}"]
+        if video.hops == 3:
+            chain.append(f"{self.platform_base}/media/{video.id}/next")
+        for i in range(video.hops - len(chain)):
+            chain.append(f"http://{REDIRECTOR_HOSTS[i]}:{self.redirectors[i].port}/r/{video.id}")
+        return [*chain, cache]
+
+    def media_url(self, video_id: str) -> str:
+        """The media URL written into the watch page (first URL of the chain)."""
+        return self.redirect_chain(video_id)[0]
+
+    def popular(self, time_frame: str) -> list[VideoSpec]:
+        """The videos of a popular list, in scenario order."""
+        return [v for v in self.scenario.videos if time_frame in v.popular]
+
+    def truth_record(self, video: VideoSpec, profile: ServerProfile) -> dict:
+        """The fixed part of a ground-truth record for a transfer of ``video`` from ``profile``."""
+        media = self.media[video.id]
+        return {"video_id": video.id, "page_url": self.page_url(video.id), "media_url": self.media_url(video.id),
+                "cache_host": profile.host, "cache_ip": profile.ip, "rate_bps": profile.rate_bps,
+                "burst_bytes": profile.burst_bytes, "ttfb_delay_s": profile.ttfb_delay_s,
+                "stalls": [list(s) for s in profile.stalls], "fault": profile.fault,
+                "container": video.media.container, "bitrate_bps": media.bitrate_bps,
+                "duration_s": media.duration_s, "size_bytes": media.size_bytes, "range": None, "status": None}
+
+    def describe(self) -> list[str]:
+        """Human-readable lines with every address of the running lab."""
+        lines = [f"lab scenario {self.scenario.name}: {self.scenario.description}",
+                 f"dns      {self.dns.host}:{self.dns.port} (UDP and TCP)",
+                 f"platform {self.platform_base}/  ({PLATFORM_IP})",
+                 f"popular  {self.platform_base}/api/popular?time_frame=today"]
+        for host, server in zip(REDIRECTOR_HOSTS, self.redirectors):
+            lines.append(f"redirect http://{host}:{server.port}/  ({server.server_address[0]})")
+        for profile in self.scenario.servers:
+            server = self.caches[profile.name]
+            rate = "unlimited" if profile.rate_bps is None else f"{profile.rate_bps / 1e6:g} Mbit/s"
+            extra = f", fault {profile.fault}" if profile.fault else ""
+            lines.append(f"cache    http://{profile.host}:{server.port}/  ({profile.ip}, {rate}{extra})")
+        for video in self.scenario.videos:
+            lines.append(f"video    {self.page_url(video.id)}")
+        return lines

@@ -1,0 +1,183 @@
+"""Lab scenarios: the platform's videos and the cache servers' profiles, read from a documented TOML file."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytomo.errors import LabError
+from pytomo.lab.media import CONTAINERS, MediaSpec
+
+FAULTS = ("404", "403", "500", "reset", "redirect_loop", "short_body", "html")
+TIME_FRAMES = ("today", "week", "month", "all_time")
+LAB_DOMAIN = "lab.pytomo.test"
+PLATFORM_IP = "127.77.0.1"
+REDIRECTOR_IPS = ("127.77.0.2", "127.77.0.3", "127.77.0.4")
+DNS_IP = "127.77.0.53"
+
+
+@dataclass(frozen=True)
+class ServerProfile:
+    """How one cache server serves media: pacing, delay before the first byte, scripted pauses, faults."""
+
+    name: str
+    host: str
+    ip: str
+    rate_bps: float | None = None  # None: as fast as the machine goes
+    burst_bytes: int = 0  # bytes sent unpaced before pacing starts (as CDNs do at start-up)
+    ttfb_delay_s: float = 0.0
+    stalls: tuple[tuple[int, float], ...] = ()  # (after_bytes, pause_s)
+    fault: str | None = None
+    fault_after_bytes: int = 0  # for reset and short_body
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """One video of the lab platform."""
+
+    id: str
+    title: str
+    server: str
+    media: MediaSpec
+    hops: int = 1
+    popular: tuple[str, ...] = TIME_FRAMES
+    related: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole lab: its servers and videos."""
+
+    name: str
+    description: str
+    servers: tuple[ServerProfile, ...]
+    videos: tuple[VideoSpec, ...]
+    dns_ttl_s: int = 300
+    source: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def server(self, name: str) -> ServerProfile:
+        """The server profile called ``name``."""
+        for s in self.servers:
+            if s.name == name:
+                return s
+        raise LabError(f"scenario {self.name}: no server named {name!r}")
+
+    def video(self, video_id: str) -> VideoSpec | None:
+        """The video with this id, or None."""
+        for v in self.videos:
+            if v.id == video_id:
+                return v
+        return None
+
+
+def _loopback(ip: str, where: str) -> str:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError as exc:
+        raise LabError(f"{where}: {ip!r} is not an IP address") from exc
+    if not addr.is_loopback:
+        raise LabError(f"{where}: {ip} is not a loopback address; the lab only uses 127.0.0.0/8")
+    return ip
+
+
+def _server(i: int, raw: dict, where: str) -> ServerProfile:
+    name = str(raw.get("name") or f"cache{i + 1}")
+    fault = raw.get("fault")
+    if fault is not None:
+        fault = str(fault)
+        if fault not in FAULTS:
+            raise LabError(f"{where}: server {name}: fault must be one of {', '.join(FAULTS)}, not {fault!r}")
+    rate = raw.get("rate_bps")
+    if rate is not None and float(rate) <= 0:
+        raise LabError(f"{where}: server {name}: rate_bps must be positive (omit it for unlimited)")
+    stalls = tuple((int(b), float(t)) for b, t in raw.get("stalls", ()))
+    if any(b < 0 or t < 0 for b, t in stalls):
+        raise LabError(f"{where}: server {name}: stalls are [after_bytes, pause_s] with non-negative values")
+    return ServerProfile(
+        name=name,
+        host=str(raw.get("host") or f"{name}.{LAB_DOMAIN}").lower(),
+        ip=_loopback(str(raw.get("ip") or f"127.77.1.{i + 1}"), f"{where}: server {name}"),
+        rate_bps=None if rate is None else float(rate),
+        burst_bytes=int(raw.get("burst_bytes", 0)),
+        ttfb_delay_s=float(raw.get("ttfb_delay_s", 0.0)),
+        stalls=tuple(sorted(stalls)),
+        fault=fault,
+        fault_after_bytes=int(raw.get("fault_after_bytes", 0)),
+    )
+
+
+def _video(raw: dict, defaults: dict, servers: dict[str, ServerProfile], where: str) -> VideoSpec:
+    merged = {**defaults, **raw}
+    vid = str(merged.get("id", ""))
+    if not vid or not vid.replace("-", "").replace("_", "").isalnum():
+        raise LabError(f"{where}: video id {vid!r} must be letters, digits, '-' or '_'")
+    server = str(merged.get("server", ""))
+    if server not in servers:
+        raise LabError(f"{where}: video {vid}: unknown server {server!r}")
+    container = str(merged.get("container", "mp4"))
+    if container not in CONTAINERS:
+        raise LabError(f"{where}: video {vid}: container must be one of {', '.join(CONTAINERS)}")
+    hops = int(merged.get("hops", 1))
+    if not 0 <= hops <= 3:
+        raise LabError(f"{where}: video {vid}: hops must be 0 to 3")
+    popular = tuple(merged.get("popular", TIME_FRAMES))
+    bad = [p for p in popular if p not in TIME_FRAMES]
+    if bad:
+        raise LabError(f"{where}: video {vid}: unknown time frame {bad[0]!r}")
+    media = MediaSpec(container=container, duration_s=float(merged.get("duration_s", 30.0)),
+                      bitrate_bps=int(merged.get("bitrate_bps", 1_000_000)))
+    return VideoSpec(id=vid, title=str(merged.get("title", vid)), server=server, media=media, hops=hops,
+                     popular=popular, related=tuple(str(r) for r in merged.get("related", ())))
+
+
+def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
+    """Build a Scenario from the parsed TOML document, checking every field."""
+    raw_servers = data.get("servers") or []
+    raw_videos = data.get("videos") or []
+    if not raw_servers or not raw_videos:
+        raise LabError(f"{source}: a scenario needs at least one [[servers]] and one [[videos]] table")
+    servers = [_server(i, raw, source) for i, raw in enumerate(raw_servers)]
+    by_name = {s.name: s for s in servers}
+    if len(by_name) != len(servers):
+        raise LabError(f"{source}: server names must be unique")
+    if len({s.ip for s in servers}) != len(servers) or len({s.host for s in servers}) != len(servers):
+        raise LabError(f"{source}: every server needs its own host name and address")
+    taken = {PLATFORM_IP, DNS_IP, *REDIRECTOR_IPS}
+    for s in servers:
+        if s.ip in taken:
+            raise LabError(f"{source}: server {s.name}: {s.ip} is reserved for the lab's own hosts")
+    defaults = data.get("video_defaults", {})
+    videos = [_video(raw, defaults, by_name, source) for raw in raw_videos]
+    ids = [v.id for v in videos]
+    if len(set(ids)) != len(ids):
+        raise LabError(f"{source}: video ids must be unique")
+    for v in videos:
+        for r in v.related:
+            if r not in ids:
+                raise LabError(f"{source}: video {v.id}: related video {r!r} does not exist")
+    meta = data.get("scenario", {})
+    return Scenario(name=str(meta.get("name", Path(source).stem)), description=str(meta.get("description", "")),
+                    servers=tuple(servers), videos=tuple(videos), dns_ttl_s=int(meta.get("dns_ttl_s", 300)),
+                    source=source)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and check a scenario file."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise LabError(f"cannot read lab scenario {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise LabError(f"lab scenario {path} is not valid TOML: {exc}") from exc
+    return parse_scenario(data, str(path))
+
+
+def default_scenario_path() -> Path:
+    """The scenario used when none is given."""
+    from pytomo.paths import lab_scenarios_dir
+
+    return lab_scenarios_dir() / "default.toml"

@@ -1,0 +1,375 @@
+"""MP4 (ISO BMFF) index: sample tables of the moov and the track fragments of moof boxes, read as bytes stream by.
+
+Simplification: edit lists are ignored; each track's presentation time is shifted so that its earliest sample
+starts at 0 (which is what the usual edit list of an encoder with B-frames or audio priming achieves).
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from collections.abc import Generator, Iterator
+from itertools import accumulate, repeat
+
+from pytomo.media.timeline import MediaTimeline, TrackSamples, build_timeline
+
+TOP_LEVEL_TYPES = frozenset(b"ftyp styp moov moof mdat free skip wide pdin sidx uuid meta".split())
+MAX_INDEX_BOX_BYTES = 256 * 1024 * 1024  # a moov/moof larger than this is treated as malformed
+_TO_END = 1 << 62  # "skip everything that follows"
+_HANDLERS = {b"vide": "video", b"soun": "audio"}
+MAX_SAMPLES = 50_000_000  # per track or run; more is treated as malformed
+
+# A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped.
+Parser = Generator[int, "bytes | None", None]
+
+
+def _u32(buf: bytes, pos: int) -> int:
+    return struct.unpack_from(">I", buf, pos)[0]
+
+
+def _u64(buf: bytes, pos: int) -> int:
+    return struct.unpack_from(">Q", buf, pos)[0]
+
+
+def _uints(buf: bytes, pos: int, count: int, typecode: str = "I") -> array:
+    """``count`` big-endian unsigned integers (``I`` 32-bit, ``Q`` 64-bit, ``H`` 16-bit) from ``buf[pos:]``."""
+    values = array(typecode)
+    end = pos + count * values.itemsize
+    if count < 0 or end > len(buf):
+        raise ValueError("table runs past the end of its box")
+    values.frombytes(buf[pos:end])
+    if sys.byteorder == "little":
+        values.byteswap()
+    return values
+
+
+def _expand(counts: array, values: list[int] | array, limit: int) -> list[int]:
+    """Run-length pairs (count, value) expanded to at most ``limit`` values."""
+    out: list[int] = []
+    for n, value in zip(counts, values):
+        out.extend(repeat(value, min(n, limit - len(out))))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _signed32(values: array) -> list[int]:
+    return [v - (1 << 32) if v & 0x80000000 else v for v in values]
+
+
+def _children(buf: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of each box inside ``buf[start:end]``."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", buf, pos)
+        header = 8
+        if size == 1:
+            size = _u64(buf, pos + 8)
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            raise ValueError(f"box {kind!r} of {size} bytes does not fit in its parent")
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def _child(buf: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
+    for child_kind, child_start, child_end in _children(buf, start, end):
+        if child_kind == kind:
+            return child_start, child_end
+    return None
+
+
+class _Track:
+    """What the moov says about one track: its kind, timescale and fragment defaults."""
+
+    __slots__ = ("samples", "default_duration", "default_size", "next_dts")
+
+    def __init__(self, samples: TrackSamples) -> None:
+        self.samples = samples
+        self.default_duration = 0
+        self.default_size = 0
+        self.next_dts = 0
+
+
+class Mp4Index:
+    """What the boxes of an MP4 file say about its samples; ``run`` is fed the file's bytes in order."""
+
+    def __init__(self) -> None:
+        self.moov_seen = False
+        self.fragmented = False
+        self.mdat_end: int | None = None  # end of the last top-level mdat seen while no moov was known
+        self._tracks: dict[int, _Track] = {}
+        self._movie_timescale = 0
+        self._movie_duration = 0
+        self._fragment_duration = 0  # from mehd, movie timescale
+        self._sidx_durations_s: dict[int, float] = {}
+        self._moof_seen = False
+
+    @property
+    def waiting_for(self) -> str | None:
+        """Why there is no timeline yet."""
+        return None if self.moov_seen else "moov box not received"
+
+    def run(self, start: int = 0) -> Parser:
+        """Walk the top-level boxes from file offset ``start``; read moov, moof and sidx, skip the rest."""
+        pos = start
+        while True:
+            header = yield 8
+            size, kind = struct.unpack(">I4s", header)
+            header_len = 8
+            if size == 1:
+                size = _u64((yield 8), 0)
+                header_len = 16
+            if size == 0:  # the box runs to the end of the file
+                if kind == b"mdat" and not self.moov_seen:
+                    self.mdat_end = None
+                yield -_TO_END
+                return
+            if size < header_len:
+                raise ValueError(f"box {kind!r} at byte {pos} has size {size}")
+            body_len = size - header_len
+            if kind in (b"moov", b"moof", b"sidx") and not (kind == b"moov" and self.moov_seen):
+                if body_len > MAX_INDEX_BOX_BYTES:
+                    raise ValueError(f"{kind.decode()} box of {size} bytes is too large")
+                body = yield body_len
+                if kind == b"moov":
+                    self._parse_moov(body)
+                elif kind == b"moof":
+                    self._parse_moof(body, pos)
+                elif not self._moof_seen:
+                    self._parse_sidx(body)
+            else:
+                if kind == b"mdat" and not self.moov_seen:
+                    self.mdat_end = pos + size
+                if body_len:
+                    yield -body_len
+            pos += size
+
+    # --- moov -------------------------------------------------------------------------------------------
+
+    def _parse_moov(self, buf: bytes) -> None:
+        end = len(buf)
+        for kind, start, stop in _children(buf, 0, end):
+            if kind == b"mvhd":
+                if buf[start] == 1:
+                    self._movie_timescale, self._movie_duration = struct.unpack_from(">IQ", buf, start + 20)
+                else:
+                    self._movie_timescale, self._movie_duration = struct.unpack_from(">II", buf, start + 12)
+            elif kind == b"trak":
+                self._parse_trak(buf, start, stop)
+            elif kind == b"mvex":
+                self.fragmented = True
+                for child, c_start, _ in _children(buf, start, stop):
+                    if child == b"trex":
+                        track_id, _sdi, duration, size = struct.unpack_from(">IIII", buf, c_start + 4)
+                        track = self._tracks.get(track_id)
+                        if track is not None:
+                            track.default_duration, track.default_size = duration, size
+                    elif child == b"mehd":
+                        version = buf[c_start]
+                        self._fragment_duration = _u64(buf, c_start + 4) if version == 1 else _u32(buf, c_start + 4)
+        self.moov_seen = True
+        self.mdat_end = None
+
+    def _parse_trak(self, buf: bytes, start: int, stop: int) -> None:
+        tkhd = _child(buf, start, stop, b"tkhd")
+        mdia = _child(buf, start, stop, b"mdia")
+        if tkhd is None or mdia is None:
+            return
+        track_id = _u32(buf, tkhd[0] + (20 if buf[tkhd[0]] == 1 else 12))
+        hdlr = _child(buf, mdia[0], mdia[1], b"hdlr")
+        mdhd = _child(buf, mdia[0], mdia[1], b"mdhd")
+        if hdlr is None or mdhd is None:
+            return
+        kind = _HANDLERS.get(buf[hdlr[0] + 8:hdlr[0] + 12])
+        timescale = _u32(buf, mdhd[0] + (20 if buf[mdhd[0]] == 1 else 12))
+        if kind is None or timescale == 0:
+            return
+        track = _Track(TrackSamples(kind, timescale))
+        self._tracks[track_id] = track
+        minf = _child(buf, mdia[0], mdia[1], b"minf")
+        stbl = minf and _child(buf, minf[0], minf[1], b"stbl")
+        if stbl:
+            self._parse_stbl(buf, stbl[0], stbl[1], track)
+
+    def _parse_stbl(self, buf: bytes, start: int, stop: int, track: _Track) -> None:
+        boxes = {kind: (s, e) for kind, s, e in _children(buf, start, stop)}
+        sizes = self._sample_sizes(buf, boxes)
+        if not sizes:
+            return
+        if b"stco" in boxes:
+            chunk_offsets = _uints(buf, boxes[b"stco"][0] + 8, _u32(buf, boxes[b"stco"][0] + 4))
+        elif b"co64" in boxes:
+            chunk_offsets = _uints(buf, boxes[b"co64"][0] + 8, _u32(buf, boxes[b"co64"][0] + 4), "Q")
+        else:
+            raise ValueError("sample table without chunk offsets")
+        stsc = boxes.get(b"stsc")
+        if stsc is None:
+            raise ValueError("sample table without stsc")
+        runs = _uints(buf, stsc[0] + 8, 3 * _u32(buf, stsc[0] + 4))
+        ends: list[int] = []
+        sample = 0
+        entries = len(runs) // 3
+        for e in range(entries):
+            first_chunk, per_chunk = runs[3 * e], runs[3 * e + 1]
+            last_chunk = runs[3 * (e + 1)] - 1 if e + 1 < entries else len(chunk_offsets)
+            for chunk in range(first_chunk - 1, min(last_chunk, len(chunk_offsets))):
+                offset = chunk_offsets[chunk]
+                for size in sizes[sample:sample + per_chunk]:
+                    offset += size
+                    ends.append(offset)
+                sample += per_chunk
+        count = min(len(ends), len(sizes))
+        stts = boxes.get(b"stts")
+        if stts is None:
+            raise ValueError("sample table without stts")
+        table = _uints(buf, stts[0] + 8, 2 * _u32(buf, stts[0] + 4))
+        deltas = _expand(table[::2], table[1::2], count)
+        count = len(deltas)
+        dts = list(accumulate(deltas, initial=0))
+        offsets = [0] * count
+        ctts = boxes.get(b"ctts")
+        if ctts is not None:
+            table = _uints(buf, ctts[0] + 8, 2 * _u32(buf, ctts[0] + 4))
+            offsets = _expand(table[::2], _signed32(table[1::2]), count)
+            offsets += [0] * (count - len(offsets))
+        samples = track.samples
+        samples.end_bytes.extend(ends[:count])
+        samples.pts.extend(d + o for d, o in zip(dts, offsets))
+        samples.dts.extend(dts[:count])
+        samples.durations.extend(deltas)
+        track.next_dts = dts[count]
+
+    @staticmethod
+    def _sample_sizes(buf: bytes, boxes: dict[bytes, tuple[int, int]]) -> list[int]:
+        if b"stsz" in boxes:
+            start = boxes[b"stsz"][0]
+            fixed, count = struct.unpack_from(">II", buf, start + 4)
+            if count > MAX_SAMPLES:
+                raise ValueError(f"stsz lists {count} samples")
+            return [fixed] * count if fixed else list(_uints(buf, start + 12, count))
+        if b"stz2" in boxes:
+            start = boxes[b"stz2"][0]
+            field_bits, count = buf[start + 7], _u32(buf, start + 8)
+            if field_bits == 16:
+                return list(_uints(buf, start + 12, count, "H"))
+            if field_bits == 8:
+                return list(buf[start + 12:start + 12 + count])
+            if field_bits == 4:
+                nibbles = [n for b in buf[start + 12:start + 12 + (count + 1) // 2] for n in (b >> 4, b & 15)]
+                return nibbles[:count]
+            raise ValueError(f"stz2 field size {field_bits}")
+        return []
+
+    # --- fragments ---------------------------------------------------------------------------------------
+
+    def _parse_sidx(self, buf: bytes) -> None:
+        version = buf[0]
+        reference_id, timescale = struct.unpack_from(">II", buf, 4)
+        pos = 12 + (16 if version == 1 else 8)
+        count = struct.unpack_from(">H", buf, pos + 2)[0]
+        table = _uints(buf, pos + 4, 3 * count)
+        if timescale and reference_id not in self._sidx_durations_s:
+            self._sidx_durations_s[reference_id] = sum(table[1::3]) / timescale
+
+    def _parse_moof(self, buf: bytes, moof_start: int) -> None:
+        self._moof_seen = True
+        data_end = moof_start  # end of the data of the previous track fragment
+        first = True
+        for kind, start, stop in _children(buf, 0, len(buf)):
+            if kind == b"traf":
+                data_end = self._parse_traf(buf, start, stop, moof_start, moof_start if first else data_end)
+                first = False
+
+    def _parse_traf(self, buf: bytes, start: int, stop: int, moof_start: int, implicit_base: int) -> int:
+        boxes = list(_children(buf, start, stop))
+        tfhd = next(((s, e) for k, s, e in boxes if k == b"tfhd"), None)
+        if tfhd is None:
+            raise ValueError("traf without tfhd")
+        pos = tfhd[0]
+        flags = int.from_bytes(buf[pos + 1:pos + 4], "big")
+        track_id = _u32(buf, pos + 4)
+        track = self._tracks.get(track_id)
+        default_duration = track.default_duration if track else 0
+        default_size = track.default_size if track else 0
+        pos += 8
+        base = implicit_base
+        if flags & 0x01:
+            base = _u64(buf, pos)
+            pos += 8
+        elif flags & 0x020000:
+            base = moof_start
+        if flags & 0x02:
+            pos += 4
+        if flags & 0x08:
+            default_duration = _u32(buf, pos)
+            pos += 4
+        if flags & 0x10:
+            default_size = _u32(buf, pos)
+        dts = track.next_dts if track else 0
+        data = base
+        for kind, s, _ in boxes:
+            if kind == b"tfdt":
+                dts = _u64(buf, s + 4) if buf[s] == 1 else _u32(buf, s + 4)
+            elif kind == b"trun":
+                data, dts = self._parse_trun(buf, s, base, data, dts, default_duration, default_size, track)
+        if track:
+            track.next_dts = dts
+        return data
+
+    @staticmethod
+    def _parse_trun(buf: bytes, pos: int, base: int, data: int, dts: int, default_duration: int,
+                    default_size: int, track: _Track | None) -> tuple[int, int]:
+        """Record the samples of one track run; return the end of its data and the next decode time."""
+        flags = int.from_bytes(buf[pos + 1:pos + 4], "big")
+        count = _u32(buf, pos + 4)
+        if count > MAX_SAMPLES:
+            raise ValueError(f"trun lists {count} samples")
+        pos += 8
+        if flags & 0x01:
+            data = base + struct.unpack_from(">i", buf, pos)[0]
+            pos += 4
+        if flags & 0x04:
+            pos += 4
+        fields = [bit for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit]
+        record = ">" + "".join("i" if bit == 0x800 else "I" for bit in fields)
+        length = 4 * len(fields)
+        if pos + count * length > len(buf):
+            raise ValueError("trun runs past the end of its box")
+        if length:
+            rows = struct.iter_unpack(record, buf[pos:pos + count * length])
+        else:
+            rows = repeat((), count)
+        has_duration, has_size, has_cts = 0x100 in fields, 0x200 in fields, 0x800 in fields
+        index_size = fields.index(0x200) if has_size else 0
+        index_cts = fields.index(0x800) if has_cts else 0
+        for row in rows:
+            duration = row[0] if has_duration else default_duration
+            data += row[index_size] if has_size else default_size
+            if track is not None:
+                track.samples.add(data, dts + (row[index_cts] if has_cts else 0), duration, dts)
+            dts += duration
+        return data, dts
+
+    # --- result ------------------------------------------------------------------------------------------
+
+    def declared_duration_s(self) -> float | None:
+        """The duration the header declares: mvhd for a plain file; mehd or sidx for a fragmented one."""
+        if not self.fragmented:
+            if self._movie_timescale and self._movie_duration:
+                return self._movie_duration / self._movie_timescale
+            return None
+        if self._movie_timescale and self._fragment_duration:
+            return self._fragment_duration / self._movie_timescale
+        return max(self._sidx_durations_s.values(), default=None)
+
+    def timeline(self) -> MediaTimeline | None:
+        """The timeline once the moov is known, else None."""
+        if not self.moov_seen:
+            return None
+        tracks = [t.samples for t in self._tracks.values()]
+        source = "mp4-fragments" if self.fragmented else "mp4-sample-table"
+        return build_timeline(source, tracks, self.declared_duration_s())

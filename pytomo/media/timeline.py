@@ -1,0 +1,179 @@
+"""Playable media time as a step function of the bytes received, and how it is built from per-track samples."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+SOURCES = ("mp4-sample-table", "mp4-fragments", "webm-blocks", "flv-tags", "average-bitrate")
+
+_AVERAGE_STEP_S = 0.1  # resolution of the linear fallback
+_AVERAGE_MAX_POINTS = 100_000
+
+
+@dataclass(frozen=True)
+class MediaTimeline:
+    """Playable media time as a step function of the bytes received from the start of the file."""
+
+    source: str  # one of SOURCES
+    offsets_bytes: tuple[int, ...]  # ascending; once offsets_bytes[i] bytes have been received ...
+    times_s: tuple[float, ...]  # ... media [0, times_s[i]) is playable; non-decreasing
+    duration_s: float | None  # the file's media duration when the container declares it
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown timeline source {self.source!r}")
+        if len(self.offsets_bytes) != len(self.times_s):
+            raise ValueError("offsets_bytes and times_s differ in length")
+
+    def time_at(self, received_bytes: int) -> float:
+        """Seconds of media playable once ``received_bytes`` bytes from the start have arrived."""
+        i = bisect_right(self.offsets_bytes, received_bytes)
+        return self.times_s[i - 1] if i else 0.0
+
+    def bytes_for(self, media_s: float) -> int | None:
+        """The smallest byte count that makes [0, media_s) playable; None if no byte count does."""
+        if media_s <= 0:
+            return 0
+        i = bisect_left(self.times_s, media_s)
+        return self.offsets_bytes[i] if i < len(self.offsets_bytes) else None
+
+    @property
+    def end_s(self) -> float:
+        """Media playable once every listed byte has arrived."""
+        return self.times_s[-1] if self.times_s else 0.0
+
+    @classmethod
+    def from_average_bitrate(cls, bitrate_bps: float, total_bytes: int | None, duration_s: float | None,
+                             header_bytes: int = 0) -> MediaTimeline:
+        """Fallback without an index: media time grows linearly at ``bitrate_bps`` after ``header_bytes``.
+
+        The end is ``duration_s`` when given, else where ``total_bytes`` runs out; one of them is required.
+        Steps are 0.1 s apart (coarser for very long media), each reached at the byte count the average
+        bitrate needs for it, so the step function never runs ahead of the linear one.
+        """
+        if not bitrate_bps > 0:
+            raise ValueError("bitrate_bps must be positive")
+        if duration_s is None:
+            if total_bytes is None:
+                raise ValueError("the average-bitrate timeline needs total_bytes or duration_s")
+            duration_s = max(0, total_bytes - header_bytes) * 8 / bitrate_bps
+        step_s = max(_AVERAGE_STEP_S, duration_s / _AVERAGE_MAX_POINTS)
+        count = math.ceil(duration_s / step_s) if duration_s > 0 else 0
+        offsets: list[int] = []
+        times: list[float] = []
+        for k in range(1, count + 1):
+            t = min(k * step_s, duration_s)
+            offset = header_bytes + math.ceil(t * bitrate_bps / 8)
+            if total_bytes is not None:
+                offset = min(offset, total_bytes)
+            if offsets and offsets[-1] == offset:
+                times[-1] = t
+            else:
+                offsets.append(offset)
+                times.append(t)
+        return cls("average-bitrate", tuple(offsets), tuple(times), duration_s)
+
+
+class TrackSamples:
+    """The samples of one audio or video track in decode order, as the container's index lists them.
+
+    Times are in ticks of ``timescale`` per second. ``pts`` is the presentation start of each sample and
+    ``dts`` its decode time; a duration of None is filled in later from the decode-time gap to the track's
+    next sample (the previous gap for the last one).
+    """
+
+    __slots__ = ("kind", "timescale", "end_bytes", "pts", "dts", "durations")
+
+    def __init__(self, kind: str, timescale: float) -> None:
+        if kind not in ("audio", "video"):
+            raise ValueError(f"track kind must be audio or video, not {kind!r}")
+        if not timescale > 0:
+            raise ValueError("timescale must be positive")
+        self.kind = kind
+        self.timescale = timescale
+        self.end_bytes: list[int] = []
+        self.pts: list[float] = []
+        self.dts: list[float] = []
+        self.durations: list[float | None] = []
+
+    def __len__(self) -> int:
+        return len(self.end_bytes)
+
+    def add(self, end_byte: int, pts: float, duration: float | None = None, dts: float | None = None) -> None:
+        """One sample whose last byte is just before ``end_byte`` in the file."""
+        self.end_bytes.append(end_byte)
+        self.pts.append(pts)
+        self.dts.append(pts if dts is None else dts)
+        self.durations.append(duration)
+
+    def filled_durations(self, last_end: float | None = None) -> list[float]:
+        """Durations with gaps filled: decode-time gap to the next sample, else the previous gap.
+
+        ``last_end`` (ticks), when known, ends the track's final sample if that one has no duration.
+        """
+        durations = list(self.durations)
+        dts = self.dts
+        gap = 0.0
+        n = len(durations)
+        for i in range(n):
+            if i + 1 < n and dts[i + 1] > dts[i]:
+                gap = dts[i + 1] - dts[i]
+            if durations[i] is None:
+                if i + 1 == n and last_end is not None and last_end > self.pts[i]:
+                    durations[i] = last_end - self.pts[i]
+                else:
+                    durations[i] = gap
+        return durations  # type: ignore[return-value]
+
+
+def _track_steps(track: TrackSamples, last_end: float | None) -> Iterator[tuple[int, float]]:
+    """(bytes needed, playable seconds) after each sample of one track, in decode order.
+
+    Once the first k samples in decode order are complete, [0, t) is playable for t = the latest presentation
+    end among them, capped by the earliest presentation start of the samples still missing (with reordered
+    frames a later-decoded one may be shown first). Presentation time is shifted so that the track starts at 0.
+    """
+    n = len(track)
+    scale = 1.0 / track.timescale
+    origin = min(track.pts)
+    starts = [(p - origin) * scale for p in track.pts]
+    durations = track.filled_durations(last_end)
+    suffix_min = [math.inf] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        suffix_min[i] = min(suffix_min[i + 1], starts[i])
+    need = 0
+    covered = 0.0
+    for k in range(n):
+        need = max(need, track.end_bytes[k])
+        covered = max(covered, starts[k] + durations[k] * scale)
+        yield need, min(covered, suffix_min[k + 1])
+
+
+def build_timeline(source: str, tracks: Iterable[TrackSamples], duration_s: float | None,
+                   last_end_s: float | None = None) -> MediaTimeline:
+    """Merge the tracks: at each byte count, playable time is the minimum over the tracks that list samples.
+
+    ``last_end_s`` is the presentation end of the whole file (seconds, before normalisation) when the parser
+    knows it has seen every sample; it then ends the final sample of each track lacking a duration.
+    """
+    listed: Sequence[TrackSamples] = [t for t in tracks if len(t)]
+    streams = []
+    for index, track in enumerate(listed):
+        last_end = None if last_end_s is None else last_end_s * track.timescale
+        streams.append(((need, index, t) for need, t in _track_steps(track, last_end)))
+    current = [0.0] * len(listed)
+    offsets: list[int] = []
+    times: list[float] = []
+    for need, index, t in heapq.merge(*streams):
+        current[index] = t
+        value = min(current)
+        if offsets and offsets[-1] == need:
+            times[-1] = value
+        elif value > (times[-1] if times else 0.0):
+            offsets.append(need)
+            times.append(value)
+    return MediaTimeline(source, tuple(offsets), tuple(times), duration_s)

@@ -1,0 +1,100 @@
+"""One crawl run wired together: the lab when asked, resolvers, HTTP client, service, database, crawler."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytomo.console import video_line
+from pytomo.engine.crawl import Crawler, CrawlSummary
+from pytomo.engine.http import HttpClient
+from pytomo.engine.pipeline import Pipeline
+from pytomo.engine.resolve import DnsProbe, ResolverSpec, addresses, parse_resolver
+from pytomo.seeds import seeds_for
+from pytomo.services import by_name
+from pytomo.services.base import ServiceContext
+from pytomo.settings import Settings
+from pytomo.storage.sqlite import RunDatabase
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutcome:
+    """The crawl's summary and where its database is."""
+
+    summary: CrawlSummary
+    db_path: Path
+
+
+class CrawlRun:
+    """Builds the components of a run from its settings and executes it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+
+    def _resolvers(self, lab) -> tuple[list[ResolverSpec], set[str]]:
+        s = self.settings
+        specs: list[ResolverSpec] = []
+        primary: set[str] = set()
+        if lab is not None:
+            specs.append(ResolverSpec("lab", lab.dns.host, lab.dns.port))
+            primary.add("lab")
+        elif s.dns_system:
+            specs.append(ResolverSpec("system"))
+            primary.add("system")
+        specs += [parse_resolver(text) for text in s.dns_extra]
+        return specs, primary
+
+    def execute(self, setup_logging: Callable[[str, Path | None], None]) -> RunOutcome:
+        """Run the crawl; the database is whole whatever happens."""
+        s = self.settings
+        service_cls = by_name(s.service)
+        with ExitStack() as stack:
+            lab = None
+            if service_cls.NAME == "lab":
+                from pytomo.lab.runtime import Lab
+                from pytomo.lab.scenario import default_scenario_path, load_scenario
+
+                scenario = load_scenario(s.lab_scenario or default_scenario_path())
+                lab = Lab(scenario, truth_path=s.lab_truth).start()
+                stack.callback(lab.stop)
+            specs, primary = self._resolvers(lab)
+            dns = DnsProbe(specs, timeout_s=s.dns_timeout_s, getaddrinfo_fallback=lab is None)
+            http = HttpClient(lambda host: addresses(dns.lookup(host)), timeout_s=s.http_timeout_s,
+                              user_agent=s.user_agent, proxy=s.http_proxy)
+            stack.callback(http.close)
+            ctx = ServiceContext(http=http, settings=s, lab=lab)
+            service = service_cls(ctx)
+            seeds = seeds_for(s, service)
+            db = RunDatabase.create(s.database_dir, s, lab_scenario=lab.scenario.source if lab else None)
+            setup_logging(s.log_level, db.path.with_suffix(".log"))
+            log.info("run %s: service %s, %d seeds, settings %s", db.path.name, s.service, len(seeds), s.as_dict())
+            pipeline = Pipeline(s, http, dns, primary, self.stop)
+            count = [0]
+            tty = sys.stderr.isatty()
+
+            def progress(m) -> None:
+                count[0] += 1
+                log.info("%s", video_line(m, count[0]))
+                if tty:
+                    print(video_line(m, count[0]), file=sys.stderr, flush=True)
+
+            crawler = Crawler(s, ctx, service, pipeline, db, self.stop, on_video=progress)
+            status = "failed"
+            summary = CrawlSummary(stop_reason="failed")
+            try:
+                summary = crawler.run(seeds)
+                status = "interrupted" if summary.stop_reason == "interrupted" else "finished"
+            except KeyboardInterrupt:
+                summary.stop_reason = status = "interrupted"
+                raise
+            finally:
+                db.finish(status, summary.stop_reason)
+        return RunOutcome(summary=summary, db_path=db.path)

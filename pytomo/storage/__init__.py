@@ -1,0 +1,1 @@
+"""Storage of run results: one SQLite database per run."""
