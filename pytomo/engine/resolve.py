@@ -194,22 +194,24 @@ def _split_address_port(text: str, target: str) -> tuple[str, int]:
     port_text = None
     if target.startswith("["):
         match = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", target)
-        if not match or _literal(match.group(1)) is None or _literal(match.group(1)).version != 6:
+        ip = _literal(match.group(1)) if match else None
+        if ip is None or ip.version != 6:
             raise UsageError(f"bad resolver {text!r}: brackets must hold an IPv6 address; {_RESOLVER_FORMS}")
-        address, port_text = match.group(1), match.group(2)
-    elif _is_ip(target):
-        address = target
+        port_text = match.group(2)
     elif target.count(":") == 1:
-        address, port_text = target.split(":")
-        if _literal(address) is None or _literal(address).version != 4:
-            raise UsageError(f"bad resolver {text!r}: {address!r} is not an IPv4 address; {_RESOLVER_FORMS}")
+        host, port_text = target.split(":")
+        ip = _literal(host)
+        if ip is None or ip.version != 4:
+            raise UsageError(f"bad resolver {text!r}: {host!r} is not an IPv4 address; {_RESOLVER_FORMS}")
     else:
-        raise UsageError(f"bad resolver {text!r}: {target!r} is not an IP address; {_RESOLVER_FORMS}")
+        ip = _literal(target)  # a bare IPv4 or IPv6 address
+        if ip is None:
+            raise UsageError(f"bad resolver {text!r}: {target!r} is not an IP address; {_RESOLVER_FORMS}")
     if port_text is None:
-        return str(_literal(address)), 53
+        return str(ip), 53
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise UsageError(f"bad resolver {text!r}: port {port_text!r} is not a number from 1 to 65535")
-    return str(_literal(address)), int(port_text)
+    return str(ip), int(port_text)
 
 
 def _literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -37,7 +37,8 @@ class LabDnsServer:
     IPv4 and IPv6 mixed. A and AAAA queries get the addresses of that family (NOERROR with an empty
     answer when the name has none), an unknown name gets NXDOMAIN, any other type NOERROR and no data.
     UDP answers larger than the client's buffer (512 bytes without EDNS) are truncated with TC set, so
-    clients retry over TCP. Each answer is held back ``delay_s`` seconds. ``queries`` logs every query
+    clients retry over TCP. The records of an answer come in a shuffled order (dnspython's default, like a
+    round-robin server). Each answer is held back ``delay_s`` seconds. ``queries`` logs every query
     answered as ``(qname, rdtype, transport)``, the name in lower case without the trailing dot.
     """
 

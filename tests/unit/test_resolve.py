@@ -10,6 +10,7 @@ from pytomo.engine import resolve
 from pytomo.engine.resolve import DnsProbe, ResolverSpec, addresses, parse_resolver, system_nameservers
 from pytomo.errors import UsageError
 from pytomo.lab.dns import LabDnsServer
+from pytomo.results import DnsAnswer, utc_now
 
 HOST = "cache.lab.example"
 
@@ -60,17 +61,30 @@ def facts(answers):
 def test_each_resolver_records_its_own_answers_with_its_label_and_ttl(lab_a, lab_b):
     probe = DnsProbe([ResolverSpec("lab", lab_a.host, lab_a.port), ResolverSpec("other", lab_b.host, lab_b.port)])
     answers = probe.lookup(HOST)
-    assert facts(answers) == [
+    # the order of records inside one answer is shuffled (round robin), so compare those sorted
+    assert sorted(facts(answers)) == sorted([
         (HOST, "lab", "127.77.0.53", "A", "NOERROR", "127.77.3.1", 60, None),
         (HOST, "lab", "127.77.0.53", "A", "NOERROR", "127.77.3.2", 60, None),
         (HOST, "lab", "127.77.0.53", "AAAA", "NOERROR", "::1", 60, None),
         (HOST, "other", "127.77.0.54", "A", "NOERROR", "127.77.4.1", 900, None),
         (HOST, "other", "127.77.0.54", "AAAA", "NOERROR", None, None, "no AAAA record"),
-    ]
-    assert addresses(answers) == ["127.77.3.1", "127.77.3.2", "::1", "127.77.4.1"]
+    ])
+    assert [(a.resolver, a.rdtype) for a in answers] == [("lab", "A"), ("lab", "A"), ("lab", "AAAA"),
+                                                         ("other", "A"), ("other", "AAAA")]
     assert all(a.latency_ms is not None and 0 < a.latency_ms < 1000 for a in answers)
     assert lab_a.queries == [(HOST, "A", "udp"), (HOST, "AAAA", "udp")]
     assert lab_b.queries == [(HOST, "A", "udp"), (HOST, "AAAA", "udp")]
+
+
+def test_addresses_are_distinct_in_order_of_first_appearance():
+    at = utc_now()
+
+    def answer(address):
+        return DnsAnswer(HOST, "lab", "127.77.0.53", "A", "NOERROR", address, 60, 1.0, at)
+
+    given = [answer("127.77.3.2"), answer(None), answer("::1"), answer("127.77.3.2"), answer("127.77.3.1")]
+    assert addresses(given) == ["127.77.3.2", "::1", "127.77.3.1"]
+    assert addresses([]) == []
 
 
 def test_nxdomain_is_one_answer_without_address(lab_a):
@@ -145,9 +159,10 @@ def test_failed_getaddrinfo_is_recorded_not_raised(lab_a, monkeypatch):
 def test_system_resolver_asks_every_system_nameserver_under_one_label(lab_a, lab_b, monkeypatch):
     monkeypatch.setattr(resolve, "system_nameservers", lambda: [(lab_a.host, lab_a.port), (lab_b.host, lab_b.port)])
     answers = DnsProbe([ResolverSpec("system")], rdtypes=("A",)).lookup(HOST)
-    assert [(a.resolver, a.resolver_address, a.address) for a in answers] == [
+    assert sorted((a.resolver, a.resolver_address, a.address) for a in answers) == [
         ("system", "127.77.0.53", "127.77.3.1"), ("system", "127.77.0.53", "127.77.3.2"),
         ("system", "127.77.0.54", "127.77.4.1")]
+    assert [a.resolver_address for a in answers] == ["127.77.0.53", "127.77.0.53", "127.77.0.54"]
 
 
 def test_system_resolver_without_nameservers_is_recorded(monkeypatch):
