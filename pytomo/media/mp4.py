@@ -1,8 +1,4 @@
-"""MP4 (ISO BMFF) index: sample tables of the moov and the track fragments of moof boxes, read as bytes stream by.
-
-Simplification: edit lists are ignored; each track's presentation time is shifted so that its earliest sample
-starts at 0 (which is what the usual edit list of an encoder with B-frames or audio priming achieves).
-"""
+"""MP4 (ISO BMFF) index: sample tables of the moov and the track fragments of moof boxes, read as bytes stream by."""
 
 from __future__ import annotations
 
@@ -18,7 +14,7 @@ TOP_LEVEL_TYPES = frozenset(b"ftyp styp moov moof mdat free skip wide pdin sidx 
 MAX_INDEX_BOX_BYTES = 256 * 1024 * 1024  # a moov/moof larger than this is treated as malformed
 _TO_END = 1 << 62  # "skip everything that follows"
 _HANDLERS = {b"vide": "video", b"soun": "audio"}
-MAX_SAMPLES = 50_000_000  # per track or run; more is treated as malformed
+MAX_SAMPLES = 10_000_000  # per track or run; more is treated as malformed
 
 # A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped.
 Parser = Generator[int, "bytes | None", None]
@@ -95,7 +91,12 @@ class _Track:
 
 
 class Mp4Index:
-    """What the boxes of an MP4 file say about its samples; ``run`` is fed the file's bytes in order."""
+    """What the boxes of an MP4 file say about its samples; ``run`` is fed the file's bytes in order.
+
+    Simplification: edit lists are ignored; each track's presentation time is shifted so that its earliest
+    sample starts at 0 (what the usual edit list of an encoder with B-frames or audio priming achieves).
+    Composition offsets (ctts, trun) are applied.
+    """
 
     def __init__(self) -> None:
         self.moov_seen = False

@@ -66,8 +66,8 @@ class MediaTimeline:
         offsets: list[int] = []
         times: list[float] = []
         for k in range(1, count + 1):
-            t = min(k * step_s, duration_s)
-            offset = header_bytes + math.ceil(t * bitrate_bps / 8)
+            t = min(round(k * step_s, 9), duration_s)
+            offset = header_bytes + math.ceil(round(t * bitrate_bps / 8, 6))
             if total_bytes is not None:
                 offset = min(offset, total_bytes)
             if offsets and offsets[-1] == offset:
@@ -153,6 +153,12 @@ def _track_steps(track: TrackSamples, last_end: float | None) -> Iterator[tuple[
         yield need, min(covered, suffix_min[k + 1])
 
 
+def _tagged(index: int, track: TrackSamples, last_end_s: float | None) -> Iterator[tuple[int, int, float]]:
+    last_end = None if last_end_s is None else last_end_s * track.timescale
+    for need, t in _track_steps(track, last_end):
+        yield need, index, t
+
+
 def build_timeline(source: str, tracks: Iterable[TrackSamples], duration_s: float | None,
                    last_end_s: float | None = None) -> MediaTimeline:
     """Merge the tracks: at each byte count, playable time is the minimum over the tracks that list samples.
@@ -161,10 +167,7 @@ def build_timeline(source: str, tracks: Iterable[TrackSamples], duration_s: floa
     knows it has seen every sample; it then ends the final sample of each track lacking a duration.
     """
     listed: Sequence[TrackSamples] = [t for t in tracks if len(t)]
-    streams = []
-    for index, track in enumerate(listed):
-        last_end = None if last_end_s is None else last_end_s * track.timescale
-        streams.append(((need, index, t) for need, t in _track_steps(track, last_end)))
+    streams = [_tagged(index, track, last_end_s) for index, track in enumerate(listed)]
     current = [0.0] * len(listed)
     offsets: list[int] = []
     times: list[float] = []

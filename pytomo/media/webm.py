@@ -133,7 +133,10 @@ class WebmIndex:
                 if size > MAX_HEADER_ELEMENT_BYTES:
                     raise ValueError(f"element {element_id:#x} of {size} bytes is too large")
                 body = yield size
-                self._parse_info(body) if element_id == INFO else self._parse_tracks(body)
+                if element_id == INFO:
+                    self._parse_info(body)
+                else:
+                    self._parse_tracks(body)
             elif size:
                 yield -size
             pos += header_len + size
@@ -148,20 +151,18 @@ class WebmIndex:
         """
         end = None if size is None else pos + size
         timecode = 0
+        pending: Header | None = None
         while end is None or pos < end:
-            element_id, child_size, header_len = yield from _read_header()
+            element_id, child_size, header_len = pending or (yield from _read_header())
+            pending = None
             if end is None and element_id not in CLUSTER_CHILDREN:
                 return pos, (element_id, child_size, header_len)
-            if child_size is None:
-                if element_id != BLOCK_GROUP:
-                    raise ValueError(f"unknown-size element {element_id:#x} in a Cluster")
-                pos, pending = yield from self._block_group(pos + header_len, None, timecode)
-                if pending is not None:
-                    if end is None and pending[0] not in CLUSTER_CHILDREN:
-                        return pos, pending
-                    raise ValueError("a BlockGroup of unknown size is followed by a Cluster child")
-                continue
             body_start = pos + header_len
+            if element_id == BLOCK_GROUP and child_size is None:
+                pos, pending = yield from self._block_group(body_start, None, timecode)
+                continue
+            if child_size is None:
+                raise ValueError(f"unknown-size element {element_id:#x} in a Cluster")
             if element_id == TIMECODE:
                 timecode = int.from_bytes((yield child_size), "big") if child_size else 0
             elif element_id == SIMPLE_BLOCK:
@@ -182,9 +183,11 @@ class WebmIndex:
         pending: Header | None = None
         while end is None or pos < end:
             element_id, child_size, header_len = yield from _read_header()
-            if child_size is None or (end is None and element_id not in GROUP_CHILDREN):
+            if end is None and element_id not in GROUP_CHILDREN:
                 pending = (element_id, child_size, header_len)
                 break
+            if child_size is None:
+                raise ValueError(f"unknown-size element {element_id:#x} in a BlockGroup")
             if element_id == BLOCK:
                 track, relative, frames = yield from self._block_header(child_size)
                 block = (track, pos + header_len + child_size, timecode + relative, frames)
@@ -201,6 +204,8 @@ class WebmIndex:
     @staticmethod
     def _block_header(size: int) -> Generator[int, bytes, tuple[int, int, int]]:
         """Read a (Simple)Block's header, skip its frames; return track number, relative timecode, frame count."""
+        if size < 4:
+            raise ValueError(f"block of {size} bytes")
         head_len = min(size, 16)
         head = yield head_len
         track_len = _vint_length(head[0], 8)

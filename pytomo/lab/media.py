@@ -1,0 +1,209 @@
+"""Synthetic lab videos made once with ffmpeg and cached, with the facts ffmpeg reports about them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pytomo import paths
+from pytomo.errors import LabError
+
+CONTAINERS = ("mp4", "mp4-moov-end", "fmp4", "webm", "flv")
+RECIPE_VERSION = 1  # bump when the ffmpeg recipe changes, so that cached files are made again
+MIME_TYPES = {"mp4": "video/mp4", "mp4-moov-end": "video/mp4", "fmp4": "video/mp4", "webm": "video/webm",
+              "flv": "video/x-flv"}
+_EXTENSIONS = {"mp4": "mp4", "mp4-moov-end": "mp4", "fmp4": "mp4", "webm": "webm", "flv": "flv"}
+_MUXERS = {"mp4": "mp4", "mp4-moov-end": "mp4", "fmp4": "mp4", "webm": "webm", "flv": "flv"}
+_MUX_OPTIONS = {
+    "mp4": ["-movflags", "+faststart"],
+    "mp4-moov-end": [],
+    # One fragment per 2 s GOP, runs of at most 10 samples per track inside each mdat, a sidx at the start.
+    "fmp4": ["-movflags", "+frag_keyframe+empty_moov+default_base_moof+global_sidx", "-frag_interleave", "10"],
+    "webm": [],
+    "flv": [],
+}
+_MUX_OVERHEAD = 0.01  # share of the target bitrate left for container overhead
+_NOISE_SEED = 20240601
+_FFMPEG_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class MediaSpec:
+    """What lab video to make."""
+
+    container: str  # one of CONTAINERS
+    duration_s: float = 30.0
+    bitrate_bps: int = 1_000_000  # target total bitrate (video + audio)
+    width: int = 640
+    height: int = 360
+    fps: int = 25
+    audio: bool = True
+
+    def __post_init__(self) -> None:
+        if self.container not in CONTAINERS:
+            raise LabError(f"unknown lab container {self.container!r} (expected one of {', '.join(CONTAINERS)})")
+        if not 0 < self.duration_s <= 24 * 3600:
+            raise LabError(f"lab media duration {self.duration_s} s is out of range")
+        if self.width < 16 or self.height < 16 or self.width % 2 or self.height % 2:
+            raise LabError(f"lab media size {self.width}x{self.height} must be even and at least 16x16")
+        if not 1 <= self.fps <= 120:
+            raise LabError(f"lab media frame rate {self.fps} is out of range")
+        if self.video_bitrate_bps < 50_000:
+            raise LabError(f"lab media bitrate {self.bitrate_bps} b/s is too low")
+
+    @property
+    def audio_bitrate_bps(self) -> int:
+        """Audio share of the target: an eighth of it, between 32 and 128 kb/s."""
+        return min(128_000, max(32_000, self.bitrate_bps // 8)) if self.audio else 0
+
+    @property
+    def video_bitrate_bps(self) -> int:
+        """Video share of the target, after audio and container overhead."""
+        return int(self.bitrate_bps * (1 - _MUX_OVERHEAD)) - self.audio_bitrate_bps
+
+
+@dataclass(frozen=True)
+class LabMedia:
+    """A generated lab video and the facts ffmpeg reports about it (the ground truth for measurements)."""
+
+    spec: MediaSpec
+    path: Path
+    size_bytes: int
+    duration_s: float  # decoded by ffmpeg: end of the last decoded frame or audio sample
+    bitrate_bps: float  # size_bytes * 8 / duration_s, the true encoding rate
+    video_codec: str  # "h264" or "vp8"
+    audio_codec: str | None  # "aac" or "opus"; None without audio
+    mime_type: str
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary shipped with imageio-ffmpeg."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:
+        raise LabError("imageio-ffmpeg is not installed; the lab cannot make media") from exc
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ensure_media(spec: MediaSpec, cache_dir: Path | None = None) -> LabMedia:
+    """The lab video for ``spec``: made on first use in ``cache_dir`` (default: the user cache), then reused."""
+    folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir() / "lab-media"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{spec.container}-{_spec_key(spec)}.{_EXTENSIONS[spec.container]}"
+    sidecar = path.with_name(path.name + ".json")
+    facts = _read_sidecar(sidecar, path)
+    if facts is None:
+        if not path.exists():
+            _generate(spec, path)
+        facts = _probe(path)
+        _write_atomically(sidecar, json.dumps(facts, sort_keys=True).encode())
+    return LabMedia(spec=spec, path=path, size_bytes=facts["size_bytes"], duration_s=facts["duration_s"],
+                    bitrate_bps=facts["size_bytes"] * 8 / facts["duration_s"], video_codec=facts["video_codec"],
+                    audio_codec=facts["audio_codec"], mime_type=MIME_TYPES[spec.container])
+
+
+def _spec_key(spec: MediaSpec) -> str:
+    text = json.dumps({"recipe": RECIPE_VERSION, **asdict(spec)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_sidecar(sidecar: Path, path: Path) -> dict | None:
+    try:
+        facts = json.loads(sidecar.read_text())
+        if facts["size_bytes"] == path.stat().st_size and facts["duration_s"] > 0:
+            return facts
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _command(spec: MediaSpec, output: Path) -> list[str]:
+    """The ffmpeg command line: noisy moving test picture, sine tone, near-constant bitrate, bit-exact output."""
+    gop = 2 * spec.fps
+    video_bps = spec.video_bitrate_bps
+    picture = (f"testsrc2=size={spec.width}x{spec.height}:rate={spec.fps}:duration={spec.duration_s},"
+               f"noise=alls=30:allf=t+u:all_seed={_NOISE_SEED},format=yuv420p")
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error", "-filter_threads", "1",
+               "-f", "lavfi", "-i", picture]
+    if spec.audio:
+        command += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={spec.duration_s}"]
+    command += ["-map", "0:v"] + (["-map", "1:a"] if spec.audio else [])
+    # Constant bitrate with a small rate buffer (x264: 1/4 s, half full at the start; libvpx: 1/2 s), so that
+    # bytes stay within a few percent of linear in media time.
+    rate = ["-b:v", str(video_bps), "-minrate", str(video_bps), "-maxrate", str(video_bps),
+            "-g", str(gop), "-keyint_min", str(gop)]
+    if spec.container == "webm":
+        command += ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0",
+                    "-auto-alt-ref", "0", "-bufsize", str(video_bps // 2), *rate]
+        audio = ["-c:a", "libopus", "-b:a", str(spec.audio_bitrate_bps)]
+    else:
+        command += ["-c:v", "libx264", "-preset", "veryfast", "-x264-params", "nal-hrd=cbr:force-cfr=1:vbv-init=0.5",
+                    "-sc_threshold", "0", "-bufsize", str(video_bps // 4), *rate]
+        audio = ["-c:a", "aac", "-b:a", str(spec.audio_bitrate_bps)]
+    command += ["-threads", "1", "-pix_fmt", "yuv420p"]
+    if spec.audio:
+        command += audio
+    command += ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
+                "-map_metadata", "-1", "-map_chapters", "-1", *_MUX_OPTIONS[spec.container],
+                "-f", _MUXERS[spec.container], str(output)]
+    return command
+
+
+def _run_ffmpeg(command: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=_FFMPEG_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LabError(f"ffmpeg could not {what}: {exc}") from exc
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        last = lines[-1].strip() if lines else f"exit status {done.returncode}"
+        raise LabError(f"ffmpeg could not {what}: {last}")
+    return done
+
+
+def _generate(spec: MediaSpec, path: Path) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    try:
+        _run_ffmpeg(_command(spec, temp), f"make {spec.container} lab media")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+_STREAM = re.compile(r"Stream #\d+:\d+\S*: (Video|Audio): (\w+)")
+_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+
+def _probe(path: Path) -> dict:
+    """Facts from ffmpeg itself: codecs from its stream list, duration from decoding every frame."""
+    done = _run_ffmpeg([ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", str(path), "-map", "0",
+                        "-progress", "pipe:1", "-f", "null", "-"], f"read {path.name}")
+    codecs = {kind: codec for kind, codec in reversed(_STREAM.findall(done.stderr))}
+    times = [int(line[len("out_time_us="):]) for line in done.stdout.splitlines()
+             if re.fullmatch(r"out_time_us=\d+", line)]
+    duration_s = times[-1] / 1e6 if times else 0.0
+    if duration_s <= 0:
+        match = _DURATION.search(done.stderr)
+        if match is None:
+            raise LabError(f"ffmpeg reported no duration for {path.name}")
+        hours, minutes, seconds = match.groups()
+        duration_s = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    if "Video" not in codecs:
+        raise LabError(f"ffmpeg found no video stream in {path.name}")
+    return {"size_bytes": path.stat().st_size, "duration_s": duration_s, "video_codec": codecs["Video"],
+            "audio_codec": codecs.get("Audio")}

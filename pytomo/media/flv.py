@@ -1,0 +1,146 @@
+"""FLV index: the header of every tag (and the onMetaData script tag), read as bytes stream by."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Generator
+
+from pytomo.media.timeline import MediaTimeline, TrackSamples, build_timeline
+
+AUDIO, VIDEO, SCRIPT = 8, 9, 18
+MAX_SCRIPT_BYTES = 1024 * 1024  # a larger script tag is skipped unread
+_MS = 1000  # FLV timestamps are milliseconds
+_CONFIG_PACKETS = frozenset({0, 2, 4, 5})  # enhanced FLV: sequence start/end, metadata, MPEG-2 TS sequence start
+
+# A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped.
+Parser = Generator[int, "bytes | None", None]
+
+
+def _amf_value(buf: bytes, pos: int, depth: int = 0) -> tuple[object, int]:
+    """One AMF0 value at ``buf[pos:]``: (value, position after it). Objects become dicts of their scalars."""
+    if depth > 16:
+        raise ValueError("AMF0 nesting too deep")
+    marker = buf[pos]
+    pos += 1
+    if marker == 0x00:  # number
+        return struct.unpack_from(">d", buf, pos)[0], pos + 8
+    if marker == 0x01:  # boolean
+        return bool(buf[pos]), pos + 1
+    if marker == 0x02:  # string
+        length = struct.unpack_from(">H", buf, pos)[0]
+        return buf[pos + 2:pos + 2 + length].decode("utf-8", "replace"), pos + 2 + length
+    if marker == 0x0C:  # long string
+        length = struct.unpack_from(">I", buf, pos)[0]
+        return buf[pos + 4:pos + 4 + length].decode("utf-8", "replace"), pos + 4 + length
+    if marker in (0x03, 0x08):  # object, ECMA array: name/value pairs up to the end marker
+        if marker == 0x08:
+            pos += 4
+        values: dict[str, object] = {}
+        while pos + 3 <= len(buf) and buf[pos:pos + 3] != b"\x00\x00\x09":
+            length = struct.unpack_from(">H", buf, pos)[0]
+            name = buf[pos + 2:pos + 2 + length].decode("utf-8", "replace")
+            values[name], pos = _amf_value(buf, pos + 2 + length, depth + 1)
+        return values, pos + 3
+    if marker == 0x0A:  # strict array
+        count = struct.unpack_from(">I", buf, pos)[0]
+        pos += 4
+        items = []
+        for _ in range(count):
+            item, pos = _amf_value(buf, pos, depth + 1)
+            items.append(item)
+        return items, pos
+    if marker == 0x0B:  # date
+        return None, pos + 10
+    if marker in (0x05, 0x06):  # null, undefined
+        return None, pos
+    raise ValueError(f"AMF0 marker {marker:#x} not supported")
+
+
+def metadata_duration_s(body: bytes) -> float | None:
+    """The ``duration`` of an onMetaData script tag body, if it has one."""
+    name, pos = _amf_value(body, 0)
+    if name != "onMetaData" or pos >= len(body):
+        return None
+    values, _ = _amf_value(body, pos)
+    duration = values.get("duration") if isinstance(values, dict) else None
+    return float(duration) if isinstance(duration, (int, float)) and duration > 0 else None
+
+
+class FlvIndex:
+    """What the tags of an FLV file say about its frames; ``run`` is fed the file's bytes in order."""
+
+    def __init__(self) -> None:
+        self.duration_s: float | None = None
+        self._audio = TrackSamples("audio", _MS)
+        self._video = TrackSamples("video", _MS)
+        self._header_seen = False
+
+    @property
+    def waiting_for(self) -> str | None:
+        """Why there is no timeline yet."""
+        return None if self._header_seen else "FLV header not received"
+
+    def run(self) -> Parser:
+        """Walk the header and the tags; read the first bytes of each audio/video tag and the script tags."""
+        header = yield 9
+        if header[:3] != b"FLV":
+            raise ValueError("no FLV signature")
+        data_offset = struct.unpack_from(">I", header, 5)[0]
+        if data_offset < 9:
+            raise ValueError(f"FLV header size {data_offset}")
+        if data_offset > 9:
+            yield -(data_offset - 9)
+        yield -4  # PreviousTagSize0
+        self._header_seen = True
+        pos = data_offset + 4
+        while True:
+            tag = yield 11
+            kind = tag[0] & 0x1F
+            size = int.from_bytes(tag[1:4], "big")
+            timestamp = int.from_bytes(tag[4:7], "big") | (tag[7] << 24)
+            end = pos + 11 + size
+            read = 0
+            if kind == VIDEO and size:
+                read = min(size, 8)
+                cts = self._video_cts((yield read))
+                if cts is not None:
+                    self._video.add(end, timestamp + cts, None, timestamp)
+            elif kind == AUDIO and size:
+                read = min(size, 2)
+                head = yield read
+                if not (head[0] >> 4 == 10 and len(head) > 1 and head[1] == 0):  # not the AAC config
+                    self._audio.add(end, timestamp)
+            elif kind == SCRIPT and 0 < size <= MAX_SCRIPT_BYTES:
+                read = size
+                duration = metadata_duration_s((yield size))
+                if duration is not None:
+                    self.duration_s = duration
+            if size > read:
+                yield read - size
+            yield -4  # PreviousTagSize
+            pos = end + 4
+
+    @staticmethod
+    def _video_cts(head: bytes) -> int | None:
+        """Composition offset (ms) of a video tag, or None if the tag carries no frame."""
+        if head[0] & 0x80:  # enhanced FLV: packet type in the low bits, FourCC in bytes 1-4
+            packet_type = head[0] & 0x0F
+            if packet_type in _CONFIG_PACKETS:
+                return None
+            if packet_type == 1 and len(head) >= 8:
+                return int.from_bytes(head[5:8], "big", signed=True)
+            return 0
+        frame_type, codec = head[0] >> 4, head[0] & 0x0F
+        if frame_type == 5:  # video info/command frame
+            return None
+        if codec in (7, 12):  # AVC, HEVC: packet type, then composition time
+            if len(head) < 5 or head[1] != 1:
+                return None
+            return int.from_bytes(head[2:5], "big", signed=True)
+        return 0
+
+    def timeline(self) -> MediaTimeline | None:
+        """The timeline once the header is known, else None."""
+        if not self._header_seen:
+            return None
+        return build_timeline("flv-tags", (self._audio, self._video), self.duration_s)

@@ -1,0 +1,185 @@
+"""A crawl of the whole default lab, checked against the lab's ground-truth log."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytomo.lab.scenario import default_scenario_path, load_scenario
+from pytomo.lab.truth import read_truth
+from tests.conftest import connect, database_of, run_crawler
+
+SCENARIO = load_scenario(default_scenario_path())
+FAULTY = {v.id for v in SCENARIO.videos if SCENARIO.server(v.server).fault}
+STALLING = {v.id for v in SCENARIO.videos
+            if SCENARIO.server(v.server).stalls
+            or (SCENARIO.server(v.server).rate_bps or 1e18) < v.media.bitrate_bps}
+EXPECTED_ERRORS = {  # fault -> (stage, kind)
+    "404": ("redirects", "http_status"), "403": ("redirects", "http_status"), "500": ("redirects", "http_status"),
+    "reset": ("download", "reset"), "short_body": ("download", "short_body"), "html": ("media", "not_media"),
+    "redirect_loop": ("redirects", "hop_limit"),
+}
+WINDOW_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def crawl(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab-crawl")
+    truth = out / "truth.jsonl"
+    proc = run_crawler(["-s", "lab", "-b", "-t", "all_time", "-P", "50", "-D", str(WINDOW_S), "-n", "3", "-S", "0",
+                        "--database-dir", str(out), "--lab-truth", str(truth)])
+    db = database_of(proc)
+    return proc, connect(db), read_truth(truth)
+
+
+def _main_transfer(truth, video_id):
+    rows = [t for t in truth if t["video_id"] == video_id and t["method"] == "GET" and t["range"] is None]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def _download(conn, video_id):
+    return conn.execute("SELECT d.* FROM downloads d JOIN videos v ON v.id = d.video_row_id WHERE v.video_id = ?",
+                        (video_id,)).fetchone()
+
+
+def test_every_video_is_stored_and_the_crawl_went_on(crawl):
+    proc, conn, _truth = crawl
+    ids = [r["video_id"] for r in conn.execute("SELECT video_id FROM videos ORDER BY id")]
+    assert sorted(ids) == sorted(v.id for v in SCENARIO.videos)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    run = conn.execute("SELECT * FROM run").fetchone()
+    assert run["status"] == "finished" and run["schema_version"] == conn.execute("PRAGMA user_version").fetchone()[0]
+    assert json.loads(run["settings_json"])["ping_count"] == 3
+    assert "lab-unlimited" in proc.stdout  # the summary table
+
+
+def test_pytomo_crawl_view_has_a_download_for_every_video_without_fault(crawl):
+    _proc, conn, _truth = crawl
+    for v in SCENARIO.videos:
+        if v.id in FAULTY:
+            continue
+        rows = conn.execute("SELECT * FROM pytomo_crawl WHERE Url LIKE ? AND DownloadBytes > 0",
+                            (f"%v={v.id}",)).fetchall()
+        assert len(rows) == 1, v.id
+        row = rows[0]
+        profile = SCENARIO.server(v.server)
+        assert row["IP"] == profile.ip and row["CacheUrl"].startswith(f"http://{profile.host}:")
+        assert row["Service"] == "Lab" and row["StatusCode"] == 200 and row["RedirectUrl"] is None
+        assert row["DownloadTime"] > 0 and row["EncodingRate"] > 0 and row["PingAvg"] is not None
+
+
+def test_faults_are_stored_as_errors_at_the_right_stage(crawl):
+    _proc, conn, _truth = crawl
+    for v in SCENARIO.videos:
+        fault = SCENARIO.server(v.server).fault
+        row = conn.execute("SELECT * FROM videos WHERE video_id = ?", (v.id,)).fetchone()
+        if fault is None:
+            assert row["status"] == "ok", (v.id, row["error_message"])
+            continue
+        assert row["status"] == "error"
+        assert (row["error_stage"], row["error_kind"]) == EXPECTED_ERRORS[fault], (v.id, row["error_message"])
+        assert row["error_message"]
+
+
+def test_throughput_matches_the_pacing_rate(crawl):
+    _proc, conn, truth = crawl
+    checked = 0
+    for v in SCENARIO.videos:
+        profile = SCENARIO.server(v.server)
+        if profile.fault or profile.stalls or profile.burst_bytes or profile.rate_bps is None:
+            continue
+        t = _main_transfer(truth, v.id)
+        d = _download(conn, v.id)
+        assert d["avg_throughput_bps"] == pytest.approx(t["rate_bps"], rel=0.05), v.id
+        assert d["bytes"] <= t["bytes_sent"]
+        checked += 1
+    assert checked >= 3
+
+
+def test_throughput_series_adds_up(crawl):
+    _proc, conn, _truth = crawl
+    for d in conn.execute("SELECT id, bytes, bin_s FROM downloads"):
+        total = conn.execute("SELECT sum(bytes) FROM throughput_samples WHERE download_id = ?",
+                             (d["id"],)).fetchone()[0]
+        assert (total or 0) == d["bytes"]
+        assert d["bin_s"] == 0.1
+
+
+def test_encoding_rate_and_duration_match_the_media(crawl):
+    _proc, conn, truth = crawl
+    for v in SCENARIO.videos:
+        if v.id in FAULTY:
+            continue
+        t = _main_transfer(truth, v.id)
+        d = _download(conn, v.id)
+        assert d["encoding_rate_bps"] == pytest.approx(t["bitrate_bps"], rel=0.02), v.id
+        assert d["media_duration_s"] == pytest.approx(t["duration_s"], rel=0.01), v.id
+        assert d["media_time_source"] != "average-bitrate", v.id
+        assert d["content_length_bytes"] == t["size_bytes"]
+
+
+def test_stalls_exactly_where_the_lab_makes_them(crawl):
+    _proc, conn, _truth = crawl
+    for v in SCENARIO.videos:
+        if v.id in FAULTY:
+            continue
+        d = _download(conn, v.id)
+        stalls = conn.execute("SELECT count(*) FROM stalls WHERE download_id = ?", (d["id"],)).fetchone()[0]
+        assert stalls == d["stall_count"]
+        if v.id in STALLING:
+            assert d["stall_count"] >= 1, v.id
+            assert d["stall_total_s"] > 0
+        else:
+            assert d["stall_count"] == 0, v.id
+            assert d["time_to_start_s"] is not None
+
+
+def test_unlimited_download_is_complete(crawl):
+    _proc, conn, truth = crawl
+    t = _main_transfer(truth, "lab-unlimited")
+    d = _download(conn, "lab-unlimited")
+    assert d["ended_by"] == "eof" and d["bytes"] == t["size_bytes"] == t["bytes_sent"]
+
+
+def test_time_to_first_byte_includes_the_server_delay(crawl):
+    _proc, conn, truth = crawl
+    t = _main_transfer(truth, "lab-slow-start")
+    d = _download(conn, "lab-slow-start")
+    assert t["ttfb_delay_s"] <= d["ttfb_s"] < t["ttfb_delay_s"] + 0.25
+
+
+def test_redirect_chain_dns_and_rtt_are_recorded(crawl):
+    _proc, conn, _truth = crawl
+    for v in SCENARIO.videos:
+        if SCENARIO.server(v.server).fault:
+            continue
+        vid = conn.execute("SELECT id FROM videos WHERE video_id = ?", (v.id,)).fetchone()["id"]
+        hops = conn.execute("SELECT * FROM hops WHERE video_row_id = ? ORDER BY hop_index", (vid,)).fetchall()
+        assert len(hops) == v.hops + 1, v.id
+        assert all(300 <= h["status_code"] < 400 and h["location"] for h in hops[:-1]), v.id
+        assert hops[-1]["status_code"] == 200 and hops[-1]["address"] == SCENARIO.server(v.server).ip
+        answers = conn.execute("SELECT * FROM dns_answers WHERE video_row_id = ? AND address IS NOT NULL",
+                               (vid,)).fetchall()
+        assert {a["host"] for a in answers} == {h["host"] for h in hops}
+        assert all(a["resolver"] == "lab" and a["ttl_s"] == SCENARIO.dns_ttl_s and a["rcode"] == "NOERROR"
+                   for a in answers)
+        for address in {a["address"] for a in answers}:
+            methods = conn.execute("SELECT method, count(*) AS n, sum(rtt_ms IS NULL) AS lost FROM rtt_samples "
+                                   "WHERE video_row_id = ? AND address = ? GROUP BY method", (vid, address)).fetchall()
+            assert {m["method"] for m in methods} >= {"tcp-connect"}
+            assert all(m["n"] == 3 and m["lost"] == 0 for m in methods), (v.id, address)
+    # the three-hop video went through a relative Location
+    vid = conn.execute("SELECT id FROM videos WHERE video_id = 'lab-stalling'").fetchone()["id"]
+    first = conn.execute("SELECT location FROM hops WHERE video_row_id = ? AND hop_index = 0", (vid,)).fetchone()
+    assert first["location"].startswith("/")
+
+
+def test_titles_are_stored_exactly_as_the_platform_shows_them(crawl):
+    _proc, conn, _truth = crawl
+    for v in SCENARIO.videos:
+        if v.id in FAULTY:
+            continue
+        stored = conn.execute("SELECT title FROM videos WHERE video_id = ?", (v.id,)).fetchone()["title"]
+        assert stored == v.title
