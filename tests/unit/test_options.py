@@ -121,3 +121,10 @@ def test_no_prompt_without_a_terminal(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Start?" not in proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines()[-1].endswith(".pytomo_database.db")
+
+
+def test_hostile_titles_cannot_drive_the_terminal():
+    from pytomo.console import clean
+
+    assert clean("a\x1b[31mred\x07\r\nb", 40) == "a?[31mred???b"
+    assert clean("x" * 50, 10) == "x" * 9 + "…"
