@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import socket
+import statistics
 import time
 from array import array
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from datetime import datetime
 import requests
 import urllib3.exceptions
 
+from pytomo.engine import tcpinfo
 from pytomo.engine.http import HttpClient
 from pytomo.results import utc_now
 
@@ -47,6 +50,19 @@ class Transfer:
     tail_range: tuple[int, int] | None = None
     tail: bytes | None = None
     tail_error: str | None = None
+    tcp_info: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (t_s, kernel fields)
+
+    @property
+    def tcp_min_rtt_ms(self) -> float | None:
+        """``tcpi_min_rtt`` of the receiving socket at its last sample, in ms (mostly the handshake's RTT)."""
+        values = [f["tcpi_min_rtt"] for _t, f in self.tcp_info if f.get("tcpi_min_rtt")]
+        return values[-1] / 1000 if values else None
+
+    @property
+    def tcp_rcv_rtt_ms(self) -> float | None:
+        """Median ``tcpi_rcv_rtt`` over the samples: the receiver's own RTT estimate under load, in ms."""
+        values = [f["tcpi_rcv_rtt"] for _t, f in self.tcp_info if f.get("tcpi_rcv_rtt")]
+        return statistics.median(values) / 1000 if values else None
 
     @property
     def duration_s(self) -> float | None:
@@ -85,8 +101,12 @@ class Transfer:
 
 
 def _socket_of(resp: requests.Response) -> socket.socket | None:
-    conn = getattr(resp.raw, "connection", None) or getattr(resp.raw, "_connection", None)
+    """The socket under a streamed response (urllib3 drops ``conn.sock`` once the response is handed over)."""
+    conn = getattr(resp.raw, "connection", None)
     sock = getattr(conn, "sock", None)
+    if not isinstance(sock, socket.socket):
+        fp = getattr(getattr(resp.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
     return sock if isinstance(sock, socket.socket) else None
 
 
@@ -129,6 +149,13 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
         return tr
     deadline = tr.headers_s + window_s
     sock = _socket_of(resp)
+    rng = random.Random()
+    next_sample = tr.headers_s
+
+    def sample(now: float) -> None:
+        info = tcpinfo.read(sock) if sock is not None else None
+        if info is not None:
+            tr.tcp_info.append((now, info))
     raw = resp.raw
     head = bytearray()
     events_t, events_b, bins = tr.event_t_s, tr.event_bytes, tr.bins_bytes
@@ -139,11 +166,15 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
                 tr.ended_by = "interrupted"
                 break
             now = time.perf_counter() - t0
+            if now >= next_sample:
+                sample(now)
+                next_sample = now + tcpinfo.next_interval_s(rng)
             remaining = deadline - now
             if remaining <= 0:
                 tr.ended_by = "window"
                 break
-            if sock is not None:
+            if sock is not None and sock.fileno() != -1:
+                # urllib3 closes the socket itself once the whole body has been read
                 sock.settimeout(min(remaining, timeout_s))
             try:
                 data = raw.read1(READ_CHUNK_BYTES, decode_content=False)
@@ -177,6 +208,7 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
     finally:
         tr.bytes_total = total
         tr.head = bytes(head)
+        sample(time.perf_counter() - t0)
         resp.close()
     if tr.ended_by == "eof" and tr.content_length_bytes is not None and total < tr.content_length_bytes:
         tr.ended_by = "error"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pytomo.engine.tcpinfo import FIELD_NAMES as TCP_INFO_FIELDS
+
 SCHEMA_VERSION = 1
 
 TABLES = """
@@ -139,7 +141,9 @@ CREATE TABLE IF NOT EXISTS downloads (
     playout_end_s REAL,
     playout_state_at_end TEXT,
     playout_problem TEXT,                -- why the playout figures are NULL
-    throughput_to_encoding_ratio REAL
+    throughput_to_encoding_ratio REAL,
+    tcp_min_rtt_ms REAL,                 -- tcpi_min_rtt of the receiving socket (fed by ACKs of what we sent)
+    tcp_rcv_rtt_ms REAL                  -- median tcpi_rcv_rtt: the receiver's RTT estimate under load
 );
 CREATE TABLE IF NOT EXISTS throughput_samples (
     download_id INTEGER NOT NULL REFERENCES downloads(id),
@@ -164,6 +168,12 @@ CREATE TABLE IF NOT EXISTS playout_timeline (
     playhead_s REAL NOT NULL,
     buffer_s REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tcp_info_samples (
+    download_id INTEGER NOT NULL REFERENCES downloads(id),
+    t_s REAL NOT NULL,                   -- seconds since the request was sent
+    role TEXT NOT NULL,                  -- receiver: the crawler's downloading socket
+    {tcp_columns}
+);
 CREATE INDEX IF NOT EXISTS videos_run ON videos(run_id);
 CREATE INDEX IF NOT EXISTS hops_video ON hops(video_row_id);
 CREATE INDEX IF NOT EXISTS dns_video ON dns_answers(video_row_id, host);
@@ -171,7 +181,8 @@ CREATE INDEX IF NOT EXISTS rtt_video ON rtt_samples(video_row_id, address);
 CREATE INDEX IF NOT EXISTS downloads_video ON downloads(video_row_id);
 CREATE INDEX IF NOT EXISTS stalls_download ON stalls(download_id);
 CREATE INDEX IF NOT EXISTS timeline_download ON playout_timeline(download_id);
-"""
+CREATE INDEX IF NOT EXISTS tcp_info_download ON tcp_info_samples(download_id);
+""".replace("{tcp_columns}", ",\n    ".join(f"{name} INTEGER" for name in TCP_INFO_FIELDS))
 
 # One row per video, hop and distinct address, with the 2015 column names and units (inventory section 7.2).
 VIEW = """

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pytomo.errors import StorageError
 from pytomo.results import iso, utc_now
-from pytomo.storage.schema import SCHEMA_VERSION, TABLES, VIEW
+from pytomo.storage.schema import SCHEMA_VERSION, TABLES, TCP_INFO_FIELDS, VIEW
 from pytomo.version import __version__
 
 if TYPE_CHECKING:
@@ -34,6 +34,13 @@ def database_name(host_label: str, service: str, provider: str, started: datetim
     """``<host>.<service>[_<provider>].<UTC start>.pytomo_database.db``."""
     svc = _safe(service) + (f"_{_safe(provider)}" if provider else "")
     return f"{_safe(host_label)}.{svc}.{started.strftime('%Y-%m-%dT%H-%M-%SZ')}{DB_SUFFIX}"
+
+
+def _sqlite_int(value: int | None) -> int | float | None:
+    """SQLite integers are signed 64-bit: a larger unsigned kernel counter (``~0`` = unlimited) is kept as REAL."""
+    if value is not None and value > 0x7FFF_FFFF_FFFF_FFFF:
+        return float(value)
+    return value
 
 
 def origin(url: str) -> str:
@@ -83,6 +90,8 @@ class RunDatabase:
     def finish(self, status: str, stop_reason: str | None = None) -> None:
         """Close the run row and the database."""
         try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             self.conn.execute("UPDATE run SET ended_at=?, status=?, stop_reason=? WHERE id=?",
                               (iso(utc_now()), status, stop_reason, self.run_id))
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -127,9 +136,10 @@ class RunDatabase:
             for d in m.downloads:
                 self._add_download(vid, d)
             c.execute("COMMIT")
-        except sqlite3.Error as exc:
-            c.execute("ROLLBACK")
-            raise StorageError(f"cannot store the video {m.page_url}: {exc}") from exc
+        except Exception as exc:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise StorageError(f"cannot store the video {m.page_url}: {exc.__class__.__name__}: {exc}") from exc
         return vid
 
     def _add_download(self, vid: int, d: DownloadAnalysis) -> None:
@@ -165,10 +175,17 @@ class RunDatabase:
             "media_received_s": p.media_received_s if p else None, "played_s": p.played_s if p else None,
             "playout_end_s": p.end_s if p else None, "playout_state_at_end": p.state_at_end if p else None,
             "playout_problem": d.playout_problem, "throughput_to_encoding_ratio": d.throughput_ratio,
+            "tcp_min_rtt_ms": t.tcp_min_rtt_ms, "tcp_rcv_rtt_ms": t.tcp_rcv_rtt_ms,
         }
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         did = self.conn.execute(f"INSERT INTO downloads ({cols}) VALUES ({marks})", tuple(row.values())).lastrowid
+        if t.tcp_info:
+            names = list(TCP_INFO_FIELDS)
+            self.conn.executemany(
+                f"INSERT INTO tcp_info_samples (download_id, t_s, role, {', '.join(names)})"
+                f" VALUES (?, ?, 'receiver', {', '.join('?' for _ in names)})",
+                [(did, ts, *(_sqlite_int(fields.get(n)) for n in names)) for ts, fields in t.tcp_info])
         self.conn.executemany(
             "INSERT INTO throughput_samples (download_id, bin_index, t_start_s, bytes) VALUES (?,?,?,?)",
             [(did, i, i * t.bin_s, b) for i, b in enumerate(t.bins_bytes)])
