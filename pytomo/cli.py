@@ -117,6 +117,12 @@ def crawl_parser() -> argparse.ArgumentParser:
                    help="buffer under which playback stalls (default 0.1)")
     g.add_argument("--restart-buffer", dest="restart_buffer_s", type=_non_negative_seconds, metavar="SECONDS",
                    help="buffer needed to resume after a stall (default 1.0)")
+    g.add_argument("--abr", dest="abr", choices=settings_mod.ABR_MODES,
+                   help="HLS/DASH: fixed (one rendition at full rate, default) or buffer (buffer-based adaptation)")
+    g.add_argument("--rendition", dest="rendition", metavar="CHOICE",
+                   help="HLS/DASH fixed mode: highest (default), lowest, an index from the lowest, or a bit/s cap")
+    g.add_argument("--max-buffer", dest="max_buffer_s", type=_non_negative_seconds, metavar="SECONDS",
+                   help="HLS/DASH: do not fetch more than this ahead of the playhead (default 30)")
     g = p.add_argument_group("output")
     g.add_argument("--database-dir", dest="database_dir", metavar="DIR", help="where run databases go (databases)")
     g.add_argument("--provider", dest="provider", metavar="ISP", help="ISP label, put into file names")

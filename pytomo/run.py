@@ -15,6 +15,7 @@ from pytomo.engine.crawl import Crawler, CrawlSummary
 from pytomo.engine.http import HttpClient
 from pytomo.engine.pipeline import Pipeline
 from pytomo.engine.resolve import DnsProbe, ResolverSpec, addresses, parse_resolver
+from pytomo.rrd.recorder import RrdRecorder
 from pytomo.seeds import seeds_for
 from pytomo.services import by_name
 from pytomo.services.base import ServiceContext
@@ -79,8 +80,10 @@ class CrawlRun:
             pipeline = Pipeline(s, http, dns, primary, self.stop)
             count = [0]
             tty = sys.stderr.isatty()
+            rrd = RrdRecorder(db.path)  # RRD files beside the database; their failures never stop the crawl
 
             def progress(m) -> None:
+                rrd.record(m)
                 count[0] += 1
                 log.info("%s", video_line(m, count[0]))
                 if tty:

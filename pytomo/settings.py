@@ -11,6 +11,7 @@ from typing import Any
 from pytomo.errors import UsageError
 
 TIME_FRAMES = ("today", "week", "month", "all_time")
+ABR_MODES = ("fixed", "buffer")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -52,6 +53,12 @@ class Settings:
     initial_buffer_s: float = 2.0  # -B
     min_buffer_s: float = 0.1  # -M
     restart_buffer_s: float = 1.0  # --restart-buffer
+    # segmented streaming (HLS, DASH)
+    abr: str = "fixed"  # --abr: fixed (one rendition, full rate) or buffer (BBA-0)
+    rendition: str = "highest"  # --rendition: highest, lowest, an index from the lowest, or a bit/s cap
+    max_buffer_s: float = 30.0  # --max-buffer: the player does not fetch further ahead
+    bba_reservoir_s: float = 5.0
+    bba_cushion_s: float = 10.0
     # output
     database_dir: str = "databases"
     provider: str = ""  # --provider
@@ -102,6 +109,10 @@ def validate(s: Settings) -> Settings:
         raise UsageError(f"time frame must be one of {', '.join(TIME_FRAMES)}, not {s.time_frame!r}")
     if s.log_level.upper() not in LOG_LEVELS:
         raise UsageError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {s.log_level!r}")
+    if s.abr not in ABR_MODES:
+        raise UsageError(f"abr must be one of {', '.join(ABR_MODES)}, not {s.abr!r}")
+    if s.rendition not in ("highest", "lowest") and not s.rendition.isdigit():
+        raise UsageError(f"rendition must be highest, lowest, an index or a bit/s cap, not {s.rendition!r}")
     positive = ("max_crawled_urls", "max_rounds", "ping_count", "redirect_max_hops")
     for name in positive:
         if getattr(s, name) < 1:
@@ -113,7 +124,8 @@ def validate(s: Settings) -> Settings:
                  "ping_interval_s"):
         if getattr(s, name) < 0:
             raise UsageError(f"{name} must not be negative")
-    for name in ("ping_timeout_s", "dns_timeout_s", "http_timeout_s", "throughput_bin_s", "max_download_time_s"):
+    for name in ("ping_timeout_s", "dns_timeout_s", "http_timeout_s", "throughput_bin_s", "max_download_time_s",
+                 "max_buffer_s", "bba_cushion_s"):
         if getattr(s, name) <= 0:
             raise UsageError(f"{name} must be positive")
     return s

@@ -32,6 +32,11 @@ class DownloadAnalysis:
     playout_problem: str | None = None
     timeline_points: list[BufferPoint] = field(default_factory=list)
     not_media: bool = False
+    delivery: str = "progressive"  # progressive, hls, dash
+    segments: list = field(default_factory=list)  # SegmentRecord of a segmented session
+    rendition_id: str | None = None  # the last video rendition played
+    declared_bandwidth_bps: float | None = None
+    rendition_switches: int = 0
 
     @property
     def initial_rate_bps(self) -> float | None:
@@ -41,6 +46,13 @@ class DownloadAnalysis:
             return None
         span = p.time_to_start_s - t.first_byte_s
         return p.initial_data_bytes * 8 / span if span > 0 else None
+
+    @property
+    def p1203_input(self) -> dict | None:
+        """The ITU-T P.1203 input of what was played."""
+        from pytomo.engine.p1203 import build_input
+
+        return build_input(self)
 
     @property
     def throughput_ratio(self) -> float | None:
@@ -115,4 +127,48 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
         end_s = transfer.last_byte_s or transfer.headers_s or 0.0
     a.playout = simulate(events, end_s, params, media_duration_s=a.media_duration_s, complete=transfer.complete)
     a.timeline_points = _downsample(a.playout.timeline, transfer.bin_s)
+    return a
+
+
+_CODECS = (("avc", "h264"), ("hvc", "h265"), ("hev", "h265"), ("vp09", "vp9"), ("vp8", "vp8"), ("av01", "av1"),
+           ("mp4a", "aac"), ("opus", "opus"), ("ac-3", "ac3"), ("ec-3", "eac3"))
+
+
+def codec_name(rfc6381: str | None) -> str | None:
+    """``avc1.64001e`` -> ``h264``, ``mp4a.40.2`` -> ``aac``; None when unknown."""
+    for prefix, name in _CODECS:
+        if rfc6381 and rfc6381.strip().lower().startswith(prefix):
+            return name
+    return None
+
+
+def analyse_segments(session, params: PlayoutParams) -> DownloadAnalysis:
+    """Media and playout figures of a segmented session (media time from segment durations)."""
+    t = session.transfer
+    a = DownloadAnalysis(transfer=t, params=params, delivery=session.presentation.protocol
+                         if session.presentation else "segmented", segments=list(session.records))
+    a.container = a.delivery
+    pres = session.presentation
+    if pres is None:
+        a.media_problem = a.playout_problem = "the manifest could not be loaded"
+        return a
+    played = [r for r in session.media_records() if r.stream in ("video", "muxed")]
+    rid = played[-1].rendition_id if played else None
+    video = next((v for v in pres.video if v.rendition_id == rid), pres.video[-1])
+    codecs = [c.strip() for c in (video.codecs or "").split(",") if c.strip()]
+    audio_codecs = [codec_name(x.codecs) for x in pres.audio] + [codec_name(c) for c in codecs[1:]]
+    a.media = MediaInfoResult(container=pres.protocol, video_codec=codec_name(codecs[0] if codecs else None),
+                              audio_codec=next((c for c in audio_codecs if c), None), duration_s=pres.duration_s,
+                              overall_bitrate_bps=None, video_bitrate_bps=video.bandwidth_bps,
+                              audio_bitrate_bps=pres.audio[0].bandwidth_bps if pres.audio else None,
+                              width=video.width, height=video.height, frame_rate=video.frame_rate)
+    a.media_duration_s = pres.duration_s
+    a.rendition_id, a.declared_bandwidth_bps, a.rendition_switches = video.rendition_id, video.bandwidth_bps, \
+        session.switches
+    a.encoding_rate_bps = session.encoding_rate_bps
+    a.encoding_rate_source = "segments" if a.encoding_rate_bps else None
+    a.media_time_source = "segment-durations"
+    a.playout = session.playout
+    if a.playout is not None:
+        a.timeline_points = _downsample(a.playout.timeline, t.bin_s)
     return a

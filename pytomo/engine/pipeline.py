@@ -11,10 +11,12 @@ from urllib.parse import urljoin
 
 import requests
 
-from pytomo.engine.analysis import DownloadAnalysis, analyse
+from pytomo.engine.analysis import DownloadAnalysis, analyse, analyse_segments
 from pytomo.engine.download import Transfer, download, fetch_range
 from pytomo.engine.http import HttpClient, host_and_port
+from pytomo.engine.manifest import sniff
 from pytomo.engine.ping import probe_rtt
+from pytomo.engine.player import SegmentPlayer
 from pytomo.engine.playout import PlayoutParams
 from pytomo.engine.resolve import DnsProbe, addresses
 from pytomo.errors import (
@@ -121,9 +123,13 @@ class Pipeline:
         self._probe_rtt(m)
         self._check("download")
         final_host = m.hops[-1].host
+        delivery = desc.streams[0].kind if desc.streams[0].kind in ("hls", "dash") else sniff(final_url, None, b"")
         for address in self._download_addresses(final_host, m):
             self._check("download")
-            m.downloads.append(self._download(final_url, address))
+            if delivery:
+                m.downloads.append(self._play_segments(final_url, address, delivery))
+            else:
+                m.downloads.append(self._download(final_url, address))
         main = m.downloads[0]
         t = main.transfer
         if t.error_kind == "http_status":
@@ -195,6 +201,10 @@ class Pipeline:
         if self.settings.download_extra_dns:
             chosen += [a for a in addresses(x for x in m.dns if x.host == host) if a not in primary]
         return chosen
+
+    def _play_segments(self, url: str, address: str, protocol: str) -> DownloadAnalysis:
+        player = SegmentPlayer(self.http, address, self.settings, self.params, should_stop=self.stop.is_set)
+        return analyse_segments(player.play(url, protocol), self.params)
 
     def _download(self, url: str, address: str) -> DownloadAnalysis:
         s = self.settings

@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from pytomo.lab.segmented import MIME_TYPES
+
 if TYPE_CHECKING:
     from pytomo.lab.runtime import Lab
     from pytomo.lab.scenario import ServerProfile
@@ -123,7 +125,7 @@ class PlatformHandler(_Handler):
     def _watch_page(self, video) -> bytes:
         lab = self.server.lab
         config = {"video_id": video.id, "title": video.title, "media_url": lab.media_url(video.id),
-                  "duration_s": video.media.duration_s}
+                  "duration_s": video.media.duration_s, "delivery": video.delivery}
         blob = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
         blob = blob.replace("&", "\\u0026")
         related = "".join(f'<li><a href="/watch?v={html.escape(r)}">{html.escape(lab.scenario.video(r).title)}</a></li>'
@@ -169,6 +171,9 @@ class CacheHandler(_Handler):
     """A cache server: serves media files under its profile (pacing, delays, pauses and faults)."""
 
     def route(self, url) -> None:
+        seg = re.fullmatch(r"/s/([\w-]+)/([\w./-]+)", url.path)
+        if seg:
+            return self._segment(seg.group(1), seg.group(2))
         m = re.fullmatch(r"/v/([\w-]+)\.(mp4|webm|flv)", url.path)
         lab = self.server.lab
         profile = self.server.profile
@@ -183,6 +188,40 @@ class CacheHandler(_Handler):
         record.update(method=self.command, started_at=started.isoformat(), bytes_sent=0)
         try:
             self._serve(video, profile, record)
+        finally:
+            record["ended_at"] = datetime.now(UTC).isoformat()
+            if self.command == "GET":
+                lab.truth.add(record)
+
+    def _segment(self, video_id: str, relative: str) -> None:
+        """A manifest or segment of an HLS or DASH presentation, under the server's profile."""
+        lab = self.server.lab
+        profile = self.server.profile
+        video = lab.scenario.video(video_id)
+        seg = lab.segmented.get(video_id)
+        path = seg.path(relative) if seg and video and video.server == profile.name else None
+        if path is None or ".." in relative.split("/"):
+            return self._not_found()
+        record = lab.truth_record(video, profile)
+        record.update(method=self.command, started_at=datetime.now(UTC).isoformat(), bytes_sent=0,
+                      segment=relative, size_bytes=seg.sizes[relative])
+        try:
+            if profile.fault in ("404", "403", "500"):
+                record["status"] = int(profile.fault)
+                return self._send(int(profile.fault), "text/plain", b"error\n")
+            if self.command == "GET" and profile.ttfb_delay_s > 0:
+                time.sleep(profile.ttfb_delay_s)
+            size = seg.sizes[relative]
+            record["status"] = 200
+            self.send_response(200)
+            self.send_header("Content-Type", MIME_TYPES.get(path.suffix, "application/octet-stream"))
+            self.send_header("Content-Length", str(size))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if self.command == "GET":
+                with open(path, "rb") as fh:
+                    _send_paced(self.connection, fh, 0, size, profile, record)
         finally:
             record["ended_at"] = datetime.now(UTC).isoformat()
             if self.command == "GET":

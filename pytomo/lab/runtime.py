@@ -11,6 +11,7 @@ from pytomo.lab.dns import LabDnsServer
 from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, RedirectorHandler
 from pytomo.lab.media import LabMedia, ensure_media
 from pytomo.lab.scenario import DNS_IP, LAB_DOMAIN, PLATFORM_IP, REDIRECTOR_IPS, Scenario, ServerProfile, VideoSpec
+from pytomo.lab.segmented import SegmentedMedia, SegmentedSpec, ensure_segmented
 from pytomo.lab.truth import TruthLog
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Lab:
         self.truth = TruthLog(truth_path)
         self.media_dir = media_dir
         self.media: dict[str, LabMedia] = {}
+        self.segmented: dict[str, SegmentedMedia] = {}
         self.dns: LabDnsServer | None = None
         self.platform: LabServer | None = None
         self.redirectors: list[LabServer] = []
@@ -39,7 +41,11 @@ class Lab:
     def start(self) -> Lab:
         """Generate missing media, then start the HTTP servers and the DNS server."""
         for video in self.scenario.videos:
-            self.media[video.id] = ensure_media(video.media, self.media_dir)
+            if video.delivery == "progressive":
+                self.media[video.id] = ensure_media(video.media, self.media_dir)
+            else:
+                spec = SegmentedSpec(video.delivery, duration_s=video.media.duration_s, segment_s=video.segment_s)
+                self.segmented[video.id] = ensure_segmented(spec, self.media_dir)
         try:
             self.platform = self._serve(PLATFORM_IP, PlatformHandler)
             self.redirectors = [self._serve(ip, RedirectorHandler) for ip in REDIRECTOR_IPS]
@@ -92,6 +98,8 @@ class Lab:
         """The URL at the end of a video's redirect chain."""
         profile = self.scenario.server(video.server)
         port = self.caches[profile.name].port
+        if video.delivery != "progressive":
+            return f"http://{profile.host}:{port}/s/{video.id}/{self.segmented[video.id].manifest}"
         return f"http://{profile.host}:{port}/v/{video.id}.{_EXT[video.media.container]}"
 
     def redirect_chain(self, video_id: str) -> list[str]:
@@ -119,7 +127,15 @@ class Lab:
 
     def truth_record(self, video: VideoSpec, profile: ServerProfile) -> dict:
         """The fixed part of a ground-truth record for a transfer of ``video`` from ``profile``."""
-        media = self.media[video.id]
+        media = self.media.get(video.id)
+        if media is None:  # segmented: the per-file facts are added by the cache server
+            seg = self.segmented[video.id]
+            return {"video_id": video.id, "page_url": self.page_url(video.id), "media_url": self.media_url(video.id),
+                    "cache_host": profile.host, "cache_ip": profile.ip, "rate_bps": profile.rate_bps,
+                    "burst_bytes": profile.burst_bytes, "ttfb_delay_s": profile.ttfb_delay_s,
+                    "stalls": [list(s) for s in profile.stalls], "fault": profile.fault,
+                    "container": video.delivery, "bitrate_bps": None, "duration_s": seg.spec.duration_s,
+                    "size_bytes": None, "range": None, "status": None, "segment": None}
         return {"video_id": video.id, "page_url": self.page_url(video.id), "media_url": self.media_url(video.id),
                 "cache_host": profile.host, "cache_ip": profile.ip, "rate_bps": profile.rate_bps,
                 "burst_bytes": profile.burst_bytes, "ttfb_delay_s": profile.ttfb_delay_s,

@@ -10,6 +10,7 @@ from pathlib import Path
 from pytomo.errors import LabError
 from pytomo.lab.media import CONTAINERS, MediaSpec
 
+DELIVERIES = ("progressive", "hls", "dash")
 FAULTS = ("404", "403", "500", "reset", "redirect_loop", "short_body", "html")
 TIME_FRAMES = ("today", "week", "month", "all_time")
 LAB_DOMAIN = "lab.pytomo.test"
@@ -44,6 +45,8 @@ class VideoSpec:
     hops: int = 1
     popular: tuple[str, ...] = TIME_FRAMES
     related: tuple[str, ...] = ()
+    delivery: str = "progressive"  # progressive, hls or dash
+    segment_s: float = 2.0  # for hls and dash
 
 
 @dataclass(frozen=True)
@@ -127,10 +130,14 @@ def _video(raw: dict, defaults: dict, servers: dict[str, ServerProfile], where: 
     bad = [p for p in popular if p not in TIME_FRAMES]
     if bad:
         raise LabError(f"{where}: video {vid}: unknown time frame {bad[0]!r}")
+    delivery = str(merged.get("delivery", "progressive"))
+    if delivery not in DELIVERIES:
+        raise LabError(f"{where}: video {vid}: delivery must be one of {', '.join(DELIVERIES)}")
     media = MediaSpec(container=container, duration_s=float(merged.get("duration_s", 30.0)),
                       bitrate_bps=int(merged.get("bitrate_bps", 1_000_000)))
     return VideoSpec(id=vid, title=str(merged.get("title", vid)), server=server, media=media, hops=hops,
-                     popular=popular, related=tuple(str(r) for r in merged.get("related", ())))
+                     popular=popular, related=tuple(str(r) for r in merged.get("related", ())),
+                     delivery=delivery, segment_s=float(merged.get("segment_s", 2.0)))
 
 
 def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:

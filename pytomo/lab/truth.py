@@ -9,7 +9,7 @@ from typing import Any
 
 TRUTH_FIELDS = ("video_id", "page_url", "media_url", "cache_host", "cache_ip", "rate_bps", "burst_bytes",
                 "ttfb_delay_s", "stalls", "fault", "container", "bitrate_bps", "duration_s", "size_bytes",
-                "method", "status", "range", "bytes_sent", "started_at", "ended_at")
+                "method", "status", "range", "bytes_sent", "started_at", "ended_at", "segment")
 
 
 class TruthLog:

@@ -1,10 +1,11 @@
-"""The ``generic`` service: a direct media URL, or an HTML page with a ``<video>`` element."""
+"""The ``generic`` service: a direct media URL, an HLS or DASH manifest, or an HTML page with ``<video>``."""
 
 from __future__ import annotations
 
 import posixpath
 from urllib.parse import unquote, urljoin, urlsplit
 
+from pytomo.engine.manifest import sniff
 from pytomo.errors import HttpStatusError, PageError
 from pytomo.results import MediaDescriptor, MediaStream
 from pytomo.services.base import Service
@@ -46,6 +47,10 @@ class GenericService(Service):
                     raise HttpStatusError(stage="resolve_page", status=resp.status_code, url=url)
                 ctype = resp.headers.get("Content-Type", "").lower()
                 head = resp.raw.read(512, decode_content=True) or b""
+                protocol = sniff(url, ctype, head)
+                if protocol:
+                    return MediaDescriptor(page_url=page_url, video_id=self.video_id(page_url) or "",
+                                           title=self.video_id(page_url), streams=(MediaStream(url=url, kind=protocol),))
                 if ctype.startswith(_MEDIA_TYPES) or (not ctype.startswith("text/") and not _looks_like_html(head)):
                     return self._direct(page_url)
                 body = head + (resp.raw.read(_PAGE_LIMIT_BYTES, decode_content=True) or b"")

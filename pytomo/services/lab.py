@@ -32,7 +32,8 @@ class LabService(Service):
         related = tuple(link for link in page.links if self.suitable(link))
         return MediaDescriptor(
             page_url=page_url, video_id=str(config["video_id"]), title=config.get("title"),
-            streams=(MediaStream(url=config["media_url"]),), duration_s=config.get("duration_s"),
+            streams=(MediaStream(url=config["media_url"], kind=config.get("delivery") or "progressive"),),
+            duration_s=config.get("duration_s"),
             related=related)
 
     def _seeds(self, time_frame: str, max_results: int) -> list[str]:

@@ -143,7 +143,31 @@ CREATE TABLE IF NOT EXISTS downloads (
     playout_problem TEXT,                -- why the playout figures are NULL
     throughput_to_encoding_ratio REAL,
     tcp_min_rtt_ms REAL,                 -- tcpi_min_rtt of the receiving socket (fed by ACKs of what we sent)
-    tcp_rcv_rtt_ms REAL                  -- median tcpi_rcv_rtt: the receiver's RTT estimate under load
+    tcp_rcv_rtt_ms REAL,                 -- median tcpi_rcv_rtt: the receiver's RTT estimate under load
+    delivery TEXT NOT NULL DEFAULT 'progressive',  -- progressive, hls, dash
+    rendition_id TEXT,                   -- hls/dash: the last video rendition played
+    declared_bandwidth_bps REAL,         -- hls/dash: its bandwidth as the manifest declares it
+    rendition_switches INTEGER,
+    p1203_input_json TEXT                -- ITU-T P.1203 input (I11, I13, I23, IGen) for this video
+);
+CREATE TABLE IF NOT EXISTS segment_requests (
+    download_id INTEGER NOT NULL REFERENCES downloads(id),
+    seq INTEGER NOT NULL,
+    stream TEXT NOT NULL,                -- manifest, video, audio, muxed
+    kind TEXT NOT NULL,                  -- manifest, init, media
+    rendition_id TEXT,
+    bandwidth_bps REAL,
+    url TEXT NOT NULL,
+    status INTEGER,
+    trequest_s REAL NOT NULL,            -- ISO/IEC 23009-1 Annex D, seconds since the session started
+    tresponse_s REAL,
+    tfinish_s REAL,
+    bytes INTEGER NOT NULL,
+    media_start_s REAL,
+    media_duration_s REAL,
+    complete INTEGER NOT NULL,
+    error TEXT,
+    PRIMARY KEY (download_id, seq)
 );
 CREATE TABLE IF NOT EXISTS throughput_samples (
     download_id INTEGER NOT NULL REFERENCES downloads(id),

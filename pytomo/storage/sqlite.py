@@ -176,10 +176,21 @@ class RunDatabase:
             "playout_end_s": p.end_s if p else None, "playout_state_at_end": p.state_at_end if p else None,
             "playout_problem": d.playout_problem, "throughput_to_encoding_ratio": d.throughput_ratio,
             "tcp_min_rtt_ms": t.tcp_min_rtt_ms, "tcp_rcv_rtt_ms": t.tcp_rcv_rtt_ms,
+            "delivery": d.delivery, "rendition_id": d.rendition_id, "declared_bandwidth_bps": d.declared_bandwidth_bps,
+            "rendition_switches": d.rendition_switches if d.delivery != "progressive" else None,
+            "p1203_input_json": json.dumps(d.p1203_input) if d.p1203_input else None,
         }
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         did = self.conn.execute(f"INSERT INTO downloads ({cols}) VALUES ({marks})", tuple(row.values())).lastrowid
+        if d.segments:
+            self.conn.executemany(
+                "INSERT INTO segment_requests (download_id, seq, stream, kind, rendition_id, bandwidth_bps, url,"
+                " status, trequest_s, tresponse_s, tfinish_s, bytes, media_start_s, media_duration_s, complete, error)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(did, r.seq, r.stream, r.kind, r.rendition_id, r.bandwidth_bps, r.url, r.status, r.trequest_s,
+                  r.tresponse_s, r.tfinish_s, r.bytes, r.media_start_s, r.media_duration_s, int(r.complete), r.error)
+                 for r in d.segments])
         if t.tcp_info:
             names = list(TCP_INFO_FIELDS)
             self.conn.executemany(

@@ -1,0 +1,258 @@
+"""The segmented player: HLS or DASH segments fetched in order, one rendition or buffer-based adaptation.
+
+Default mode ``fixed`` streams one rendition at full rate with no adaptation, as SamKnows does for
+reproducibility; ``buffer`` adapts the video rendition to the buffer level (BBA-0: the lowest rendition under
+``bba_reservoir_s``, the highest above reservoir + cushion, linear in between). The player keeps separate audio and
+video buffers when the streams are separate (playable media is the smaller), never buffers more than
+``max_buffer_s`` ahead, and records every request in the shape of ISO/IEC 23009-1 Annex D (trequest, tresponse,
+tfinish, bytes, URL, rendition, status).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from pytomo.engine.download import Transfer, download
+from pytomo.engine.http import HttpClient
+from pytomo.engine.manifest import Presentation, Track, parse_dash, parse_hls
+from pytomo.engine.playout import PLAYING, PlayoutParams, PlayoutResult, simulate
+from pytomo.errors import HttpStatusError, MediaError
+from pytomo.results import utc_now
+from pytomo.settings import Settings
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """One HTTP request of the session (Annex D HTTPRequest); times in seconds since the session started."""
+
+    seq: int
+    stream: str  # manifest, video, audio, muxed
+    kind: str  # manifest, init, media
+    rendition_id: str | None
+    bandwidth_bps: float | None
+    url: str
+    status: int | None
+    trequest_s: float
+    tresponse_s: float | None
+    tfinish_s: float | None
+    bytes: int
+    media_start_s: float | None
+    media_duration_s: float | None
+    complete: bool
+    error: str | None = None
+
+    @property
+    def throughput_bps(self) -> float | None:
+        """Bytes over response-to-finish time, in bit/s."""
+        if self.tresponse_s is None or self.tfinish_s is None or self.tfinish_s <= self.tresponse_s:
+            return None
+        return self.bytes * 8 / (self.tfinish_s - self.tresponse_s)
+
+
+@dataclass
+class SegmentedSession:
+    """A whole segmented session: the presentation, every request, the aggregate transfer and the playout."""
+
+    presentation: Presentation | None
+    transfer: Transfer
+    records: list[SegmentRecord] = field(default_factory=list)
+    events: list[tuple[float, int, float]] = field(default_factory=list)
+    playout: PlayoutResult | None = None
+    mode: str = "fixed"
+    switches: int = 0
+    error_kind: str | None = None
+
+    def media_records(self, stream: str | None = None) -> list[SegmentRecord]:
+        """Complete media segments, optionally of one stream."""
+        return [r for r in self.records if r.kind == "media" and r.complete and (stream is None or r.stream == stream)]
+
+    @property
+    def encoding_rate_bps(self) -> float | None:
+        """Bytes of the media segments received over their media time, summed over the streams."""
+        total = 0.0
+        for stream in {r.stream for r in self.media_records()}:
+            recs = self.media_records(stream)
+            dur = sum(r.media_duration_s or 0 for r in recs)
+            if dur > 0:
+                total += sum(r.bytes for r in recs) * 8 / dur
+        return total or None
+
+
+def choose_fixed(tracks: tuple[Track, ...], rendition: str) -> Track:
+    """``highest``, ``lowest``, a rendition index (0 = lowest bandwidth), or a bit/s cap."""
+    if rendition == "highest":
+        return tracks[-1]
+    if rendition == "lowest":
+        return tracks[0]
+    if rendition.isdigit() and int(rendition) < len(tracks) and int(rendition) < 100:
+        return tracks[int(rendition)]
+    if rendition.isdigit():
+        fitting = [t for t in tracks if (t.bandwidth_bps or 0) <= int(rendition)]
+        return fitting[-1] if fitting else tracks[0]
+    raise MediaError(f"unknown rendition choice {rendition!r}")
+
+
+def choose_bba(tracks: tuple[Track, ...], buffer_s: float, reservoir_s: float, cushion_s: float) -> Track:
+    """BBA-0: the rendition whose bandwidth fits the rate that the buffer level maps to."""
+    rates = [t.bandwidth_bps or 0 for t in tracks]
+    if buffer_s <= reservoir_s:
+        return tracks[0]
+    if buffer_s >= reservoir_s + cushion_s:
+        return tracks[-1]
+    target = rates[0] + (rates[-1] - rates[0]) * (buffer_s - reservoir_s) / cushion_s
+    fitting = [t for t, r in zip(tracks, rates) if r <= target]
+    return fitting[-1] if fitting else tracks[0]
+
+
+class SegmentPlayer:
+    """Plays one HLS or DASH presentation for the download window."""
+
+    def __init__(self, http: HttpClient, address: str, settings: Settings, params: PlayoutParams,
+                 should_stop=None) -> None:
+        self.http = http
+        self.address = address
+        self.s = settings
+        self.params = params
+        self.should_stop = should_stop or (lambda: False)
+
+    def _address_for(self, url: str, manifest_host: str) -> str | None:
+        host = urlsplit(url).hostname
+        return self.address if host == manifest_host else None
+
+    def play(self, url: str, protocol: str) -> SegmentedSession:
+        """Fetch the manifest(s), then segments until the window closes or the media ends."""
+        s = self.s
+        t0 = time.perf_counter()
+        agg = Transfer(url=url, address=self.address, started_at=utc_now(), window_s=s.window_s,
+                       bin_s=s.throughput_bin_s)
+        session = SegmentedSession(presentation=None, transfer=agg, mode=s.abr)
+        host = urlsplit(url).hostname or ""
+        state = {"bytes": 0}
+
+        def fetch(target: str, stream: str, kind: str, track: Track | None, seg=None, window_s: float = 30.0):
+            start = time.perf_counter() - t0
+            tr = download(self.http, target, self._address_for(target, host) or self._resolve(target),
+                          window_s=window_s, bin_s=s.throughput_bin_s, head_limit_bytes=1 << 20 if kind == "manifest"
+                          else 0, should_stop=self.should_stop, timeout_s=s.http_timeout_s)
+            self._merge(agg, tr, start, state)
+            complete = tr.complete and tr.status == 200
+            rec = SegmentRecord(
+                seq=len(session.records), stream=stream, kind=kind,
+                rendition_id=track.rendition_id if track else None,
+                bandwidth_bps=track.bandwidth_bps if track else None, url=target, status=tr.status,
+                trequest_s=start, tresponse_s=None if tr.headers_s is None else start + tr.headers_s,
+                tfinish_s=start + (tr.last_byte_s if tr.last_byte_s is not None else (tr.headers_s or 0.0)),
+                bytes=tr.bytes_total, media_start_s=seg.start_s if seg else None,
+                media_duration_s=seg.duration_s if seg else None, complete=complete, error=tr.error)
+            session.records.append(rec)
+            return tr, rec
+
+        tr, rec = fetch(url, "manifest", "manifest", None)
+        agg.status, agg.content_type, agg.headers_s = tr.status, tr.content_type, tr.headers_s
+        if not rec.complete:
+            agg.ended_by, agg.error_kind, agg.error = "error", tr.error_kind or "http_status", (
+                tr.error or f"HTTP {tr.status} for the manifest")
+            if tr.status and tr.status >= 400:
+                raise HttpStatusError(stage="download", status=tr.status, url=url)
+            return session
+        text = tr.head.decode("utf-8", errors="replace")
+
+        def fetch_text(u: str) -> str:
+            t, r = fetch(u, "manifest", "manifest", None)
+            if not r.complete:
+                raise MediaError(f"cannot load the playlist {u}: {t.error or t.status}")
+            return t.head.decode("utf-8", errors="replace")
+
+        pres = parse_hls(url, text, fetch_text) if protocol == "hls" else parse_dash(url, text)
+        session.presentation = pres
+        deadline = (agg.headers_s or 0.0) + s.window_s
+        video = choose_fixed(pres.video, "lowest" if s.abr == "buffer" else s.rendition)
+        audio = pres.audio[0] if pres.audio and video.stream == "video" else None
+        inits_done: set[str] = set()
+        ends = {"video": 0.0, "audio": 0.0}
+        index = {"video": 0, "audio": 0}
+        n_segments = len(video.segments)
+        agg.ended_by = None
+        while agg.ended_by is None:
+            now = time.perf_counter() - t0
+            if self.should_stop():
+                agg.ended_by = "interrupted"
+                break
+            if now >= deadline:
+                agg.ended_by = "window"
+                break
+            v_done = index["video"] >= n_segments
+            a_done = audio is None or index["audio"] >= len(audio.segments)
+            if v_done and a_done:
+                agg.ended_by = "eof"
+                break
+            level = simulate(session.events, now, self.params, pres.duration_s)
+            if level.state_at_end == PLAYING and level.buffer_at_end_s > s.max_buffer_s:
+                time.sleep(min(deadline - now, level.buffer_at_end_s - s.max_buffer_s + 0.01))
+                continue
+            stream = "audio" if v_done or (not a_done and ends["audio"] < ends["video"]) else "video"
+            track = audio if stream == "audio" else video
+            if stream == "video" and s.abr == "buffer":
+                chosen = choose_bba(pres.video, level.buffer_at_end_s, s.bba_reservoir_s, s.bba_cushion_s)
+                if chosen is not video:
+                    session.switches += 1
+                    video = track = chosen
+            if track.init_url and track.init_url not in inits_done:
+                t, r = fetch(track.init_url, track.stream, "init", track, window_s=max(0.0, deadline - now))
+                if not r.complete:
+                    self._fail(agg, t)
+                    break
+                inits_done.add(track.init_url)
+                continue
+            seg = track.segments[index[stream]]
+            t, r = fetch(seg.url, track.stream, "media", track, seg, window_s=max(0.0, deadline - now))
+            if t.ended_by in ("window", "interrupted"):
+                agg.ended_by = t.ended_by
+                break
+            if not r.complete:
+                self._fail(agg, t)
+                break
+            index[stream] += 1
+            ends[stream] = seg.start_s + seg.duration_s
+            playable = ends["video"] if audio is None else min(ends["video"], ends["audio"])
+            session.events.append((r.tfinish_s, state["bytes"], playable))
+        end_s = deadline if agg.ended_by in ("window", "eof") else (agg.last_byte_s or 0.0)
+        session.playout = simulate(session.events, end_s, self.params, pres.duration_s,
+                                   complete=agg.ended_by == "eof")
+        return session
+
+    def _resolve(self, url: str) -> str:
+        host = urlsplit(url).hostname or ""
+        found = self.http.resolve(host)
+        if not found:
+            raise MediaError(f"no address for the segment host {host!r}")
+        return found[0]
+
+    @staticmethod
+    def _fail(agg: Transfer, tr: Transfer) -> None:
+        agg.ended_by = "error"
+        agg.error_kind = tr.error_kind or "http_status"
+        agg.error = tr.error or f"HTTP {tr.status} for {tr.url}"
+
+    @staticmethod
+    def _merge(agg: Transfer, tr: Transfer, offset: float, state: dict) -> None:
+        """Add one request's arrivals to the session's series, on the session's clock."""
+        last = 0
+        for t, cum in zip(tr.event_t_s, tr.event_bytes):
+            n = cum - last
+            last = cum
+            state["bytes"] += n
+            at = offset + t
+            if agg.first_byte_s is None:
+                agg.first_byte_s, agg.first_read_bytes = at, n
+            agg.last_byte_s = at
+            agg.event_t_s.append(at)
+            agg.event_bytes.append(state["bytes"])
+            k = int(at / agg.bin_s)
+            if k >= len(agg.bins_bytes):
+                agg.bins_bytes.extend([0] * (k + 1 - len(agg.bins_bytes)))
+            agg.bins_bytes[k] += n
+        agg.bytes_total = state["bytes"]
+        agg.tcp_info.extend((offset + t, f) for t, f in tr.tcp_info)

@@ -1,0 +1,209 @@
+"""The user-space delay line between two TUN devices: one-way delay, rate with a tail-drop queue, seeded loss."""
+
+from __future__ import annotations
+
+import ctypes
+import heapq
+import ipaddress
+import json
+import os
+import random
+import select
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+UP, DOWN = 0, 1  # UP: root namespace (client) -> lab namespace (server); DOWN: back
+DIRECTIONS = ("up", "down")
+_DRAIN_PACKETS = 256  # packets read from one device per wake-up, so that releases stay on time
+_READ_BYTES = 65536
+_PR_SET_TIMERSLACK = 29
+_SPIN_S = 0.0004
+_STATS = ("packets", "bytes", "lost", "overflow", "late_max_s", "late_sum_s")
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """The path to one server address: one-way delay, rate (both directions), loss per direction, queue."""
+
+    ip: str
+    delay_s: float = 0.0
+    rate_bps: float | None = None  # None: no serialisation, as fast as the line goes
+    loss_down: float = 0.0  # server -> client
+    loss_up: float = 0.0  # client -> server
+    queue_bytes: int = 1 << 20  # bytes waiting for the link (tail drop above); only with a rate
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"ip": self.ip, "delay_s": self.delay_s, "rate_bps": self.rate_bps, "loss_down": self.loss_down,
+                "loss_up": self.loss_up, "queue_bytes": self.queue_bytes}
+
+
+@dataclass
+class _Queue:
+    """One direction of one link: when its link is free again, what it did."""
+
+    delay_s: float
+    rate_bps: float | None
+    loss: float
+    queue_bytes: int
+    rng: random.Random
+    busy_until: float = 0.0
+    packets: int = 0
+    bytes: int = 0
+    lost: int = 0
+    overflow: int = 0
+    late_max_s: float = 0.0
+    late_sum_s: float = 0.0
+
+    def stats(self) -> dict:
+        return {k: getattr(self, k) for k in _STATS}
+
+
+class DelayLine:
+    """Moves IPv4 packets between the root-side and the lab-side TUN descriptors, each at its release time.
+
+    A packet to (UP) or from (DOWN) a server address is dropped with that direction's loss probability
+    (a seeded generator per direction and server), then waits for its link: it leaves the link at
+    ``max(arrival, link free) + size * 8 / rate`` and is written out ``delay_s`` later. When the bytes
+    still waiting for the link would exceed ``queue_bytes``, it is dropped (tail drop). Any other packet
+    (another address, IPv6, not from or to the root-side address) is dropped and counted as foreign.
+    """
+
+    def __init__(self, fd_root: int, fd_lab: int, root_ip: str, links: list[LinkSpec], seed: int = 0) -> None:
+        self.fds = (fd_root, fd_lab)
+        self.root_ip = ipaddress.IPv4Address(root_ip).packed
+        self.queues: dict[tuple[int, bytes], _Queue] = {}
+        for link in links:
+            key = ipaddress.IPv4Address(link.ip).packed
+            for direction, loss in ((UP, link.loss_up), (DOWN, link.loss_down)):
+                rng = random.Random(f"{seed}:{link.ip}:{DIRECTIONS[direction]}")
+                self.queues[direction, key] = _Queue(link.delay_s, link.rate_bps, loss, link.queue_bytes, rng)
+        self.foreign = 0
+        self.write_errors = 0
+        self._heap: list[tuple[float, int, int, _Queue, bytes]] = []
+        self._seq = 0
+
+    def admit(self, packet: bytes, direction: int, now: float) -> None:
+        """Take one packet read at ``now`` from the root side (UP) or the lab side (DOWN)."""
+        if len(packet) < 20 or packet[0] >> 4 != 4:
+            self.foreign += 1
+            return
+        if direction == UP:
+            ours, theirs = packet[12:16], packet[16:20]
+        else:
+            ours, theirs = packet[16:20], packet[12:16]
+        queue = self.queues.get((direction, theirs))
+        if queue is None or ours != self.root_ip:
+            self.foreign += 1
+            return
+        if queue.loss and queue.rng.random() < queue.loss:
+            queue.lost += 1
+            return
+        size = len(packet)
+        if queue.rate_bps:
+            start = max(now, queue.busy_until)
+            if (start - now) * queue.rate_bps / 8 + size > queue.queue_bytes:
+                queue.overflow += 1
+                return
+            queue.busy_until = start + size * 8 / queue.rate_bps
+            release = queue.busy_until + queue.delay_s
+        else:
+            release = now + queue.delay_s
+        self._seq += 1
+        heapq.heappush(self._heap, (release, self._seq, self.fds[1 - direction], queue, packet))
+
+    def release_due(self, now: float) -> float | None:
+        """Write out every packet due by ``now``; the time of the next one, or None."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            release, _, fd, queue, packet = heapq.heappop(heap)
+            try:
+                os.write(fd, packet)
+            except OSError:
+                self.write_errors += 1
+                continue
+            late = time.monotonic() - release
+            queue.packets += 1
+            queue.bytes += len(packet)
+            queue.late_sum_s += late
+            queue.late_max_s = max(queue.late_max_s, late)
+        return heap[0][0] if heap else None
+
+    def read_from(self, direction: int, now: float) -> None:
+        """Read the packets waiting on one side (at most a batch), all stamped ``now``."""
+        fd = self.fds[direction]
+        for _ in range(_DRAIN_PACKETS):
+            try:
+                packet = os.read(fd, _READ_BYTES)
+            except BlockingIOError:
+                return
+            self.admit(packet, direction, now)
+
+    def stats(self) -> dict:
+        """Counters per server address and direction, foreign packets, CPU time used so far."""
+        links = {}
+        for (direction, key), queue in self.queues.items():
+            links.setdefault(str(ipaddress.IPv4Address(key)), {})[DIRECTIONS[direction]] = queue.stats()
+        cpu = os.times()
+        return {"links": links, "foreign": self.foreign, "write_errors": self.write_errors,
+                "queued": len(self._heap), "cpu_s": cpu.user + cpu.system}
+
+    def run(self, control: socket.socket) -> None:
+        """Forward until the control socket closes; answer each ``stats`` line on it with a JSON line."""
+        control.setblocking(False)
+        watched = [self.fds[UP], self.fds[DOWN], control.fileno()]
+        pending = b""
+        while True:
+            next_release = self.release_due(time.monotonic())
+            # wake up a little early and poll for the rest: the kernel's wake-up is ~0.1-0.3 ms late
+            timeout = None if next_release is None else max(0.0, next_release - time.monotonic() - _SPIN_S)
+            ready, _, _ = select.select(watched, [], [], timeout)
+            now = time.monotonic()
+            for fd in ready:
+                if fd == self.fds[UP]:
+                    self.read_from(UP, now)
+                elif fd == self.fds[DOWN]:
+                    self.read_from(DOWN, now)
+                else:
+                    try:
+                        data = control.recv(4096)
+                    except BlockingIOError:
+                        continue
+                    if not data:
+                        return
+                    pending += data
+                    while b"\n" in pending:
+                        line, pending = pending.split(b"\n", 1)
+                        if line.strip() == b"stats":
+                            control.setblocking(True)
+                            control.sendall(json.dumps(self.stats()).encode() + b"\n")
+                            control.setblocking(False)
+
+
+def _tight_timers() -> None:
+    """Ask the kernel for 1 µs timer slack (default 50 µs), so that releases are on time."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str]) -> int:
+    """``python -m pytomo.lab.delayline CONFIG_JSON``: fds, addresses and links come from the parent."""
+    config = json.loads(argv[0])
+    links = [LinkSpec(**raw) for raw in config["links"]]
+    line = DelayLine(config["fd_root"], config["fd_lab"], config["root_ip"], links, config.get("seed", 0))
+    control = socket.socket(fileno=config["fd_control"])
+    _tight_timers()
+    control.sendall(b"ready\n")
+    try:
+        line.run(control)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

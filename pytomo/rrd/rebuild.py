@@ -1,0 +1,65 @@
+"""Rebuilds the RRD files of a run database, of our layout or of the 2015 one, from scratch."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytomo.errors import StorageError
+from pytomo.rrd.points import read_points
+from pytomo.rrd.store import RrdStore, rrd_dir_for
+from pytomo.storage.readonly import open_readonly
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RebuildReport:
+    """What a rebuild read and wrote."""
+
+    database: Path
+    folder: Path
+    layout: str
+    points: int = 0
+    skipped: int = 0  # out of time order (for instance the hour repeated when summer time ends)
+    bad_times: int = 0  # rows whose ID is not a time
+    files: list[str] = field(default_factory=list)
+
+
+def rebuild(db_path: Path, *, utc_2015: bool = False, folder: Path | None = None) -> RebuildReport:
+    """Write the RRD files of ``db_path`` into ``folder`` (default: beside it), replacing those there.
+
+    The files are written into a temporary folder first and swapped in whole, so a reader never sees a half-built
+    set. IDs of a 2015 table are read as local time of this machine unless ``utc_2015``.
+    """
+    db_path = Path(db_path)
+    final = Path(folder) if folder else rrd_dir_for(db_path)
+    conn = open_readonly(db_path)
+    try:
+        read = read_points(conn, utc_2015=utc_2015)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the crawled rows of {db_path}: {exc}") from exc
+    finally:
+        conn.close()
+    tmp = final.with_name(f"{final.name}.rebuild-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    store = RrdStore(tmp)
+    try:
+        for p in read.points:
+            store.add(p)
+        tmp.mkdir(parents=True, exist_ok=True)
+        old = final.with_name(f"{final.name}.old-{os.getpid()}")
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report = RebuildReport(db_path, final, read.layout, store.points, store.skipped, read.bad_times,
+                           sorted(p.name for p in final.glob("*.rrd")))
+    log.info("rebuilt %s: %d points, %d skipped, %d files", final, report.points, report.skipped, len(report.files))
+    return report

@@ -1,0 +1,147 @@
+"""The RRD files of one run: where they live, their layout (step, heartbeat, archives) and their updates."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytomo.errors import NotConfigured, PytomoError
+from pytomo.rrd.metrics import METRICS
+from pytomo.rrd.points import Point
+
+log = logging.getLogger(__name__)
+
+STEP_S = 10  # finest resolution: a lab crawl of a minute still draws a curve
+HEARTBEAT_S = 900  # a video's value stands for the time since the previous one, up to 15 minutes
+XFF = 0.5
+# (primary points per row, rows): 10 s for 1 h, 1 min for 1 day, 5 min for 1 week, 30 min for 31 days,
+# 6 h for a year; each as AVERAGE, MIN and MAX (about 4 MB a file).
+ARCHIVES: tuple[tuple[int, int], ...] = ((1, 360), (6, 1440), (30, 2016), (180, 1488), (2160, 1464))
+CONSOLIDATIONS = ("AVERAGE", "MIN", "MAX")
+SAME_TIME_NUDGE_S = 0.001  # rrdtool needs increasing times: a point at (or just before) the last one moves this far
+MAX_SERVER_FILES = 50  # beyond this many cache servers in one run, points go to the service file only
+RRD_DIR_SUFFIX = ".rrd"
+RANGE_FILE = "range.json"  # {"first_s": time of the first point}: where the span "all" of the graphs starts
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+RRD_LOCK = threading.Lock()  # librrd keeps per-call state in globals: one call at a time in this process
+
+
+class RrdError(PytomoError):
+    """An RRD file could not be created, updated or read."""
+
+
+def rrdtool_module():
+    """The rrdtool binding, or NotConfigured when it is missing."""
+    try:
+        import rrdtool
+    except ImportError as exc:  # pragma: no cover - rrdtool is a dependency
+        raise NotConfigured(f"the rrdtool binding is not installed ({exc})") from exc
+    return rrdtool
+
+
+def rrd_dir_for(db_path: Path) -> Path:
+    """``<dir>/<name without .db>.rrd/``: the RRD folder of a run database."""
+    name = db_path.name[:-3] if db_path.name.endswith(".db") else db_path.name
+    return db_path.with_name(name + RRD_DIR_SUFFIX)
+
+
+def file_label(key: str) -> str:
+    """A service label or an address made safe as a file name part (``:`` of IPv6 becomes ``-``)."""
+    return _SAFE.sub("-", key).strip("-.") or "unknown"
+
+
+def service_file(folder: Path, service: str) -> Path:
+    """The file of every point of one service."""
+    return folder / f"service-{file_label(service)}.rrd"
+
+
+def server_file(folder: Path, address: str) -> Path:
+    """The file of the points of one cache server."""
+    return folder / f"server-{file_label(address)}.rrd"
+
+
+def create_args(start_s: int) -> list[str]:
+    """The ``rrdtool create`` arguments after the file name."""
+    args = ["--start", str(start_s), "--step", str(STEP_S)]
+    args += [f"DS:{m.name}:GAUGE:{HEARTBEAT_S}:U:U" for m in METRICS]
+    args += [f"RRA:{cf}:{XFF}:{steps}:{rows}" for steps, rows in ARCHIVES for cf in CONSOLIDATIONS]
+    return args
+
+
+def _value(v: float | None) -> str:
+    return "U" if v is None else repr(float(v))
+
+
+@dataclass
+class RrdStore:
+    """Writes points into the service and server files of one folder; times only go forward."""
+
+    folder: Path
+    last_s: dict[Path, float] = field(default_factory=dict)
+    points: int = 0
+    skipped: int = 0
+
+    def _prepare(self, path: Path, t_s: float) -> float | None:
+        """The time to update ``path`` with, creating the file if needed; None to skip an out-of-order point."""
+        rrdtool = rrdtool_module()
+        last = self.last_s.get(path)
+        if last is None:
+            if path.exists():
+                last = float(rrdtool.last(str(path))) + 1.0  # the fraction is not kept: stay clear of it
+            else:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                rrdtool.create(str(path), *create_args(int(t_s) - STEP_S))
+                if not (self.folder / RANGE_FILE).exists():
+                    (self.folder / RANGE_FILE).write_text(json.dumps({"first_s": t_s}))
+                last = float(int(t_s) - STEP_S)
+        t = round(t_s, 3)
+        if t <= last:
+            if last - t > 1.0:
+                return None
+            t = round(last + SAME_TIME_NUDGE_S, 3)
+        return t
+
+    def _update(self, path: Path, point: Point) -> bool:
+        rrdtool = rrdtool_module()
+        t = self._prepare(path, point.t_s)
+        if t is None:
+            return False
+        values = ":".join(_value(point.values.get(m.name)) for m in METRICS)
+        rrdtool.update(str(path), f"{t:.3f}:{values}")
+        self.last_s[path] = t
+        return True
+
+    def add(self, point: Point) -> bool:
+        """Update the service file and the server file with one point; False when it was out of order."""
+        try:
+            with RRD_LOCK:
+                ok = self._update(service_file(self.folder, point.service), point)
+                server = server_file(self.folder, point.server)
+                if ok and (server in self.last_s or server.exists() or self._server_count() < MAX_SERVER_FILES):
+                    self._update(server, point)
+        except Exception as exc:  # librrd reports everything as rrdtool.OperationalError or ProgrammingError
+            if isinstance(exc, PytomoError):
+                raise
+            raise RrdError(f"cannot update the RRD files in {self.folder}: {exc}") from exc
+        if ok:
+            self.points += 1
+        else:
+            self.skipped += 1
+        return ok
+
+    def _server_count(self) -> int:
+        return sum(1 for p in self.folder.glob("server-*.rrd")) if self.folder.exists() else 0
+
+
+def first_point_s(folder: Path) -> float | None:
+    """Time of the first point written into ``folder``, or None."""
+    try:
+        value = json.loads((folder / RANGE_FILE).read_text()).get("first_s")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
