@@ -20,6 +20,7 @@ _DRAIN_PACKETS = 256  # packets read from one device per wake-up, so that releas
 _READ_BYTES = 65536
 _PR_SET_TIMERSLACK = 29
 _SPIN_S = 0.0004
+_SPIN_MAX_QUEUED = 8
 _STATS = ("packets", "bytes", "lost", "overflow", "late_max_s", "late_sum_s")
 
 
@@ -157,8 +158,11 @@ class DelayLine:
         pending = b""
         while True:
             next_release = self.release_due(time.monotonic())
-            # wake up a little early and poll for the rest: the kernel's wake-up is ~0.1-0.3 ms late
-            timeout = None if next_release is None else max(0.0, next_release - time.monotonic() - _SPIN_S)
+            timeout = None if next_release is None else max(0.0, next_release - time.monotonic())
+            if timeout and len(self._heap) <= _SPIN_MAX_QUEUED:
+                # sparse packets (pings, handshakes): wake up a little early and poll for the rest, as the
+                # kernel's wake-up comes 0.1-0.3 ms late; a bulk flow is not worth the CPU
+                timeout = max(0.0, timeout - _SPIN_S)
             ready, _, _ = select.select(watched, [], [], timeout)
             now = time.monotonic()
             for fd in ready:

@@ -49,8 +49,9 @@ class GenericService(Service):
                 head = resp.raw.read(512, decode_content=True) or b""
                 protocol = sniff(url, ctype, head)
                 if protocol:
-                    return MediaDescriptor(page_url=page_url, video_id=self.video_id(page_url) or "",
-                                           title=self.video_id(page_url), streams=(MediaStream(url=url, kind=protocol),))
+                    name = self.video_id(page_url)
+                    return MediaDescriptor(page_url=page_url, video_id=name or "", title=name,
+                                           streams=(MediaStream(url=url, kind=protocol),))
                 if ctype.startswith(_MEDIA_TYPES) or (not ctype.startswith("text/") and not _looks_like_html(head)):
                     return self._direct(page_url)
                 body = head + (resp.raw.read(_PAGE_LIMIT_BYTES, decode_content=True) or b"")

@@ -7,11 +7,13 @@ import json
 import pytest
 
 from pytomo.lab.scenario import default_scenario_path, load_scenario
+from pytomo.lab.segmented import DEFAULT_LADDER
 from pytomo.lab.truth import read_truth
 from tests.conftest import connect, database_of, run_crawler
 
 SCENARIO = load_scenario(default_scenario_path())
 FAULTY = {v.id for v in SCENARIO.videos if SCENARIO.server(v.server).fault}
+SEGMENTED = {v.id for v in SCENARIO.videos if v.delivery != "progressive"}
 STALLING = {v.id for v in SCENARIO.videos
             if SCENARIO.server(v.server).stalls
             or (SCENARIO.server(v.server).rate_bps or 1e18) < v.media.bitrate_bps}
@@ -88,7 +90,7 @@ def test_throughput_matches_the_pacing_rate(crawl):
     checked = 0
     for v in SCENARIO.videos:
         profile = SCENARIO.server(v.server)
-        if profile.fault or profile.stalls or profile.burst_bytes or profile.rate_bps is None:
+        if profile.fault or profile.stalls or profile.burst_bytes or profile.rate_bps is None or v.id in SEGMENTED:
             continue
         t = _main_transfer(truth, v.id)
         d = _download(conn, v.id)
@@ -110,7 +112,7 @@ def test_throughput_series_adds_up(crawl):
 def test_encoding_rate_and_duration_match_the_media(crawl):
     _proc, conn, truth = crawl
     for v in SCENARIO.videos:
-        if v.id in FAULTY:
+        if v.id in FAULTY or v.id in SEGMENTED:
             continue
         t = _main_transfer(truth, v.id)
         d = _download(conn, v.id)
@@ -183,3 +185,48 @@ def test_titles_are_stored_exactly_as_the_platform_shows_them(crawl):
             continue
         stored = conn.execute("SELECT title FROM videos WHERE video_id = ?", (v.id,)).fetchone()["title"]
         assert stored == v.title
+
+
+def test_segmented_requests_match_what_the_lab_served(crawl):
+    _proc, conn, truth = crawl
+    assert SEGMENTED == {"lab-hls", "lab-dash"}
+    for v in SCENARIO.videos:
+        if v.id not in SEGMENTED:
+            continue
+        d = _download(conn, v.id)
+        assert d["delivery"] == v.delivery and d["container"] == v.delivery
+        served = [t for t in truth if t["video_id"] == v.id and t["method"] == "GET"]
+        records = conn.execute("SELECT * FROM segment_requests WHERE download_id = ? ORDER BY seq",
+                               (d["id"],)).fetchall()
+        # every request the player made was served once, in the same order, with the same bytes
+        assert [r["url"].split(f"/s/{v.id}/")[1] for r in records] == [t["segment"] for t in served]
+        for r, t in zip(records, served):
+            if r["complete"]:
+                assert r["bytes"] == t["size_bytes"] == t["bytes_sent"]
+            assert r["trequest_s"] <= r["tresponse_s"] <= r["tfinish_s"]
+        media = [r for r in records if r["kind"] == "media" and r["complete"]]
+        streams = {r["stream"] for r in media}
+        assert streams == {"video", "audio"}  # separate audio and video in both
+        for stream in streams:
+            mine = [r for r in media if r["stream"] == stream]
+            for k, r in enumerate(mine):
+                assert r["media_start_s"] == pytest.approx(k * v.segment_s, abs=0.05 * (k + 1))
+                assert r["media_duration_s"] == pytest.approx(min(v.segment_s, v.media.duration_s - k * v.segment_s),
+                                                              abs=0.05)
+        size = sum(r["bytes"] for r in media)
+        seconds = {s: sum(r["media_duration_s"] for r in media if r["stream"] == s) for s in streams}
+        rate = sum(sum(r["bytes"] for r in media if r["stream"] == s) * 8 / seconds[s] for s in streams)
+        assert d["encoding_rate_bps"] == pytest.approx(rate, rel=1e-6) and size > 0
+        # one rendition at full rate: the highest the manifest offers
+        assert {r["rendition_id"] for r in media if r["stream"] == "video"} == {d["rendition_id"]}
+        assert d["height"] == max(h for h, _b in DEFAULT_LADDER)
+        p1203 = json.loads(d["p1203_input_json"])
+        assert p1203["I23"]["stalling"][0] == [0.0, pytest.approx(d["time_to_start_s"], abs=1e-5)]
+        assert len(p1203["I13"]["segments"]) == sum(1 for r in media if r["stream"] == "video")
+        assert len(p1203["I11"]["segments"]) == sum(1 for r in media if r["stream"] == "audio")
+
+
+def test_segmented_throughput_matches_the_pacing_rate(crawl):
+    _proc, conn, _truth = crawl
+    d = _download(conn, "lab-hls")  # on the 3 Mbit/s cache, requests back to back
+    assert d["avg_throughput_bps"] == pytest.approx(SCENARIO.server("cache-3m").rate_bps, rel=0.05)

@@ -1,0 +1,119 @@
+"""The web.py application: URL map, the site's shared state, error pages, and the HTTP server (cheroot)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import web
+
+from pytomo import paths
+from pytomo.web.catalog import Catalog
+from pytomo.web.graphs import GraphCache
+
+log = logging.getLogger(__name__)
+
+web.config.debug = False  # no tracebacks to clients, no autoreload, cached templates
+
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'self'; base-uri 'none'; "
+                                "form-action 'self'; frame-ancestors 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+)
+
+
+class Site:
+    """What every request needs: the database allow-list, templates, static files and the graph cache."""
+
+    def __init__(self, catalog: Catalog, cache_dir: Path | None = None) -> None:
+        self.catalog = catalog
+        self.templates_dir = paths.templates_dir()
+        self.render = web.template.render(str(self.templates_dir), base="base", cache=True,
+                                          globals=template_globals())
+        self.render_bare = web.template.render(str(self.templates_dir), cache=True, globals=template_globals())
+        self.static = load_static(self.templates_dir / "static")
+        self.graphs = GraphCache((cache_dir or paths.cache_dir()) / "web-graphs")
+        self.memo: dict[tuple, Any] = {}
+        self.memo_lock = threading.Lock()
+
+    def remember(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """A value cached under ``key`` (which holds the database's mtime, so a change recomputes it)."""
+        with self.memo_lock:
+            if key in self.memo:
+                return self.memo[key]
+        value = compute()
+        with self.memo_lock:
+            if len(self.memo) > 500:
+                self.memo.clear()
+            self.memo[key] = value
+        return value
+
+
+def load_static(folder: Path) -> dict[str, tuple[bytes, str]]:
+    """Every static file, read once at start: requests look names up here and never build a path."""
+    files: dict[str, tuple[bytes, str]] = {}
+    if folder.is_dir():
+        for p in sorted(folder.iterdir()):
+            if p.is_file() and p.suffix in STATIC_TYPES:
+                files[p.name] = (p.read_bytes(), STATIC_TYPES[p.suffix])
+    return files
+
+
+def template_globals() -> dict[str, Any]:
+    """Formatting helpers the templates may call."""
+    from pytomo.web import views
+
+    return {"fmt": views.fmt, "pct": views.pct, "when": views.when, "safe_href": views.safe_href, "str": str}
+
+
+def make_app(site: Site) -> web.application:
+    """The web.py application bound to ``site``."""
+    from pytomo.web import views
+
+    urls = (
+        "/", views.GroupPage,
+        "/graphs/(main|qoe|qos|characteristics|all)", views.GroupPage,
+        "/videos", views.Videos,
+        r"/video/(\d{1,12})", views.Video,
+        r"/video/(\d{1,12})/(throughput|playout|rtt)\.svg", views.VideoGraph,
+        r"/graph/([a-z0-9_]{1,19})\.(png|svg)", views.Graph,
+        "/servers", views.Servers,
+        "/archive", views.Archive,
+        r"/static/([A-Za-z0-9_-]{1,64}\.(?:css|svg|png))", views.Static,
+        "/favicon.ico", views.Favicon,
+    )
+    app = web.application(urls, {}, autoreload=False)
+
+    def attach() -> None:
+        web.ctx.site = site
+        for name, value in SECURITY_HEADERS:
+            web.header(name, value)
+
+    app.add_processor(web.loadhook(attach))
+    app.notfound = lambda: views.error_page(404, "Not found", "There is no such page.")
+    app.internalerror = lambda: views.error_page(500, "Internal error", "The server could not answer; see its log.")
+    return app
+
+
+def serve(site: Site, bind: str, port: int, *, on_ready: Callable[[str], None] | None = None,
+          threads: int = 16) -> None:
+    """Serve until interrupted; ``on_ready`` gets the URL once the socket listens."""
+    from cheroot import wsgi
+
+    app = make_app(site)
+    server = wsgi.Server((bind, port), app.wsgifunc(), numthreads=threads, server_name="pytomo")
+    server.prepare()  # binds: OSError when the port is taken
+    host, real_port = server.bind_addr[:2]
+    shown = f"[{host}]" if ":" in host else host
+    if on_ready:
+        on_ready(f"http://{shown}:{real_port}/")
+    try:
+        server.serve()
+    finally:
+        server.stop()

@@ -1,0 +1,73 @@
+"""Small SVG charts of one video's series (throughput bins, buffer level and stalls, RTT samples)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+WIDTH_PX, HEIGHT_PX = 640, 200
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 28, 34
+COLOURS = ("#B03A2E", "#1F618D", "#117A65", "#7D3C98", "#B9770E", "#5D6D7E")
+
+
+def _nice_step(span: float, ticks: int = 5) -> float:
+    raw = span / ticks if span > 0 else 1.0
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.3g}"
+
+
+def chart(title: str, x_label: str, y_label: str, series: Sequence[tuple[str, Sequence[tuple[float, float]]]], *,
+          bands: Sequence[tuple[float, float]] = (), dots: bool = False, x_max: float | None = None) -> str:
+    """An SVG document: one polyline (or dots) per named series, grey bands for intervals (stalls)."""
+    xs = [x for _n, pts in series for x, _y in pts] + [a + b for a, b in bands]
+    ys = [y for _n, pts in series for _x, y in pts if y is not None]
+    x1 = max([x_max or 0.0, *xs, 1e-9])
+    y1 = max([*ys, 0.0]) * 1.08 or 1.0
+    w, h = WIDTH_PX - LEFT - RIGHT, HEIGHT_PX - TOP - BOTTOM
+
+    def px(x: float) -> float:
+        return LEFT + x / x1 * w
+
+    def py(y: float) -> float:
+        return TOP + h - y / y1 * h
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH_PX}" height="{HEIGHT_PX}" '
+           f'viewBox="0 0 {WIDTH_PX} {HEIGHT_PX}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{WIDTH_PX}" height="{HEIGHT_PX}" fill="#fff"/>',
+           f'<text x="{WIDTH_PX / 2}" y="16" text-anchor="middle" font-size="13">{escape(title)}</text>']
+    for a, b in bands:
+        out.append(f'<rect x="{px(a):.1f}" y="{TOP}" width="{max(px(a + b) - px(a), 1):.1f}" height="{h}" '
+                   f'fill="#ddd"/>')
+    step = _nice_step(y1)
+    v = 0.0
+    while v <= y1:
+        out.append(f'<line x1="{LEFT}" x2="{LEFT + w}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#eee"/>'
+                   f'<text x="{LEFT - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{_fmt(v)}</text>')
+        v += step
+    step = _nice_step(x1)
+    v = 0.0
+    while v <= x1:
+        out.append(f'<text x="{px(v):.1f}" y="{TOP + h + 14}" text-anchor="middle">{_fmt(v)}</text>')
+        v += step
+    out.append(f'<rect x="{LEFT}" y="{TOP}" width="{w}" height="{h}" fill="none" stroke="#888"/>')
+    out.append(f'<text x="{LEFT + w / 2}" y="{HEIGHT_PX - 4}" text-anchor="middle">{escape(x_label)}</text>')
+    out.append(f'<text x="12" y="{TOP + h / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 12 {TOP + h / 2})">{escape(y_label)}</text>')
+    for i, (name, pts) in enumerate(series):
+        colour = COLOURS[i % len(COLOURS)]
+        valid = [(x, y) for x, y in pts if y is not None]
+        if dots:
+            out += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}"/>' for x, y in valid]
+        elif valid:
+            path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in valid)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        out.append(f'<text x="{LEFT + 8 + 150 * i}" y="{TOP + 12}" fill="{colour}">{escape(name)}</text>')
+    if not any(pts for _n, pts in series):
+        out.append(f'<text x="{LEFT + w / 2}" y="{TOP + h / 2}" text-anchor="middle" fill="#888">no data</text>')
+    out.append("</svg>")
+    return "\n".join(out)

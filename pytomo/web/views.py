@@ -1,0 +1,398 @@
+"""The page handlers: check every parameter, fetch the data, choose a template; no SQL and no rrdtool here."""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import web
+
+from pytomo.errors import StorageError
+from pytomo.rrd.metrics import BY_NAME, GROUPS
+from pytomo.storage.readonly import open_readonly
+from pytomo.web import data, svg
+from pytomo.web.catalog import ID_PATTERN, RunEntry
+from pytomo.web.graphs import SPANS_S
+
+SRC_PATTERN = re.compile(r"^(service|server)-[A-Za-z0-9_.-]{1,80}$")
+MAX_PAGE = 1_000_000
+REFRESH_S = 30
+MENU = (("/", "Main parameters"), ("/graphs/qoe", "QoE"), ("/graphs/qos", "QoS"),
+        ("/graphs/characteristics", "Video characteristics"), ("/graphs/all", "All parameters"),
+        ("/videos", "Played videos"), ("/servers", "Cache servers"), ("/archive", "Archive"))
+
+
+# ---- formatting helpers, also given to the templates ----
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A number with ``digits`` decimals, or a dash."""
+    if value is None or isinstance(value, float) and math.isnan(value):
+        return "–"
+    if isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}" if isinstance(value, float) or digits else f"{value:,}"
+    return str(value)
+
+
+def pct(value: Any) -> str:
+    """A share 0..1 as a percentage, or a dash."""
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def when(text: Any) -> str:
+    """A stored time shown as ``YYYY-MM-DD HH:MM:SS``."""
+    if not isinstance(text, str):
+        return "–"
+    return text.replace("T", " ")[:19] + (" UTC" if text.endswith("Z") else "")
+
+
+def safe_href(url: Any) -> str | None:
+    """The URL when it is http(s), so that a platform cannot put ``javascript:`` into a link."""
+    if not isinstance(url, str):
+        return None
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return None
+    return url if scheme in ("http", "https") else None
+
+
+# ---- errors ----
+
+def error_page(code: int, title: str, message: str) -> web.HTTPError:
+    """An HTTPError carrying our error page (never a traceback)."""
+    status = {400: "400 Bad Request", 404: "404 Not Found", 500: "500 Internal Server Error"}[code]
+    try:
+        body = str(web.ctx.site.render.error(Page(title=f"{code} {title}", message=message)))
+    except Exception:  # the error page itself must not fail
+        body = f"<!doctype html><title>{code}</title><p>{code} {title}</p>"
+    return web.HTTPError(status, {"Content-Type": "text/html; charset=utf-8"}, body)
+
+
+def bad_request(message: str) -> web.HTTPError:
+    """400 with a sentence saying which parameter is wrong."""
+    return error_page(400, "Bad request", message)
+
+
+def not_found(message: str = "There is no such page.") -> web.HTTPError:
+    """404 with a sentence."""
+    return error_page(404, "Not found", message)
+
+
+# ---- parameters ----
+
+class Page(dict):
+    """Template data with attribute access (``$page.title``)."""
+
+    __getattr__ = dict.get
+
+
+def query() -> dict[str, str]:
+    """The query string, last value of each name."""
+    raw = web.ctx.env.get("QUERY_STRING", "")
+    try:
+        parsed = parse_qs(raw, keep_blank_values=True, strict_parsing=False, max_num_fields=20)
+    except ValueError:
+        raise bad_request("The query string is malformed.") from None
+    return {k: v[-1] for k, v in parsed.items()}
+
+
+def chosen_entry(q: dict[str, str]) -> RunEntry | None:
+    """The database named by ``db`` (an id from the archive), or the default one; 400/404 otherwise."""
+    catalog = web.ctx.site.catalog
+    ident = q.get("db")
+    if ident is None:
+        return catalog.default()
+    if not ID_PATTERN.match(ident):
+        raise bad_request("db must be the id of a database from the archive page.")
+    entry = catalog.get(ident)
+    if entry is None:
+        raise not_found("There is no database with this id; see the archive page.")
+    return entry
+
+
+def chosen_span(q: dict[str, str]) -> str:
+    """``span``: hour, day, week, month or all (default day)."""
+    span = q.get("span", "day")
+    if span not in SPANS_S:
+        raise bad_request("span must be one of hour, day, week, month, all.")
+    return span
+
+
+def chosen_page(q: dict[str, str]) -> int:
+    """``page``: a page number from 1."""
+    text = q.get("page", "1")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise bad_request("page must be a whole number from 1.")
+    return int(text)
+
+
+def sources(entry: RunEntry) -> list[str]:
+    """The RRD files of a run (service files first), as source names."""
+    folder = entry.rrd_dir
+    if not folder.is_dir():
+        return []
+    names = [p.stem for p in folder.glob("*.rrd") if SRC_PATTERN.match(p.stem)]
+    return sorted(names, key=lambda n: (not n.startswith("service-"), n))
+
+
+def chosen_source(entry: RunEntry, q: dict[str, str]) -> str | None:
+    """``src``: one of the run's RRD files (default: the first service file)."""
+    available = sources(entry)
+    src = q.get("src")
+    if src is None:
+        return available[0] if available else None
+    if not SRC_PATTERN.match(src):
+        raise bad_request("src must name one of the run's graph sources.")
+    if src not in available:
+        raise not_found("This run has no such graph source.")
+    return src
+
+
+def link(path: str, **params: Any) -> str:
+    """A local URL with its query string."""
+    kept = {k: v for k, v in params.items() if v is not None}
+    return path + ("?" + urlencode(kept) if kept else "")
+
+
+# ---- database access ----
+
+class Db:
+    """A read-only connection for the length of a request."""
+
+    def __init__(self, entry: RunEntry) -> None:
+        self.entry = entry
+        try:
+            self.conn = open_readonly(entry.path)
+            self.layout = data.layout_of(self.conn)
+        except (StorageError, sqlite3.Error):
+            raise not_found("This database cannot be read.") from None
+
+    def __enter__(self) -> Db:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+    def memo(self, name: str, compute) -> Any:
+        """A figure cached until the database changes."""
+        e = self.entry
+        return web.ctx.site.remember((name, str(e.path), e.mtime_s, e.size_bytes), compute)
+
+
+def base_page(entry: RunEntry | None, active: str, title: str, **extra: Any) -> Page:
+    """What every page shows: the menu (each link keeping the database), the run and the refresh."""
+    db = entry.id if entry else None
+    menu = [Page(href=link(href, db=db), label=label, active=href == active) for href, label in MENU]
+    page = Page(title=title, menu=menu, entry=entry, db=db, refresh_s=REFRESH_S if entry and entry.live else None)
+    page.update(extra)
+    return page
+
+
+def _html(body: Any) -> str:
+    web.header("Content-Type", "text/html; charset=utf-8")
+    web.header("Cache-Control", "no-cache")
+    return str(body)
+
+
+def _summary_page(entry: RunEntry, active: str, title: str) -> tuple[Page, Db]:
+    db = Db(entry)
+    info = db.memo("run", lambda: data.run_info(db.conn, db.layout))
+    figures = db.memo("summary", lambda: data.summary(db.conn, db.layout))
+    return base_page(entry, active, title, run=Page(info), summary=Page(figures), layout=db.layout.kind), db
+
+
+# ---- handlers ----
+
+class GroupPage:
+    """A page of graphs: main parameters, QoE, QoS, video characteristics or all parameters."""
+
+    def GET(self, group: str = "main") -> str:
+        q = query()
+        span = chosen_span(q)
+        entry = chosen_entry(q)
+        label, names = GROUPS[group]
+        active = "/" if group == "main" else f"/graphs/{group}"
+        if entry is None:
+            return _html(web.ctx.site.render.empty(base_page(None, active, label)))
+        src = chosen_source(entry, q)
+        page, db = _summary_page(entry, active, label)
+        db.conn.close()
+        page.update(
+            span=span, src=src,
+            spans=[Page(name=s, href=link(active, db=entry.id, span=s, src=src), active=s == span) for s in SPANS_S],
+            sources=[Page(name=s, href=link(active, db=entry.id, span=span, src=s), active=s == src)
+                     for s in sources(entry)],
+            graphs=[Page(metric=BY_NAME[n], src=link(f"/graph/{n}.png", db=entry.id, span=span, src=src))
+                    for n in names] if src else [],
+            rebuild_hint=f"./start_server.py --rebuild-rrd -f {entry.path}")
+        return _html(web.ctx.site.render.graphs(page))
+
+
+class Videos:
+    """The played videos, newest first, a page at a time."""
+
+    def GET(self) -> str:
+        q = query()
+        number = chosen_page(q)
+        entry = chosen_entry(q)
+        if entry is None:
+            return _html(web.ctx.site.render.empty(base_page(None, "/videos", "Played videos")))
+        page, db = _summary_page(entry, "/videos", "Played videos")
+        with db:
+            rows, total = data.videos_page(db.conn, db.layout, number)
+        pages = max(1, math.ceil(total / data.PER_PAGE))
+        if number > pages:
+            raise not_found("There is no such page of videos.")
+        page.update(videos=[Page(r, href=link(f"/video/{r['id']}", db=entry.id)) for r in rows], total=total,
+                    number=number, pages=pages,
+                    previous=link("/videos", db=entry.id, page=number - 1) if number > 1 else None,
+                    next=link("/videos", db=entry.id, page=number + 1) if number < pages else None)
+        return _html(web.ctx.site.render.videos(page))
+
+
+class Video:
+    """One video: its hops, DNS answers, RTT, downloads, and its series as graphs."""
+
+    def GET(self, ident: str) -> str:
+        q = query()
+        entry = chosen_entry(q)
+        if entry is None:
+            raise not_found("There is no database.")
+        page, db = _summary_page(entry, "/videos", "Video")
+        with db:
+            found = data.video(db.conn, db.layout, int(ident))
+        if found is None:
+            raise not_found("This run has no such video.")
+        if "legacy" in found:
+            page.update(legacy=sorted(found["legacy"].items()), title="Video (2015 row)")
+            return _html(web.ctx.site.render.video(page))
+        v = found["video"]
+        page.update(title=f"Video {v.get('video_id') or v['id']}", video=Page(v),
+                    hops=[Page(h) for h in found["hops"]], dns=[Page(a) for a in found["dns"]],
+                    rtt=[Page(r) for r in found["rtt"]], downloads=[Page(d) for d in found["downloads"]],
+                    charts=[Page(kind=k, label=label, src=link(f"/video/{ident}/{k}.svg", db=entry.id))
+                            for k, label in (("throughput", "Throughput"), ("playout", "Playout"),
+                                             ("rtt", "RTT samples"))])
+        return _html(web.ctx.site.render.video(page))
+
+
+class VideoGraph:
+    """The SVG charts of one video: throughput bins, buffer level with stalls, RTT samples."""
+
+    def GET(self, ident: str, kind: str) -> str:
+        q = query()
+        entry = chosen_entry(q)
+        if entry is None:
+            raise not_found("There is no database.")
+        with Db(entry) as db:
+            if db.layout.kind != "ours" or data.video(db.conn, db.layout, int(ident)) is None:
+                raise not_found("This run has no such video.")
+            vid = int(ident)
+            did = data.main_download_id(db.conn, vid)
+            if kind == "throughput":
+                series = data.throughput(db.conn, did) if did else []
+                body = svg.chart("Throughput (100 ms bins)", "seconds since the request", "kbit/s",
+                                 [("throughput", series)])
+            elif kind == "playout":
+                level, stalls = data.playout(db.conn, did) if did else ([], [])
+                body = svg.chart("Buffer level (grey: stalls)", "seconds since the request", "media seconds",
+                                 [("buffer", level)], bands=stalls)
+            else:
+                samples = data.rtt_samples(db.conn, vid)
+                groups: dict[str, list[tuple[float, float]]] = {}
+                for s in samples:
+                    groups.setdefault(f"{s['address']} {s['method']}", []).append((s["seq"], s["rtt_ms"]))
+                body = svg.chart("RTT samples", "probe", "ms", list(groups.items()), dots=True)
+        web.header("Content-Type", "image/svg+xml")
+        web.header("Cache-Control", "no-cache")
+        return body
+
+
+class Graph:
+    """A graph of one data source, drawn by rrdtool (cached until its RRD file changes)."""
+
+    def GET(self, metric: str, fmt_name: str) -> bytes:
+        from pytomo.web.graphs import FORMATS
+
+        if metric not in BY_NAME:
+            raise not_found("There is no such graph.")
+        q = query()
+        span = chosen_span(q)
+        entry = chosen_entry(q)
+        if entry is None:
+            raise not_found("There is no database.")
+        src = chosen_source(entry, q)
+        if src is None:
+            raise not_found("This run has no RRD files.")
+        rrd = entry.rrd_dir / f"{src}.rrd"
+        image, etag = web.ctx.site.graphs.get(rrd, metric, span, fmt_name)
+        web.header("Content-Type", FORMATS[fmt_name][1])
+        web.header("Cache-Control", "no-cache")
+        web.header("ETag", f'"{etag}"')
+        if web.ctx.env.get("HTTP_IF_NONE_MATCH") == f'"{etag}"':
+            raise web.notmodified()
+        return image
+
+
+class Servers:
+    """The cache servers of a run, slowest first, each with a link to its graphs."""
+
+    def GET(self) -> str:
+        q = query()
+        entry = chosen_entry(q)
+        if entry is None:
+            return _html(web.ctx.site.render.empty(base_page(None, "/servers", "Cache servers")))
+        page, db = _summary_page(entry, "/servers", "Cache servers")
+        with db:
+            rows = db.memo("servers", lambda: data.servers(db.conn, db.layout))
+        available = set(sources(entry))
+        out = []
+        for r in rows:
+            from pytomo.rrd.store import file_label
+
+            src = f"server-{file_label(str(r['address']))}"
+            out.append(Page(r, href=link("/", db=entry.id, src=src) if src in available else None))
+        page.update(servers=out)
+        return _html(web.ctx.site.render.servers(page))
+
+
+class Archive:
+    """Every run database found, newest first."""
+
+    def GET(self) -> str:
+        q = query()
+        entry = chosen_entry(q)
+        runs = [Page(id=e.id, name=e.name, when=datetime.fromtimestamp(e.mtime_s, UTC).strftime("%Y-%m-%d %H:%M"),
+                     size_mb=e.size_bytes / 1e6, live=e.live, href=link("/", db=e.id), chosen=entry is e)
+                for e in web.ctx.site.catalog.entries()]
+        page = base_page(entry, "/archive", "Archive", runs=runs,
+                         folder=str(web.ctx.site.catalog.directory))
+        return _html(web.ctx.site.render.archive(page))
+
+
+class Static:
+    """A file of the package's own static folder, looked up by name in a table read at start."""
+
+    def GET(self, name: str) -> bytes:
+        found = web.ctx.site.static.get(name)
+        if found is None:
+            raise not_found()
+        web.header("Content-Type", found[1])
+        web.header("Cache-Control", "max-age=3600")
+        return found[0]
+
+
+class Favicon(Static):
+    """The icon browsers ask for."""
+
+    def GET(self) -> bytes:  # type: ignore[override]
+        return super().GET("favicon.svg")
+
+
+def _unused(_: Path) -> None:  # keeps Path imported for type hints in older tools
+    return None
