@@ -13,9 +13,10 @@ case "$job" in
   *) echo "usage: $0 crawl|test [options]" >&2; exit 2 ;;
 esac
 
-# System packages: build tools for the rrdtool binding, MediaInfo, ping.
+# System packages: build tools for the rrdtool binding, MediaInfo, ping, a font for the graphs, and chromium
+# for the web page tests.
 packages=(python3 python3-venv python3-dev build-essential pkg-config librrd-dev rrdtool libmediainfo0v5
-          iputils-ping iproute2 curl)
+          iputils-ping iproute2 curl fonts-dejavu-core chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -206,3 +206,82 @@ def crawl_main(argv: list[str] | None = None) -> int:
     print(outcome.db_path, flush=True)
     return 130 if outcome.summary.stop_reason == "interrupted" else 0
 
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if value != 0 and not 1024 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 (any free port) or within 1024-65535")
+    return value
+
+
+def server_parser() -> argparse.ArgumentParser:
+    """The options of ``start_server.py`` (those of 2015, plus --bind and the RRD rebuild)."""
+    p = _Parser(prog="start_server.py",
+                description="Show the run databases and their RRD graphs in a browser (see docs/web.md).")
+    p.add_argument("port", nargs="?", type=_port, default=5555, help="TCP port (default 5555; 0: any free port)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every request (DEBUG)")
+    p.add_argument("-f", "--file", dest="db_file", metavar="DB", help="database shown first (default: the newest)")
+    p.add_argument("-d", "--dir", dest="db_dir", metavar="DIR", default="databases",
+                   help="folder of the run databases (default databases)")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--rebuild-rrd", action="store_true",
+                   help="rebuild the RRD files of -f DB (or of every database in -d DIR) and exit")
+    zone = p.add_mutually_exclusive_group()
+    zone.add_argument("--local", dest="utc_2015", action="store_false", default=False,
+                      help="with --rebuild-rrd: the IDs of 2015 tables are local time of this machine (default)")
+    zone.add_argument("--utc", dest="utc_2015", action="store_true",
+                      help="with --rebuild-rrd: the IDs of 2015 tables are UTC")
+    p.add_argument("-V", "--version", action="version", version=f"pytomo {__version__}")
+    return p
+
+
+def _rebuild_all(ns: argparse.Namespace) -> int:
+    from pytomo.rrd.rebuild import rebuild
+    from pytomo.web.catalog import DB_GLOB
+
+    targets = [Path(ns.db_file)] if ns.db_file else sorted(Path(ns.db_dir).glob(DB_GLOB))
+    if not targets:
+        raise UsageError(f"no run database in {ns.db_dir}")
+    for db in targets:
+        if not db.is_file():
+            raise UsageError(f"no database at {db}")
+        r = rebuild(db, utc_2015=ns.utc_2015)
+        print(f"{r.folder}: {r.layout} layout, {r.points} points, {r.skipped} out of order, "
+              f"{r.bad_times} without a time, {len(r.files)} files", flush=True)
+    return 0
+
+
+def server_main(argv: list[str] | None = None) -> int:
+    """``start_server.py``: returns the exit status (0 stopped or rebuilt, 1 failed, 2 bad usage)."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        ns = server_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if ns.rebuild_rrd:
+            return _rebuild_all(ns)
+        from pytomo.web.app import Site, serve
+        from pytomo.web.catalog import Catalog
+
+        if ns.db_file and not Path(ns.db_file).is_file():
+            raise UsageError(f"no database at {ns.db_file}")
+        site = Site(Catalog(Path(ns.db_dir), Path(ns.db_file) if ns.db_file else None))
+        serve(site, ns.bind, ns.port, on_ready=lambda url: print(f"serving {url}", flush=True))
+    except UsageError as exc:
+        print(f"start_server.py: error: {exc}", file=sys.stderr)
+        return 2
+    except PytomoError as exc:
+        print(f"start_server.py: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"start_server.py: error: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("start_server.py: stopped", file=sys.stderr)
+        return 0
+    return 0

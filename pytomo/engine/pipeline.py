@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urljoin
@@ -184,16 +185,25 @@ class Pipeline:
         raise RedirectError(f"more than {self.settings.redirect_max_hops} redirects", kind="hop_limit")
 
     def _probe_rtt(self, m: VideoMeasurement) -> None:
-        seen: set[str] = set()
+        """ICMP and TCP-connect probes to every distinct address of the chain, all at once (bounded threads)."""
+        jobs: list[tuple[str, int]] = []
         for hop in m.hops:
             _host, port = host_and_port(hop.url)
             for address in addresses(a for a in m.dns if a.host == hop.host):
-                if address in seen:
-                    continue
-                seen.add(address)
-                self._check("rtt")
-                m.rtt.extend(probe_rtt(address, self.settings.ping_count, timeout_s=self.settings.ping_timeout_s,
-                                       interval_s=self.settings.ping_interval_s, tcp_port=port))
+                if address not in {a for a, _p in jobs}:
+                    jobs.append((address, port))
+        if not jobs:
+            return
+        self._check("rtt")
+        s = self.settings
+        kw = {"timeout_s": s.ping_timeout_s, "interval_s": s.ping_interval_s}
+        with ThreadPoolExecutor(max_workers=min(16, 2 * len(jobs)), thread_name_prefix="rtt") as pool:
+            futures = []
+            for address, port in jobs:
+                futures.append(pool.submit(probe_rtt, address, s.ping_count, **kw))
+                futures.append(pool.submit(probe_rtt, address, s.ping_count, methods=(), tcp_port=port, **kw))
+            for f in futures:
+                m.rtt.extend(f.result())
 
     def _download_addresses(self, host: str, m: VideoMeasurement) -> list[str]:
         primary = self._lookup(host, m)

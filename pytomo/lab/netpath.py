@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ _NETNS_NAME = re.compile(rf"^{NETNS_PREFIX}(\d+)-(\d+)$")
 _LINK_NAME = re.compile(rf"^{LINK_PREFIX}(\d+)[rl](\d+)$")
 _READY_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 3.0
+_BUILD_LOCK = threading.Lock()
 _MIN_QUEUE_PACKETS = 16
 _MIN_QUEUE_S = 0.1
 
@@ -99,31 +101,35 @@ class NetPath:
         reason = unavailable_reason()
         if reason:
             raise PathError(f"cannot build the network path: {reason}")
-        clean_stale()
         last: Exception | None = None
-        for subnet in _free_subnets():
-            try:
-                self._build(subnet)
-                return self
-            except netns.NetnsError as exc:  # another run took this subnet meanwhile, or a real failure
-                last = exc
-                self.stop()
-                if "File exists" not in str(exc):
-                    break
+        with _BUILD_LOCK:  # one build at a time in this process; other processes have other names
+            clean_stale()
+            for subnet in _free_subnets():
+                try:
+                    self._build(subnet)
+                    return self
+                except netns.NetnsError as exc:  # another run took this subnet meanwhile, or a real failure
+                    last = exc
+                    self.stop()
+                    if "File exists" not in str(exc):
+                        break
         raise PathError(f"cannot build the network path: {last or 'no free /24 in ' + str(SUPERNET)}")
 
     def _build(self, subnet: ipaddress.IPv4Network) -> None:
         pid, index = os.getpid(), (int(subnet.network_address) - int(SUPERNET.network_address)) >> 8
         self.subnet = subnet
-        self.netns = f"{NETNS_PREFIX}{pid}-{index}"
-        self.root_link, self.lab_link = f"{LINK_PREFIX}{pid}r{index}", f"{LINK_PREFIX}{pid}l{index}"
         self.addresses = {s.name: str(subnet[FIRST_SERVER_HOST + i]) for i, s in enumerate(self.specs)}
         mtu = max(s.mtu_bytes for s in self.specs)
-        netns.add_netns(self.netns)
+        name = f"{NETNS_PREFIX}{pid}-{index}"
+        root_link, lab_link = f"{LINK_PREFIX}{pid}r{index}", f"{LINK_PREFIX}{pid}l{index}"
+        netns.add_netns(name)
+        self.netns = name  # only what we made is ours to delete
         fds: list[int] = []
         try:
-            fds.append(netns.open_tun(self.root_link))
-            fds.append(netns.run_in_netns(self.netns, lambda: netns.open_tun(self.lab_link)))
+            fds.append(netns.open_tun(root_link))
+            self.root_link = root_link
+            fds.append(netns.run_in_netns(name, lambda: netns.open_tun(lab_link)))
+            self.lab_link = lab_link
             root_lines = [f"link set dev {self.root_link} mtu {mtu} up",
                           f"address add {self.root_ip}/32 dev {self.root_link}"]
             root_lines += [f"route add {self.addresses[s.name]}/32 dev {self.root_link} src {self.root_ip} "
@@ -193,7 +199,7 @@ class NetPath:
                 netns.ip("link", "delete", name, check=False)
         if self.netns and self.netns in netns.netns_names():
             netns.delete_netns(self.netns)
-        self.netns = None
+        self.netns = self.root_link = self.lab_link = None
 
     def __enter__(self) -> NetPath:
         return self.start()
@@ -215,6 +221,10 @@ class NetPath:
     def address(self, name: str) -> str:
         """The path address of server ``name``."""
         return self.addresses[name]
+
+    def spec(self, name: str) -> PathSpec:
+        """The path spec of server ``name``."""
+        return next(s for s in self.specs if s.name == name)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` inside the lab namespace (to make listening sockets there); its result."""

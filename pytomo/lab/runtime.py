@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from pathlib import Path
@@ -10,6 +11,7 @@ from pytomo.errors import LabError
 from pytomo.lab.dns import LabDnsServer
 from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, RedirectorHandler
 from pytomo.lab.media import LabMedia, ensure_media
+from pytomo.lab.netpath import NetPath, PathError, PathSpec, unavailable_reason
 from pytomo.lab.scenario import DNS_IP, LAB_DOMAIN, PLATFORM_IP, REDIRECTOR_IPS, Scenario, ServerProfile, VideoSpec
 from pytomo.lab.segmented import SegmentedMedia, SegmentedSpec, ensure_segmented
 from pytomo.lab.truth import TruthLog
@@ -36,10 +38,13 @@ class Lab:
         self.redirectors: list[LabServer] = []
         self.caches: dict[str, LabServer] = {}
         self._threads: list[threading.Thread] = []
+        self.path: NetPath | None = None  # with network_path = true: the cache servers' namespace path
 
     # lifecycle
     def start(self) -> Lab:
         """Generate missing media, then start the HTTP servers and the DNS server."""
+        if self.scenario.network_path:
+            self._check_path()  # before making media: fail fast
         for video in self.scenario.videos:
             if video.delivery == "progressive":
                 self.media[video.id] = ensure_media(video.media, self.media_dir)
@@ -47,6 +52,8 @@ class Lab:
                 spec = SegmentedSpec(video.delivery, duration_s=video.media.duration_s, segment_s=video.segment_s)
                 self.segmented[video.id] = ensure_segmented(spec, self.media_dir)
         try:
+            if self.scenario.network_path:
+                self._start_path()
             self.platform = self._serve(PLATFORM_IP, PlatformHandler)
             self.redirectors = [self._serve(ip, RedirectorHandler) for ip in REDIRECTOR_IPS]
             for profile in self.scenario.servers:
@@ -57,11 +64,17 @@ class Lab:
             self.dns = LabDnsServer(records, ttl_s=self.scenario.dns_ttl_s, host=DNS_IP).start()
         except OSError as exc:
             self.stop()
-            raise LabError(f"cannot start the lab servers on loopback: {exc}") from exc
+            raise LabError(f"cannot start the lab servers: {exc}") from exc
+        except BaseException:
+            self.stop()  # the network path above all: no namespace left behind
+            raise
         return self
 
     def _serve(self, ip: str, handler, profile: ServerProfile | None = None) -> LabServer:
-        server = LabServer(ip, handler, self, profile)
+        if self.path is not None and profile is not None:  # a cache server listens in the path's namespace
+            server = self.path.call(lambda: LabServer(ip, handler, self, profile))
+        else:
+            server = LabServer(ip, handler, self, profile)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                   name=f"lab-{ip}", daemon=True)
         thread.start()
@@ -76,7 +89,38 @@ class Lab:
                 server.server_close()
         if self.dns is not None:
             self.dns.stop()
+        if self.path is not None:
+            self.path.stop()  # kept (stopped) for its final_stats
         self.platform, self.redirectors, self.caches, self.dns = None, [], {}, None
+
+    # network path (pytomo/lab/netpath.py)
+    def _check_path(self) -> None:
+        reason = unavailable_reason()
+        if reason:
+            where = self.scenario.source or self.scenario.name
+            raise LabError(f"lab scenario {self.scenario.name} asks for the network path (network_path = true), "
+                           f"which cannot be built here: {reason}; run as root, or set network_path = false in "
+                           f"{where} to serve on loopback without path delay, rate or loss")
+
+    def _start_path(self) -> None:
+        specs = [PathSpec(p.name, delay_ms=p.path_delay_ms, rate_bps=p.path_rate_bps, loss=p.path_loss,
+                          loss_up=p.path_loss_up, queue_bytes=p.path_queue_bytes, mtu_bytes=p.path_mtu_bytes)
+                 for p in self.scenario.servers]
+        try:
+            self.path = NetPath(specs, seed=self.scenario.path_seed).start()
+        except PathError as exc:
+            raise LabError(str(exc)) from exc
+        servers = tuple(dataclasses.replace(p, ip=self.path.address(p.name)) for p in self.scenario.servers)
+        self.scenario = dataclasses.replace(self.scenario, servers=servers)
+
+    def path_truth(self, profile: ServerProfile) -> dict:
+        """The path fields of a ground-truth record (null without the path)."""
+        on = self.path is not None
+        queue = self.path.spec(profile.name).effective_queue_bytes if on and profile.path_rate_bps else None
+        return {"path_delay_ms": profile.path_delay_ms if on else None,
+                "path_rate_bps": profile.path_rate_bps if on else None, "path_loss": profile.path_loss if on else None,
+                "path_loss_up": profile.path_loss_up if on else None, "path_queue_bytes": queue,
+                "path_mtu_bytes": profile.path_mtu_bytes if on else None}
 
     def __enter__(self) -> Lab:
         return self.start()
@@ -127,6 +171,9 @@ class Lab:
 
     def truth_record(self, video: VideoSpec, profile: ServerProfile) -> dict:
         """The fixed part of a ground-truth record for a transfer of ``video`` from ``profile``."""
+        return {**self._transfer_record(video, profile), **self.path_truth(profile)}
+
+    def _transfer_record(self, video: VideoSpec, profile: ServerProfile) -> dict:
         media = self.media.get(video.id)
         if media is None:  # segmented: the per-file facts are added by the cache server
             seg = self.segmented[video.id]
@@ -155,7 +202,14 @@ class Lab:
             server = self.caches[profile.name]
             rate = "unlimited" if profile.rate_bps is None else f"{profile.rate_bps / 1e6:g} Mbit/s"
             extra = f", fault {profile.fault}" if profile.fault else ""
+            if self.path is not None:
+                path_rate = (f"{profile.path_rate_bps / 1e6:g} Mbit/s" if profile.path_rate_bps is not None
+                             else "no rate limit")
+                extra += (f", path {profile.path_delay_ms:g} ms one way, {path_rate}, loss "
+                          f"{profile.path_loss:g} down {profile.path_loss_up:g} up")
             lines.append(f"cache    http://{profile.host}:{server.port}/  ({profile.ip}, {rate}{extra})")
+        if self.path is not None:
+            lines.append(f"path     namespace {self.path.netns}, from {self.path.root_ip} on {self.path.root_link}")
         for video in self.scenario.videos:
             lines.append(f"video    {self.page_url(video.id)}")
         return lines

@@ -32,6 +32,13 @@ class ServerProfile:
     stalls: tuple[tuple[int, float], ...] = ()  # (after_bytes, pause_s)
     fault: str | None = None
     fault_after_bytes: int = 0  # for reset and short_body
+    # network path (only with the scenario's network_path = true; see pytomo/lab/netpath.py)
+    path_delay_ms: float = 0.0  # one way, each direction
+    path_rate_bps: float | None = None  # each direction, IP bytes; None: no rate limit
+    path_loss: float = 0.0  # share of packets dropped from the server to the client
+    path_loss_up: float = 0.0  # share dropped from the client to the server
+    path_queue_bytes: int | None = None  # None: the path's default (2 x bandwidth-delay product, >= 100 ms)
+    path_mtu_bytes: int = 1500
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,8 @@ class Scenario:
     servers: tuple[ServerProfile, ...]
     videos: tuple[VideoSpec, ...]
     dns_ttl_s: int = 300
+    network_path: bool = False  # cache servers behind the namespace path (root only)
+    path_seed: int = 0  # seeds the path's loss draws
     source: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -97,6 +106,7 @@ def _server(i: int, raw: dict, where: str) -> ServerProfile:
     if rate is not None and float(rate) <= 0:
         raise LabError(f"{where}: server {name}: rate_bps must be positive (omit it for unlimited)")
     stalls = tuple((int(b), float(t)) for b, t in raw.get("stalls", ()))
+    path = _path_fields(raw, f"{where}: server {name}")
     if any(b < 0 or t < 0 for b, t in stalls):
         raise LabError(f"{where}: server {name}: stalls are [after_bytes, pause_s] with non-negative values")
     return ServerProfile(
@@ -109,7 +119,30 @@ def _server(i: int, raw: dict, where: str) -> ServerProfile:
         stalls=tuple(sorted(stalls)),
         fault=fault,
         fault_after_bytes=int(raw.get("fault_after_bytes", 0)),
+        **path,
     )
+
+
+def _path_fields(raw: dict, where: str) -> dict:
+    """The server's network-path fields, checked."""
+    delay = float(raw.get("path_delay_ms", 0.0))
+    rate = raw.get("path_rate_bps")
+    queue = raw.get("path_queue_bytes")
+    mtu = int(raw.get("path_mtu_bytes", 1500))
+    fields = {"path_delay_ms": delay, "path_rate_bps": None if rate is None else float(rate),
+              "path_loss": float(raw.get("path_loss", 0.0)), "path_loss_up": float(raw.get("path_loss_up", 0.0)),
+              "path_queue_bytes": None if queue is None else int(queue), "path_mtu_bytes": mtu}
+    if not 0 <= delay <= 10_000:
+        raise LabError(f"{where}: path_delay_ms must be 0 to 10000")
+    if rate is not None and not 1_000 <= float(rate) <= 10e9:
+        raise LabError(f"{where}: path_rate_bps must be 1000 to 1e10 (omit it for no rate limit)")
+    if not (0 <= fields["path_loss"] < 1 and 0 <= fields["path_loss_up"] < 1):
+        raise LabError(f"{where}: path_loss and path_loss_up are shares of packets, from 0 up to (not including) 1")
+    if not 576 <= mtu <= 65_535:
+        raise LabError(f"{where}: path_mtu_bytes must be 576 to 65535")
+    if queue is not None and int(queue) < mtu:
+        raise LabError(f"{where}: path_queue_bytes must hold at least one packet ({mtu} bytes)")
+    return fields
 
 
 def _video(raw: dict, defaults: dict, servers: dict[str, ServerProfile], where: str) -> VideoSpec:
@@ -168,7 +201,14 @@ def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
     meta = data.get("scenario", {})
     return Scenario(name=str(meta.get("name", Path(source).stem)), description=str(meta.get("description", "")),
                     servers=tuple(servers), videos=tuple(videos), dns_ttl_s=int(meta.get("dns_ttl_s", 300)),
-                    source=source)
+                    network_path=_switch(meta.get("network_path", False), source),
+                    path_seed=int(meta.get("path_seed", 0)), source=source)
+
+
+def _switch(value: object, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise LabError(f"{source}: [scenario] network_path must be true or false")
+    return value
 
 
 def load_scenario(path: str | Path) -> Scenario:

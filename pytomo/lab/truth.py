@@ -9,7 +9,9 @@ from typing import Any
 
 TRUTH_FIELDS = ("video_id", "page_url", "media_url", "cache_host", "cache_ip", "rate_bps", "burst_bytes",
                 "ttfb_delay_s", "stalls", "fault", "container", "bitrate_bps", "duration_s", "size_bytes",
-                "method", "status", "range", "bytes_sent", "started_at", "ended_at", "segment")
+                "method", "status", "range", "bytes_sent", "started_at", "ended_at", "segment",
+                # the network path to the cache server (all null when the lab runs on loopback)
+                "path_delay_ms", "path_rate_bps", "path_loss", "path_loss_up", "path_queue_bytes", "path_mtu_bytes")
 
 
 class TruthLog:

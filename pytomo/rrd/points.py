@@ -141,6 +141,10 @@ def _rtt_columns(m: VideoMeasurement, address: str) -> dict[str, float | None]:
     return dict(zip(("PingMin", "PingAvg", "PingMax"), chosen))
 
 
+def _kbps(bps: float | None) -> float | None:
+    return None if bps is None else bps / 1000.0
+
+
 def _download_columns(m: VideoMeasurement, d: DownloadAnalysis) -> dict[str, Any] | None:
     """The 2015 columns the ``pytomo_crawl`` view gives for this download, or None when it gives no row."""
     t, p = d.transfer, d.playout
@@ -151,17 +155,16 @@ def _download_columns(m: VideoMeasurement, d: DownloadAnalysis) -> dict[str, Any
     if not answers:
         return None
     latencies = [a.latency_ms for a in answers if a.latency_ms is not None]
-    kbps = (lambda v: None if v is None else v / 1000.0)
     row: dict[str, Any] = {
         "Service": m.service_label, "Url": m.page_url, "CacheUrl": _origin(last.url), "IP": t.address,
         "CacheServerDelay": m.cache_server_delay_s, "ResolveTime": min(latencies) / 1000.0 if latencies else None,
         "DownloadTime": t.duration_s, "VideoDuration": d.media_duration_s, "VideoLength": t.content_length_bytes,
-        "EncodingRate": kbps(d.encoding_rate_bps), "DownloadBytes": t.bytes_total,
+        "EncodingRate": _kbps(d.encoding_rate_bps), "DownloadBytes": t.bytes_total,
         "DownloadInterruptions": p.stall_count if p else None, "InitialData": p.initial_data_bytes if p else None,
-        "InitialRate": kbps(d.initial_rate_bps), "InitialPlaybackBuffer": p.initial_buffer_s if p else None,
+        "InitialRate": _kbps(d.initial_rate_bps), "InitialPlaybackBuffer": p.initial_buffer_s if p else None,
         "BufferingDuration": p.stall_total_s if p else None, "PlaybackDuration": p.played_s if p else None,
         "BufferDurationAtEnd": p.buffer_at_end_s if p else None, "TimeTogetFirstByte": t.first_byte_s,
-        "MaxInstantThp": kbps(t.peak_1s_bps), "StatusCode": last.status,
+        "MaxInstantThp": _kbps(t.peak_1s_bps), "StatusCode": last.status,
     }
     row.update(_rtt_columns(m, t.address))
     return row

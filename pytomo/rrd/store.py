@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -15,14 +16,14 @@ from pytomo.rrd.points import Point
 
 log = logging.getLogger(__name__)
 
-STEP_S = 10  # finest resolution: a lab crawl of a minute still draws a curve
+STEP_S = 1  # a point is written at the end of the second it falls in, so its primary point is complete at once
 HEARTBEAT_S = 900  # a video's value stands for the time since the previous one, up to 15 minutes
 XFF = 0.5
-# (primary points per row, rows): 10 s for 1 h, 1 min for 1 day, 5 min for 1 week, 30 min for 31 days,
-# 6 h for a year; each as AVERAGE, MIN and MAX (about 4 MB a file).
-ARCHIVES: tuple[tuple[int, int], ...] = ((1, 360), (6, 1440), (30, 2016), (180, 1488), (2160, 1464))
+# (primary points per row, rows): 1 s for 30 min, 1 min for 1 day, 5 min for 1 week, 30 min for 31 days,
+# 6 h for a year; each as AVERAGE, MIN and MAX (about 5 MB a file).
+ARCHIVES: tuple[tuple[int, int], ...] = ((1, 1800), (60, 1440), (300, 2016), (1800, 1488), (21600, 1464))
 CONSOLIDATIONS = ("AVERAGE", "MIN", "MAX")
-SAME_TIME_NUDGE_S = 0.001  # rrdtool needs increasing times: a point at (or just before) the last one moves this far
+MAX_PUSH_S = 60  # a point in a second already written moves to the next free second, at most this far
 MAX_SERVER_FILES = 50  # beyond this many cache servers in one run, points go to the service file only
 RRD_DIR_SUFFIX = ".rrd"
 RANGE_FILE = "range.json"  # {"first_s": time of the first point}: where the span "all" of the graphs starts
@@ -82,28 +83,28 @@ class RrdStore:
     """Writes points into the service and server files of one folder; times only go forward."""
 
     folder: Path
-    last_s: dict[Path, float] = field(default_factory=dict)
+    last_s: dict[Path, int] = field(default_factory=dict)
     points: int = 0
     skipped: int = 0
 
-    def _prepare(self, path: Path, t_s: float) -> float | None:
-        """The time to update ``path`` with, creating the file if needed; None to skip an out-of-order point."""
+    def _prepare(self, path: Path, t_s: float) -> int | None:
+        """The second to update ``path`` at, creating the file if needed; None to skip an out-of-order point."""
         rrdtool = rrdtool_module()
+        t = math.ceil(t_s)
         last = self.last_s.get(path)
         if last is None:
             if path.exists():
-                last = float(rrdtool.last(str(path))) + 1.0  # the fraction is not kept: stay clear of it
+                last = int(rrdtool.last(str(path)))
             else:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                rrdtool.create(str(path), *create_args(int(t_s) - STEP_S))
+                rrdtool.create(str(path), *create_args(t - STEP_S))
                 if not (self.folder / RANGE_FILE).exists():
-                    (self.folder / RANGE_FILE).write_text(json.dumps({"first_s": t_s}))
-                last = float(int(t_s) - STEP_S)
-        t = round(t_s, 3)
+                    (self.folder / RANGE_FILE).write_text(json.dumps({"first_s": t}))
+                last = t - STEP_S
         if t <= last:
-            if last - t > 1.0:
+            if last - t >= MAX_PUSH_S:
                 return None
-            t = round(last + SAME_TIME_NUDGE_S, 3)
+            t = last + STEP_S  # rrdtool takes one update per second and file: the next free second
         return t
 
     def _update(self, path: Path, point: Point) -> bool:
@@ -112,7 +113,7 @@ class RrdStore:
         if t is None:
             return False
         values = ":".join(_value(point.values.get(m.name)) for m in METRICS)
-        rrdtool.update(str(path), f"{t:.3f}:{values}")
+        rrdtool.update(str(path), f"{t}:{values}")
         self.last_s[path] = t
         return True
 

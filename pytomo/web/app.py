@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,9 +36,10 @@ class Site:
     def __init__(self, catalog: Catalog, cache_dir: Path | None = None) -> None:
         self.catalog = catalog
         self.templates_dir = paths.templates_dir()
-        self.render = web.template.render(str(self.templates_dir), base="base", cache=True,
-                                          globals=template_globals())
-        self.render_bare = web.template.render(str(self.templates_dir), cache=True, globals=template_globals())
+        shared = template_globals()
+        self.render = web.template.render(str(self.templates_dir), cache=True, globals=shared)
+        shared["header"] = self.render.header  # every page starts and ends with these two
+        shared["footer"] = self.render.footer
         self.static = load_static(self.templates_dir / "static")
         self.graphs = GraphCache((cache_dir or paths.cache_dir()) / "web-graphs")
         self.memo: dict[tuple, Any] = {}
@@ -106,6 +109,8 @@ def serve(site: Site, bind: str, port: int, *, on_ready: Callable[[str], None] |
     """Serve until interrupted; ``on_ready`` gets the URL once the socket listens."""
     from cheroot import wsgi
 
+    os.environ["TZ"] = "UTC"  # rrdtool draws time axes in the process's zone; the pages speak UTC
+    time.tzset()
     app = make_app(site)
     server = wsgi.Server((bind, port), app.wsgifunc(), numthreads=threads, server_name="pytomo")
     server.prepare()  # binds: OSError when the port is taken

@@ -110,17 +110,26 @@ def video(conn: sqlite3.Connection, layout: Layout, video_id: int) -> dict[str, 
     v = conn.execute("SELECT * FROM videos WHERE id = ?", (video_id,)).fetchone()
     if v is None:
         return None
-    q = (lambda sql: [dict(r) for r in conn.execute(sql, (video_id,))])
+
+    def q(sql: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in conn.execute(sql, (video_id,))]
+
     return {
         "video": dict(v),
         "hops": q("SELECT * FROM hops WHERE video_row_id = ? ORDER BY hop_index"),
         "dns": q("SELECT * FROM dns_answers WHERE video_row_id = ? ORDER BY id"),
         "rtt": q("SELECT p.address, p.method, p.probes_sent, p.error, count(s.rtt_ms) AS answered,"
                  " min(s.rtt_ms) AS min_ms, avg(s.rtt_ms) AS avg_ms, max(s.rtt_ms) AS max_ms"
-                 " FROM rtt_probes p LEFT JOIN rtt_samples s ON s.probe_id = p.id"
+                 " FROM rtt_probes p LEFT JOIN rtt_samples s ON s.video_row_id = p.video_row_id"
+                 " AND s.address = p.address AND s.probe_id = p.id"
                  " WHERE p.video_row_id = ? GROUP BY p.id ORDER BY p.id"),
         "downloads": q("SELECT * FROM downloads WHERE video_row_id = ? ORDER BY id"),
     }
+
+
+def has_video(conn: sqlite3.Connection, video_id: int) -> bool:
+    """True when the run (of our layout) has this video."""
+    return conn.execute("SELECT 1 FROM videos WHERE id = ?", (video_id,)).fetchone() is not None
 
 
 def rtt_samples(conn: sqlite3.Connection, video_id: int) -> list[dict[str, Any]]:

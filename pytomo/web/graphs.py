@@ -14,8 +14,9 @@ from pytomo.rrd.store import RRD_LOCK, STEP_S, first_point_s, rrdtool_module
 log = logging.getLogger(__name__)
 
 SPANS_S: dict[str, int | None] = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400, "all": None}
-MIN_SPAN_S = 600
+MIN_SPAN_S = 30
 WIDTH_PX, HEIGHT_PX = 640, 150
+PLAIN_UNITS = {"ms", "s", "%", "ratio", "stalls", "code"}  # numbers drawn as they are, no SI prefix
 FORMATS = {"png": ("PNG", "image/png"), "svg": ("SVG", "image/svg+xml")}
 STYLE_VERSION = "1"  # part of the cache key: change it when the drawing changes
 MAX_CACHED_FILES = 2000
@@ -35,6 +36,7 @@ def time_range(rrd: Path, span: str) -> tuple[int, int]:
     if length is None:
         first = first_point_s(rrd.parent)
         start = int(first) - STEP_S if first is not None else end - SPANS_S["month"]
+        start -= (end - start) // 20  # a margin before the first point
         start = min(start, end - MIN_SPAN_S)
     else:
         start = end - length
@@ -47,15 +49,17 @@ def graph_args(rrd: Path, metric: str, span: str, fmt: str) -> list[str]:
     start, end = time_range(rrd, span)
     p = _escape_path(rrd)
     scale = repr(m.scale)
+    number = "%.3lf" if m.unit in PLAIN_UNITS else "%.3lf%s"
     return [
         "--imgformat", FORMATS[fmt][0], "--start", str(start), "--end", str(end),
         "--width", str(WIDTH_PX), "--height", str(HEIGHT_PX), "--title", m.label, "--vertical-label", m.unit,
         "--lower-limit", "0", "--alt-autoscale-max", "--slope-mode",
+        *(["--units-exponent", "0"] if m.unit in PLAIN_UNITS else []),
         "--color", "BACK#FFFFFF", "--color", "CANVAS#FFFFFF", "--color", "SHADEA#FFFFFF", "--color", "SHADEB#FFFFFF",
         f"DEF:raw={p}:{metric}:AVERAGE", f"DEF:rawlo={p}:{metric}:MIN", f"DEF:rawhi={p}:{metric}:MAX",
         f"CDEF:avg=raw,{scale},*", f"CDEF:lo=rawlo,{scale},*", f"CDEF:hi=rawhi,{scale},*", "CDEF:band=hi,lo,-",
         "AREA:lo", "AREA:band#F5C6BF:min to max:STACK", "LINE2:avg#B03A2E:average",
-        "GPRINT:avg:AVERAGE:mean %.2lf%s", "GPRINT:lo:MIN:min %.2lf%s", "GPRINT:hi:MAX:max %.2lf%s\\n",
+        f"GPRINT:avg:AVERAGE:mean {number}", f"GPRINT:lo:MIN:min {number}", f"GPRINT:hi:MAX:max {number}\\n",
     ]
 
 

@@ -6,7 +6,6 @@ import math
 import re
 import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -14,10 +13,11 @@ import web
 
 from pytomo.errors import StorageError
 from pytomo.rrd.metrics import BY_NAME, GROUPS
+from pytomo.rrd.store import file_label
 from pytomo.storage.readonly import open_readonly
 from pytomo.web import data, svg
 from pytomo.web.catalog import ID_PATTERN, RunEntry
-from pytomo.web.graphs import SPANS_S
+from pytomo.web.graphs import FORMATS, SPANS_S
 
 SRC_PATTERN = re.compile(r"^(service|server)-[A-Za-z0-9_.-]{1,80}$")
 MAX_PAGE = 1_000_000
@@ -116,8 +116,8 @@ def chosen_entry(q: dict[str, str]) -> RunEntry | None:
 
 
 def chosen_span(q: dict[str, str]) -> str:
-    """``span``: hour, day, week, month or all (default day)."""
-    span = q.get("span", "day")
+    """``span``: hour, day, week, month or all (default all)."""
+    span = q.get("span", "all")
     if span not in SPANS_S:
         raise bad_request("span must be one of hour, day, week, month, all.")
     return span
@@ -290,7 +290,7 @@ class VideoGraph:
         if entry is None:
             raise not_found("There is no database.")
         with Db(entry) as db:
-            if db.layout.kind != "ours" or data.video(db.conn, db.layout, int(ident)) is None:
+            if db.layout.kind != "ours" or not data.has_video(db.conn, int(ident)):
                 raise not_found("This run has no such video.")
             vid = int(ident)
             did = data.main_download_id(db.conn, vid)
@@ -317,8 +317,6 @@ class Graph:
     """A graph of one data source, drawn by rrdtool (cached until its RRD file changes)."""
 
     def GET(self, metric: str, fmt_name: str) -> bytes:
-        from pytomo.web.graphs import FORMATS
-
         if metric not in BY_NAME:
             raise not_found("There is no such graph.")
         q = query()
@@ -353,8 +351,6 @@ class Servers:
         available = set(sources(entry))
         out = []
         for r in rows:
-            from pytomo.rrd.store import file_label
-
             src = f"server-{file_label(str(r['address']))}"
             out.append(Page(r, href=link("/", db=entry.id, src=src) if src in available else None))
         page.update(servers=out)
@@ -392,7 +388,3 @@ class Favicon(Static):
 
     def GET(self) -> bytes:  # type: ignore[override]
         return super().GET("favicon.svg")
-
-
-def _unused(_: Path) -> None:  # keeps Path imported for type hints in older tools
-    return None

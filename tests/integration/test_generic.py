@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from pytomo.lab.media import MediaSpec, ensure_media
+from pytomo.lab.segmented import SegmentedSpec, ensure_segmented
 from tests.conftest import connect, database_of, run_crawler
 
 
@@ -25,6 +26,8 @@ def http_server(tmp_path_factory):
         '<video controls><source src="media/clip.webm" type="video/webm"></video></body></html>')
     (root / "media").mkdir()
     shutil.copy(webm.path, root / "media" / "clip.webm")
+    for protocol, seg in (("hls", 2.0), ("dash", 4.0)):
+        shutil.copytree(ensure_segmented(SegmentedSpec(protocol, segment_s=seg)).root, root / protocol)
     proc = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
@@ -73,3 +76,40 @@ def test_dead_server_is_an_outcome_not_a_crash(tmp_path):
     assert [r["status"] for r in rows] == ["error", "error"]
     assert all(r["error_stage"] == "resolve_page" and "refused" in r["error_message"].lower() for r in rows)
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("manifest", ["hls/master.m3u8", "dash/manifest.mpd"])
+def test_generic_plays_hls_and_dash_manifests(http_server, tmp_path, manifest):
+    base, _media = http_server
+    proc = run_crawler(["-s", "generic", "-b", "-D", "3", "-n", "1", "-S", "0", "--database-dir", str(tmp_path),
+                        f"{base}/{manifest}"])
+    conn = connect(database_of(proc))
+    video = conn.execute("SELECT * FROM videos").fetchone()
+    assert video["status"] == "ok", video["error_message"]
+    d = conn.execute("SELECT * FROM downloads").fetchone()
+    assert d["delivery"] == manifest.split("/")[0] and d["bytes"] > 0 and d["stall_count"] == 0
+    n = conn.execute("SELECT count(*) FROM segment_requests WHERE kind = 'media' AND complete = 1").fetchone()[0]
+    assert n >= 2
+
+
+def test_p1203_export(http_server, tmp_path):
+    import json
+
+    base, _media = http_server
+    proc = run_crawler(["-s", "generic", "-b", "-D", "2", "-n", "1", "-S", "0", "--database-dir", str(tmp_path),
+                        f"{base}/clip.mp4"])
+    db = database_of(proc)
+    out = subprocess.run([sys.executable, "-m", "pytomo.p1203_cli", str(db)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["video_id"] == "clip.mp4"
+    data = rows[0]["input"]
+    assert data["I23"]["stalling"][0][0] == 0.0 and data["I13"]["segments"][0]["codec"] == "h264"
+    assert data["IGen"]["device"] == "pc"
+    scored = subprocess.run([sys.executable, "-m", "pytomo.p1203_cli", "--score", str(db)], capture_output=True,
+                            text=True, timeout=30)
+    try:
+        import itu_p1203  # noqa: F401
+    except ImportError:
+        assert scored.returncode == 2 and "not installed" in scored.stderr and scored.stderr.count("\n") == 1

@@ -1,0 +1,172 @@
+"""RRD layout and updates: data-source names, archive coverage, same-second points, out-of-order points, 2015 IDs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+import time
+
+import pytest
+import rrdtool
+
+from pytomo.rrd import recorder as recorder_mod
+from pytomo.rrd.metrics import GROUPS, METRICS
+from pytomo.rrd.points import Point, parse_id, read_points, values_from_columns
+from pytomo.rrd.rebuild import rebuild
+from pytomo.rrd.recorder import MAX_FAILURES, RrdRecorder
+from pytomo.rrd.store import ARCHIVES, HEARTBEAT_S, STEP_S, RrdStore, create_args, first_point_s, server_file
+
+T0 = 1_790_000_000.25
+
+
+def _point(t: float, thp: float, server: str = "10.0.0.1") -> Point:
+    values = {m.name: None for m in METRICS}
+    values["avg_thp_kbps"] = thp
+    return Point(t, "Svc", server, "http://cache", values)
+
+
+def _series(path, start: int, end: int, ds: str = "avg_thp_kbps") -> list[tuple[int, float | None]]:
+    (s, _e, step), names, rows = rrdtool.fetch(str(path), "AVERAGE", "-r", "1", "-s", str(start), "-e", str(end))
+    i = names.index(ds)
+    return [(s + (k + 1) * step, row[i]) for k, row in enumerate(rows)]
+
+
+def test_data_sources_are_valid_and_every_group_names_known_metrics():
+    names = [m.name for m in METRICS]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[a-z0-9_]{1,19}", n) for n in names)
+    assert all(set(g) <= set(names) for _label, g in GROUPS.values())
+    args = create_args(1000)
+    assert sum(a.startswith("DS:") for a in args) == len(METRICS)
+    assert sum(a.startswith("RRA:") for a in args) == 3 * len(ARCHIVES)
+
+
+def test_archives_cover_months_at_one_video_a_minute():
+    coverage_s = {steps * STEP_S: steps * rows * STEP_S for steps, rows in ARCHIVES}
+    assert max(coverage_s.values()) >= 365 * 86400
+    assert any(res <= 60 and cov >= 86400 for res, cov in coverage_s.items())  # a day at one minute
+    assert any(res <= 1800 and cov >= 31 * 86400 for res, cov in coverage_s.items())  # a month at 30 min
+    assert HEARTBEAT_S > 60  # one video a minute never leaves a gap
+
+
+def test_points_in_the_same_second_are_all_kept(tmp_path):
+    store = RrdStore(tmp_path / "r.rrd")
+    assert store.add(_point(T0, 100.0)) and store.add(_point(T0, 200.0)) and store.add(_point(T0 + 0.5, 300.0))
+    path = tmp_path / "r.rrd" / "service-Svc.rrd"
+    t = int(T0) + 1
+    got = dict(_series(path, t - 2, t + 3))
+    assert [got[t], got[t + 1], got[t + 2]] == [100.0, 200.0, 300.0]
+    assert store.points == 3 and first_point_s(tmp_path / "r.rrd") == t
+    assert server_file(tmp_path / "r.rrd", "10.0.0.1").exists()
+
+
+def test_a_point_far_before_the_last_is_skipped_and_counted(tmp_path):
+    store = RrdStore(tmp_path / "r.rrd")
+    assert store.add(_point(T0, 1.0))
+    assert not store.add(_point(T0 - 3600, 2.0))
+    assert store.skipped == 1 and store.points == 1
+
+
+def test_a_video_stands_for_the_time_since_the_previous_one(tmp_path):
+    store = RrdStore(tmp_path / "r.rrd")
+    store.add(_point(T0, 10.0))
+    store.add(_point(T0 + 60, 20.0))
+    path = tmp_path / "r.rrd" / "service-Svc.rrd"
+    t1 = int(T0) + 1  # the first point, written at the end of its second
+    got = dict(_series(path, t1 - 1, t1 + 62))
+    assert got[t1] == 10.0 and [got[t] for t in range(t1 + 1, t1 + 61)] == [20.0] * 60 and got[t1 + 61] is None
+
+
+def test_ipv6_server_files_have_no_colon(tmp_path):
+    assert ":" not in server_file(tmp_path, "2001:db8::1").name
+
+
+def test_values_from_2015_columns_derive_the_2015_indicators():
+    row = {"DownloadBytes": 1_000_000, "DownloadTime": 2.0, "EncodingRate": 1000.0, "DownloadInterruptions": 2,
+           "PingAvg": 12.5, "StatusCode": 200}
+    v = values_from_columns(row, {"time_to_start_s": 0.4, "avg_throughput_bps": 3_000_000})
+    assert v["avg_thp_kbps"] == 4000.0 and v["reception_ratio"] == 4.0 and v["stalled_videos"] == 1.0
+    assert v["ping_avg_ms"] == 12.5 and v["start_s"] == 0.4 and v["meas_thp_kbps"] == 3000.0
+    none = values_from_columns({"DownloadBytes": 5, "DownloadTime": 0, "DownloadInterruptions": 0})
+    assert none["avg_thp_kbps"] is None and none["stalled_videos"] == 0.0 and none["start_s"] is None
+
+
+def test_ids_are_read_as_utc_or_local_time(monkeypatch):
+    assert parse_id("2026-01-05 00:00:00.500000") == 1767571200.5
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    try:
+        assert parse_id("2026-01-05 01:00:00", utc=False) == 1767571200.0
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert parse_id("not a time") is None and parse_id(None) is None
+
+
+def test_rebuild_of_a_2015_table(tmp_path):
+    db = tmp_path / "h.youtube.2013-11-29.14_03_12.pytomo_database.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE pytomo_crawl_2013_11_29_14_03_12 (ID TIMESTAMP, Service text, Url text, CacheUrl text,"
+                 " IP text, DownloadTime real, DownloadBytes int, EncodingRate real, DownloadInterruptions int,"
+                 " PingAvg real, StatusCode int)")
+    rows = [("2013-11-29 14:03:12.100000", "YouTube", "u1", "http://c1", "1.1.1.1", 2.0, 500_000, 800.0, 0, 20.0, 200),
+            ("2013-11-29 14:03:12.200000", "YouTube", "u1", "http://r", "1.1.1.9", None, None, None, None, 5.0, 302),
+            ("2013-11-29 14:04:12.000000", "YouTube", "u2", "http://c2", "2.2.2.2", 4.0, 500_000, 800.0, 3, 30.0, 200),
+            ("garbage", "YouTube", "u3", "http://c2", "2.2.2.2", 4.0, 1, 1.0, 0, 1.0, 200)]
+    conn.executemany("INSERT INTO pytomo_crawl_2013_11_29_14_03_12 VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+    conn.commit()
+    conn.close()
+    report = rebuild(db, utc_2015=True)
+    assert report.layout == "2015" and report.points == 2 and report.bad_times == 1
+    assert report.files == ["server-1.1.1.1.rrd", "server-2.2.2.2.rrd", "service-YouTube.rrd"]
+    t2 = int(parse_id(rows[2][0]))
+    got = dict(_series(report.folder / "service-YouTube.rrd", t2 - 5, t2 + 1, "stalled_videos"))
+    assert got[t2] == 1.0
+    assert dict(_series(report.folder / "service-YouTube.rrd", t2 - 5, t2 + 1))[t2] == 1000.0
+    again = rebuild(db, utc_2015=True)  # replaces the files whole
+    assert again.files == report.files and not list(tmp_path.glob("*.rebuild-*")) and not list(tmp_path.glob("*.old-*"))
+
+
+def test_read_points_of_an_unknown_database_is_empty(tmp_path):
+    conn = sqlite3.connect(tmp_path / "x.db")
+    conn.execute("CREATE TABLE other (a)")
+    assert read_points(conn).points == []
+
+
+def test_recorder_logs_failures_and_never_raises(tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    rec = RrdRecorder(blocker / "x.pytomo_database.db")  # its folder cannot be created
+    monkeypatch.setattr(recorder_mod, "points_from_measurement", lambda m: iter([_point(T0, 1.0)]))
+
+    class Video:
+        page_url = "http://example.test/v"
+
+    with caplog.at_level(logging.WARNING, logger="pytomo.rrd.recorder"):
+        for _ in range(MAX_FAILURES + 2):
+            rec.record(Video())
+    assert not rec.enabled
+    assert sum("cannot record" in r.getMessage() for r in caplog.records) == MAX_FAILURES
+    assert any("Disabled RRD files" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX only")
+def test_graph_cache_draws_once_until_the_file_changes(tmp_path, monkeypatch):
+    from pytomo.web import graphs
+
+    store = RrdStore(tmp_path / "r.rrd")
+    store.add(_point(T0, 5.0))
+    store.add(_point(T0 + 30, 7.0))
+    path = tmp_path / "r.rrd" / "service-Svc.rrd"
+    cache = graphs.GraphCache(tmp_path / "cache")
+    image, key = cache.get(path, "avg_thp_kbps", "all", "png")
+    assert image.startswith(b"\x89PNG") and len(list((tmp_path / "cache").iterdir())) == 1
+    calls = []
+    real = rrdtool.graphv
+    monkeypatch.setattr(rrdtool, "graphv", lambda *a: calls.append(a) or real(*a))
+    assert cache.get(path, "avg_thp_kbps", "all", "png") == (image, key) and calls == []
+    store.add(_point(T0 + 60, 9.0))
+    _image, key2 = cache.get(path, "avg_thp_kbps", "all", "png")
+    assert key2 != key and len(calls) == 1

@@ -1,0 +1,34 @@
+"""A database of the 2015 layout (one flat table, inventory section 7.2) made from the rows of our view."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+COLUMNS_2015 = (
+    ("ID", "TIMESTAMP"), ("Service", "text"), ("Url", "text"), ("CacheUrl", "text"), ("CacheServerDelay", "real"),
+    ("IP", "text"), ("Resolver", "text"), ("ResolveTime", "real"), ("ASNumber", "int"), ("PingMin", "real"),
+    ("PingAvg", "real"), ("PingMax", "real"), ("DownloadTime", "real"), ("VideoType", "text"),
+    ("VideoDuration", "real"), ("VideoLength", "real"), ("EncodingRate", "real"), ("DownloadBytes", "int"),
+    ("DownloadInterruptions", "int"), ("InitialData", "real"), ("InitialRate", "real"),
+    ("InitialPlaybackBuffer", "real"), ("BufferingDuration", "real"), ("PlaybackDuration", "real"),
+    ("BufferDurationAtEnd", "real"), ("TimeTogetFirstByte", "real"), ("MaxInstantThp", "real"),
+    ("RedirectUrl", "text"), ("StatusCode", "int"),
+)
+
+
+def make_2015_database(ours: Path, folder: Path) -> Path:
+    """Copy every row of ``pytomo_crawl`` into ``pytomo_crawl_<YYYY_MM_DD_HH_MM_SS>`` of a new file, as in 2015."""
+    src = sqlite3.connect(f"file:{ours}?mode=ro&immutable=1", uri=True)
+    rows = src.execute(f"SELECT {', '.join(c for c, _t in COLUMNS_2015)} FROM pytomo_crawl").fetchall()
+    first = src.execute("SELECT started_at FROM run").fetchone()[0]
+    src.close()
+    stamp = first[:19].replace("-", "_").replace("T", "_").replace(":", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"oldhost.lab.{first[:10]}.{first[11:19].replace(':', '_')}.pytomo_database.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    table = f"pytomo_crawl_{stamp}"
+    conn.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {t}' for c, t in COLUMNS_2015)})")
+    conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in COLUMNS_2015)})", rows)
+    conn.close()
+    return path
