@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 from datetime import datetime
-from pathlib import Path
 
 from bench.common import ROOT, table
 
@@ -33,7 +32,8 @@ def run(pings: int = 3) -> tuple[str, list[str]]:
         for i, v in enumerate(videos):
             nxt = videos[i + 1]["started_at"] if i + 1 < len(videos) else ended
             span = (_t(nxt) - _t(v["started_at"])).total_seconds()
-            d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ? ORDER BY id LIMIT 1", (v["id"],)).fetchone()
+            d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ? ORDER BY id LIMIT 1",
+                             (v["id"],)).fetchone()
             transfer = 0.0
             if d is not None:
                 transfer = (d["headers_s"] or 0) + d["window_s"] if d["ended_by"] == "window" else (
