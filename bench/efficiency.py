@@ -79,7 +79,6 @@ def run(repeats: int = 5, duration_s: float = 60.0, bitrate_bps: int = 60_000_00
     ours_bps = statistics.median(b for b, _ in ours)
     curl_bps = statistics.median(b for b, _ in curls)
     ratio = ours_bps / curl_bps
-    ours_cpu = statistics.median(c for _, c in ours)
     def med(values) -> float:
         return statistics.median(values)
 
