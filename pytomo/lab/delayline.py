@@ -141,6 +141,8 @@ class DelayLine:
                 packet = os.read(fd, _READ_BYTES)
             except BlockingIOError:
                 return
+            if not packet:
+                raise EOFError(f"the {DIRECTIONS[direction]} side's TUN device is gone")
             self.admit(packet, direction, now)
 
     def stats(self) -> dict:
@@ -200,12 +202,19 @@ def _tight_timers() -> None:
         pass  # not allowed here: ordinary scheduling
 
 
+def _low_fd(fd: int) -> int:
+    low = os.dup(fd)  # the lowest free number: we hold only a handful
+    os.close(fd)
+    return low
+
+
 def main(argv: list[str]) -> int:
     """``python -m pytomo.lab.delayline CONFIG_JSON``: fds, addresses and links come from the parent."""
     config = json.loads(argv[0])
     links = [LinkSpec(**raw) for raw in config["links"]]
-    line = DelayLine(config["fd_root"], config["fd_lab"], config["root_ip"], links, config.get("seed", 0))
-    control = socket.socket(fileno=config["fd_control"])
+    fds = [_low_fd(config[key]) for key in ("fd_root", "fd_lab", "fd_control")]  # select() wants fds < 1024
+    line = DelayLine(fds[0], fds[1], config["root_ip"], links, config.get("seed", 0))
+    control = socket.socket(fileno=fds[2])
     _tight_timers()
     control.sendall(b"ready\n")
     try:
