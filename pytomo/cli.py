@@ -261,7 +261,7 @@ def server_main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         ns = server_parser().parse_args(argv)
-        logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
+        logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if ns.rebuild_rrd:
             return _rebuild_all(ns)

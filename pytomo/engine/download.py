@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import select
 import socket
 import statistics
 import time
@@ -149,6 +150,7 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
         return tr
     deadline = tr.headers_s + window_s
     sock = _socket_of(resp)
+    chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
     rng = random.Random()
     next_sample = tr.headers_s
 
@@ -176,9 +178,19 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
             if sock is not None and sock.fileno() != -1:
                 # urllib3 closes the socket itself once the whole body has been read
                 sock.settimeout(min(remaining, timeout_s))
+                if not chunked and tr.first_byte_s is not None:
+                    # the first read returns what http.client buffered with the headers; after it, with a
+                    # Content-Length body nothing stays buffered between our 1 MiB reads, so waiting on the socket
+                    # is exact, and the window ends with the connection still open for a last TCP_INFO
+                    ready, _, _ = select.select([sock], [], [], min(remaining, timeout_s))
+                    if not ready:
+                        if time.perf_counter() - t0 >= deadline - 1e-3:
+                            tr.ended_by = "window"
+                            break
+                        raise socket.timeout("no data within the timeout")
             try:
                 data = raw.read1(READ_CHUNK_BYTES, decode_content=False)
-            except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+            except (socket.timeout, urllib3.exceptions.ReadTimeoutError):
                 if time.perf_counter() - t0 >= deadline - 1e-3:
                     tr.ended_by = "window"
                     break

@@ -72,7 +72,8 @@ def template_globals() -> dict[str, Any]:
     """Formatting helpers the templates may call."""
     from pytomo.web import views
 
-    return {"fmt": views.fmt, "pct": views.pct, "when": views.when, "safe_href": views.safe_href, "str": str}
+    return {"fmt": views.fmt, "pct": views.pct, "kbps": views.kbps, "when": views.when, "safe_href": views.safe_href,
+            "str": str}
 
 
 def make_app(site: Site) -> web.application:
@@ -104,6 +105,20 @@ def make_app(site: Site) -> web.application:
     return app
 
 
+def _logged(func: Callable) -> Callable:
+    """WSGI wrapper logging each request's method, path and status (``-v``)."""
+
+    def wrapped(environ: dict, start_response: Callable) -> Any:
+        def start(status: str, headers: list, *exc: Any) -> Any:
+            log.debug("%s %s %s -> %s", environ.get("REMOTE_ADDR"), environ.get("REQUEST_METHOD"),
+                      environ.get("PATH_INFO"), status)
+            return start_response(status, headers, *exc)
+
+        return func(environ, start)
+
+    return wrapped
+
+
 def serve(site: Site, bind: str, port: int, *, on_ready: Callable[[str], None] | None = None,
           threads: int = 16) -> None:
     """Serve until interrupted; ``on_ready`` gets the URL once the socket listens."""
@@ -112,7 +127,10 @@ def serve(site: Site, bind: str, port: int, *, on_ready: Callable[[str], None] |
     os.environ["TZ"] = "UTC"  # rrdtool draws time axes in the process's zone; the pages speak UTC
     time.tzset()
     app = make_app(site)
-    server = wsgi.Server((bind, port), app.wsgifunc(), numthreads=threads, server_name="pytomo")
+    func = app.wsgifunc()
+    if log.isEnabledFor(logging.DEBUG):
+        func = _logged(func)
+    server = wsgi.Server((bind, port), func, numthreads=threads, server_name="pytomo")
     server.prepare()  # binds: OSError when the port is taken
     host, real_port = server.bind_addr[:2]
     shown = f"[{host}]" if ":" in host else host

@@ -38,6 +38,11 @@ def fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def kbps(bps: Any) -> float | None:
+    """bit/s as kbit/s, None staying None."""
+    return None if bps is None else bps / 1000
+
+
 def pct(value: Any) -> str:
     """A share 0..1 as a percentage, or a dash."""
     return "–" if value is None else f"{100 * value:.1f} %"
@@ -306,8 +311,9 @@ class VideoGraph:
                 samples = data.rtt_samples(db.conn, vid)
                 groups: dict[str, list[tuple[float, float]]] = {}
                 for s in samples:
-                    groups.setdefault(f"{s['address']} {s['method']}", []).append((s["seq"], s["rtt_ms"]))
-                body = svg.chart("RTT samples", "probe", "ms", list(groups.items()), dots=True)
+                    groups.setdefault(f"{s['address']} {s['method']}", []).append((s["seq"] + 1, s["rtt_ms"]))
+                body = svg.chart("RTT samples", "probe", "ms", list(groups.items()), dots=True,
+                                 x_max=max([x for pts in groups.values() for x, _y in pts], default=1) + 1)
         web.header("Content-Type", "image/svg+xml")
         web.header("Cache-Control", "no-cache")
         return body

@@ -1,0 +1,50 @@
+"""Pieces of the server without HTTP: the database allow-list, links, the refresh of a run being written."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pytomo.web import views
+from pytomo.web.app import Site
+from pytomo.web.catalog import Catalog, run_id
+
+
+def _db(folder, name):
+    path = folder / f"{name}.pytomo_database.db"
+    path.write_bytes(b"")
+    return path
+
+
+def test_catalog_lists_newest_first_and_knows_only_its_files(tmp_path):
+    old, new = _db(tmp_path, "a"), _db(tmp_path, "b")
+    os.utime(old, (time.time() - 100, time.time() - 100))
+    (tmp_path / "notes.db").write_bytes(b"")
+    (tmp_path / "elsewhere").mkdir()
+    extra = _db(tmp_path / "elsewhere", "c")  # given with -f, outside the folder
+    os.utime(extra, (time.time() - 50, time.time() - 50))
+    cat = Catalog(tmp_path, extra)
+    assert [e.path for e in cat.entries()] == [new, extra, old]
+    assert cat.default().path == extra  # -f is shown first
+    assert cat.get(run_id(old)).path == old
+    assert cat.get(run_id(tmp_path / "notes.db")) is None and cat.get("0" * 16) is None
+    assert all(len(e.id) == 16 and str(e.path) not in e.id for e in cat.entries())
+
+
+def test_a_run_being_written_refreshes_itself(tmp_path):
+    db = _db(tmp_path, "live")
+    site = Site(Catalog(tmp_path), cache_dir=tmp_path / "cache")
+    entry = site.catalog.entries()[0]
+    quiet = str(site.render.header(views.base_page(entry, "/", "Main")))
+    assert not entry.live and 'http-equiv="refresh"' not in quiet
+    (tmp_path / f"{db.name}-wal").write_bytes(b"")
+    entry = Catalog(tmp_path).entries()[0]
+    page = str(site.render.header(views.base_page(entry, "/", "Main")))
+    assert entry.live and f'<meta http-equiv="refresh" content="{views.REFRESH_S}">' in page
+
+
+def test_only_web_links_become_links():
+    assert views.safe_href("https://example.test/watch?v=1") == "https://example.test/watch?v=1"
+    for bad in ("javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x", "//evil", None, 3):
+        assert views.safe_href(bad) is None
+    assert views.link("/videos", db="ab", page=2) == "/videos?db=ab&page=2"
