@@ -187,10 +187,10 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
                         if time.perf_counter() - t0 >= deadline - 1e-3:
                             tr.ended_by = "window"
                             break
-                        raise socket.timeout("no data within the timeout")
+                        raise TimeoutError("no data within the timeout")
             try:
                 data = raw.read1(READ_CHUNK_BYTES, decode_content=False)
-            except (socket.timeout, urllib3.exceptions.ReadTimeoutError):
+            except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
                 if time.perf_counter() - t0 >= deadline - 1e-3:
                     tr.ended_by = "window"
                     break
