@@ -44,56 +44,93 @@ def _crawl(tmp: Path, scenario: str, window_s: float, pings: int = 5) -> tuple[s
     return conn, [json.loads(line) for line in truth.read_text().splitlines()]
 
 
-def _server(name: str, ip: str, rate_bps: float, delay_ms: float) -> str:
-    if delay_ms:
-        return (f'[[servers]]\nname = "{name}"\nip = "{ip}"\npath_delay_ms = {delay_ms}\n'
-                f"path_rate_bps = {int(rate_bps)}\n")
-    return f'[[servers]]\nname = "{name}"\nip = "{ip}"\nrate_bps = {int(rate_bps)}\n'
+PAYLOAD_SHARE = (1500 - 52) / 1500  # TCP/IPv4 with timestamps at the path's default MTU
+PROBE_BYTES = {"icmp-raw": 84, "icmp-dgram": 84, "system-ping": 84, "tcp-connect": 60}  # IP bytes: echo, SYN
 
 
-def throughput_and_rtt(tmp: Path) -> tuple[str, list[str]]:
-    """Rates x delays: measured throughput and RTT against the lab's settings."""
-    why_not = _path_available()
-    delays = DELAYS_MS if why_not is None else (0,)
+def true_rtt_ms(method: str, delay_ms: float, rate_bps: float) -> float:
+    """Twice the one-way delay plus the serialisation of the probe and its answer at the path's rate."""
+    return 2 * delay_ms + 2 * PROBE_BYTES.get(method, 84) * 8 / rate_bps * 1000
+
+
+def _cases(delays: tuple[int, ...], on_path: bool) -> tuple[str, list[tuple[str, float, int]]]:
     servers, videos, cases = [], [], []
     for i, rate in enumerate(RATES_MBPS):
         for j, delay in enumerate(delays):
             name = f"c{i}-{j}"
-            servers.append(_server(name, f"127.77.1.{i * 10 + j + 1}", rate * 1e6, delay))
+            shaping = (f"path_delay_ms = {delay}\npath_rate_bps = {int(rate * 1e6)}\n" if on_path
+                       else f"rate_bps = {int(rate * 1e6)}\n")
+            servers.append(f'[[servers]]\nname = "{name}"\nip = "127.77.1.{i * 10 + j + 1}"\n{shaping}')
             # media long enough that the window, not the file, ends the transfer
-            bitrate = 1_000_000
-            duration = max(30.0, rate * 1e6 * (WINDOW_S + 2) / bitrate)
+            duration = max(30.0, rate * (WINDOW_S + 2))
             videos.append(f'[[videos]]\nid = "{name}"\nserver = "{name}"\ncontainer = "mp4"\nhops = 0\n'
-                          f"duration_s = {duration}\nbitrate_bps = {bitrate}\n")
+                          f"duration_s = {duration}\nbitrate_bps = 1000000\n")
             cases.append((name, rate, delay))
-    scenario = '[scenario]\nname = "bench-accuracy"\n' + "\n".join(servers + videos)
-    conn, _truth = _crawl(tmp, scenario, WINDOW_S)
-    rows, missed = [], []
+    head = '[scenario]\nname = "bench-accuracy"\n' + ("network_path = true\n" if on_path else "")
+    return head + "\n".join(servers + videos), cases
+
+
+def _rows(conn: sqlite3.Connection, cases, on_path: bool, missed: list[str]) -> list[list[object]]:
+    rows = []
     for name, rate, delay in cases:
         d = conn.execute("SELECT d.* FROM downloads d JOIN videos v ON v.id = d.video_row_id WHERE v.video_id = ?",
                          (name,)).fetchone()
+        true_thp = rate * (PAYLOAD_SHARE if on_path else 1.0)
         thp = d["avg_throughput_bps"] / 1e6 if d and d["avg_throughput_bps"] else None
-        err = None if thp is None else (thp - rate) / rate
-        rtts = conn.execute("SELECT s.method, avg(s.rtt_ms) AS avg_ms FROM rtt_samples s JOIN videos v"
-                            " ON v.id = s.video_row_id WHERE v.video_id = ? GROUP BY s.method", (name,)).fetchall()
-        true_rtt = 2 * delay
-        rtt_cells = []
-        for r in rtts:
-            bound = 1 + 0.05 * true_rtt
-            ok = r["avg_ms"] is not None and abs(r["avg_ms"] - true_rtt) <= bound
-            rtt_cells.append(f"{r['method']} {r['avg_ms']:.2f}" + ("" if ok or delay == 0 else " (miss)"))
-            if delay and not ok:
-                missed.append(f"RTT by {r['method']} at {delay} ms: {r['avg_ms']:.2f} ms vs {true_rtt} ms")
+        err = None if thp is None else (thp - true_thp) / true_thp
+        where = "path" if on_path else "loopback"
         if err is None or abs(err) > 0.02:
-            missed.append(f"throughput at {rate} Mbit/s, {delay} ms: "
-                          + ("not measured" if err is None else f"error {err:+.1%}"))
-        rows.append([rate, delay, "-" if thp is None else f"{thp:.3f}", "-" if err is None else f"{err:+.2%}",
-                     true_rtt if delay else "loopback", "; ".join(rtt_cells)])
-    note = "" if why_not is None else f"\n\nDelays other than 0 were not run: {why_not}.\n"
-    text = (f"## Accuracy: throughput and RTT\n\nOne crawl of a lab with one cache server per case, window "
-            f"{WINDOW_S:g} s, 5 RTT probes per method. Targets: throughput error ≤ 2 %; RTT error ≤ 1 ms + 5 %.\n\n"
-            + table(["rate Mbit/s", "one-way delay ms", "measured Mbit/s", "error", "true RTT ms",
-                     "measured RTT ms by method"], rows) + note + "\n")
+            why = ""
+            if err is not None and err < 0 and delay:
+                bdp_kb = rate * 1e6 / 8 * 2 * delay / 1000 / 1000
+                why = (f": TCP slow start towards a {bdp_kb:.0f} kB bandwidth-delay product is inside the "
+                       f"{WINDOW_S:g} s window, and the figure counts it, as a viewer lives it (the 100 ms bins in "
+                       "throughput_samples let an analysis leave it out)")
+            missed.append(f"throughput at {rate} Mbit/s, {delay} ms ({where}): "
+                          + ("not measured" if err is None else f"error {err:+.1%}") + why)
+        cells = []
+        for r in conn.execute("SELECT s.method, avg(s.rtt_ms) AS avg_ms, max(s.rtt_ms) AS max_ms FROM rtt_samples s"
+                              " JOIN videos v ON v.id = s.video_row_id WHERE v.video_id = ? GROUP BY s.method",
+                              (name,)):
+            true_rtt = true_rtt_ms(r["method"], delay, rate * 1e6)
+            worst = max(abs(x[0] - true_rtt) for x in conn.execute(
+                "SELECT s.rtt_ms FROM rtt_samples s JOIN videos v ON v.id = s.video_row_id WHERE v.video_id = ? AND "
+                "s.method = ? AND s.rtt_ms IS NOT NULL", (name, r["method"])))
+            bad = on_path and worst > 1 + 0.05 * true_rtt
+            cells.append(f"{r['method']} {r['avg_ms']:.2f} vs {true_rtt:.2f} (worst {worst:+.2f})" if on_path
+                         else f"{r['method']} {r['avg_ms']:.2f}")
+            if bad:
+                missed.append(f"RTT by {r['method']} at {delay} ms one way, {rate} Mbit/s: a sample {worst:.2f} ms "
+                              f"from {true_rtt:.2f} ms")
+        rows.append([where, rate, delay, f"{true_thp:.3f}", "-" if thp is None else f"{thp:.3f}",
+                     "-" if err is None else f"{err:+.2%}", "; ".join(cells)])
+    return rows
+
+
+def throughput_and_rtt(tmp: Path) -> tuple[str, list[str]]:
+    """Rates on loopback (the server paces), then rates x delays through the lab's network path."""
+    missed: list[str] = []
+    scenario, cases = _cases((0,), on_path=False)
+    (tmp / "loopback").mkdir()
+    conn, _truth = _crawl(tmp / "loopback", scenario, WINDOW_S)
+    rows = _rows(conn, cases, False, missed)
+    why_not = _path_available()
+    if why_not is None:
+        scenario, cases = _cases(DELAYS_MS, on_path=True)
+        (tmp / "path").mkdir()
+        conn, _truth = _crawl(tmp / "path", scenario, WINDOW_S)
+        rows += _rows(conn, cases, True, missed)
+    note = ("" if why_not is None else f"\n\nThe network path could not be built here ({why_not}): only the "
+            "loopback rows were measured.\n")
+    text = (f"## Accuracy: throughput and RTT\n\nOne crawl per table part, a cache server per case, window "
+            f"{WINDOW_S:g} s, 5 RTT probes per method. On loopback the server paces its writes; on the path the "
+            "delay line paces IP packets, so the true TCP goodput is the rate × 1448/1500. The crawler's throughput "
+            "is its stored `avg_throughput_bps`: first to last byte, so TCP slow start is inside it, as a viewer "
+            "lives it. Targets: throughput error ≤ 2 %; every RTT sample within 1 ms + 5 % of twice the one-way "
+            "delay plus the serialisation of the probe packets at the path's rate (84 bytes for an echo, 60 for a "
+            "SYN).\n\n"
+            + table(["link", "rate Mbit/s", "one-way delay ms", "true goodput Mbit/s", "measured Mbit/s", "error",
+                     "RTT ms by method: mean vs true (worst sample's error)"], rows) + note + "\n")
     return text, missed
 
 

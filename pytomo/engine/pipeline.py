@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 STAGES = ("resolve_page", "redirects", "rtt", "download", "media", "playout")
 
 
+def _staggered(delay_s: float, address: str, count: int, port: int, kw: dict) -> list[RttResult]:
+    """TCP-connect probes half an interval after the ICMP ones, so that on a slow link neither queues the other."""
+    time.sleep(delay_s)
+    return probe_rtt(address, count, methods=(), tcp_port=port, **kw)
+
+
 class Interrupted(Exception):
     """Raised between stages when the user asked the crawl to stop."""
 
@@ -69,6 +75,7 @@ class VideoMeasurement:
     dns: list[DnsAnswer] = field(default_factory=list)
     rtt: list[RttResult] = field(default_factory=list)
     downloads: list[DownloadAnalysis] = field(default_factory=list)
+    extractor: dict | None = None  # how the plugin resolved the page (resolver, version, client, format, warnings)
 
     @property
     def main_download(self) -> DownloadAnalysis | None:
@@ -105,6 +112,7 @@ class Pipeline:
             m.error_message = f"stopped by the user before the {exc.stage} stage"
         except MeasurementError as exc:
             m.status, m.error_stage, m.error_kind, m.error_message = "error", exc.stage, exc.kind, str(exc)
+            m.extractor = m.extractor or exc.fields.get("extractor")
         except Exception as exc:  # a bug: keep the video's record, say what happened, go on
             log.exception("unexpected failure measuring %s", page_url)
             m.status, m.error_stage, m.error_kind = "error", "internal", "bug"
@@ -117,6 +125,7 @@ class Pipeline:
         self._check("resolve_page")
         desc = service.resolve(m.page_url)
         m.video_id, m.title, m.duration_s, m.related = desc.video_id, desc.title, desc.duration_s, list(desc.related)
+        m.extractor = desc.extra.get("extractor")
         self._check("redirects")
         final_url = self._follow(desc.streams[0].url, m)
         m.cache_server_delay_s = time.perf_counter() - t0
@@ -201,7 +210,7 @@ class Pipeline:
             futures = []
             for address, port in jobs:
                 futures.append(pool.submit(probe_rtt, address, s.ping_count, **kw))
-                futures.append(pool.submit(probe_rtt, address, s.ping_count, methods=(), tcp_port=port, **kw))
+                futures.append(pool.submit(_staggered, s.ping_interval_s / 2, address, s.ping_count, port, kw))
             for f in futures:
                 m.rtt.extend(f.result())
 
