@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,8 +24,8 @@ REMOVED = {
     "--centralize": "the anonymous FTP upload was removed",
     "--centralisation_server": "the anonymous FTP upload was removed",
     "--snmp": "the SNMP sub-agent was removed",
-    "-H": "the 2015 YouTube itag order was removed; format choice belongs to the service plugin",
-    "--hd": "the 2015 YouTube itag order was removed; format choice belongs to the service plugin",
+    "-H": "the 2015 YouTube itag order was removed; choose the format with --format",
+    "--hd": "the 2015 YouTube itag order was removed; choose the format with --format",
 }
 
 
@@ -80,7 +81,8 @@ def crawl_parser() -> argparse.ArgumentParser:
                 epilog="Settings: defaults < --config FILE (TOML) < command line. See docs/options.md.")
     p.add_argument("urls", nargs="*", metavar="URL", help="page or media URLs to crawl (instead of a popular list)")
     g = p.add_argument_group("crawl")
-    g.add_argument("-s", dest="service", metavar="SERVICE", help="service plugin: lab, generic (default generic)")
+    g.add_argument("-s", dest="service", metavar="SERVICE",
+                   help="service plugin: lab, youtube, dailymotion, generic (default generic)")
     g.add_argument("-f", "--input-file", dest="input_file", metavar="FILE", help="file of URLs, one per line")
     g.add_argument("-b", "--batch", dest="batch", action="store_true", help="never prompt")
     g.add_argument("-u", dest="max_crawled_urls", type=_positive_int, metavar="N",
@@ -98,7 +100,32 @@ def crawl_parser() -> argparse.ArgumentParser:
     g.add_argument("-t", dest="time_frame", choices=settings_mod.TIME_FRAMES, metavar="FRAME",
                    help="popular list: today, week, month, all_time (default today)")
     g.add_argument("-S", dest="delay_between_requests_s", type=_non_negative_seconds, metavar="SECONDS",
-                   help="pause after each video (default 10)")
+                   help="pause after each video (default 10; with -l the random spacing below)")
+    # volunteer defaults (pytomo/engine/schedule.py)
+    g.add_argument("--loop-interval", dest="loop_mean_interval_s", type=_non_negative_seconds, metavar="SECONDS",
+                   help="-l: mean of the random (exponential) spacing between measurements (default 600; 0: -S)")
+    g.add_argument("--loop-min-interval", dest="loop_min_interval_s", type=_non_negative_seconds, metavar="SECONDS",
+                   help="-l: shortest spacing (default 60)")
+    g.add_argument("--loop-max-interval", dest="loop_max_interval_s", type=_non_negative_seconds, metavar="SECONDS",
+                   help="-l: longest spacing (default 1500)")
+    g = p.add_argument_group("platforms (docs/platforms.md)")
+    g.add_argument("--format", dest="media_format", metavar="CHOICE",
+                   help="format to measure: player (default: what a 1080p player plays), <N>p, best, worst, "
+                        "progressive, or a format id such as 18 or 137+140")
+    g.add_argument("--youtube-api-key", dest="youtube_api_key", metavar="KEY",
+                   help="YouTube Data API key (also $PYTOMO_YOUTUBE_API_KEY): -t uses videos.list?chart=mostPopular")
+    g.add_argument("--youtube-region", dest="youtube_region", metavar="CC", help="country of the chart and searches")
+    g.add_argument("--youtube-search", dest="youtube_search", metavar="QUERY",
+                   help="seed search (with a key: search.list by view count in the -t frame; without: yt-dlp)")
+    g.add_argument("--youtube-playlist", dest="youtube_playlist", metavar="ID", help="seed playlist")
+    g.add_argument("--youtube-related", dest="youtube_related", choices=settings_mod.YOUTUBE_RELATED,
+                   help="related videos: search (by tags or title, default), channel (its uploads), none")
+    g.add_argument("--youtube-client", dest="youtube_player_client", action="append", metavar="CLIENT",
+                   help="yt-dlp player_client to use (repeatable; default: yt-dlp's own choice)")
+    g.add_argument("--dailymotion-sort", dest="dailymotion_sort", metavar="SORT",
+                   help="API sort of the seed list, e.g. trending (default: visited-today/-week/-month from -t)")
+    g.add_argument("--dailymotion-media", dest="dailymotion_media", choices=settings_mod.DAILYMOTION_MEDIA,
+                   help="media through yt-dlp (default) or the API's stream fields (partner access)")
     g = p.add_argument_group("probes")
     g.add_argument("-n", dest="ping_count", type=_positive_int, metavar="N", help="RTT probes per address (default 10)")
     g.add_argument("--dns-resolver", dest="dns_extra", action="append", metavar="LABEL=IP[:PORT]",
@@ -127,10 +154,14 @@ def crawl_parser() -> argparse.ArgumentParser:
     g.add_argument("--database-dir", dest="database_dir", metavar="DIR", help="where run databases go (databases)")
     g.add_argument("--provider", dest="provider", metavar="ISP", help="ISP label, put into file names")
     g.add_argument("-x", "--no-log-ip", dest="no_log_ip", action="store_true",
-                   help="do not record the public address (always the case in this version)")
+                   help="do not record the public address (always the case: this version never looks it up)")
+    g.add_argument("--label", dest="label", metavar="NAME",
+                   help="name of this computer in file names and the run row (default: the host name)")
     g.add_argument("-L", dest="log_level", metavar="LEVEL", help="log level: DEBUG, INFO, WARNING, ERROR, CRITICAL")
     g.add_argument("--config", dest="config", metavar="FILE", help="TOML file of settings")
     g = p.add_argument_group("lab")
+    g.add_argument("--lab", dest="lab", action="store_true",
+                   help="run the lab here; -s youtube/dailymotion use its recorded APIs and pages")
     g.add_argument("--lab-scenario", dest="lab_scenario", metavar="FILE", help="scenario of the lab (-s lab)")
     g.add_argument("--lab-truth", dest="lab_truth", metavar="FILE", help="write the lab's ground-truth log here")
     p.add_argument("-V", "--version", action="version", version=f"pytomo {__version__}")
@@ -147,7 +178,8 @@ def parse_crawl_args(argv: list[str]) -> settings_mod.Settings:
     config = settings_mod.load_config_file(ns.pop("config")) if "config" in ns else {}
     if "urls" in ns:
         ns["urls"] = tuple(check_url(u, "argument") for u in ns["urls"])
-    return settings_mod.build(config, ns)
+    env = {"youtube_api_key": os.environ["PYTOMO_YOUTUBE_API_KEY"]} if os.environ.get("PYTOMO_YOUTUBE_API_KEY") else {}
+    return settings_mod.build({**env, **config}, ns)
 
 
 def _setup_logging(level: str, logfile: Path | None) -> None:
@@ -162,11 +194,9 @@ def _setup_logging(level: str, logfile: Path | None) -> None:
 
 
 def _confirm(s: settings_mod.Settings) -> bool:
-    if s.batch or not sys.stdin.isatty():
-        return True
-    answer = input(f"Pytomo will measure videos of '{s.service}' and store the results in {s.database_dir}. "
-                   "Start? [y/N] ")
-    return answer.strip().lower().startswith("y")
+    from pytomo.consent import ask
+
+    return ask(s, sys.stdin, sys.stdout)
 
 
 def crawl_main(argv: list[str] | None = None) -> int:

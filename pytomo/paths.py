@@ -36,3 +36,11 @@ def cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "pytomo"
+
+
+def child_command(name: str) -> list[str]:
+    """The command that runs one of Pytomo's own child processes (``_delayline``), from source or frozen."""
+    modules = {"_delayline": "pytomo.lab.delayline"}
+    if getattr(sys, "frozen", False):
+        return [sys.executable, name]
+    return [sys.executable, "-m", modules[name]]

@@ -59,7 +59,7 @@ class CrawlRun:
         service_cls = by_name(s.service)
         with ExitStack() as stack:
             lab = None
-            if service_cls.NAME == "lab":
+            if service_cls.NAME == "lab" or s.lab:  # --lab: youtube/dailymotion against the lab's recordings
                 from pytomo.lab.runtime import Lab
                 from pytomo.lab.scenario import default_scenario_path, load_scenario
 

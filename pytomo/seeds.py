@@ -48,4 +48,5 @@ def seeds_for(settings: Settings, service: Service) -> list[tuple[str, str]]:
     found = service.seeds(settings.time_frame, settings.max_per_page)
     if not found:
         raise UsageError(f"the {service.NAME} service gave no popular videos for {settings.time_frame}")
-    return [(u, f"popular:{settings.time_frame}") for u in dict.fromkeys(found)]
+    source = service.seed_source or f"popular:{settings.time_frame}"
+    return [(u, source) for u in dict.fromkeys(found)]

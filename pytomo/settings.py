@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,14 @@ class Settings:
     max_per_page: int = 10  # -P: related links considered per page; size of the popular seed list
     time_frame: str = "today"  # -t
     delay_between_requests_s: float = 10.0  # -S
-    random_seed: int | None = None  # sampling of related links (None: random)
+    random_seed: int | None = None  # sampling of related links and loop intervals (None: random)
+    # volunteer defaults (pytomo/engine/schedule.py, pytomo/consent.py)
+    label: str = ""  # --label: replaces the host name in file names and the run row
+    loop_mean_interval_s: float = 600.0  # -l: mean of the exponential spacing between measurements; 0: use -S
+    loop_min_interval_s: float = 60.0  # floor of that spacing
+    loop_max_interval_s: float = 1500.0  # cap of that spacing
+    bot_check_pause_s: float = 60.0  # first pause after a bot check; doubles with every one in a row
+    bot_check_max_pause_s: float = 3600.0  # cap of that pause
     # probes
     ping_count: int = 10  # -n
     ping_interval_s: float = 0.2
@@ -64,7 +72,22 @@ class Settings:
     provider: str = ""  # --provider
     no_log_ip: bool = True  # -x (the public address is never looked up by this version)
     log_level: str = "INFO"  # -L
+    # platforms (pytomo/services/youtube.py, dailymotion.py; docs/platforms.md)
+    media_format: str = "player"  # --format: player, <N>p, best, worst, progressive, or a format id
+    youtube_api_key: str = ""  # --youtube-api-key or $PYTOMO_YOUTUBE_API_KEY (never stored)
+    youtube_api_base_url: str = "https://www.googleapis.com/youtube/v3"
+    youtube_region: str = ""  # --youtube-region: regionCode of the chart and searches
+    youtube_search: str = ""  # --youtube-search: seed (and -t) search query
+    youtube_playlist: str = ""  # --youtube-playlist: seed playlist id
+    youtube_related: str = "search"  # --youtube-related: search (tags or title), channel (uploads) or none
+    youtube_player_client: tuple[str, ...] = ()  # --youtube-client: yt-dlp's player_client (empty: its default)
+    dailymotion_api_base_url: str = "https://api.dailymotion.com"
+    dailymotion_sort: str = ""  # --dailymotion-sort: API sort of the seed list (default: from -t)
+    dailymotion_media: str = "yt-dlp"  # --dailymotion-media: yt-dlp, or api (stream fields; partner access)
+    dailymotion_access_token: str = ""  # Bearer token for --dailymotion-media api (never stored)
+    info_source_url: str = ""  # recordings of yt-dlp's output instead of yt-dlp (the lab serves one)
     # lab
+    lab: bool = False  # --lab: run the lab in the process; youtube and dailymotion use its recordings
     lab_scenario: str | None = None
     lab_truth: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -75,8 +98,18 @@ class Settings:
         return self.download_time_s if self.download_time_s > 0 else self.max_download_time_s
 
     def as_dict(self) -> dict[str, Any]:
-        """Every setting, JSON-ready, as stored in the run row."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """Every setting, JSON-ready, as stored in the run row (secrets only say whether they are set)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in SECRETS:
+            out[name] = "<set>" if out[name] else ""
+        return out
+
+
+SECRETS = ("youtube_api_key", "dailymotion_access_token")
+MEDIA_FORMAT = re.compile(r"^(player|progressive|best|worst|\d{2,4}p|[\w.-]+(\+[\w.-]+)?)$")
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+YOUTUBE_RELATED = ("search", "channel", "none")
+DAILYMOTION_MEDIA = ("yt-dlp", "api")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -113,6 +146,8 @@ def validate(s: Settings) -> Settings:
         raise UsageError(f"abr must be one of {', '.join(ABR_MODES)}, not {s.abr!r}")
     if s.rendition not in ("highest", "lowest") and not s.rendition.isdigit():
         raise UsageError(f"rendition must be highest, lowest, an index or a bit/s cap, not {s.rendition!r}")
+    _validate_platforms(s)
+    _validate_volunteer(s)
     positive = ("max_crawled_urls", "max_rounds", "ping_count", "redirect_max_hops")
     for name in positive:
         if getattr(s, name) < 1:
@@ -129,6 +164,39 @@ def validate(s: Settings) -> Settings:
         if getattr(s, name) <= 0:
             raise UsageError(f"{name} must be positive")
     return s
+
+
+def _validate_platforms(s: Settings) -> None:
+    if not MEDIA_FORMAT.match(s.media_format):
+        raise UsageError("format must be player, <N>p (e.g. 720p), best, worst, progressive or a format id "
+                         f"(e.g. 18 or 137+140), not {s.media_format!r}")
+    if s.youtube_related not in YOUTUBE_RELATED:
+        raise UsageError(f"youtube related must be one of {', '.join(YOUTUBE_RELATED)}, not {s.youtube_related!r}")
+    if s.dailymotion_media not in DAILYMOTION_MEDIA:
+        raise UsageError(f"dailymotion media must be one of {', '.join(DAILYMOTION_MEDIA)}, "
+                         f"not {s.dailymotion_media!r}")
+    if s.dailymotion_sort and not re.fullmatch(r"[a-z][a-z-]*", s.dailymotion_sort):
+        raise UsageError(f"dailymotion sort must be an API sort name such as trending, not {s.dailymotion_sort!r}")
+    if s.youtube_region and not re.fullmatch(r"[A-Za-z]{2}", s.youtube_region):
+        raise UsageError(f"youtube region must be a two-letter country code, not {s.youtube_region!r}")
+    for name in ("youtube_api_base_url", "dailymotion_api_base_url", "info_source_url"):
+        value = getattr(s, name)
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise UsageError(f"{name} must be an http(s) URL, not {value!r}")
+
+
+def _validate_volunteer(s: Settings) -> None:
+    if s.label and not LABEL.match(s.label):
+        raise UsageError("label must be 1 to 64 letters, digits, '.', '_' or '-' (starting with a letter or digit), "
+                         f"not {s.label!r}")
+    for name in ("loop_mean_interval_s", "loop_min_interval_s", "loop_max_interval_s", "bot_check_pause_s",
+                 "bot_check_max_pause_s"):
+        if getattr(s, name) < 0:
+            raise UsageError(f"{name} must not be negative")
+    if s.loop_max_interval_s < s.loop_min_interval_s:
+        raise UsageError("loop_max_interval_s must not be below loop_min_interval_s")
+    if s.bot_check_max_pause_s < s.bot_check_pause_s:
+        raise UsageError("bot_check_max_pause_s must not be below bot_check_pause_s")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pytomo.engine.pipeline import Pipeline, VideoMeasurement
+from pytomo.engine.schedule import SLOWDOWN_KINDS, LoopSpacing, bot_check_pause_s
 from pytomo.errors import UnsupportedURL
 from pytomo.results import utc_now
 from pytomo.services import for_url
@@ -38,7 +40,8 @@ class Crawler:
 
     def __init__(self, settings: Settings, ctx: ServiceContext, service: Service, pipeline: Pipeline,
                  db: RunDatabase, stop: threading.Event,
-                 on_video: Callable[[VideoMeasurement], None] | None = None) -> None:
+                 on_video: Callable[[VideoMeasurement], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, wait: Callable[[float], bool] | None = None) -> None:
         self.settings = settings
         self.ctx = ctx
         self.service = service
@@ -48,6 +51,14 @@ class Crawler:
         self.on_video = on_video
         self.rng = random.Random(settings.random_seed)
         self._instances: dict[type[Service], Service] = {type(service): service}
+        # pacing (pytomo/engine/schedule.py): ``wait(seconds)`` returns True when the crawl was stopped meanwhile
+        self.clock = clock
+        self.wait = wait or stop.wait
+        self.spacing = LoopSpacing(settings.loop_mean_interval_s, settings.loop_min_interval_s,
+                                   settings.loop_max_interval_s,
+                                   random.Random(None if settings.random_seed is None else settings.random_seed + 1))
+        self.bot_checks = 0  # bot checks in a row
+        self.waits_s: list[float] = []  # every pause taken, for the log and the tests
 
     def _service_for(self, url: str) -> Service | None:
         cls = for_url(url, type(self.service))
@@ -63,6 +74,7 @@ class Crawler:
         summary = CrawlSummary()
         measured: set[str] = set()
         inputs = list(dict.fromkeys(seeds))
+        pause_s = 0.0  # taken before the next measurement, so that none follows the last one
         for round_no in range(s.max_rounds):
             summary.rounds = round_no + 1
             following: list[tuple[str, str]] = []
@@ -75,6 +87,12 @@ class Crawler:
                 if not s.loop and summary.measured >= s.max_crawled_urls:
                     summary.stop_reason = f"reached {s.max_crawled_urls} measured videos (-u)"
                     return summary
+                if pause_s > 0:
+                    self.waits_s.append(pause_s)
+                    if self.wait(pause_s):
+                        summary.stop_reason = "interrupted"
+                        return summary
+                started_s = self.clock()
                 m = self._measure(url, round_no, source)
                 self.db.add_video(m)
                 summary.videos.append(m)
@@ -86,9 +104,7 @@ class Crawler:
                     return summary
                 if s.related and not s.loop:
                     following += self._related(m, measured)
-                if s.delay_between_requests_s > 0 and self.stop.wait(s.delay_between_requests_s):
-                    summary.stop_reason = "interrupted"
-                    return summary
+                pause_s = self._pause_after(m, started_s)
             if s.loop:
                 continue
             inputs = [(u, src) for u, src in dict.fromkeys(following) if u not in measured]
@@ -109,7 +125,25 @@ class Crawler:
             return m
         return self.pipeline.measure(service, url, round_no=round_no, seed_source=source)
 
+    def _pause_after(self, m: VideoMeasurement, started_s: float) -> float:
+        """Seconds to wait before the next video: -S, or the loop's random spacing; longer after bot checks."""
+        s = self.settings
+        if s.loop and self.spacing.enabled:
+            pause = self.spacing.wait_s(started_s, self.clock())
+        else:
+            pause = s.delay_between_requests_s
+        if m.error_kind in SLOWDOWN_KINDS:
+            self.bot_checks += 1
+            slow = bot_check_pause_s(self.bot_checks, s.bot_check_pause_s, s.bot_check_max_pause_s)
+            log.warning("%s answered %s (%d in a row): pausing %.0f s before the next video", m.service_label,
+                        m.error_kind, self.bot_checks, max(pause, slow))
+            return max(pause, slow)
+        self.bot_checks = 0
+        return pause
+
     def _related(self, m: VideoMeasurement, measured: set[str]) -> list[tuple[str, str]]:
         candidates = [u for u in dict.fromkeys(m.related) if u not in measured][: self.settings.max_per_page]
         picked = self.rng.sample(candidates, min(self.settings.max_per_url, len(candidates)))
-        return [(u, f"related:{m.video_id or m.page_url}") for u in picked]
+        how = (m.extractor or {}).get("related_source")
+        source = f"related:{m.video_id or m.page_url}" + (f":{how}" if how else "")
+        return [(u, source) for u in picked]

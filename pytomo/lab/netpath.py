@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import TypeVar
 
 from pytomo.lab import netns
 from pytomo.lab.delayline import LinkSpec
+from pytomo.paths import child_command
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class NetPath:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
                                                                          os.environ.get("PYTHONPATH")]))}
         try:
-            self._proc = subprocess.Popen([sys.executable, "-m", "pytomo.lab.delayline", json.dumps(config)],
+            self._proc = subprocess.Popen([*child_command("_delayline"), json.dumps(config)],
                                           pass_fds=(fd_root, fd_lab, theirs.fileno()), stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                                           start_new_session=True)  # Ctrl-C is for the crawler, not the path

@@ -12,6 +12,7 @@ from pytomo.lab.dns import LabDnsServer
 from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, RedirectorHandler
 from pytomo.lab.media import LabMedia, ensure_media
 from pytomo.lab.netpath import NetPath, PathError, PathSpec, unavailable_reason
+from pytomo.lab.platforms import PLATFORMS_HOST, PLATFORMS_IP, PlatformsHandler, dns_records
 from pytomo.lab.scenario import DNS_IP, LAB_DOMAIN, PLATFORM_IP, REDIRECTOR_IPS, Scenario, ServerProfile, VideoSpec
 from pytomo.lab.segmented import SegmentedMedia, SegmentedSpec, ensure_segmented
 from pytomo.lab.truth import TruthLog
@@ -37,6 +38,7 @@ class Lab:
         self.platform: LabServer | None = None
         self.redirectors: list[LabServer] = []
         self.caches: dict[str, LabServer] = {}
+        self.platforms: LabServer | None = None  # recorded YouTube/Dailymotion APIs (pytomo/lab/platforms.py)
         self._threads: list[threading.Thread] = []
         self.path: NetPath | None = None  # with network_path = true: the cache servers' namespace path
 
@@ -56,11 +58,13 @@ class Lab:
                 self._start_path()
             self.platform = self._serve(PLATFORM_IP, PlatformHandler)
             self.redirectors = [self._serve(ip, RedirectorHandler) for ip in REDIRECTOR_IPS]
+            self.platforms = self._serve(PLATFORMS_IP, PlatformsHandler)
             for profile in self.scenario.servers:
                 self.caches[profile.name] = self._serve(profile.ip, CacheHandler, profile)
             records = {PLATFORM_HOST: [PLATFORM_IP]}
             records.update({h: [ip] for h, ip in zip(REDIRECTOR_HOSTS, REDIRECTOR_IPS)})
             records.update({p.host: [p.ip] for p in self.scenario.servers})
+            records.update(dns_records())
             self.dns = LabDnsServer(records, ttl_s=self.scenario.dns_ttl_s, host=DNS_IP).start()
         except OSError as exc:
             self.stop()
@@ -83,7 +87,7 @@ class Lab:
 
     def stop(self) -> None:
         """Stop every server."""
-        for server in [self.platform, *self.redirectors, *self.caches.values()]:
+        for server in [self.platform, self.platforms, *self.redirectors, *self.caches.values()]:
             if server is not None:
                 server.shutdown()
                 server.server_close()
@@ -91,7 +95,7 @@ class Lab:
             self.dns.stop()
         if self.path is not None:
             self.path.stop()  # kept (stopped) for its final_stats
-        self.platform, self.redirectors, self.caches, self.dns = None, [], {}, None
+        self.platform, self.platforms, self.redirectors, self.caches, self.dns = None, None, [], {}, None
 
     # network path (pytomo/lab/netpath.py)
     def _check_path(self) -> None:
@@ -195,7 +199,9 @@ class Lab:
         lines = [f"lab scenario {self.scenario.name}: {self.scenario.description}",
                  f"dns      {self.dns.host}:{self.dns.port} (UDP and TCP)",
                  f"platform {self.platform_base}/  ({PLATFORM_IP})",
-                 f"popular  {self.platform_base}/api/popular?time_frame=today"]
+                 f"popular  {self.platform_base}/api/popular?time_frame=today",
+                 f"recorded http://{PLATFORMS_HOST}:{self.platforms.port}/  ({PLATFORMS_IP}: YouTube, Dailymotion, "
+                 "yt-dlp; see docs/platforms.md)"]
         for host, server in zip(REDIRECTOR_HOSTS, self.redirectors):
             lines.append(f"redirect http://{host}:{server.port}/  ({server.server_address[0]})")
         for profile in self.scenario.servers:

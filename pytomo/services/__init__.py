@@ -1,13 +1,16 @@
-"""The static, ordered registry of service plugins (generic last); no discovery, so frozen builds see them all."""
+"""The static, ordered registry of service plugins (specific first, generic last); no discovery, so frozen builds
+see them all."""
 
 from __future__ import annotations
 
 from pytomo.errors import UsageError
 from pytomo.services.base import Service, ServiceContext
+from pytomo.services.dailymotion import DailymotionService
 from pytomo.services.generic import GenericService
 from pytomo.services.lab import LabService
+from pytomo.services.youtube import YouTubeService
 
-SERVICES: tuple[type[Service], ...] = (LabService, GenericService)
+SERVICES: tuple[type[Service], ...] = (LabService, YouTubeService, DailymotionService, GenericService)
 
 __all__ = ["SERVICES", "Service", "ServiceContext", "by_name", "for_url"]
 

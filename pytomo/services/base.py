@@ -44,7 +44,12 @@ class Service:
     page cannot be turned into media; any other exception is wrapped into PageError with its text.
 
     ``seeds(time_frame, max_results)`` returns up to ``max_results`` page URLs of the popular list for
-    ``today``, ``week``, ``month`` or ``all_time``; a service without one raises UsageError.
+    ``today``, ``week``, ``month`` or ``all_time``; a service without one raises UsageError. A plugin whose list
+    does not come from a plain popular list sets ``seed_source`` (e.g. ``youtube-api:chart=mostPopular``), which is
+    stored per video instead of ``popular:<time frame>``.
+
+    A descriptor's ``extra["extractor"]`` (a JSON-ready dict: resolver, its version, client, format, warnings) is
+    stored per video in ``videos.extractor_json``; a MeasurementError may carry the same as its ``extractor`` field.
 
     Plugins do all network access through ``ctx.http`` so that the crawler controls addresses and proxies.
     """
@@ -56,6 +61,7 @@ class Service:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        self.seed_source: str | None = None  # set by ``_seeds`` when the list is not a plain popular list
 
     @classmethod
     def match(cls, url: str) -> re.Match | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytomo.engine.tcpinfo import FIELD_NAMES as TCP_INFO_FIELDS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: videos.extractor_json
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS run (
@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS videos (
     status TEXT NOT NULL,                -- ok, error, interrupted
     error_stage TEXT,
     error_kind TEXT,
-    error_message TEXT
+    error_message TEXT,
+    extractor_json TEXT                  -- how the page was resolved: resolver and version, client, format, warnings
 );
 CREATE TABLE IF NOT EXISTS hops (
     id INTEGER PRIMARY KEY,

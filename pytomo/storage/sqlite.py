@@ -62,7 +62,7 @@ class RunDatabase:
                lab_scenario: str | None = None) -> RunDatabase:
         """Create a new database file for a run starting now."""
         started = utc_now()
-        host = host_label or socket.gethostname()
+        host = host_label or settings.label or socket.gethostname()  # --label replaces the host name
         directory = Path(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -112,10 +112,11 @@ class RunDatabase:
             vid = c.execute(
                 "INSERT INTO videos (run_id, round, seed_source, page_url, service, video_id, title, duration_s,"
                 " related_count, started_at, ended_at, cache_server_delay_s, status, error_stage, error_kind,"
-                " error_message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " error_message, extractor_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (self.run_id, m.round, m.seed_source, m.page_url, m.service_label, m.video_id, m.title,
                  m.duration_s, len(m.related), iso(m.started_at), iso(m.ended_at), m.cache_server_delay_s,
-                 m.status, m.error_stage, m.error_kind, m.error_message)).lastrowid
+                 m.status, m.error_stage, m.error_kind, m.error_message,
+                 json.dumps(m.extractor, sort_keys=True, default=str) if m.extractor else None)).lastrowid
             c.executemany(
                 "INSERT INTO hops (video_row_id, hop_index, url, origin, host, address, status_code, location,"
                 " elapsed_s, started_at, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",

@@ -42,7 +42,8 @@ def test_max_videos_counts_distinct_measured_videos(tmp_path):
 
 
 def test_loop_measures_the_same_seeds_again(tmp_path):
-    proc = run_crawler(_args(tmp_path, "-P", "1", "-l", "-r", "3"))
+    # --loop-interval 0: no random spacing between the measurements (-S 0 applies)
+    proc = run_crawler(_args(tmp_path, "-P", "1", "-l", "-r", "3", "--loop-interval", "0"))
     conn = connect(database_of(proc))
     rows = conn.execute("SELECT round, video_id FROM videos ORDER BY id").fetchall()
     assert [tuple(r) for r in rows] == [(0, "lab-unlimited"), (1, "lab-unlimited"), (2, "lab-unlimited")]

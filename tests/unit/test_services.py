@@ -32,7 +32,7 @@ def test_preferred_service_wins_only_when_it_accepts_the_url():
 
 def test_by_name():
     assert by_name("LAB") is LabService
-    with pytest.raises(UsageError, match="known services: lab, generic"):
+    with pytest.raises(UsageError, match="known services: lab, youtube, dailymotion, generic"):
         by_name("dailymotionx")
 
 

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Build the one-file executable ``dist/pytomo-<os>-<arch>`` with PyInstaller (crawler, server, lab, plugins).
+
+Usage: ``.venv/bin/python build/pyinstaller.py`` (after ``./quickstart.sh``). PyInstaller's work files go to
+``.pyinstaller/`` (ignored by git), never into ``build/``.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCH = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64"}
+
+
+def binary_name() -> str:
+    """``pytomo-<os>-<arch>``, e.g. pytomo-linux-x86_64."""
+    machine = platform.machine().lower()
+    return f"pytomo-{platform.system().lower()}-{ARCH.get(machine, machine)}"
+
+
+def options() -> list[str]:
+    """PyInstaller's command line: one file, our data, the packages that carry binaries or data of their own."""
+    sep = ";" if sys.platform == "win32" else ":"
+    work = ROOT / ".pyinstaller"
+    return [
+        str(ROOT / "pytomo" / "__main__.py"),
+        "--name", binary_name(), "--onefile", "--console", "--noconfirm", "--clean",
+        "--distpath", str(ROOT / "dist"), "--workpath", str(work / "work"), "--specpath", str(work),
+        "--paths", str(ROOT),
+        "--add-data", f"{ROOT / 'templates'}{sep}templates",
+        "--add-data", f"{ROOT / 'pytomo' / 'lab' / 'scenarios'}{sep}pytomo/lab/scenarios",
+        "--add-data", f"{ROOT / 'pytomo' / 'lab' / 'recordings'}{sep}pytomo/lab/recordings",
+        # every module of ours, found statically; binaries and data of the libraries that need them
+        "--collect-submodules", "pytomo",
+        "--collect-binaries", "imageio_ffmpeg", "--collect-data", "imageio_ffmpeg",
+        "--collect-binaries", "pymediainfo",
+        "--collect-submodules", "dns",
+        "--collect-submodules", "yt_dlp",
+        "--exclude-module", "tests", "--exclude-module", "pytest", "--exclude-module", "tkinter",
+    ]
+
+
+def main() -> int:
+    """Run PyInstaller and print the executable's path."""
+    import PyInstaller.__main__
+
+    opts = options()
+    if not (ROOT / "pytomo" / "lab" / "recordings").is_dir():  # the platform recordings, once there are any
+        i = opts.index(f"{ROOT / 'pytomo' / 'lab' / 'recordings'}{';' if sys.platform == 'win32' else ':'}"
+                       "pytomo/lab/recordings")
+        del opts[i - 1:i + 1]
+    PyInstaller.__main__.run(opts)
+    exe = ROOT / "dist" / (binary_name() + (".exe" if sys.platform == "win32" else ""))
+    print(exe)
+    return 0 if exe.exists() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Before a first crawl: say what will be measured and stored, and ask for consent once (remembered in a file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import TextIO
+
+from pytomo.results import iso, utc_now
+from pytomo.settings import Settings
+
+CONSENT_VERSION = 1  # raise when the text below says something new: everyone is asked again
+
+
+def config_dir() -> Path:
+    """Per-user settings folder: ``$PYTOMO_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/pytomo`` or ``~/.config/pytomo``."""
+    explicit = os.environ.get("PYTOMO_CONFIG_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "pytomo"
+
+
+def consent_path() -> Path:
+    """The file that remembers the consent."""
+    return config_dir() / "consent.json"
+
+
+def statement(s: Settings) -> str:
+    """What a crawl with these settings measures and stores, in plain words."""
+    where = {"youtube": "YouTube (pages read through yt-dlp; lists from the YouTube Data API or a search)",
+             "dailymotion": "Dailymotion (lists from its public API; pages read through yt-dlp)",
+             "lab": "the built-in lab on this machine (nothing leaves it)",
+             "generic": "the URLs you give"}.get(s.service, s.service)
+    label = s.label or f"this computer's name ({socket.gethostname()})"
+    return "\n".join([
+        "Pytomo measures how video streaming works from your network. For each video it will:",
+        f"  - fetch the video page from {where},",
+        "  - look up the names of the video servers with your DNS resolvers"
+        + (" and the extra ones configured" if s.dns_extra else "") + ",",
+        f"  - measure the round-trip time to those servers ({s.ping_count} pings and TCP connections each),",
+        f"  - download the video for {s.window_s:g} s and model its playback (start time, stalls).",
+        f"It stores the results on this computer only, in {Path(s.database_dir).resolve()}: server names and",
+        "addresses, timings, throughput, the video pages' URLs and titles, the settings of the run, and",
+        f"{label} as the label of the run. The results are sent nowhere; your public address is not recorded.",
+        "Loop mode (-l) repeats measurements at random intervals until you stop it (Ctrl-C)."
+        if s.loop else "The crawl stops by itself after its limits (-u, -r) or at Ctrl-C.",
+    ])
+
+
+def has_consent(path: Path | None = None) -> bool:
+    """True when this user already agreed to the current statement."""
+    try:
+        data = json.loads((path or consent_path()).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("version") == CONSENT_VERSION and data.get("consent") is True
+
+
+def remember(path: Path | None = None) -> None:
+    """Write the consent file (its failure only means being asked again)."""
+    path = path or consent_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"version": CONSENT_VERSION, "consent": True, "at": iso(utc_now())}) + "\n",
+                        encoding="utf-8")
+    except OSError:
+        pass
+
+
+def ask(s: Settings, stdin: TextIO, stdout: TextIO, path: Path | None = None) -> bool:
+    """Consent for this crawl: given by ``-b``, by a non-terminal stdin, or asked once and remembered."""
+    if s.batch or not stdin.isatty() or has_consent(path):
+        return True
+    stdout.write(statement(s) + "\n\nDo you agree? This is asked once. [y/N] ")
+    stdout.flush()
+    answer = stdin.readline()
+    if answer.strip().lower() in ("y", "yes"):
+        remember(path)
+        return True
+    return False

@@ -1,0 +1,63 @@
+"""JSON GET requests to a platform's public API through the crawler's HTTP client, with secrets kept out of errors."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import requests
+
+if TYPE_CHECKING:
+    from pytomo.engine.http import HttpClient
+
+_LIMIT_BYTES = 4 * 1024 * 1024
+
+
+class ApiError(Exception):
+    """An API call failed: ``status`` (None: no answer), ``reason`` (the API's own code, e.g. ``quotaExceeded``)."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+def _error_text(data: Any) -> tuple[str, str]:
+    """(reason, message) from the documented error bodies of the YouTube Data API and the Dailymotion API."""
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        reasons = [e.get("reason") for e in err.get("errors") or () if isinstance(e, dict) and e.get("reason")]
+        reason = reasons[0] if reasons else str(err.get("type") or err.get("status") or "")
+        return reason, str(err.get("message") or reason)
+    if isinstance(err, str):
+        return err, str(data.get("error_description") or err)
+    return "", ""
+
+
+def get_json(http: HttpClient, base_url: str, path: str, params: dict[str, Any], *, what: str,
+             secrets: tuple[str, ...] = ("key",), headers: dict[str, str] | None = None) -> dict:
+    """GET ``base_url + path`` with ``params``; the decoded JSON object, or ApiError without the secret values."""
+    query = {k: v for k, v in params.items() if v not in (None, "")}
+    url = f"{base_url.rstrip('/')}{path}?{urlencode(query, doseq=True)}"
+    shown = {k: ("..." if k in secrets else v) for k, v in query.items()}
+    where = f"{what} {path}?{urlencode(shown, doseq=True, safe='.,')}"
+    try:
+        resp = http.request("GET", url, stream=True, headers=headers)
+        try:
+            body = resp.raw.read(_LIMIT_BYTES, decode_content=True) or b""
+        finally:
+            resp.close()
+    except (requests.RequestException, OSError) as exc:
+        raise ApiError(f"{where}: no answer ({exc.__class__.__name__})") from exc
+    except Exception as exc:  # the host could not be resolved, for example
+        raise ApiError(f"{where}: {exc}") from exc
+    try:
+        data = json.loads(body.decode(resp.encoding or "utf-8", errors="replace"))
+    except ValueError:
+        data = None
+    if resp.status_code != 200 or not isinstance(data, dict):
+        reason, message = _error_text(data)
+        raise ApiError(f"{where}: HTTP {resp.status_code}" + (f": {message}" if message else ""),
+                       status=resp.status_code, reason=reason)
+    return data

@@ -1,0 +1,86 @@
+"""The one-file executable, built once, copied alone into an empty folder: it crawls the lab and serves the pages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytest.importorskip("PyInstaller", reason="PyInstaller is not installed (./quickstart.sh installs it)")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the suite builds on Linux only")
+
+
+@pytest.fixture(scope="module")
+def executable(tmp_path_factory):
+    sys.path.insert(0, str(ROOT / "build"))
+    try:
+        from pyinstaller import binary_name
+    finally:
+        sys.path.pop(0)
+    done = subprocess.run([sys.executable, str(ROOT / "build" / "pyinstaller.py")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    built = ROOT / "dist" / binary_name()
+    assert done.stdout.strip().splitlines()[-1] == str(built) and built.exists()
+    alone = tmp_path_factory.mktemp("empty") / built.name
+    shutil.copy2(built, alone)
+    assert os.access(alone, os.X_OK)
+    return alone
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_frozen_executable_crawls_the_lab_and_serves_the_pages(executable):
+    folder = executable.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    crawl = subprocess.run([str(executable), "crawl", "-s", "lab", "-b", "-P", "3", "-D", "1", "-n", "1", "-S", "0",
+                            "--database-dir", "dbs"], cwd=folder, env=env, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=600)
+    assert crawl.returncode == 0, crawl.stderr[-3000:]
+    db = folder / crawl.stdout.strip().splitlines()[-1]
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    rows = conn.execute("SELECT v.video_id, d.bytes, d.media_time_source FROM videos v JOIN downloads d"
+                        " ON d.video_row_id = v.id").fetchall()
+    assert len(rows) == 3 and all(b > 0 and src for _v, b, src in rows), rows
+    conn.close()
+    port = _free_port()
+    server = subprocess.Popen([str(executable), "server", "-d", "dbs", str(port)], cwd=folder, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                    page = resp.read().decode()
+                    assert resp.status == 200
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()
+                assert time.monotonic() < deadline, "the frozen server did not answer"
+                time.sleep(0.5)
+        assert "Pytomo" in page and "lab" in page
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/videos", timeout=5) as resp:
+            assert "Sunrise over the lab (unlimited cache)" in resp.read().decode()  # the first video's title
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_frozen_executable_says_how_to_use_it(executable):
+    done = subprocess.run([str(executable), "nonsense"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "unknown command 'nonsense'" in done.stderr
+    done = subprocess.run([str(executable), "crawl", "-n", "zero"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
