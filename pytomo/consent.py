@@ -34,6 +34,8 @@ def statement(s: Settings) -> str:
              "dailymotion": "Dailymotion (lists from its public API; pages read through yt-dlp)",
              "lab": "the built-in lab on this machine (nothing leaves it)",
              "generic": "the URLs you give"}.get(s.service, s.service)
+    if s.lab:
+        where = "the built-in lab's recordings of that platform, on this machine"
     label = s.label or f"this computer's name ({socket.gethostname()})"
     return "\n".join([
         "Pytomo measures how video streaming works from your network. For each video it will:",

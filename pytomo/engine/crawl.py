@@ -6,6 +6,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -58,7 +59,7 @@ class Crawler:
                                    settings.loop_max_interval_s,
                                    random.Random(None if settings.random_seed is None else settings.random_seed + 1))
         self.bot_checks = 0  # bot checks in a row
-        self.waits_s: list[float] = []  # every pause taken, for the log and the tests
+        self.waits_s: deque[float] = deque(maxlen=1000)  # the latest pauses taken, for the tests
 
     def _service_for(self, url: str) -> Service | None:
         cls = for_url(url, type(self.service))
@@ -130,6 +131,7 @@ class Crawler:
         s = self.settings
         if s.loop and self.spacing.enabled:
             pause = self.spacing.wait_s(started_s, self.clock())
+            log.info("loop: next measurement in %.0f s (random spacing, mean %.0f s)", pause, s.loop_mean_interval_s)
         else:
             pause = s.delay_between_requests_s
         if m.error_kind in SLOWDOWN_KINDS:

@@ -56,8 +56,10 @@ def extractor_record(*, resolver: str, version: str | None, player_client: tuple
                      format_choice: str | None = None) -> dict[str, Any]:
     """The ``videos.extractor_json`` record: who resolved the page, with what, and which format was measured."""
     record: dict[str, Any] = {
-        "resolver": resolver, "ytdlp_version": version, "player_client": list(player_client) or ["default"],
-        "warnings": list(warnings), "missing_formats": missing_format_warnings(warnings)}
+        "resolver": resolver, "ytdlp_version": version, "warnings": list(warnings),
+        "missing_formats": missing_format_warnings(warnings)}
+    if resolver in ("yt-dlp", "recorded"):  # the clients asked of yt-dlp; "default": its own choice
+        record["player_client"] = list(player_client) or ["default"]
     if info is not None:
         record["extractor"] = info.get("extractor_key") or info.get("extractor")
         record["formats_offered"] = len(info.get("formats") or [])

@@ -148,8 +148,7 @@ class YtDlpResolver(MediaResolver):
         p: dict[str, Any] = {"logger": logger, "quiet": True, "noprogress": True, "skip_download": True,
                              "noplaylist": True, "socket_timeout": self.socket_timeout_s,
                              "ignore_no_formats_error": True}
-        if self.proxy:
-            p["proxy"] = self.proxy
+        p["proxy"] = self.proxy or ""  # "": direct, as our own HTTP client (never the environment's proxy)
         if self.player_client:
             p["extractor_args"] = {self.extractor_key: {"player_client": list(self.player_client)}}
         p.update(extra)

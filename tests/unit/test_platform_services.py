@@ -67,7 +67,8 @@ def test_ytdlp_parameters_are_the_documented_ones():
     assert p["socket_timeout"] == 7 and p["proxy"] == "http://127.0.0.1:3128"
     assert p["extractor_args"] == {"youtube": {"player_client": ["tv", "web"]}}
     assert p["noplaylist"] is True and p["skip_download"] is True and "format" not in p
-    assert "extractor_args" not in YtDlpResolver().params(_Collector())
+    direct = YtDlpResolver().params(_Collector())
+    assert "extractor_args" not in direct and direct["proxy"] == ""
 
 
 def test_dailymotion_stream_fields_become_formats():

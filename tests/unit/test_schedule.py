@@ -86,7 +86,7 @@ def test_loop_spacing_in_a_crawl_with_a_fake_clock():
     assert len(summary.videos) == 8 and summary.stop_reason == "reached 4 rounds (-r)"
     assert len(crawler.waits_s) == 7  # before every measurement but the first: none after the last
     expected = LoopSpacing(100.0, 10.0, 250.0, random.Random(4))  # the crawler seeds spacing with random_seed + 1
-    assert crawler.waits_s == pytest.approx([max(0.0, expected.next_interval_s() - 5.0) for _ in range(7)])
+    assert list(crawler.waits_s) == pytest.approx([max(0.0, expected.next_interval_s() - 5.0) for _ in range(7)])
     assert all(5.0 <= w + 5.0 <= 250.0 for w in crawler.waits_s)
 
 
@@ -96,5 +96,5 @@ def test_bot_checks_slow_the_crawl_down_until_a_page_answers(caplog):
     urls = ["fake://bot1", "fake://bot2", "fake://bot3", "fake://bot4", "fake://ok", "fake://bot5", "fake://end"]
     with caplog.at_level("WARNING"):
         crawler.run([(u, "input") for u in urls])
-    assert crawler.waits_s == [30.0, 60.0, 100.0, 100.0, 1.0, 30.0]
+    assert list(crawler.waits_s) == [30.0, 60.0, 100.0, 100.0, 1.0, 30.0]
     assert "answered bot_check (3 in a row): pausing 100 s" in caplog.text
