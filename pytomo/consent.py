@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 from pathlib import Path
 from typing import TextIO
 
+from pytomo.paths import config_dir
 from pytomo.results import iso, utc_now
 from pytomo.settings import Settings
 
 CONSENT_VERSION = 1  # raise when the text below says something new: everyone is asked again
-
-
-def config_dir() -> Path:
-    """Per-user settings folder: ``$PYTOMO_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/pytomo`` or ``~/.config/pytomo``."""
-    explicit = os.environ.get("PYTOMO_CONFIG_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "pytomo"
 
 
 def consent_path() -> Path:

@@ -38,6 +38,15 @@ def cache_dir() -> Path:
     return Path(base) / "pytomo"
 
 
+def config_dir() -> Path:
+    """Per-user settings folder: ``$PYTOMO_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/pytomo`` or ``~/.config/pytomo``."""
+    explicit = os.environ.get("PYTOMO_CONFIG_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "pytomo"
+
+
 def child_command(name: str) -> list[str]:
     """The command that runs one of Pytomo's own child processes (``_delayline``), from source or frozen."""
     modules = {"_delayline": "pytomo.lab.delayline"}
