@@ -13,9 +13,9 @@ case "$job" in
   *) echo "usage: $0 crawl|test [options]" >&2; exit 2 ;;
 esac
 
-# System packages: build tools for the rrdtool binding, MediaInfo, ping, a font for the graphs, and chromium
+# System packages: build tools for the rrdtool binding, MediaInfo, nginx (a cache server of the lab), ping, a font for the graphs, and chromium
 # for the web page tests.
-packages=(python3 python3-venv python3-dev build-essential pkg-config librrd-dev rrdtool libmediainfo0v5
+packages=(python3 python3-venv python3-dev build-essential pkg-config librrd-dev rrdtool libmediainfo0v5 nginx-light
           iputils-ping iproute2 curl fonts-dejavu-core chromium)
 missing=()
 for p in "${packages[@]}"; do

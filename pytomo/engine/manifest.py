@@ -23,6 +23,7 @@ class Segment:
     start_s: float
     duration_s: float
     number: int
+    byte_range: tuple[int, int] | None = None  # first and last byte (inclusive) within ``url``; None: all of it
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Track:
     frame_rate: float | None
     init_url: str | None
     segments: tuple[Segment, ...]
+    init_range: tuple[int, int] | None = None  # first and last byte (inclusive) of the init within ``init_url``
 
     @property
     def duration_s(self) -> float:

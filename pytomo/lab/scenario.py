@@ -12,6 +12,13 @@ from pytomo.lab.media import CONTAINERS, MediaSpec
 
 DELIVERIES = ("progressive", "hls", "dash")
 FAULTS = ("404", "403", "500", "reset", "redirect_loop", "short_body", "html")
+SOFTWARE = ("lab", "nginx")  # lab: our scriptable server (pytomo/lab/http.py); nginx: Debian's nginx
+NGINX_FAULTS = ("404", "403", "500", "redirect_loop")  # the faults nginx's configuration can express
+# How a segmented video is packaged: ffmpeg's own HLS/DASH muxers, or Shaka Packager in one of its forms.
+PACKAGINGS = {
+    "hls": ("ffmpeg", "shaka-cmaf", "shaka-byterange"),
+    "dash": ("ffmpeg", "shaka-number", "shaka-time", "shaka-segmentbase"),
+}
 TIME_FRAMES = ("today", "week", "month", "all_time")
 LAB_DOMAIN = "lab.pytomo.test"
 PLATFORM_IP = "127.77.0.1"
@@ -26,6 +33,7 @@ class ServerProfile:
     name: str
     host: str
     ip: str
+    software: str = "lab"  # one of SOFTWARE
     rate_bps: float | None = None  # None: as fast as the machine goes
     burst_bytes: int = 0  # bytes sent unpaced before pacing starts (as CDNs do at start-up)
     ttfb_delay_s: float = 0.0
@@ -54,6 +62,7 @@ class VideoSpec:
     related: tuple[str, ...] = ()
     delivery: str = "progressive"  # progressive, hls or dash
     segment_s: float = 2.0  # for hls and dash
+    packaging: str = "ffmpeg"  # for hls and dash: one of PACKAGINGS[delivery]
 
 
 @dataclass(frozen=True)
@@ -109,10 +118,21 @@ def _server(i: int, raw: dict, where: str) -> ServerProfile:
     path = _path_fields(raw, f"{where}: server {name}")
     if any(b < 0 or t < 0 for b, t in stalls):
         raise LabError(f"{where}: server {name}: stalls are [after_bytes, pause_s] with non-negative values")
+    software = str(raw.get("software", "lab"))
+    if software not in SOFTWARE:
+        raise LabError(f"{where}: server {name}: software must be one of {', '.join(SOFTWARE)}, not {software!r}")
+    if software == "nginx":
+        if fault is not None and fault not in NGINX_FAULTS:
+            raise LabError(f"{where}: server {name}: nginx cannot script the fault {fault!r} (it can: "
+                           f"{', '.join(NGINX_FAULTS)}); use software = \"lab\" for it")
+        if stalls or float(raw.get("ttfb_delay_s", 0.0)):
+            raise LabError(f"{where}: server {name}: nginx cannot pause mid-body or delay its first byte; "
+                           "use software = \"lab\" for stalls and ttfb_delay_s")
     return ServerProfile(
         name=name,
         host=str(raw.get("host") or f"{name}.{LAB_DOMAIN}").lower(),
         ip=_loopback(str(raw.get("ip") or f"127.77.1.{i + 1}"), f"{where}: server {name}"),
+        software=software,
         rate_bps=None if rate is None else float(rate),
         burst_bytes=int(raw.get("burst_bytes", 0)),
         ttfb_delay_s=float(raw.get("ttfb_delay_s", 0.0)),
@@ -166,11 +186,17 @@ def _video(raw: dict, defaults: dict, servers: dict[str, ServerProfile], where: 
     delivery = str(merged.get("delivery", "progressive"))
     if delivery not in DELIVERIES:
         raise LabError(f"{where}: video {vid}: delivery must be one of {', '.join(DELIVERIES)}")
+    packaging = str(merged.get("packaging", "ffmpeg"))
+    if delivery == "progressive" and packaging != "ffmpeg":
+        raise LabError(f"{where}: video {vid}: packaging is for hls and dash videos only")
+    if delivery != "progressive" and packaging not in PACKAGINGS[delivery]:
+        raise LabError(f"{where}: video {vid}: packaging for {delivery} must be one of "
+                       f"{', '.join(PACKAGINGS[delivery])}, not {packaging!r}")
     media = MediaSpec(container=container, duration_s=float(merged.get("duration_s", 30.0)),
                       bitrate_bps=int(merged.get("bitrate_bps", 1_000_000)))
     return VideoSpec(id=vid, title=str(merged.get("title", vid)), server=server, media=media, hops=hops,
                      popular=popular, related=tuple(str(r) for r in merged.get("related", ())),
-                     delivery=delivery, segment_s=float(merged.get("segment_s", 2.0)))
+                     delivery=delivery, segment_s=float(merged.get("segment_s", 2.0)), packaging=packaging)
 
 
 def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
