@@ -106,3 +106,9 @@ class MediaError(MeasurementError):
 
     stage = "media"
     kind = "not_media"
+
+
+class ManifestError(MediaError):
+    """An HLS playlist or DASH MPD that cannot be read: a malformed value (named in the message) or too large."""
+
+    kind = "bad_manifest"

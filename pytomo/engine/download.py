@@ -7,6 +7,7 @@ import select
 import socket
 import statistics
 import time
+import zlib
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,11 +17,12 @@ import requests
 import urllib3.exceptions
 
 from pytomo.engine import tcpinfo
-from pytomo.engine.http import HttpClient
+from pytomo.engine.http import ConnectionUse, HttpClient, connection_use
 from pytomo.results import utc_now
 
 READ_CHUNK_BYTES = 1 << 20
 TAIL_LIMIT_BYTES = 64 << 20
+DECODE_STEP_BYTES = 1 << 20  # decoded bytes produced per step from a compressed body (bounded memory)
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Transfer:
     started_at: datetime
     window_s: float
     bin_s: float
+    byte_range: tuple[int, int | None] | None = None  # asked with a Range header: first, last (None: to the end)
     status: int | None = None
     http_version: str | None = None
     content_type: str | None = None
@@ -40,7 +43,11 @@ class Transfer:
     first_byte_s: float | None = None
     first_read_bytes: int = 0
     last_byte_s: float | None = None
-    bytes_total: int = 0
+    bytes_total: int = 0  # body bytes as they came over the wire (compressed when Content-Encoding says so)
+    content_encoding: str | None = None  # gzip or deflate: the body was decoded for the parsers
+    decoded_bytes: int | None = None  # body bytes after decoding a Content-Encoding; None without one
+    connection: ConnectionUse | None = None  # opened for this request (with set-up times) or reused
+    body_overrun: bool = False  # more bytes followed the body than its Content-Length announced
     ended_by: str | None = None  # window, eof, error, interrupted
     error: str | None = None
     error_kind: str | None = None
@@ -51,6 +58,7 @@ class Transfer:
     tail_range: tuple[int, int] | None = None
     tail: bytes | None = None
     tail_error: str | None = None
+    tail_connection: ConnectionUse | None = None  # how the range request for the tail used its connection
     tcp_info: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (t_s, kernel fields)
 
     @property
@@ -120,50 +128,163 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         return "reset", "connection reset by the server"
     if isinstance(exc, (socket.timeout, urllib3.exceptions.ReadTimeoutError, requests.Timeout)):
         return "timeout", "no data within the timeout"
+    if isinstance(exc, zlib.error):
+        return "content_encoding", f"the body does not decode as its Content-Encoding says: {exc}"
     if isinstance(exc, requests.ConnectionError):
         return "connect", f"cannot connect: {exc}"
     return "transfer", text
 
 
+class _Decoder:
+    """Decodes a gzip or deflate body as it arrives, in bounded steps."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self._raw_deflate = False
+        wbits = 16 + zlib.MAX_WBITS if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+        self._z = zlib.decompressobj(wbits)
+        self._first = True
+
+    def decode(self, data: bytes) -> list[bytes]:
+        """The decoded pieces of the next wire bytes, each at most DECODE_STEP_BYTES."""
+        if self._first and self.encoding == "deflate":
+            self._first = False
+            try:  # "deflate" is zlib-wrapped by the RFC, raw deflate in practice for some servers
+                probe = zlib.decompressobj(zlib.MAX_WBITS)
+                probe.decompress(data[:2])
+            except zlib.error:
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+        out: list[bytes] = []
+        pending = data
+        while pending:
+            piece = self._z.decompress(pending, DECODE_STEP_BYTES)
+            if piece:
+                out.append(piece)
+            pending = self._z.unconsumed_tail
+            if self._z.eof:
+                break
+        return out
+
+
+def _content_length(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isdigit() and len(value) <= 18 else None
+
+
+def _range_header(byte_range: tuple[int, int | None]) -> str:
+    first, last = byte_range
+    return f"bytes={first}-{'' if last is None else last}"
+
+
+def _refusal(resp: requests.Response, url: str, byte_range: tuple[int, int | None] | None) -> tuple[str, str] | None:
+    """Why a response cannot be measured as the body asked for (kind, message), or None."""
+    if byte_range is None:
+        return None if resp.status_code == 200 else ("http_status", f"HTTP {resp.status_code} from {url}")
+    if resp.status_code == 200:
+        return "range_ignored", f"the server ignored the Range header ({_range_header(byte_range)}) and sent HTTP 200"
+    if resp.status_code != 206:
+        return "http_status", f"HTTP {resp.status_code} from {url}"
+    content_range = resp.headers.get("Content-Range", "")
+    start = content_range.removeprefix("bytes ").split("-", 1)[0].strip()
+    if not start.isdigit() or int(start) != byte_range[0]:
+        return "bad_range", f"asked for {_range_header(byte_range)}, the server sent Content-Range {content_range!r}"
+    return None
+
+
+def _overrun(sock: socket.socket | None) -> bool:
+    """True when bytes are already waiting on the connection after a body that ended at its Content-Length."""
+    if sock is None or sock.fileno() == -1:
+        return False
+    try:
+        ready, _, _ = select.select([sock], [], [], 0)
+        return bool(ready) and bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:
+        return False
+
+
 def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s: float = 0.1,
              head_limit_bytes: int = 2 << 20, on_data: Callable[[memoryview], None] | None = None,
-             should_stop: Callable[[], bool] | None = None, timeout_s: float = 5.0) -> Transfer:
-    """GET ``url`` from ``address`` for ``window_s`` seconds after the response headers, or to the end."""
-    tr = Transfer(url=url, address=address, started_at=utc_now(), window_s=window_s, bin_s=bin_s)
+             should_stop: Callable[[], bool] | None = None, timeout_s: float = 5.0,
+             byte_range: tuple[int, int | None] | None = None,
+             headers: dict[str, str] | None = None) -> Transfer:
+    """GET ``url`` from ``address`` for ``window_s`` seconds after the response headers, or to the end of the body.
+
+    The body ends where HTTP says: at its Content-Length, at the last chunk, or at the connection's close when it
+    has neither; a complete body leaves its connection open in the pool for the next request to the same server.
+    With ``byte_range`` only that range is asked for, and anything but a 206 starting there is refused.
+    ``head`` and ``on_data`` get the decoded body when the server compressed it; counts are of wire bytes.
+    """
+    tr = Transfer(url=url, address=address, started_at=utc_now(), window_s=window_s, bin_s=bin_s,
+                  byte_range=byte_range)
+    hdrs = dict(headers or {})
+    if byte_range is not None:
+        hdrs["Range"] = _range_header(byte_range)
     t0 = time.perf_counter()
     try:
-        resp = http.request("GET", url, address=address, stream=True, timeout_s=timeout_s)
+        resp = http.request("GET", url, address=address, stream=True, timeout_s=timeout_s, headers=hdrs)
     except Exception as exc:  # connection refused, timeout before headers...
         tr.ended_by = "error"
         tr.error_kind, tr.error = _classify(exc)
         return tr
     tr.headers_s = time.perf_counter() - t0
+    tr.connection = connection_use(resp)
     tr.status = resp.status_code
     tr.http_version = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2"}.get(getattr(resp.raw, "version", 0))
     tr.content_type = resp.headers.get("Content-Type")
-    length = resp.headers.get("Content-Length")
-    tr.content_length_bytes = int(length) if length and length.isdigit() else None
-    if resp.status_code != 200:
+    chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
+    tr.content_length_bytes = None if chunked else _content_length(resp.headers.get("Content-Length"))
+    encoding = resp.headers.get("Content-Encoding", "").strip().lower() or None
+    refused = _refusal(resp, url, byte_range)
+    if refused is None and encoding not in (None, "identity", "gzip", "x-gzip", "deflate"):
+        refused = ("content_encoding", f"the server sent Content-Encoding {encoding!r}, which was not asked for")
+    if refused is not None:
         resp.close()
         tr.ended_by = "error"
-        tr.error_kind, tr.error = "http_status", f"HTTP {resp.status_code} from {url}"
+        tr.error_kind, tr.error = refused
         return tr
-    deadline = tr.headers_s + window_s
+    decoder = _Decoder(encoding) if encoding not in (None, "identity") else None
+    if decoder is not None:
+        tr.content_encoding, tr.decoded_bytes = encoding, 0
+    _read_body(tr, resp, t0, chunked, decoder, head_limit_bytes, on_data, should_stop, timeout_s)
+    return tr
+
+
+def _read_body(tr: Transfer, resp: requests.Response, t0: float, chunked: bool, decoder: _Decoder | None,
+               head_limit_bytes: int, on_data: Callable[[memoryview], None] | None,
+               should_stop: Callable[[], bool] | None, timeout_s: float) -> None:
+    """Read the body until its end, the window, an error or a stop; fill ``tr``; release or close the connection."""
+    headers_s = tr.headers_s or 0.0
+    deadline = headers_s + tr.window_s
     sock = _socket_of(resp)
-    chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
+    length = tr.content_length_bytes
     rng = random.Random()
-    next_sample = tr.headers_s
+    next_sample = headers_s
 
     def sample(now: float) -> None:
         info = tcpinfo.read(sock) if sock is not None else None
         if info is not None:
             tr.tcp_info.append((now, info))
+
+    def deliver(data: bytes) -> None:
+        pieces = [data] if decoder is None else decoder.decode(data)
+        for piece in pieces:
+            if decoder is not None:
+                tr.decoded_bytes = (tr.decoded_bytes or 0) + len(piece)
+            if len(head) < head_limit_bytes:
+                head.extend(piece[: head_limit_bytes - len(head)])
+            if on_data is not None:
+                on_data(memoryview(piece))
+
     raw = resp.raw
     head = bytearray()
     events_t, events_b, bins = tr.event_t_s, tr.event_bytes, tr.bins_bytes
+    bin_s = tr.bin_s
     total = 0
     try:
         while True:
+            if length is not None and total >= length:
+                tr.ended_by = "eof"  # the body is complete: never wait on a connection kept alive
+                break
             if should_stop is not None and should_stop():
                 tr.ended_by = "interrupted"
                 break
@@ -176,12 +297,11 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
                 tr.ended_by = "window"
                 break
             if sock is not None and sock.fileno() != -1:
-                # urllib3 closes the socket itself once the whole body has been read
                 sock.settimeout(min(remaining, timeout_s))
                 if not chunked and tr.first_byte_s is not None:
-                    # the first read returns what http.client buffered with the headers; after it, with a
-                    # Content-Length body nothing stays buffered between our 1 MiB reads, so waiting on the socket
-                    # is exact, and the window ends with the connection still open for a last TCP_INFO
+                    # the first read returns what http.client buffered with the headers; after it nothing stays
+                    # buffered between our reads (each is one recv of at most what the body still lacks), so
+                    # waiting on the socket is exact, and the window ends with the connection still open
                     ready, _, _ = select.select([sock], [], [], min(remaining, timeout_s))
                     if not ready:
                         if time.perf_counter() - t0 >= deadline - 1e-3:
@@ -210,10 +330,7 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
             if k >= len(bins):
                 bins.extend([0] * (k + 1 - len(bins)))
             bins[k] += n
-            if len(head) < head_limit_bytes:
-                head += data[: head_limit_bytes - len(head)]
-            if on_data is not None:
-                on_data(memoryview(data))
+            deliver(data)
     except Exception as exc:
         tr.ended_by = "error"
         tr.error_kind, tr.error = _classify(exc)
@@ -221,24 +338,29 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
         tr.bytes_total = total
         tr.head = bytes(head)
         sample(time.perf_counter() - t0)
-        resp.close()
-    if tr.ended_by == "eof" and tr.content_length_bytes is not None and total < tr.content_length_bytes:
+        reusable = tr.ended_by == "eof" and (length is None or total == length)
+        if reusable and length is not None:
+            tr.body_overrun = _overrun(sock)
+        if reusable and not tr.body_overrun:
+            raw.release_conn()  # back to the pool: the next request to this server reuses the connection
+        else:
+            resp.close()
+    if tr.ended_by == "eof" and length is not None and total < length:
         tr.ended_by = "error"
         tr.error_kind = "short_body"
-        tr.error = f"body shorter than its Content-Length ({total} of {tr.content_length_bytes} bytes)"
-    return tr
+        tr.error = f"body shorter than its Content-Length ({total} of {length} bytes)"
 
 
 def fetch_range(http: HttpClient, url: str, address: str, offset: int, length: int | None,
-                timeout_s: float = 5.0) -> bytes:
-    """GET one byte range (``length`` None: to the end); raises on anything but a 206 with the bytes asked."""
-    end = "" if length is None else str(offset + length - 1)
-    resp = http.request("GET", url, address=address, stream=True, headers={"Range": f"bytes={offset}-{end}"},
-                        timeout_s=timeout_s)
-    try:
-        if resp.status_code != 206:
-            raise OSError(f"range request answered HTTP {resp.status_code}")
-        data = resp.raw.read(TAIL_LIMIT_BYTES, decode_content=False) or b""
-    finally:
-        resp.close()
-    return data
+                timeout_s: float = 5.0) -> Transfer:
+    """GET one byte range (``length`` None: to the end) over the pool's connection, at most TAIL_LIMIT_BYTES.
+
+    The body is in ``head``; anything but a complete 206 starting at ``offset`` is an error in the transfer.
+    """
+    last = None if length is None else offset + length - 1
+    tr = download(http, url, address, window_s=max(timeout_s, 30.0), head_limit_bytes=TAIL_LIMIT_BYTES,
+                  timeout_s=timeout_s, byte_range=(offset, last))
+    if tr.ended_by == "eof" and len(tr.head) >= TAIL_LIMIT_BYTES:
+        tr.ended_by, tr.error_kind = "error", "too_large"
+        tr.error = f"the range from byte {offset} is larger than {TAIL_LIMIT_BYTES} bytes"
+    return tr

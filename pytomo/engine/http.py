@@ -3,16 +3,88 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from pytomo.errors import ResolveFailed
 
+# What we can decode ourselves (pytomo/engine/download.py); a server must not send anything else.
+ACCEPT_ENCODING = "gzip, deflate"
 
-class _PinnedTLSAdapter(HTTPAdapter):
+
+@dataclass(frozen=True)
+class ConnectionUse:
+    """How one request used its connection: opened for it (with set-up times) or reused, and its rank on it."""
+
+    new: bool
+    tcp_connect_s: float | None  # TCP handshake, for a new connection
+    tls_handshake_s: float | None  # TLS handshake after it, for a new HTTPS connection
+    request_on_connection: int  # 1 for the first request of a connection
+
+
+class _TimedConnection(HTTPConnection):
+    """An HTTP connection that remembers when it was opened and how long the TCP handshake took."""
+
+    pytomo_fresh = False
+    pytomo_tcp_connect_s: float | None = None
+    pytomo_tls_handshake_s: float | None = None
+    pytomo_requests = 0
+
+    def _new_conn(self):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        sock = super()._new_conn()
+        self.pytomo_tcp_connect_s = time.perf_counter() - t
+        self.pytomo_tls_handshake_s = None
+        self.pytomo_fresh, self.pytomo_requests = True, 0
+        return sock
+
+
+class _TimedTLSConnection(_TimedConnection, HTTPSConnection):
+    """An HTTPS connection that also times its TLS handshake."""
+
+    def connect(self) -> None:
+        t = time.perf_counter()
+        super().connect()
+        if self.pytomo_fresh and self.pytomo_tcp_connect_s is not None:
+            self.pytomo_tls_handshake_s = max(0.0, time.perf_counter() - t - self.pytomo_tcp_connect_s)
+
+
+class _TimedPool(HTTPConnectionPool):
+    ConnectionCls = _TimedConnection
+
+
+class _TimedTLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TimedTLSConnection
+
+
+def connection_use(resp: requests.Response) -> ConnectionUse | None:
+    """Whether ``resp`` came over a connection opened for it; call once per response, before reading the body."""
+    conn = getattr(resp.raw, "connection", None)
+    if not isinstance(conn, _TimedConnection):
+        return None
+    conn.pytomo_requests += 1
+    fresh, conn.pytomo_fresh = conn.pytomo_fresh, False
+    return ConnectionUse(new=fresh, tcp_connect_s=conn.pytomo_tcp_connect_s if fresh else None,
+                         tls_handshake_s=conn.pytomo_tls_handshake_s if fresh else None,
+                         request_on_connection=conn.pytomo_requests)
+
+
+class _TimedAdapter(HTTPAdapter):
+    """Pools whose connections say whether they were opened or reused (see ``connection_use``)."""
+
+    def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _TimedPool, "https": _TimedTLSPool}
+
+
+class _PinnedTLSAdapter(_TimedAdapter):
     """Connects to an IP address but sends SNI and checks the certificate for the name in the Host header."""
 
     def send(self, request, **kwargs):  # type: ignore[override]
@@ -61,7 +133,9 @@ class HttpClient:
         self.proxy = proxy
         self.session = requests.Session()
         self.session.trust_env = False
+        self.session.mount("http://", _TimedAdapter())
         self.session.mount("https://", _PinnedTLSAdapter())
+        self.session.headers["Accept-Encoding"] = ACCEPT_ENCODING
         if user_agent:
             self.session.headers["User-Agent"] = user_agent
         if proxy:

@@ -160,7 +160,11 @@ class Pipeline:
         return primary or addresses(known)
 
     def _follow(self, url: str, m: VideoMeasurement) -> str:
-        """Walk the redirect chain hop by hop (HEAD, GET when HEAD is refused); return the media URL."""
+        """Walk the redirect chain hop by hop; return the media URL.
+
+        Each hop is asked with HEAD; an error answer to HEAD (405 and 501, but also 403 or 404 from servers that
+        sign or route GET only) is asked again with GET, whose answer is the one recorded.
+        """
         for index in range(self.settings.redirect_max_hops + 1):
             self._check("redirects")
             try:
@@ -174,7 +178,7 @@ class Pipeline:
             started, t = utc_now(), time.perf_counter()
             try:
                 resp = self.http.request("HEAD", url, address=address)
-                if resp.status_code in (405, 501):
+                if resp.status_code >= 400:
                     resp = self.http.request("GET", url, address=address, stream=True)
                     resp.close()
             except requests.RequestException as exc:
@@ -236,11 +240,14 @@ class Pipeline:
         need = indexer.tail_request() if transfer.bytes_total else None
         if need is not None and not self.stop.is_set():
             offset, length = need
-            try:
-                data = fetch_range(self.http, url, address, offset, length, timeout_s=s.http_timeout_s)
+            tail_tr = fetch_range(self.http, url, address, offset, length, timeout_s=s.http_timeout_s)
+            transfer.tail_connection = tail_tr.connection
+            if tail_tr.complete and tail_tr.head:
+                data = tail_tr.head
                 indexer.feed_tail(offset, data)
                 tail = (offset, data)
                 transfer.tail, transfer.tail_range = data, (offset, offset + len(data) - 1)
-            except (OSError, requests.RequestException) as exc:
-                transfer.tail_error = f"cannot fetch the index at the end of the file: {exc}"
+            else:
+                why = tail_tr.error or f"the transfer ended by {tail_tr.ended_by}"
+                transfer.tail_error = f"cannot fetch the index at the end of the file: {why}"
         return analyse(transfer, indexer, self.params, tail)

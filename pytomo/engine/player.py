@@ -16,11 +16,13 @@ from urllib.parse import urlsplit
 
 from pytomo.engine.download import Transfer, download
 from pytomo.engine.http import HttpClient
-from pytomo.engine.manifest import Presentation, Track, parse_dash, parse_hls
+from pytomo.engine.manifest import Presentation, Segment, Track, parse_dash, parse_hls
 from pytomo.engine.playout import PLAYING, PlayoutParams, PlayoutResult, simulate
 from pytomo.errors import HttpStatusError, MediaError
 from pytomo.results import utc_now
 from pytomo.settings import Settings
+
+MANIFEST_LIMIT_BYTES = 4 << 20  # a playlist, MPD or segment index larger than this is cut (and then fails to parse)
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class SegmentRecord:
 
     seq: int
     stream: str  # manifest, video, audio, muxed
-    kind: str  # manifest, init, media
+    kind: str  # manifest, index (a sidx fetched by range), init, media
     rendition_id: str | None
     bandwidth_bps: float | None
     url: str
@@ -42,6 +44,11 @@ class SegmentRecord:
     media_duration_s: float | None
     complete: bool
     error: str | None = None
+    byte_range: tuple[int, int | None] | None = None  # first and last byte asked for, None: the whole file
+    new_connection: bool | None = None  # opened for this request (None: not known, the request failed first)
+    tcp_connect_s: float | None = None  # TCP handshake of a new connection
+    tls_handshake_s: float | None = None  # TLS handshake of a new HTTPS connection
+    content_encoding: str | None = None  # the body came compressed (gzip, deflate) and was decoded
 
     @property
     def throughput_bps(self) -> float | None:
@@ -131,13 +138,16 @@ class SegmentPlayer:
         host = urlsplit(url).hostname or ""
         state = {"bytes": 0}
 
-        def fetch(target: str, stream: str, kind: str, track: Track | None, seg=None, window_s: float = 30.0):
+        def fetch(target: str, stream: str, kind: str, track: Track | None, seg: Segment | None = None,
+                  window_s: float = 30.0, byte_range: tuple[int, int] | None = None) -> tuple[Transfer, SegmentRecord]:
             start = time.perf_counter() - t0
             tr = download(self.http, target, self._address_for(target, host) or self._resolve(target),
-                          window_s=window_s, bin_s=s.throughput_bin_s, head_limit_bytes=1 << 20 if kind == "manifest"
-                          else 0, should_stop=self.should_stop, timeout_s=s.http_timeout_s)
+                          window_s=window_s, bin_s=s.throughput_bin_s,
+                          head_limit_bytes=MANIFEST_LIMIT_BYTES if kind in ("manifest", "index") else 0,
+                          should_stop=self.should_stop, timeout_s=s.http_timeout_s, byte_range=byte_range)
             self._merge(agg, tr, start, state)
-            complete = tr.complete and tr.status == 200
+            complete = tr.complete and tr.status in (200, 206)
+            conn = tr.connection
             rec = SegmentRecord(
                 seq=len(session.records), stream=stream, kind=kind,
                 rendition_id=track.rendition_id if track else None,
@@ -145,7 +155,10 @@ class SegmentPlayer:
                 trequest_s=start, tresponse_s=None if tr.headers_s is None else start + tr.headers_s,
                 tfinish_s=start + (tr.last_byte_s if tr.last_byte_s is not None else (tr.headers_s or 0.0)),
                 bytes=tr.bytes_total, media_start_s=seg.start_s if seg else None,
-                media_duration_s=seg.duration_s if seg else None, complete=complete, error=tr.error)
+                media_duration_s=seg.duration_s if seg else None, complete=complete, error=tr.error,
+                byte_range=byte_range, new_connection=conn.new if conn else None,
+                tcp_connect_s=conn.tcp_connect_s if conn else None,
+                tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding)
             session.records.append(rec)
             return tr, rec
 
@@ -165,12 +178,19 @@ class SegmentPlayer:
                 raise MediaError(f"cannot load the playlist {u}: {t.error or t.status}")
             return t.head.decode("utf-8", errors="replace")
 
-        pres = parse_hls(url, text, fetch_text) if protocol == "hls" else parse_dash(url, text)
+        def fetch_index(u: str, first: int, last: int) -> bytes:
+            t, r = fetch(u, "manifest", "index", None, byte_range=(first, last))
+            if not r.complete:
+                raise MediaError(f"cannot load the segment index bytes {first}-{last} of {u}: {t.error or t.status}")
+            return t.head
+
+        pres = (parse_hls(url, text, fetch_text) if protocol == "hls"
+                else parse_dash(url, text, fetch_range=fetch_index))
         session.presentation = pres
         deadline = (agg.headers_s or 0.0) + s.window_s
         video = choose_fixed(pres.video, "lowest" if s.abr == "buffer" else s.rendition)
         audio = pres.audio[0] if pres.audio and video.stream == "video" else None
-        inits_done: set[str] = set()
+        inits_done: set[tuple[str | None, tuple[int, int] | None]] = set()
         ends = {"video": 0.0, "audio": 0.0}
         index = {"video": 0, "audio": 0}
         n_segments = len(video.segments)
@@ -199,15 +219,21 @@ class SegmentPlayer:
                 if chosen is not video:
                     session.switches += 1
                     video = track = chosen
-            if track.init_url and track.init_url not in inits_done:
-                t, r = fetch(track.init_url, track.stream, "init", track, window_s=max(0.0, deadline - now))
+            init_key = (track.init_url, track.init_range)
+            if track.init_url and init_key not in inits_done:
+                t, r = fetch(track.init_url, track.stream, "init", track, window_s=max(0.0, deadline - now),
+                             byte_range=track.init_range)
+                if t.ended_by in ("window", "interrupted"):  # cut by the window's end: not an error
+                    agg.ended_by = t.ended_by
+                    break
                 if not r.complete:
                     self._fail(agg, t)
                     break
-                inits_done.add(track.init_url)
+                inits_done.add(init_key)
                 continue
             seg = track.segments[index[stream]]
-            t, r = fetch(seg.url, track.stream, "media", track, seg, window_s=max(0.0, deadline - now))
+            t, r = fetch(seg.url, track.stream, "media", track, seg, window_s=max(0.0, deadline - now),
+                         byte_range=seg.byte_range)
             if t.ended_by in ("window", "interrupted"):
                 agg.ended_by = t.ended_by
                 break

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytomo.engine.tcpinfo import FIELD_NAMES as TCP_INFO_FIELDS
 
-SCHEMA_VERSION = 2  # 2: videos.extractor_json
+SCHEMA_VERSION = 3  # 2: videos.extractor_json; 3: connection use, content encoding, byte ranges
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS run (
@@ -116,6 +116,13 @@ CREATE TABLE IF NOT EXISTS downloads (
     tail_range TEXT,                     -- byte range fetched for an index at the end of the file
     tail_bytes INTEGER,
     tail_error TEXT,
+    tail_new_connection INTEGER,         -- 1: the tail's range request opened a new connection, 0: reused one
+    new_connection INTEGER,              -- 1: the request opened a new connection, 0: it reused a kept-alive one
+    tcp_connect_s REAL,                  -- TCP handshake of that new connection
+    tls_handshake_s REAL,                -- TLS handshake after it (HTTPS)
+    content_encoding TEXT,               -- gzip, deflate: bytes are on the wire, decoded_bytes after decoding
+    decoded_bytes INTEGER,
+    body_overrun INTEGER,                -- 1: more bytes followed the body than its Content-Length announced
     container TEXT,
     video_codec TEXT,
     audio_codec TEXT,
@@ -155,7 +162,7 @@ CREATE TABLE IF NOT EXISTS segment_requests (
     download_id INTEGER NOT NULL REFERENCES downloads(id),
     seq INTEGER NOT NULL,
     stream TEXT NOT NULL,                -- manifest, video, audio, muxed
-    kind TEXT NOT NULL,                  -- manifest, init, media
+    kind TEXT NOT NULL,                  -- manifest, index (sidx by range), init, media
     rendition_id TEXT,
     bandwidth_bps REAL,
     url TEXT NOT NULL,
@@ -168,6 +175,12 @@ CREATE TABLE IF NOT EXISTS segment_requests (
     media_duration_s REAL,
     complete INTEGER NOT NULL,
     error TEXT,
+    range_first_byte INTEGER,            -- the Range asked for (NULL: the whole file)
+    range_last_byte INTEGER,
+    new_connection INTEGER,              -- 1: opened a new connection, 0: reused a kept-alive one
+    tcp_connect_s REAL,
+    tls_handshake_s REAL,
+    content_encoding TEXT,
     PRIMARY KEY (download_id, seq)
 );
 CREATE TABLE IF NOT EXISTS throughput_samples (

@@ -43,6 +43,10 @@ def _sqlite_int(value: int | None) -> int | float | None:
     return value
 
 
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
 def origin(url: str) -> str:
     """``scheme://netloc`` of a URL."""
     parts = urlsplit(url)
@@ -159,6 +163,12 @@ class RunDatabase:
             "error_kind": t.error_kind, "error": t.error,
             "tail_range": f"{t.tail_range[0]}-{t.tail_range[1]}" if t.tail_range else None,
             "tail_bytes": len(t.tail) if t.tail is not None else None, "tail_error": t.tail_error,
+            "tail_new_connection": _flag(t.tail_connection.new if t.tail_connection else None),
+            "new_connection": _flag(t.connection.new if t.connection else None),
+            "tcp_connect_s": t.connection.tcp_connect_s if t.connection else None,
+            "tls_handshake_s": t.connection.tls_handshake_s if t.connection else None,
+            "content_encoding": t.content_encoding, "decoded_bytes": t.decoded_bytes,
+            "body_overrun": int(t.body_overrun),
             "container": d.container,
             "video_codec": info.video_codec if info else None, "audio_codec": info.audio_codec if info else None,
             "width": info.width if info else None, "height": info.height if info else None,
@@ -187,10 +197,13 @@ class RunDatabase:
         if d.segments:
             self.conn.executemany(
                 "INSERT INTO segment_requests (download_id, seq, stream, kind, rendition_id, bandwidth_bps, url,"
-                " status, trequest_s, tresponse_s, tfinish_s, bytes, media_start_s, media_duration_s, complete, error)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " status, trequest_s, tresponse_s, tfinish_s, bytes, media_start_s, media_duration_s, complete, error,"
+                " range_first_byte, range_last_byte, new_connection, tcp_connect_s, tls_handshake_s, content_encoding)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(did, r.seq, r.stream, r.kind, r.rendition_id, r.bandwidth_bps, r.url, r.status, r.trequest_s,
-                  r.tresponse_s, r.tfinish_s, r.bytes, r.media_start_s, r.media_duration_s, int(r.complete), r.error)
+                  r.tresponse_s, r.tfinish_s, r.bytes, r.media_start_s, r.media_duration_s, int(r.complete), r.error,
+                  r.byte_range[0] if r.byte_range else None, r.byte_range[1] if r.byte_range else None,
+                  _flag(r.new_connection), r.tcp_connect_s, r.tls_handshake_s, r.content_encoding)
                  for r in d.segments])
         if t.tcp_info:
             names = list(TCP_INFO_FIELDS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from pytomo.storage.schema import SCHEMA_VERSION
 from tests.conftest import connect, database_of, run_crawler
 
 FAST = ["-b", "--lab", "-D", "0.5", "-n", "1", "-S", "0"]
@@ -23,7 +24,7 @@ def test_youtube_crawl_measures_the_chosen_formats_and_slows_down_after_a_bot_ch
     db = database_of(proc)
     assert db.name.startswith("lab-volunteer.youtube.")
     conn = connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     rows = {r["video_id"]: r for r in conn.execute("SELECT * FROM videos")}
     assert list(rows) == ["LabSunrise1", "LabCityTL02", "LabBotChk03", "LabThrott07"]
     assert {r["seed_source"] for r in rows.values()} == {"youtube-api:chart=mostPopular"}
