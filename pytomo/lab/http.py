@@ -212,16 +212,28 @@ class CacheHandler(_Handler):
             if self.command == "GET" and profile.ttfb_delay_s > 0:
                 time.sleep(profile.ttfb_delay_s)
             size = seg.sizes[relative]
-            record["status"] = 200
-            self.send_response(200)
+            start, end, status = 0, size - 1, 200
+            rng = self.headers.get("Range")
+            if rng:
+                parsed = _parse_range(rng, size)
+                if parsed is None:
+                    record["status"] = 416
+                    return self._send(416, "text/plain", b"bad range\n", {"Content-Range": f"bytes */{size}"})
+                (start, end), status = parsed, 206
+                record["range"] = f"bytes={start}-{end}"
+            record["status"] = status
+            self.send_response(status)
             self.send_header("Content-Type", MIME_TYPES.get(path.suffix, "application/octet-stream"))
-            self.send_header("Content-Length", str(size))
+            self.send_header("Content-Length", str(end - start + 1))
+            self.send_header("Accept-Ranges", "bytes")
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
             if self.command == "GET":
                 with open(path, "rb") as fh:
-                    _send_paced(self.connection, fh, 0, size, profile, record)
+                    _send_paced(self.connection, fh, start, end - start + 1, profile, record)
         finally:
             record["ended_at"] = datetime.now(UTC).isoformat()
             if self.command == "GET":
