@@ -26,6 +26,7 @@ class DownloadAnalysis:
     media_duration_s: float | None = None
     encoding_rate_bps: float | None = None
     encoding_rate_source: str | None = None
+    media_duration_source: str | None = None  # mediainfo, container-header, container-index
     media_time_source: str | None = None
     media_problem: str | None = None
     playout: PlayoutResult | None = None
@@ -75,6 +76,43 @@ def _downsample(points: tuple[BufferPoint, ...], bin_s: float) -> list[BufferPoi
     return out
 
 
+_NO_DECLARED_DURATION = frozenset({"ts"})  # containers whose header never states a duration
+
+
+def _mediainfo_tail(transfer: Transfer, indexer: MediaIndexer,
+                    tail: tuple[int, bytes] | None) -> tuple[int, bytes] | None:
+    """The bytes MediaInfo needs beyond the head: the fetched tail, else an MP4's moov received past the head."""
+    if tail is not None:
+        return tail
+    moov = indexer.moov_box()
+    if moov is not None and moov[0] + len(moov[1]) > len(transfer.head):
+        return moov
+    return None
+
+
+def media_duration(info: MediaInfoResult | None, timeline: MediaTimeline | None, container: str | None,
+                   whole: bool) -> tuple[float | None, str | None, str | None]:
+    """(duration in seconds, its source, why it is NULL) of a progressive file; never a guess.
+
+    A duration the container's header declares (read by MediaInfo, else by our index) comes first. Without one,
+    the end of the container index (the latest presentation end over the tracks) is the duration only when the
+    whole file was received; else it is NULL. For
+    containers that declare none (MPEG-TS), what MediaInfo says of a partial file is an estimate from the bitrate
+    of the head, so it is not used.
+    """
+    declares = container not in _NO_DECLARED_DURATION and (info is None or info.container not in _NO_DECLARED_DURATION)
+    if declares and info is not None and info.duration_s:
+        return info.duration_s, "mediainfo", None
+    if declares and timeline is not None and timeline.duration_s:
+        return timeline.duration_s, "container-header", None
+    if whole and timeline is not None and timeline.indexed_end_s:
+        return timeline.indexed_end_s, "container-index", None
+    if whole and info is not None and info.duration_s:
+        return info.duration_s, "mediainfo", None
+    what = "MPEG-TS declares no duration" if not declares else "the container declares no duration"
+    return None, None, f"{what} and the file was not received whole: duration and encoding rate unknown"
+
+
 def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
             tail: tuple[int, bytes] | None = None) -> DownloadAnalysis:
     """Derive media and playout figures from a transfer and the index its bytes fed."""
@@ -83,8 +121,11 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
         a.media_problem = a.playout_problem = "no media bytes were received"
         return a
     a.container = indexer.container
+    whole = transfer.complete
+    if whole:
+        indexer.end_of_file()
     try:
-        a.media = probe(transfer.head, transfer.content_length_bytes, tail)
+        a.media = probe(transfer.head, transfer.content_length_bytes, _mediainfo_tail(transfer, indexer, tail))
     except MediaError as exc:
         a.media_problem = str(exc)
     except Exception as exc:  # MediaInfo failing on hostile bytes must not stop the crawl
@@ -98,13 +139,15 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
         return a
     info = a.media
     a.container = a.container or (info.container if info else None)
-    a.media_duration_s = (info.duration_s if info and info.duration_s else None) or (
-        timeline.duration_s if timeline else None)
-    size = transfer.content_length_bytes
-    if info and info.overall_bitrate_bps:
+    size = transfer.content_length_bytes or (transfer.bytes_total if whole else None)
+    duration_s, source, why = media_duration(info, timeline, indexer.container, whole)
+    a.media_duration_s, a.media_duration_source = duration_s, source
+    if why:
+        a.media_problem = a.media_problem or why
+    if source == "mediainfo" and info and info.overall_bitrate_bps:
         a.encoding_rate_bps, a.encoding_rate_source = info.overall_bitrate_bps, "mediainfo-overall"
-    elif size and a.media_duration_s:
-        a.encoding_rate_bps, a.encoding_rate_source = size * 8 / a.media_duration_s, "size-over-duration"
+    elif size and duration_s:
+        a.encoding_rate_bps, a.encoding_rate_source = size * 8 / duration_s, "size-over-duration"
     if timeline is not None:
         a.media_time_source = timeline.source
     elif a.encoding_rate_bps:

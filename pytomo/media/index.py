@@ -8,6 +8,7 @@ from typing import Protocol
 
 from pytomo.media.flv import FlvIndex
 from pytomo.media.mp4 import TOP_LEVEL_TYPES, Mp4Index
+from pytomo.media.mpegts import PACKET_BYTES, SYNC, TsIndex
 from pytomo.media.timeline import MediaTimeline
 from pytomo.media.webm import WebmIndex
 
@@ -15,7 +16,7 @@ SNIFF_BYTES = 512  # at most this much is held back to recognise the container
 _MALFORMED = (ValueError, IndexError, OverflowError, struct.error)
 _WHITESPACE = b" \t\r\n\x0b\x0c"
 _BOM = b"\xef\xbb\xbf"
-_INDEXES = {"mp4": Mp4Index, "webm": WebmIndex, "flv": FlvIndex}
+_INDEXES = {"mp4": Mp4Index, "webm": WebmIndex, "flv": FlvIndex, "ts": TsIndex}
 
 
 class _ContainerIndex(Protocol):
@@ -25,6 +26,16 @@ class _ContainerIndex(Protocol):
     def waiting_for(self) -> str | None: ...
 
     def timeline(self) -> MediaTimeline | None: ...
+
+
+def _is_ts(head: bytes) -> bool | None:
+    """Whether ``head`` starts an MPEG-TS stream: a sync byte every 188 bytes (three of them); None: need more."""
+    if not head or head[0] != SYNC:
+        return False
+    syncs = [head[k * PACKET_BYTES] for k in range(3) if k * PACKET_BYTES < len(head)]
+    if any(b != SYNC for b in syncs):
+        return False
+    return True if len(syncs) == 3 else None
 
 
 class _Pump:
@@ -72,9 +83,15 @@ class _Pump:
 
 
 def sniff(head: bytes) -> str | None:
-    """The container of a file starting with ``head`` ("mp4", "webm", "flv", "html", "unknown"); None: need more."""
+    """The container of a file starting with ``head`` ("mp4", "webm", "flv", "ts", "html", "unknown").
+
+    None: more bytes are needed to tell.
+    """
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return "webm"
+    ts = _is_ts(head)
+    if ts is not False:
+        return "ts" if ts else (None if len(head) < SNIFF_BYTES else "unknown")
     if head[:3] == b"FLV" and len(head) >= 4:
         return "flv" if head[3] == 1 else "unknown"
     if len(head) >= 8 and head[4:8] in TOP_LEVEL_TYPES:
@@ -100,7 +117,7 @@ class MediaIndexer:
     """Fed the bytes of one media file in order; builds its MediaTimeline from the container's own index."""
 
     def __init__(self) -> None:
-        self.container: str | None = None  # "mp4", "webm", "flv" once sniffed
+        self.container: str | None = None  # "mp4", "webm", "flv", "ts" once sniffed
         self.received_bytes = 0
         self._fatal: str | None = None
         self._head = bytearray()
@@ -184,6 +201,19 @@ class MediaIndexer:
         self._tail_next = offset + len(data)
         if self._fatal is None:
             self._run(self._tail_pump, memoryview(data).cast("B"))
+
+    def moov_box(self) -> tuple[int, bytes] | None:
+        """(file offset, bytes) of an MP4's moov box once parsed, so MediaInfo can be shown it where it lies."""
+        index = self._index
+        return index.moov_box if isinstance(index, Mp4Index) else None
+
+    def end_of_file(self) -> None:
+        """Every byte of the file has been fed: a parser that can only close its last unit on the next one
+        (an MPEG-TS PES without a length) closes it now."""
+        index = self._index
+        if self._fatal is None and isinstance(index, TsIndex):
+            index.end_of_file()
+            self._parsed_version += 1
 
     def timeline(self) -> MediaTimeline | None:
         """The timeline from what has been parsed so far; None when there is a problem.

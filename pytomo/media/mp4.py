@@ -71,6 +71,13 @@ def _children(buf: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, in
         pos += size
 
 
+def _box_header(size: int, kind: bytes, header_len: int) -> bytes:
+    """The header bytes of a box of ``size`` bytes (a 64-bit size when it had one)."""
+    if header_len == 16:
+        return struct.pack(">I4sQ", 1, kind, size)
+    return struct.pack(">I4s", size, kind)
+
+
 def _child(buf: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
     for child_kind, child_start, child_end in _children(buf, start, end):
         if child_kind == kind:
@@ -79,27 +86,55 @@ def _child(buf: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | N
 
 
 class _Track:
-    """What the moov says about one track: its kind, timescale and fragment defaults."""
+    """What the moov says about one track: its kind, timescale, edit shift and fragment defaults."""
 
-    __slots__ = ("samples", "default_duration", "default_size", "next_dts")
+    __slots__ = ("samples", "default_duration", "default_size", "next_dts", "shift")
 
     def __init__(self, samples: TrackSamples) -> None:
         self.samples = samples
         self.default_duration = 0
         self.default_size = 0
         self.next_dts = 0
+        self.shift = 0  # ticks added to every composition time: the edit list's mapping to movie time
+
+
+def _edit_shift(buf: bytes, elst: tuple[int, int], movie_timescale: int, timescale: int) -> int:
+    """Ticks to add to a track's composition times so that they are movie times, from its edit list.
+
+    Leading empty edits delay the track; the first media edit starts showing the media at its ``media_time``.
+    Later edits (rare in progressive files: repeats, dwells) are not modelled.
+    """
+    start = elst[0]
+    version, count = buf[start], _u32(buf, start + 4)
+    pos = start + 8
+    empty = 0
+    for _ in range(count):
+        if version == 1:
+            duration, media_time = struct.unpack_from(">Qq", buf, pos)
+            pos += 16
+        else:
+            duration, media_time = struct.unpack_from(">Ii", buf, pos)
+            pos += 8
+        pos += 4  # media rate
+        if media_time == -1:
+            empty += duration
+            continue
+        delay = round(empty * timescale / movie_timescale) if movie_timescale else 0
+        return delay - media_time
+    return 0
 
 
 class Mp4Index:
     """What the boxes of an MP4 file say about its samples; ``run`` is fed the file's bytes in order.
 
-    Simplification: edit lists are ignored; each track's presentation time is shifted so that its earliest
-    sample starts at 0 (what the usual edit list of an encoder with B-frames or audio priming achieves).
-    Composition offsets (ctts, trun) are applied.
+    Composition offsets (ctts, trun) and the first edit of each edit list (leading empty edits, then the
+    ``media_time`` the track starts showing at) are applied, so all tracks share the movie's time base; samples an
+    edit cuts away before 0 (B-frame delay, audio priming) are still needed but never shown.
     """
 
     def __init__(self) -> None:
         self.moov_seen = False
+        self.moov_box: tuple[int, bytes] | None = None  # (file offset, bytes) of the moov, for MediaInfo
         self.fragmented = False
         self.mdat_end: int | None = None  # end of the last top-level mdat seen while no moov was known
         self._tracks: dict[int, _Track] = {}
@@ -138,6 +173,7 @@ class Mp4Index:
                 body = yield body_len
                 if kind == b"moov":
                     self._parse_moov(body)
+                    self.moov_box = (pos, _box_header(size, kind, header_len) + body)
                 elif kind == b"moof":
                     self._parse_moof(body, pos)
                 elif not self._moof_seen:
@@ -153,25 +189,30 @@ class Mp4Index:
 
     def _parse_moov(self, buf: bytes) -> None:
         end = len(buf)
+        mvhd = _child(buf, 0, end, b"mvhd")
+        if mvhd is not None:
+            start = mvhd[0]
+            if buf[start] == 1:
+                self._movie_timescale, self._movie_duration = struct.unpack_from(">IQ", buf, start + 20)
+            else:
+                self._movie_timescale, self._movie_duration = struct.unpack_from(">II", buf, start + 12)
+        defaults: dict[int, tuple[int, int]] = {}  # trex: the mvex may come before or after the traks
         for kind, start, stop in _children(buf, 0, end):
-            if kind == b"mvhd":
-                if buf[start] == 1:
-                    self._movie_timescale, self._movie_duration = struct.unpack_from(">IQ", buf, start + 20)
-                else:
-                    self._movie_timescale, self._movie_duration = struct.unpack_from(">II", buf, start + 12)
-            elif kind == b"trak":
+            if kind == b"trak":
                 self._parse_trak(buf, start, stop)
             elif kind == b"mvex":
                 self.fragmented = True
                 for child, c_start, _ in _children(buf, start, stop):
                     if child == b"trex":
                         track_id, _sdi, duration, size = struct.unpack_from(">IIII", buf, c_start + 4)
-                        track = self._tracks.get(track_id)
-                        if track is not None:
-                            track.default_duration, track.default_size = duration, size
+                        defaults[track_id] = (duration, size)
                     elif child == b"mehd":
                         version = buf[c_start]
                         self._fragment_duration = _u64(buf, c_start + 4) if version == 1 else _u32(buf, c_start + 4)
+        for track_id, (duration, size) in defaults.items():
+            track = self._tracks.get(track_id)
+            if track is not None:
+                track.default_duration, track.default_size = duration, size
         self.moov_seen = True
         self.mdat_end = None
 
@@ -191,6 +232,10 @@ class Mp4Index:
             return
         track = _Track(TrackSamples(kind, timescale))
         self._tracks[track_id] = track
+        edts = _child(buf, start, stop, b"edts")
+        elst = edts and _child(buf, edts[0], edts[1], b"elst")
+        if elst:
+            track.shift = _edit_shift(buf, elst, self._movie_timescale, timescale)
         minf = _child(buf, mdia[0], mdia[1], b"minf")
         stbl = minf and _child(buf, minf[0], minf[1], b"stbl")
         if stbl:
@@ -239,7 +284,8 @@ class Mp4Index:
             offsets += [0] * (count - len(offsets))
         samples = track.samples
         samples.end_bytes.extend(ends[:count])
-        samples.pts.extend(d + o for d, o in zip(dts, offsets))
+        shift = track.shift
+        samples.pts.extend(d + o + shift for d, o in zip(dts, offsets))
         samples.dts.extend(dts[:count])
         samples.durations.extend(deltas)
         track.next_dts = dts[count]
@@ -296,6 +342,7 @@ class Mp4Index:
         track = self._tracks.get(track_id)
         default_duration = track.default_duration if track else 0
         default_size = track.default_size if track else 0
+        shift = track.shift if track else 0
         pos += 8
         base = implicit_base
         if flags & 0x01:
@@ -316,14 +363,14 @@ class Mp4Index:
             if kind == b"tfdt":
                 dts = _u64(buf, s + 4) if buf[s] == 1 else _u32(buf, s + 4)
             elif kind == b"trun":
-                data, dts = self._parse_trun(buf, s, base, data, dts, default_duration, default_size, track)
+                data, dts = self._parse_trun(buf, s, base, data, dts, default_duration, default_size, track, shift)
         if track:
             track.next_dts = dts
         return data
 
     @staticmethod
     def _parse_trun(buf: bytes, pos: int, base: int, data: int, dts: int, default_duration: int,
-                    default_size: int, track: _Track | None) -> tuple[int, int]:
+                    default_size: int, track: _Track | None, shift: int = 0) -> tuple[int, int]:
         """Record the samples of one track run; return the end of its data and the next decode time."""
         flags = int.from_bytes(buf[pos + 1:pos + 4], "big")
         count = _u32(buf, pos + 4)
@@ -351,7 +398,7 @@ class Mp4Index:
             duration = row[0] if has_duration else default_duration
             data += row[index_size] if has_size else default_size
             if track is not None:
-                track.samples.add(data, dts + (row[index_cts] if has_cts else 0), duration, dts)
+                track.samples.add(data, dts + shift + (row[index_cts] if has_cts else 0), duration, dts)
             dts += duration
         return data, dts
 
@@ -373,4 +420,16 @@ class Mp4Index:
             return None
         tracks = [t.samples for t in self._tracks.values()]
         source = "mp4-fragments" if self.fragmented else "mp4-sample-table"
-        return build_timeline(source, tracks, self.declared_duration_s())
+        return build_timeline(source, tracks, self.declared_duration_s(), origin_s=self._origin_s())
+
+    def _origin_s(self) -> float | None:
+        """Where presentation starts: the earliest time shown over the tracks (an edit list hides what is before 0)."""
+        firsts = []
+        for track in self._tracks.values():
+            pts = track.samples.pts
+            if not pts:
+                continue
+            shown = min((p for p in pts if p >= 0), default=None) if track.shift else min(pts)
+            if shown is not None:
+                firsts.append(shown / track.samples.timescale)
+        return min(firsts, default=None)

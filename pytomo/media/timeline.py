@@ -8,7 +8,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-SOURCES = ("mp4-sample-table", "mp4-fragments", "webm-blocks", "flv-tags", "average-bitrate")
+SOURCES = ("mp4-sample-table", "mp4-fragments", "webm-blocks", "flv-tags", "mpegts-pes", "average-bitrate")
 
 _AVERAGE_STEP_S = 0.1  # resolution of the linear fallback
 _AVERAGE_MAX_POINTS = 100_000
@@ -22,6 +22,7 @@ class MediaTimeline:
     offsets_bytes: tuple[int, ...]  # ascending; once offsets_bytes[i] bytes have been received ...
     times_s: tuple[float, ...]  # ... media [0, times_s[i]) is playable; non-decreasing
     duration_s: float | None  # the file's media duration when the container declares it
+    indexed_end_s: float | None = None  # latest presentation end over the tracks of the samples listed
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -111,36 +112,45 @@ class TrackSamples:
         self.durations.append(duration)
 
     def filled_durations(self, last_end: float | None = None) -> list[float]:
-        """Durations with gaps filled: decode-time gap to the next sample, else the previous gap.
+        """How long each sample is presented (ticks).
 
-        ``last_end`` (ticks), when known, ends the track's final sample if that one has no duration.
+        A video frame is shown until the next one in presentation order, so its duration is that gap whenever
+        there is a next frame (a nominal frame duration would leave a hole where frames were dropped). An audio
+        sample keeps the duration its container lists. Any other sample takes the gap to the next presentation
+        start, else the previous gap; ``last_end`` (ticks), when known, ends the final sample in presentation
+        order if that one has no duration.
         """
         durations = list(self.durations)
-        dts = self.dts
+        video = self.kind == "video"
+        if not video and all(d is not None for d in durations):
+            return durations  # type: ignore[return-value]
+        order = sorted(range(len(durations)), key=self.pts.__getitem__)
         gap = 0.0
-        n = len(durations)
-        for i in range(n):
-            if i + 1 < n and dts[i + 1] > dts[i]:
-                gap = dts[i + 1] - dts[i]
+        for rank, i in enumerate(order):
+            if rank + 1 < len(order):
+                following = self.pts[order[rank + 1]]
+                if following > self.pts[i]:
+                    gap = following - self.pts[i]
+                    if video:
+                        durations[i] = gap
+            elif last_end is not None and last_end > self.pts[i] and durations[i] is None:
+                durations[i] = last_end - self.pts[i]
             if durations[i] is None:
-                if i + 1 == n and last_end is not None and last_end > self.pts[i]:
-                    durations[i] = last_end - self.pts[i]
-                else:
-                    durations[i] = gap
+                durations[i] = gap
         return durations  # type: ignore[return-value]
 
 
-def _track_steps(track: TrackSamples, last_end: float | None) -> Iterator[tuple[int, float]]:
+def _track_steps(track: TrackSamples, last_end: float | None, origin_s: float) -> Iterator[tuple[int, float]]:
     """(bytes needed, playable seconds) after each sample of one track, in decode order.
 
     Once the first k samples in decode order are complete, [0, t) is playable for t = the latest presentation
     end among them, capped by the earliest presentation start of the samples still missing (with reordered
-    frames a later-decoded one may be shown first). Presentation time is shifted so that the track starts at 0.
+    frames a later-decoded one may be shown first). Presentation time is counted from ``origin_s``, the start
+    common to all tracks, so a track that starts late keeps its offset.
     """
     n = len(track)
     scale = 1.0 / track.timescale
-    origin = min(track.pts)
-    starts = [(p - origin) * scale for p in track.pts]
+    starts = [p * scale - origin_s for p in track.pts]
     durations = track.filled_durations(last_end)
     suffix_min = [math.inf] * (n + 1)
     for i in range(n - 1, -1, -1):
@@ -150,33 +160,40 @@ def _track_steps(track: TrackSamples, last_end: float | None) -> Iterator[tuple[
     for k in range(n):
         need = max(need, track.end_bytes[k])
         covered = max(covered, starts[k] + durations[k] * scale)
-        yield need, min(covered, suffix_min[k + 1])
+        yield need, max(0.0, min(covered, suffix_min[k + 1]))
 
 
-def _tagged(index: int, track: TrackSamples, last_end_s: float | None) -> Iterator[tuple[int, int, float]]:
+def _tagged(index: int, track: TrackSamples, last_end_s: float | None,
+            origin_s: float) -> Iterator[tuple[int, int, float]]:
     last_end = None if last_end_s is None else last_end_s * track.timescale
-    for need, t in _track_steps(track, last_end):
+    for need, t in _track_steps(track, last_end, origin_s):
         yield need, index, t
 
 
 def build_timeline(source: str, tracks: Iterable[TrackSamples], duration_s: float | None,
-                   last_end_s: float | None = None) -> MediaTimeline:
+                   last_end_s: float | None = None, origin_s: float | None = None) -> MediaTimeline:
     """Merge the tracks: at each byte count, playable time is the minimum over the tracks that list samples.
 
-    ``last_end_s`` is the presentation end of the whole file (seconds, before normalisation) when the parser
-    knows it has seen every sample; it then ends the final sample of each track lacking a duration.
+    Times count from ``origin_s`` (seconds in the container's time base; default: the earliest presentation
+    start over the tracks, where a player starts). ``last_end_s`` is the presentation end of the whole file
+    (seconds, in the container's time base) when the parser knows it has seen every sample; it then ends the
+    final sample of each track lacking a duration.
     """
     listed: Sequence[TrackSamples] = [t for t in tracks if len(t)]
-    streams = [_tagged(index, track, last_end_s) for index, track in enumerate(listed)]
+    if origin_s is None:
+        origin_s = min((min(t.pts) / t.timescale for t in listed), default=0.0)
+    streams = [_tagged(index, track, last_end_s, origin_s) for index, track in enumerate(listed)]
     current = [0.0] * len(listed)
     offsets: list[int] = []
     times: list[float] = []
+    latest = 0.0
     for need, index, t in heapq.merge(*streams):
         current[index] = t
+        latest = max(latest, t)
         value = min(current)
         if offsets and offsets[-1] == need:
             times[-1] = value
         elif value > (times[-1] if times else 0.0):
             offsets.append(need)
             times.append(value)
-    return MediaTimeline(source, tuple(offsets), tuple(times), duration_s)
+    return MediaTimeline(source, tuple(offsets), tuple(times), duration_s, latest if listed else None)

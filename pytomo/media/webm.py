@@ -265,6 +265,6 @@ class WebmIndex:
         """The timeline once the Tracks are known, else None."""
         if not self._tracks_seen:
             return None
-        duration_s = self.duration_s()
-        last_end_s = duration_s if self.segment_complete else None
-        return build_timeline("webm-blocks", self._tracks.values(), duration_s, last_end_s)
+        # The Segment's Duration is not where each track ends (tracks end apart, and it may count from 0 while the
+        # first block is later), so a final block without a duration lasts as long as the gap before it.
+        return build_timeline("webm-blocks", self._tracks.values(), self.duration_s())

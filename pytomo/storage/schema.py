@@ -130,9 +130,11 @@ CREATE TABLE IF NOT EXISTS downloads (
     height INTEGER,
     frame_rate REAL,
     media_duration_s REAL,
+    media_duration_source TEXT,          -- mediainfo, container-header, container-index (whole file received)
     encoding_rate_bps REAL,
     encoding_rate_source TEXT,           -- mediainfo-overall, size-over-duration
-    media_time_source TEXT,              -- mp4-sample-table, mp4-fragments, webm-blocks, flv-tags, average-bitrate
+    media_time_source TEXT,              -- mp4-sample-table, mp4-fragments, webm-blocks, flv-tags, mpegts-pes, or
+                                         -- average-bitrate
     media_problem TEXT,                  -- why the media figures are NULL or approximate
     initial_buffer_s REAL,               -- thresholds used by the playout model
     min_buffer_s REAL,

@@ -173,6 +173,7 @@ class RunDatabase:
             "video_codec": info.video_codec if info else None, "audio_codec": info.audio_codec if info else None,
             "width": info.width if info else None, "height": info.height if info else None,
             "frame_rate": info.frame_rate if info else None, "media_duration_s": d.media_duration_s,
+            "media_duration_source": d.media_duration_source,
             "encoding_rate_bps": d.encoding_rate_bps, "encoding_rate_source": d.encoding_rate_source,
             "media_time_source": d.media_time_source, "media_problem": d.media_problem,
             "initial_buffer_s": params.initial_buffer_s, "min_buffer_s": params.min_buffer_s,
