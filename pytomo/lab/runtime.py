@@ -12,9 +12,12 @@ from pytomo.lab.dns import LabDnsServer
 from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, RedirectorHandler
 from pytomo.lab.media import LabMedia, ensure_media
 from pytomo.lab.netpath import NetPath, PathError, PathSpec, unavailable_reason
+from pytomo.lab.nginx import NginxError, NginxServers
 from pytomo.lab.platforms import PLATFORMS_HOST, PLATFORMS_IP, PlatformsHandler, dns_records
 from pytomo.lab.scenario import DNS_IP, LAB_DOMAIN, PLATFORM_IP, REDIRECTOR_IPS, Scenario, ServerProfile, VideoSpec
 from pytomo.lab.segmented import SegmentedMedia, SegmentedSpec, ensure_segmented
+from pytomo.lab.segmented import unavailable as segmented_unavailable
+from pytomo.lab.tools import nginx_exe
 from pytomo.lab.truth import TruthLog
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,8 @@ class Lab:
         self.dns: LabDnsServer | None = None
         self.platform: LabServer | None = None
         self.redirectors: list[LabServer] = []
-        self.caches: dict[str, LabServer] = {}
+        self.caches: dict[str, LabServer] = {}  # the lab's own cache servers (software = "lab")
+        self.nginx: NginxServers | None = None  # the software = "nginx" cache servers (pytomo/lab/nginx.py)
         self.platforms: LabServer | None = None  # recorded YouTube/Dailymotion APIs (pytomo/lab/platforms.py)
         self._threads: list[threading.Thread] = []
         self.path: NetPath | None = None  # with network_path = true: the cache servers' namespace path
@@ -47,20 +51,35 @@ class Lab:
         """Generate missing media, then start the HTTP servers and the DNS server."""
         if self.scenario.network_path:
             self._check_path()  # before making media: fail fast
+        exe, why = nginx_exe() if self._nginx_profiles() else (None, "")
+        if self._nginx_profiles() and exe is None:
+            self._leave_out_nginx(why)
+        unpackaged: dict[str, str] = {}
         for video in self.scenario.videos:
             if video.delivery == "progressive":
                 self.media[video.id] = ensure_media(video.media, self.media_dir)
+                continue
+            spec = SegmentedSpec(video.delivery, duration_s=video.media.duration_s, segment_s=video.segment_s,
+                                 packaging=video.packaging)
+            why_not = segmented_unavailable(spec, self.media_dir)
+            if why_not:
+                unpackaged[video.id] = why_not
             else:
-                spec = SegmentedSpec(video.delivery, duration_s=video.media.duration_s, segment_s=video.segment_s)
                 self.segmented[video.id] = ensure_segmented(spec, self.media_dir)
+        if unpackaged:
+            self._leave_out(set(unpackaged), f"videos {', '.join(sorted(unpackaged))} left out: "
+                                             f"{next(iter(unpackaged.values()))}")
         try:
             if self.scenario.network_path:
                 self._start_path()
+            if self._nginx_profiles():
+                self._start_nginx(exe)
             self.platform = self._serve(PLATFORM_IP, PlatformHandler)
             self.redirectors = [self._serve(ip, RedirectorHandler) for ip in REDIRECTOR_IPS]
             self.platforms = self._serve(PLATFORMS_IP, PlatformsHandler)
             for profile in self.scenario.servers:
-                self.caches[profile.name] = self._serve(profile.ip, CacheHandler, profile)
+                if profile.software == "lab":
+                    self.caches[profile.name] = self._serve(profile.ip, CacheHandler, profile)
             records = {PLATFORM_HOST: [PLATFORM_IP]}
             records.update({h: [ip] for h, ip in zip(REDIRECTOR_HOSTS, REDIRECTOR_IPS)})
             records.update({p.host: [p.ip] for p in self.scenario.servers})
@@ -86,7 +105,11 @@ class Lab:
         return server
 
     def stop(self) -> None:
-        """Stop every server."""
+        """Stop every server (nginx first, its last access-log lines read into the ground truth)."""
+        if self.nginx is not None:
+            self.truth.remove_source(self.nginx.collect)
+            self.nginx.stop()
+            self.nginx = None
         for server in [self.platform, self.platforms, *self.redirectors, *self.caches.values()]:
             if server is not None:
                 server.shutdown()
@@ -96,6 +119,44 @@ class Lab:
         if self.path is not None:
             self.path.stop()  # kept (stopped) for its final_stats
         self.platform, self.platforms, self.redirectors, self.caches, self.dns = None, None, [], {}, None
+
+    # nginx cache servers (pytomo/lab/nginx.py)
+    def _nginx_profiles(self) -> list[ServerProfile]:
+        return [p for p in self.scenario.servers if p.software == "nginx"]
+
+    def _start_nginx(self, exe: str) -> None:
+        run_in = self.path.call if self.path is not None else None  # nginx listens in the path's namespace
+        nginx = NginxServers(self, self._nginx_profiles(), exe, run_in=run_in)
+        try:
+            self.nginx = nginx.start()
+        except (NginxError, OSError) as exc:
+            self._leave_out_nginx(str(exc))
+            return
+        self.truth.add_source(self.nginx.collect)
+
+    def _leave_out_nginx(self, why: str) -> None:
+        """Drop the nginx servers and their videos from the running scenario, saying so in one line."""
+        names = {p.name for p in self._nginx_profiles()}
+        dropped = {v.id for v in self.scenario.videos if v.server in names}
+        self._leave_out(dropped, f"nginx cache servers {', '.join(sorted(names))} and their {len(dropped)} videos "
+                                 f"left out: {why}", servers=names)
+
+    def _leave_out(self, dropped: set[str], line: str, servers: frozenset[str] | set[str] = frozenset()) -> None:
+        """Drop videos (and servers) from the running scenario, saying so in one line."""
+        log.warning("lab: %s", line)
+        videos = tuple(dataclasses.replace(v, related=tuple(r for r in v.related if r not in dropped))
+                       for v in self.scenario.videos if v.id not in dropped)
+        kept = tuple(p for p in self.scenario.servers if p.name not in servers)
+        self.scenario = dataclasses.replace(self.scenario, servers=kept, videos=videos)
+        for vid in dropped:
+            self.media.pop(vid, None)
+            self.segmented.pop(vid, None)
+
+    def cache_port(self, name: str) -> int:
+        """The port of cache server ``name`` (the lab's own or nginx)."""
+        if name in self.caches:
+            return self.caches[name].port
+        return self.nginx.port(name)
 
     # network path (pytomo/lab/netpath.py)
     def _check_path(self) -> None:
@@ -145,7 +206,7 @@ class Lab:
     def cache_url(self, video: VideoSpec) -> str:
         """The URL at the end of a video's redirect chain."""
         profile = self.scenario.server(video.server)
-        port = self.caches[profile.name].port
+        port = self.cache_port(profile.name)
         if video.delivery != "progressive":
             return f"http://{profile.host}:{port}/s/{video.id}/{self.segmented[video.id].manifest}"
         return f"http://{profile.host}:{port}/v/{video.id}.{_EXT[video.media.container]}"
@@ -181,15 +242,16 @@ class Lab:
         media = self.media.get(video.id)
         if media is None:  # segmented: the per-file facts are added by the cache server
             seg = self.segmented[video.id]
-            return {"video_id": video.id, "page_url": self.page_url(video.id), "media_url": self.media_url(video.id),
-                    "cache_host": profile.host, "cache_ip": profile.ip, "rate_bps": profile.rate_bps,
-                    "burst_bytes": profile.burst_bytes, "ttfb_delay_s": profile.ttfb_delay_s,
-                    "stalls": [list(s) for s in profile.stalls], "fault": profile.fault,
+            return {"software": "lab", "video_id": video.id, "page_url": self.page_url(video.id),
+                    "media_url": self.media_url(video.id), "cache_host": profile.host, "cache_ip": profile.ip,
+                    "rate_bps": profile.rate_bps, "burst_bytes": profile.burst_bytes,
+                    "ttfb_delay_s": profile.ttfb_delay_s, "stalls": [list(s) for s in profile.stalls],
+                    "fault": profile.fault,
                     "container": video.delivery, "bitrate_bps": None, "duration_s": seg.spec.duration_s,
                     "size_bytes": None, "range": None, "status": None, "segment": None}
-        return {"video_id": video.id, "page_url": self.page_url(video.id), "media_url": self.media_url(video.id),
-                "cache_host": profile.host, "cache_ip": profile.ip, "rate_bps": profile.rate_bps,
-                "burst_bytes": profile.burst_bytes, "ttfb_delay_s": profile.ttfb_delay_s,
+        return {"software": "lab", "video_id": video.id, "page_url": self.page_url(video.id),
+                "media_url": self.media_url(video.id), "cache_host": profile.host, "cache_ip": profile.ip,
+                "rate_bps": profile.rate_bps, "burst_bytes": profile.burst_bytes, "ttfb_delay_s": profile.ttfb_delay_s,
                 "stalls": [list(s) for s in profile.stalls], "fault": profile.fault,
                 "container": video.media.container, "bitrate_bps": media.bitrate_bps,
                 "duration_s": media.duration_s, "size_bytes": media.size_bytes, "range": None, "status": None}
@@ -205,15 +267,17 @@ class Lab:
         for host, server in zip(REDIRECTOR_HOSTS, self.redirectors):
             lines.append(f"redirect http://{host}:{server.port}/  ({server.server_address[0]})")
         for profile in self.scenario.servers:
-            server = self.caches[profile.name]
+            port = self.cache_port(profile.name)
             rate = "unlimited" if profile.rate_bps is None else f"{profile.rate_bps / 1e6:g} Mbit/s"
             extra = f", fault {profile.fault}" if profile.fault else ""
+            if profile.software == "nginx":
+                rate = f"nginx, {rate}" + (f" after {profile.burst_bytes} bytes" if profile.burst_bytes else "")
             if self.path is not None:
                 path_rate = (f"{profile.path_rate_bps / 1e6:g} Mbit/s" if profile.path_rate_bps is not None
                              else "no rate limit")
                 extra += (f", path {profile.path_delay_ms:g} ms one way, {path_rate}, loss "
                           f"{profile.path_loss:g} down {profile.path_loss_up:g} up")
-            lines.append(f"cache    http://{profile.host}:{server.port}/  ({profile.ip}, {rate}{extra})")
+            lines.append(f"cache    http://{profile.host}:{port}/  ({profile.ip}, {rate}{extra})")
         if self.path is not None:
             lines.append(f"path     namespace {self.path.netns}, from {self.path.root_ip} on {self.path.root_link}")
         for video in self.scenario.videos:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,25 +12,60 @@ TRUTH_FIELDS = ("video_id", "page_url", "media_url", "cache_host", "cache_ip", "
                 "ttfb_delay_s", "stalls", "fault", "container", "bitrate_bps", "duration_s", "size_bytes",
                 "method", "status", "range", "bytes_sent", "started_at", "ended_at", "segment",
                 # the network path to the cache server (all null when the lab runs on loopback)
-                "path_delay_ms", "path_rate_bps", "path_loss", "path_loss_up", "path_queue_bytes", "path_mtu_bytes")
+                "path_delay_ms", "path_rate_bps", "path_loss", "path_loss_up", "path_queue_bytes", "path_mtu_bytes",
+                # which server software wrote the record: "lab" (pytomo/lab/http.py) or "nginx" (its access log)
+                "software",
+                # nginx's own word (null for the lab's server): $body_bytes_sent, $bytes_sent (headers included),
+                # $request_time, $connection, $connection_requests, $msec, $sent_http_content_length,
+                # $sent_http_content_encoding, $request_uri
+                "body_bytes_sent", "total_bytes_sent", "request_time_s", "connection", "connection_requests", "msec",
+                "content_length_bytes", "content_encoding", "request_uri",
+                # nginx's limit_rate (bit/s), limit_rate_after, and the most bytes (headers included) its formula
+                # let through during the request (see pytomo/lab/nginx.py LIMIT_RATE_FORMULA); null: unlimited
+                "limit_rate_bps", "limit_rate_after_bytes", "limit_bound_bytes")
 
 
 class TruthLog:
-    """Collects transfer records in memory and, when given a path, appends them to a JSON-lines file."""
+    """Collects transfer records in memory and, when given a path, appends them to a JSON-lines file.
+
+    Records written by other processes (nginx's access log) come in through sources: callables that add their
+    new records, run before ``records`` is read.
+    """
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
-        self.records: list[dict[str, Any]] = []
+        self._records: list[dict[str, Any]] = []
+        self._sources: list[Callable[[], object]] = []
         self._lock = threading.Lock()
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("")
 
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """Every record so far, after reading what the sources have to add."""
+        self.collect()
+        return self._records
+
+    def add_source(self, source: Callable[[], object]) -> None:
+        """Have ``source()`` called (it adds its new records) before records are read."""
+        self._sources.append(source)
+
+    def remove_source(self, source: Callable[[], object]) -> None:
+        """Stop calling ``source``."""
+        if source in self._sources:
+            self._sources.remove(source)
+
+    def collect(self) -> None:
+        """Bring in every source's new records."""
+        for source in list(self._sources):
+            source()
+
     def add(self, record: dict[str, Any]) -> None:
         """Store one transfer record (all TRUTH_FIELDS)."""
         row = {k: record.get(k) for k in TRUTH_FIELDS}
         with self._lock:
-            self.records.append(row)
+            self._records.append(row)
             if self.path:
                 with self.path.open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")

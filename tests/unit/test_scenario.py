@@ -50,3 +50,33 @@ def test_unreadable_scenario(tmp_path):
     bad.write_text("[[servers]\n")
     with pytest.raises(LabError, match="not valid TOML"):
         load_scenario(bad)
+
+
+def test_default_scenario_has_nginx_cache_servers_beside_the_labs():
+    sc = load_scenario(default_scenario_path())
+    nginx = {s.name: s for s in sc.servers if s.software == "nginx"}
+    assert {n: (s.ip, s.rate_bps, s.burst_bytes) for n, s in nginx.items()}.items() >= {
+        "nginx-unlimited": ("127.77.2.1", None, 0), "nginx-fast": ("127.77.2.2", 4_000_000, 0),
+        "nginx-slow": ("127.77.2.3", 200_000, 250_000), "nginx-segments": ("127.77.2.4", 5_000_000, 0)}.items()
+    on = {(v.server, v.delivery, v.media.container, v.packaging) for v in sc.videos if v.server in nginx}
+    assert ("nginx-unlimited", "progressive", "mp4", "ffmpeg") in on
+    assert ("nginx-fast", "progressive", "webm", "ffmpeg") in on
+    assert ("nginx-slow", "progressive", "mp4-moov-end", "ffmpeg") in on
+    assert {c for s, d, c, _p in on if d == "progressive"} >= {"mp4", "mp4-moov-end", "webm", "flv", "fmp4"}
+    assert {(d, p) for s, d, _c, p in on if s == "nginx-segments"} >= {("hls", "ffmpeg"), ("dash", "ffmpeg")}
+    slow = nginx["nginx-slow"]
+    assert slow.rate_bps < min(v.media.bitrate_bps for v in sc.videos if v.server == slow.name)
+    assert all(s.software == "lab" for s in sc.servers if s.stalls or s.ttfb_delay_s or s.fault in ("reset", "html"))
+
+
+@pytest.mark.parametrize("server, words", [
+    ({"name": "a", "software": "apache"}, "software must be one of"),
+    ({"name": "a", "software": "nginx", "fault": "reset"}, "nginx cannot script the fault"),
+    ({"name": "a", "software": "nginx", "stalls": [[1000, 1.0]]}, "nginx cannot pause"),
+    ({"name": "a", "software": "nginx", "ttfb_delay_s": 0.5}, "nginx cannot pause"),
+])
+def test_nginx_servers_only_take_what_nginx_can_do(server, words):
+    with pytest.raises(LabError, match=words):
+        parse_scenario({**BASE, "servers": [server]}, "test.toml")
+    ok = parse_scenario({**BASE, "servers": [{"name": "a", "software": "nginx", "fault": "redirect_loop"}]})
+    assert ok.servers[0].software == "nginx"
