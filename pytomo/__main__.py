@@ -10,7 +10,7 @@ USAGE = """usage: pytomo crawl [start_crawl.py options]   measure videos (see: p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the crawler or the server; ``_delayline`` is the lab's own child process."""
+    """Dispatch to the crawler or the server; ``_delayline`` and ``_mediainfo`` are Pytomo's own child processes."""
     argv = sys.argv[1:] if argv is None else argv
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     if command == "crawl":
@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         from pytomo.lab.delayline import main as delayline_main
 
         return delayline_main(rest)
+    if command == "_mediainfo":
+        from pytomo.media.sandbox import child_main as mediainfo_main
+
+        return mediainfo_main(rest)
     if command in ("-V", "--version"):
         from pytomo.version import __version__
 

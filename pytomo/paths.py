@@ -48,8 +48,8 @@ def config_dir() -> Path:
 
 
 def child_command(name: str) -> list[str]:
-    """The command that runs one of Pytomo's own child processes (``_delayline``), from source or frozen."""
-    modules = {"_delayline": "pytomo.lab.delayline"}
+    """The command that runs one of Pytomo's own child processes (``_delayline``, ``_mediainfo``), source or frozen."""
+    modules = {"_delayline": "pytomo.lab.delayline", "_mediainfo": "pytomo.media.sandbox"}
     if getattr(sys, "frozen", False):
         return [sys.executable, name]
     return [sys.executable, "-m", modules[name]]

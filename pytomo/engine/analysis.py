@@ -10,6 +10,7 @@ from pytomo.engine.playout import BufferPoint, PlayoutParams, PlayoutResult, sim
 from pytomo.errors import MediaError
 from pytomo.media.index import MediaIndexer
 from pytomo.media.info import MediaInfoResult, probe
+from pytomo.media.sandbox import ParserFailure
 from pytomo.media.timeline import MediaTimeline
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class DownloadAnalysis:
     media_duration_source: str | None = None  # mediainfo, container-header, container-index
     media_time_source: str | None = None
     media_problem: str | None = None
+    parser_failure: ParserFailure | None = None  # MediaInfo crashed, hung or ran out of memory: the video's outcome
     playout: PlayoutResult | None = None
     playout_problem: str | None = None
     timeline_points: list[BufferPoint] = field(default_factory=list)
@@ -126,6 +128,8 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
         indexer.end_of_file()
     try:
         a.media = probe(transfer.head, transfer.content_length_bytes, _mediainfo_tail(transfer, indexer, tail))
+    except ParserFailure as exc:  # the child is gone; the container index and the playout still go on
+        a.parser_failure, a.media_problem = exc, str(exc)
     except MediaError as exc:
         a.media_problem = str(exc)
     except Exception as exc:  # MediaInfo failing on hostile bytes must not stop the crawl

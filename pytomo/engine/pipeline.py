@@ -148,6 +148,8 @@ class Pipeline:
             raise Interrupted("download")
         if t.ended_by == "error":
             raise DownloadError(t.error, kind=t.error_kind or "transfer")
+        if main.parser_failure is not None:  # media/parser_crash, _timeout, _memory; the download is kept
+            raise main.parser_failure
         if main.not_media:
             raise MediaError(main.media_problem)
 

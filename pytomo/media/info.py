@@ -1,13 +1,15 @@
-"""Container, codecs, duration and bitrates of a partly downloaded media file, as MediaInfo reads them."""
+"""Container, codecs, duration and bitrates of a partly downloaded media file, as MediaInfo reads them (sandboxed)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from pytomo.errors import MediaError
 from pytomo.media.index import MediaIndexer
+from pytomo.media.sandbox import TRACK_FIELDS, worker
 
 _CONTAINERS = {"mpeg-4": "mp4", "qupertino": "mov", "webm": "webm", "matroska": "mkv", "flash video": "flv",
                "mpeg-ts": "ts", "mpeg audio": "mp3", "adts": "aac", "ogg": "ogg", "avi": "avi"}
@@ -56,6 +58,13 @@ def _audio_codec(track: object) -> str | None:
     return _name(fmt, _AUDIO_CODECS)
 
 
+def _track(fields: dict | None) -> SimpleNamespace | None:
+    """A track as the child described it, with every field of TRACK_FIELDS (None where MediaInfo gave none)."""
+    if fields is None:
+        return None
+    return SimpleNamespace(**{f: fields.get(f) for f in TRACK_FIELDS})
+
+
 def _fragmented_mp4(head: bytes) -> tuple[bool, float | None]:
     """Whether ``head`` starts a fragmented MP4, and the duration its header declares."""
     indexer = MediaIndexer()
@@ -92,19 +101,19 @@ def probe(head: bytes, total_size_bytes: int | None, tail: tuple[int, bytes] | N
     MediaInfo gives a fragmented MP4 the duration of the fragments it could read, so for one that was not
     fetched whole the duration is the one its header declares (mehd or sidx, read by the media index), or
     None; the overall bitrate then follows from the file size.
-    """
-    from pymediainfo import MediaInfo
 
+    MediaInfo runs in a child process with time and memory limits (``pytomo.media.sandbox``): when it crashes,
+    hangs or runs out of memory, this raises its ParserFailure (kind ``parser_crash``, ``parser_timeout`` or
+    ``parser_memory``), and the next call starts a new child.
+    """
     fd, path = tempfile.mkstemp(prefix="pytomo-probe-")
     try:
         os.close(fd)
         _write_sparse(path, head, total_size_bytes, tail)
-        info = MediaInfo.parse(path)
+        tracks = worker().parse(path)
     finally:
         os.unlink(path)
-    general = info.general_tracks[0] if info.general_tracks else None
-    video = info.video_tracks[0] if info.video_tracks else None
-    audio = info.audio_tracks[0] if info.audio_tracks else None
+    general, video, audio = (_track(tracks.get(name)) for name in ("general", "video", "audio"))
     if video is None and audio is None:
         found = _name(getattr(general, "format", None), _CONTAINERS) if general else None
         hint = "; its moov may lie past the bytes given" if found == "mp4" else ""
