@@ -135,6 +135,9 @@ def crawl_parser() -> argparse.ArgumentParser:
     g.add_argument("--download-extra-dns", dest="download_extra_dns", action="store_true",
                    help="also download from addresses that only extra resolvers gave")
     g.add_argument("--http-proxy", dest="http_proxy", metavar="PROXY", help="HTTP proxy for every request")
+    g.add_argument("--allow-private-targets", dest="allow_private_targets", action="store_true",
+                   help="let redirects, pages, manifests and DNS answers lead to private, loopback, link-local and "
+                        "other non-global addresses the URLs given did not name (default: refused)")
     g = p.add_argument_group("download and playout")
     g.add_argument("-D", dest="download_time_s", type=_seconds, metavar="SECONDS",
                    help="download window per video (default 30; <= 0: 600)")
@@ -182,11 +185,24 @@ def parse_crawl_args(argv: list[str]) -> settings_mod.Settings:
     return settings_mod.build({**env, **config}, ns)
 
 
+class _OneLine(logging.Formatter):
+    """One line per record on the terminal: the first line of the message, no traceback (that is in the log)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "start_crawl.py: " + (record.getMessage().splitlines() or [""])[0]
+
+
 def _setup_logging(level: str, logfile: Path | None) -> None:
+    """Everything at ``level`` to the run's log file; warnings also to stderr, one line each."""
+    logging.raiseExceptions = False  # a log line that cannot be written (a full disk) must not print a traceback
     root = logging.getLogger()
     root.setLevel(level)
     for h in list(root.handlers):
         root.removeHandler(h)
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    err.setFormatter(_OneLine())
+    root.addHandler(err)
     if logfile is not None:
         fh = logging.FileHandler(logfile, encoding="utf-8")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -234,6 +250,9 @@ def crawl_main(argv: list[str] | None = None) -> int:
         return 130
     summary_table(outcome.summary, sys.stdout)
     print(outcome.db_path, flush=True)
+    if outcome.summary.error:
+        print(f"start_crawl.py: error: {outcome.summary.error}", file=sys.stderr)
+        return 1
     return 130 if outcome.summary.stop_reason == "interrupted" else 0
 
 

@@ -79,6 +79,12 @@ class RedirectError(MeasurementError):
     kind = "redirect"
 
 
+class ForbiddenAddress(RedirectError):
+    """A redirect, a page, a manifest or a DNS answer pointed at a non-global address the user did not give."""
+
+    kind = "forbidden_address"
+
+
 class HttpStatusError(MeasurementError):
     """A server answered with an HTTP error status."""
 

@@ -9,12 +9,15 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pytomo.console import video_line
 from pytomo.engine.crawl import Crawler, CrawlSummary
 from pytomo.engine.http import HttpClient
 from pytomo.engine.pipeline import Pipeline
 from pytomo.engine.resolve import DnsProbe, ResolverSpec, addresses, parse_resolver
+from pytomo.engine.targets import TargetPolicy
+from pytomo.errors import LabError, UsageError
 from pytomo.rrd.recorder import RrdRecorder
 from pytomo.seeds import seeds_for
 from pytomo.services import by_name
@@ -63,17 +66,25 @@ class CrawlRun:
                 from pytomo.lab.runtime import Lab
                 from pytomo.lab.scenario import default_scenario_path, load_scenario
 
-                scenario = load_scenario(s.lab_scenario or default_scenario_path())
+                try:
+                    scenario = load_scenario(s.lab_scenario or default_scenario_path())
+                except LabError as exc:  # a file the user named: missing, not TOML, or not a valid scenario
+                    if s.lab_scenario:
+                        raise UsageError(str(exc)) from None
+                    raise
                 lab = Lab(scenario, truth_path=s.lab_truth).start()
                 stack.callback(lab.stop)
             specs, primary = self._resolvers(lab)
             dns = DnsProbe(specs, timeout_s=s.dns_timeout_s, getaddrinfo_fallback=lab is None)
+            policy = TargetPolicy(allow_private=s.allow_private_targets or lab is not None)
+            policy.give(_given_hosts(s))
             http = HttpClient(lambda host: addresses(dns.lookup(host)), timeout_s=s.http_timeout_s,
-                              user_agent=s.user_agent, proxy=s.http_proxy)
+                              user_agent=s.user_agent, proxy=s.http_proxy, policy=policy)
             stack.callback(http.close)
             ctx = ServiceContext(http=http, settings=s, lab=lab)
             service = service_cls(ctx)
             seeds = seeds_for(s, service)
+            policy.give(urlsplit(url).hostname or "" for url, source in seeds if source == "input")
             db = RunDatabase.create(s.database_dir, s, lab_scenario=lab.scenario.source if lab else None)
             setup_logging(s.log_level, db.path.with_suffix(".log"))
             log.info("run %s: service %s, %d seeds, settings %s", db.path.name, s.service, len(seeds), s.as_dict())
@@ -94,10 +105,16 @@ class CrawlRun:
             summary = CrawlSummary(stop_reason="failed")
             try:
                 summary = crawler.run(seeds)
-                status = "interrupted" if summary.stop_reason == "interrupted" else "finished"
+                status = {"interrupted": "interrupted", "failed": "failed"}.get(summary.stop_reason, "finished")
             except KeyboardInterrupt:
                 summary.stop_reason = status = "interrupted"
                 raise
             finally:
                 db.finish(status, summary.stop_reason)
         return RunOutcome(summary=summary, db_path=db.path)
+
+
+def _given_hosts(s: Settings) -> list[str]:
+    """Hosts the user named in settings (API and recording URLs): non-global addresses of theirs may be reached."""
+    urls = (s.youtube_api_base_url, s.dailymotion_api_base_url, s.info_source_url, s.http_proxy or "")
+    return [urlsplit(u).hostname or "" for u in urls if u]

@@ -61,6 +61,14 @@ class Settings:
     initial_buffer_s: float = 2.0  # -B
     min_buffer_s: float = 0.1  # -M
     restart_buffer_s: float = 1.0  # --restart-buffer
+    # budgets for untrusted input: crossing one is an outcome with its kind, never a crash or a silent cut
+    page_limit_bytes: int = 2 * 1024 * 1024  # HTML read from a page to find its <video>
+    manifest_limit_bytes: int = 4 * 1024 * 1024  # one HLS playlist, DASH MPD or segment index
+    manifest_segments_max: int = 100_000  # segments one rendition may list
+    media_box_limit_bytes: int = 64 * 1024 * 1024  # the largest box or element an indexer holds (moov, WebM headers)
+    request_deadline_s: float = 30.0  # headers and body of a request outside the download window (pages, manifests)
+    stage_deadline_s: float = 120.0  # resolving the page, and walking the redirects, of one video
+    allow_private_targets: bool = False  # --allow-private-targets: non-global addresses not given may be reached
     # segmented streaming (HLS, DASH)
     abr: str = "fixed"  # --abr: fixed (one rendition, full rate) or buffer (BBA-0)
     rendition: str = "highest"  # --rendition: highest, lowest, an index from the lowest, or a bit/s cap
@@ -148,7 +156,8 @@ def validate(s: Settings) -> Settings:
         raise UsageError(f"rendition must be highest, lowest, an index or a bit/s cap, not {s.rendition!r}")
     _validate_platforms(s)
     _validate_volunteer(s)
-    positive = ("max_crawled_urls", "max_rounds", "ping_count", "redirect_max_hops")
+    positive = ("max_crawled_urls", "max_rounds", "ping_count", "redirect_max_hops", "page_limit_bytes",
+                "manifest_limit_bytes", "manifest_segments_max", "media_box_limit_bytes")
     for name in positive:
         if getattr(s, name) < 1:
             raise UsageError(f"{name} must be at least 1, not {getattr(s, name)}")
@@ -160,7 +169,7 @@ def validate(s: Settings) -> Settings:
         if getattr(s, name) < 0:
             raise UsageError(f"{name} must not be negative")
     for name in ("ping_timeout_s", "dns_timeout_s", "http_timeout_s", "throughput_bin_s", "max_download_time_s",
-                 "max_buffer_s", "bba_cushion_s"):
+                 "max_buffer_s", "bba_cushion_s", "request_deadline_s", "stage_deadline_s"):
         if getattr(s, name) <= 0:
             raise UsageError(f"{name} must be positive")
     return s

@@ -29,6 +29,7 @@ class Answer:
     close: bool = False
     reset: bool = False  # close with RST instead of FIN
     pause: tuple[int, float] | None = None  # after this many bytes of ``data``, wait this many seconds
+    drip_s: float | None = None  # send ``data`` one byte at a time, this many seconds apart
 
 
 Route = Callable[[Request], Answer]
@@ -112,7 +113,11 @@ class ScriptedServer:
             route = self.routes.get(path.split("?", 1)[0])
             answer = route(req) if route else response("404 Not Found", {"Content-Length": "0"})
             try:
-                if answer.pause is not None:
+                if answer.drip_s is not None:
+                    for i in range(len(answer.data)):
+                        sock.sendall(answer.data[i:i + 1])
+                        time.sleep(answer.drip_s)
+                elif answer.pause is not None:
                     cut, wait_s = answer.pause
                     sock.sendall(answer.data[:cut])
                     time.sleep(wait_s)

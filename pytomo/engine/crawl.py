@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pytomo.engine.pipeline import Pipeline, VideoMeasurement
 from pytomo.engine.schedule import SLOWDOWN_KINDS, LoopSpacing, bot_check_pause_s
-from pytomo.errors import UnsupportedURL
+from pytomo.errors import StorageError, UnsupportedURL
 from pytomo.results import utc_now
 from pytomo.services import for_url
 from pytomo.services.base import Service, ServiceContext
@@ -29,6 +29,7 @@ class CrawlSummary:
     videos: list[VideoMeasurement] = field(default_factory=list)
     rounds: int = 0
     stop_reason: str = "done"
+    error: str | None = None  # why the crawl could not go on (the database cannot be written: a full disk)
 
     @property
     def measured(self) -> int:
@@ -95,8 +96,12 @@ class Crawler:
                         return summary
                 started_s = self.clock()
                 m = self._measure(url, round_no, source)
-                self.db.add_video(m)
                 summary.videos.append(m)
+                try:
+                    self.db.add_video(m)
+                except StorageError as exc:  # nothing more can be stored: stop, with what is stored intact
+                    summary.stop_reason, summary.error = "failed", str(exc)
+                    return summary
                 measured.add(url)
                 if self.on_video:
                     self.on_video(m)

@@ -17,7 +17,7 @@ import requests
 import urllib3.exceptions
 
 from pytomo.engine import tcpinfo
-from pytomo.engine.http import ConnectionUse, HttpClient, connection_use
+from pytomo.engine.http import NETWORK_ERRORS, ConnectionUse, HttpClient, connection_use, socket_of
 from pytomo.results import utc_now
 
 READ_CHUNK_BYTES = 1 << 20
@@ -109,16 +109,6 @@ class Transfer:
                                            or self.bytes_total >= self.content_length_bytes)
 
 
-def _socket_of(resp: requests.Response) -> socket.socket | None:
-    """The socket under a streamed response (urllib3 drops ``conn.sock`` once the response is handed over)."""
-    conn = getattr(resp.raw, "connection", None)
-    sock = getattr(conn, "sock", None)
-    if not isinstance(sock, socket.socket):
-        fp = getattr(getattr(resp.raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(fp, "raw", None), "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
-
-
 def _classify(exc: BaseException) -> tuple[str, str]:
     text = f"{exc.__class__.__name__}: {exc}"
     low = text.lower()
@@ -127,6 +117,8 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     if "reset" in low:
         return "reset", "connection reset by the server"
     if isinstance(exc, (socket.timeout, urllib3.exceptions.ReadTimeoutError, requests.Timeout)):
+        if "did not all arrive" in text:  # the headers' deadline (pytomo/engine/http.py Watchdog)
+            return "timeout", str(exc)
         return "timeout", "no data within the timeout"
     if isinstance(exc, zlib.error):
         return "content_encoding", f"the body does not decode as its Content-Encoding says: {exc}"
@@ -222,7 +214,7 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
     t0 = time.perf_counter()
     try:
         resp = http.request("GET", url, address=address, stream=True, timeout_s=timeout_s, headers=hdrs)
-    except Exception as exc:  # connection refused, timeout before headers...
+    except NETWORK_ERRORS as exc:  # connection refused, timeout before headers...
         tr.ended_by = "error"
         tr.error_kind, tr.error = _classify(exc)
         return tr
@@ -255,7 +247,7 @@ def _read_body(tr: Transfer, resp: requests.Response, t0: float, chunked: bool, 
     """Read the body until its end, the window, an error or a stop; fill ``tr``; release or close the connection."""
     headers_s = tr.headers_s or 0.0
     deadline = headers_s + tr.window_s
-    sock = _socket_of(resp)
+    sock = socket_of(resp)
     length = tr.content_length_bytes
     rng = random.Random()
     next_sample = headers_s
@@ -331,7 +323,7 @@ def _read_body(tr: Transfer, resp: requests.Response, t0: float, chunked: bool, 
                 bins.extend([0] * (k + 1 - len(bins)))
             bins[k] += n
             deliver(data)
-    except Exception as exc:
+    except (*NETWORK_ERRORS, zlib.error) as exc:
         tr.ended_by = "error"
         tr.error_kind, tr.error = _classify(exc)
     finally:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from pytomo.engine.targets import TargetPolicy
 from pytomo.errors import ResolveFailed
+
+# What network code may catch: everything else (a parser's TypeError, say) is a bug and reaches the bug handler.
+NETWORK_ERRORS = (OSError, requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException)
 
 # What we can decode ourselves (pytomo/engine/download.py); a server must not send anything else.
 ACCEPT_ENCODING = "gzip, deflate"
@@ -29,8 +37,42 @@ class ConnectionUse:
     request_on_connection: int  # 1 for the first request of a connection
 
 
+_local = threading.local()  # the headers deadline of the request being sent on this thread
+
+
+class Watchdog:
+    """Shuts a socket down when a deadline passes, so that no read on it can outlast the deadline.
+
+    A server sending its headers or a page one byte at a time never trips a per-read timeout; this does.
+    """
+
+    def __init__(self, sock: socket.socket | None, seconds: float) -> None:
+        self.fired = False
+        self._sock = sock
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        if sock is not None:
+            self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        try:
+            if self._sock is not None:
+                self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def cancel(self) -> None:
+        """Stop watching (the deadline was met)."""
+        self._timer.cancel()
+
+
 class _TimedConnection(HTTPConnection):
-    """An HTTP connection that remembers when it was opened and how long the TCP handshake took."""
+    """An HTTP connection that remembers when it was opened and how long the TCP handshake took.
+
+    Its response headers must arrive whole within the thread's headers deadline (``HttpClient.request``'s
+    timeout), however slowly the server drips them.
+    """
 
     pytomo_fresh = False
     pytomo_tcp_connect_s: float | None = None
@@ -44,6 +86,21 @@ class _TimedConnection(HTTPConnection):
         self.pytomo_tls_handshake_s = None
         self.pytomo_fresh, self.pytomo_requests = True, 0
         return sock
+
+    def getresponse(self):  # type: ignore[no-untyped-def]
+        limit_s = getattr(_local, "headers_deadline_s", None)
+        if not limit_s:
+            return super().getresponse()
+        dog = Watchdog(self.sock, limit_s)
+        try:
+            return super().getresponse()
+        except Exception:
+            if dog.fired:
+                _local.headers_expired = True
+                raise TimeoutError(f"the response headers did not all arrive within {limit_s:g} s") from None
+            raise
+        finally:
+            dog.cancel()
 
 
 class _TimedTLSConnection(_TimedConnection, HTTPSConnection):
@@ -98,6 +155,16 @@ class _PinnedTLSAdapter(_TimedAdapter):
         return super().send(request, **kwargs)
 
 
+def socket_of(resp: requests.Response) -> socket.socket | None:
+    """The socket under a streamed response (urllib3 drops ``conn.sock`` once the response is handed over)."""
+    conn = getattr(resp.raw, "connection", None)
+    sock = getattr(conn, "sock", None)
+    if not isinstance(sock, socket.socket):
+        fp = getattr(getattr(resp.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
 def host_and_port(url: str) -> tuple[str, int]:
     """The host name and the port (default for the scheme) of a URL."""
     parts = urlsplit(url)
@@ -127,8 +194,9 @@ class HttpClient:
     """A requests session whose every request goes to an address chosen by us, never by the system resolver."""
 
     def __init__(self, resolve: Callable[[str], list[str]], *, timeout_s: float = 5.0, user_agent: str = "",
-                 proxy: str | None = None) -> None:
+                 proxy: str | None = None, policy: TargetPolicy | None = None) -> None:
         self.resolve = resolve
+        self.policy = policy or TargetPolicy(allow_private=True)
         self.timeout_s = timeout_s
         self.proxy = proxy
         self.session = requests.Session()
@@ -143,8 +211,14 @@ class HttpClient:
 
     def request(self, method: str, url: str, *, address: str | None = None, stream: bool = False,
                 headers: dict[str, str] | None = None, timeout_s: float | None = None) -> requests.Response:
-        """Send one request without following redirects; ``address`` defaults to the first one resolved."""
-        host, _port = host_and_port(url)
+        """Send one request without following redirects; ``address`` defaults to the first one resolved.
+
+        The address is checked against the target policy first: ForbiddenAddress, and nothing sent, when refused.
+        """
+        try:
+            host, _port = host_and_port(url)
+        except ValueError as exc:
+            raise requests.exceptions.InvalidURL(str(exc)) from None
         hdrs = dict(headers or {})
         target = url
         if self.proxy is None:
@@ -152,18 +226,47 @@ class HttpClient:
                 address = host if is_ip(host) else next(iter(self.resolve(host)), None)
                 if address is None:
                     raise ResolveFailed(host=host)
+            self.policy.check(address, host, url)
             if address != host:
                 target = pinned_url(url, address)
                 hdrs["Host"] = urlsplit(url).netloc.rsplit("@", 1)[-1]
         t = timeout_s or self.timeout_s
-        return self.session.request(method, target, headers=hdrs, stream=stream, allow_redirects=False,
-                                    timeout=(t, t))
+        _local.headers_deadline_s, _local.headers_expired = t, False  # the whole header section within t
+        try:
+            return self.session.request(method, target, headers=hdrs, stream=stream, allow_redirects=False,
+                                        timeout=(t, t))
+        except requests.Timeout as exc:
+            if _local.headers_expired:  # say which deadline passed, not urllib3's per-read wording
+                raise requests.ReadTimeout(f"the response headers did not all arrive within {t:g} s") from exc
+            raise
+        finally:
+            _local.headers_deadline_s = None
 
-    def get_text(self, url: str, *, limit_bytes: int = 4 * 1024 * 1024) -> tuple[requests.Response, str]:
-        """GET a page (no redirect following) and return the response and at most ``limit_bytes`` of its text."""
+    def read_body(self, resp: requests.Response, limit_bytes: int, deadline_s: float) -> tuple[bytes, bool]:
+        """At most ``limit_bytes`` of a streamed response's decoded body, read within ``deadline_s``.
+
+        Returns the bytes and whether the body was longer than the limit. Raises ``requests.ReadTimeout`` when the
+        deadline passes first.
+        """
+        dog = Watchdog(socket_of(resp), deadline_s)
+        try:
+            body = resp.raw.read(limit_bytes + 1, decode_content=True) or b""
+        except Exception as exc:
+            if dog.fired:
+                raise requests.ReadTimeout(f"the body did not arrive within {deadline_s:g} s") from exc
+            raise
+        finally:
+            dog.cancel()
+        if dog.fired:
+            raise requests.ReadTimeout(f"the body did not arrive within {deadline_s:g} s")
+        return body[:limit_bytes], len(body) > limit_bytes
+
+    def get_text(self, url: str, *, limit_bytes: int = 4 * 1024 * 1024,
+                 deadline_s: float = 30.0) -> tuple[requests.Response, str]:
+        """GET a page (no redirect following): the response and at most ``limit_bytes`` of its text."""
         resp = self.request("GET", url, stream=True)
         try:
-            body = resp.raw.read(limit_bytes, decode_content=True) or b""
+            body, _longer = self.read_body(resp, limit_bytes, deadline_s)
         finally:
             resp.close()
         return resp, body.decode(resp.encoding or "utf-8", errors="replace")

@@ -22,6 +22,7 @@ from pytomo.engine.playout import PlayoutParams
 from pytomo.engine.resolve import DnsProbe, addresses
 from pytomo.errors import (
     DownloadError,
+    ForbiddenAddress,
     HttpStatusError,
     MeasurementError,
     MediaError,
@@ -148,6 +149,9 @@ class Pipeline:
             raise Interrupted("download")
         if t.ended_by == "error":
             raise DownloadError(t.error, kind=t.error_kind or "transfer")
+        if t.body_overrun:  # what was measured is not the file the server sent
+            raise DownloadError(f"the server sent more than the {t.content_length_bytes} bytes its Content-Length "
+                                "announced", kind="length_mismatch")
         if main.parser_failure is not None:  # media/parser_crash, _timeout, _memory; the download is kept
             raise main.parser_failure
         if main.not_media:
@@ -183,6 +187,9 @@ class Pipeline:
                 if resp.status_code >= 400:
                     resp = self.http.request("GET", url, address=address, stream=True)
                     resp.close()
+            except ForbiddenAddress as exc:
+                m.hops.append(Hop(index, url, host, address, None, None, 0.0, started, error=str(exc)))
+                raise
             except requests.RequestException as exc:
                 m.hops.append(Hop(index, url, host, address, None, None, time.perf_counter() - t, started,
                                   error=str(exc)))

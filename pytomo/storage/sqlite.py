@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import re
 import socket
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from pytomo.settings import Settings
 
 DB_SUFFIX = ".pytomo_database.db"
+
+log = logging.getLogger(__name__)
 
 
 def _safe(label: str) -> str:
@@ -92,13 +95,15 @@ class RunDatabase:
         return cls(path, conn, cur.lastrowid)
 
     def finish(self, status: str, stop_reason: str | None = None) -> None:
-        """Close the run row and the database."""
+        """Close the run row and the database; when the disk is full the row keeps ``running`` and a line says so."""
         try:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             self.conn.execute("UPDATE run SET ended_at=?, status=?, stop_reason=? WHERE id=?",
                               (iso(utc_now()), status, stop_reason, self.run_id))
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # the transaction is rolled back: what was stored stays whole
+            log.warning("cannot close the run row of %s: %s", self.path, exc)
         finally:
             self.conn.close()
 
@@ -144,6 +149,10 @@ class RunDatabase:
         except Exception as exc:
             if c.in_transaction:
                 c.execute("ROLLBACK")
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+                raise StorageError(f"cannot store the video {m.page_url}: the disk is full or the database cannot "
+                                   f"grow ({exc}); {self.path} keeps every video stored before it") from exc
             raise StorageError(f"cannot store the video {m.page_url}: {exc.__class__.__name__}: {exc}") from exc
         return vid
 
