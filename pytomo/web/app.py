@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -15,11 +14,13 @@ import web
 from pytomo import paths
 from pytomo.web.catalog import Catalog
 from pytomo.web.graphs import GraphCache
-
-log = logging.getLogger(__name__)
+from pytomo.web.wsgi import finished
 
 web.config.debug = False  # no tracebacks to clients, no autoreload, cached templates
 
+THREADS = 16  # workers: idle keep-alive connections wait in cheroot's selector; 32 only added GIL contention
+BACKLOG = 128  # listen backlog: 5 (cheroot's default) made the kernel drop SYNs from 50 clients
+MAX_HEADER_BYTES = 256 * 1024  # request line and headers: beyond it cheroot answers 414/413 itself
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
 SECURITY_HEADERS = (
     ("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'self'; base-uri 'none'; "
@@ -84,8 +85,8 @@ def make_app(site: Site) -> web.application:
         "/", views.GroupPage,
         "/graphs/(main|qoe|qos|characteristics|all)", views.GroupPage,
         "/videos", views.Videos,
-        r"/video/(\d{1,12})", views.Video,
-        r"/video/(\d{1,12})/(throughput|playout|rtt)\.svg", views.VideoGraph,
+        r"/video/([0-9]{1,12})", views.Video,
+        r"/video/([0-9]{1,12})/(throughput|playout|rtt)\.svg", views.VideoGraph,
         r"/graph/([a-z0-9_]{1,19})\.(png|svg)", views.Graph,
         "/servers", views.Servers,
         "/archive", views.Archive,
@@ -105,32 +106,17 @@ def make_app(site: Site) -> web.application:
     return app
 
 
-def _logged(func: Callable) -> Callable:
-    """WSGI wrapper logging each request's method, path and status (``-v``)."""
-
-    def wrapped(environ: dict, start_response: Callable) -> Any:
-        def start(status: str, headers: list, *exc: Any) -> Any:
-            log.debug("%s %s %s -> %s", environ.get("REMOTE_ADDR"), environ.get("REQUEST_METHOD"),
-                      environ.get("PATH_INFO"), status)
-            return start_response(status, headers, *exc)
-
-        return func(environ, start)
-
-    return wrapped
-
-
 def serve(site: Site, bind: str, port: int, *, on_ready: Callable[[str], None] | None = None,
-          threads: int = 16) -> None:
+          threads: int = THREADS, backlog: int = BACKLOG) -> None:
     """Serve until interrupted; ``on_ready`` gets the URL once the socket listens."""
     from cheroot import wsgi
 
     os.environ["TZ"] = "UTC"  # rrdtool draws time axes in the process's zone; the pages speak UTC
     time.tzset()
     app = make_app(site)
-    func = app.wsgifunc()
-    if log.isEnabledFor(logging.DEBUG):
-        func = _logged(func)
-    server = wsgi.Server((bind, port), func, numthreads=threads, server_name="pytomo")
+    server = wsgi.Server((bind, port), finished(app.wsgifunc()), numthreads=threads, server_name="pytomo",
+                         request_queue_size=backlog)
+    server.max_request_header_size = MAX_HEADER_BYTES
     server.prepare()  # binds: OSError when the port is taken
     host, real_port = server.bind_addr[:2]
     shown = f"[{host}]" if ":" in host else host

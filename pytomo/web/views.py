@@ -19,8 +19,11 @@ from pytomo.web import data, svg
 from pytomo.web.catalog import ID_PATTERN, RunEntry
 from pytomo.web.graphs import FORMATS, SPANS_S
 
-SRC_PATTERN = re.compile(r"^(service|server)-[A-Za-z0-9_.-]{1,80}$")
+SRC_PATTERN = re.compile(r"(service|server)-[A-Za-z0-9_.-]{1,80}")
+PAGE_PATTERN = re.compile(r"[0-9]{1,7}")  # ASCII digits only: int() also reads "²" (500) and 5,000 digits (slow)
 MAX_PAGE = 1_000_000
+MAX_FIELDS = 20
+SHOWN_CHARS = 40
 REFRESH_S = 30
 MENU = (("/", "Main parameters"), ("/graphs/qoe", "QoE"), ("/graphs/qos", "QoS"),
         ("/graphs/characteristics", "Video characteristics"), ("/graphs/all", "All parameters"),
@@ -83,6 +86,18 @@ def bad_request(message: str) -> web.HTTPError:
     return error_page(400, "Bad request", message)
 
 
+def shown(value: str) -> str:
+    """A client's value as a message may quote it: control characters as escapes, cut after a few characters
+    (the template escapes the rest)."""
+    text = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in value[:SHOWN_CHARS])
+    return f"\"{text}\"" + (f"… ({len(value):,} characters)" if len(value) > SHOWN_CHARS else "")
+
+
+def bad_parameter(name: str, value: str, why: str) -> web.HTTPError:
+    """400 naming the parameter, quoting its value and saying what it must be."""
+    return bad_request(f"Parameter {name}={shown(value)}: {why}")
+
+
 def not_found(message: str = "There is no such page.") -> web.HTTPError:
     """404 with a sentence."""
     return error_page(404, "Not found", message)
@@ -96,13 +111,17 @@ class Page(dict):
     __getattr__ = dict.get
 
 
-def query() -> dict[str, str]:
-    """The query string, last value of each name."""
+def query(*allowed: str) -> dict[str, str]:
+    """The query string, last value of each name; 400 for a name this page does not take."""
     raw = web.ctx.env.get("QUERY_STRING", "")
     try:
-        parsed = parse_qs(raw, keep_blank_values=True, strict_parsing=False, max_num_fields=20)
+        parsed = parse_qs(raw, keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FIELDS)
     except ValueError:
-        raise bad_request("The query string is malformed.") from None
+        raise bad_request(f"The query string is malformed or has more than {MAX_FIELDS} fields.") from None
+    for name in parsed:
+        if name not in allowed:
+            takes = ", ".join(allowed) if allowed else "no parameter"
+            raise bad_request(f"Unknown parameter {shown(name)}: this page takes {takes}.")
     return {k: v[-1] for k, v in parsed.items()}
 
 
@@ -112,11 +131,11 @@ def chosen_entry(q: dict[str, str]) -> RunEntry | None:
     ident = q.get("db")
     if ident is None:
         return catalog.default()
-    if not ID_PATTERN.match(ident):
-        raise bad_request("db must be the id of a database from the archive page.")
+    if not ID_PATTERN.fullmatch(ident):
+        raise bad_parameter("db", ident, "it must be the id of a database from the archive page (16 hex digits).")
     entry = catalog.get(ident)
     if entry is None:
-        raise not_found("There is no database with this id; see the archive page.")
+        raise not_found(f"There is no database with the id {shown(ident)}; see the archive page.")
     return entry
 
 
@@ -124,25 +143,31 @@ def chosen_span(q: dict[str, str]) -> str:
     """``span``: hour, day, week, month or all (default all)."""
     span = q.get("span", "all")
     if span not in SPANS_S:
-        raise bad_request("span must be one of hour, day, week, month, all.")
+        raise bad_parameter("span", span, "it must be one of hour, day, week, month, all.")
     return span
 
 
 def chosen_page(q: dict[str, str]) -> int:
     """``page``: a page number from 1."""
     text = q.get("page", "1")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
-        raise bad_request("page must be a whole number from 1.")
+    if not PAGE_PATTERN.fullmatch(text) or not 1 <= int(text) <= MAX_PAGE:
+        raise bad_parameter("page", text, f"it must be a whole number from 1 to {MAX_PAGE:,} in digits 0-9.")
     return int(text)
 
 
 def sources(entry: RunEntry) -> list[str]:
     """The RRD files of a run (service files first), as source names."""
     folder = entry.rrd_dir
-    if not folder.is_dir():
+    try:
+        changed_ns = folder.stat().st_mtime_ns  # a file added or removed changes the folder's mtime
+    except OSError:
         return []
-    names = [p.stem for p in folder.glob("*.rrd") if SRC_PATTERN.match(p.stem)]
-    return sorted(names, key=lambda n: (not n.startswith("service-"), n))
+
+    def scan() -> list[str]:
+        names = [p.stem for p in folder.glob("*.rrd") if SRC_PATTERN.fullmatch(p.stem)]
+        return sorted(names, key=lambda n: (not n.startswith("service-"), n))
+
+    return list(web.ctx.site.remember(("sources", str(folder), changed_ns), scan))
 
 
 def chosen_source(entry: RunEntry, q: dict[str, str]) -> str | None:
@@ -151,10 +176,10 @@ def chosen_source(entry: RunEntry, q: dict[str, str]) -> str | None:
     src = q.get("src")
     if src is None:
         return available[0] if available else None
-    if not SRC_PATTERN.match(src):
-        raise bad_request("src must name one of the run's graph sources.")
+    if not SRC_PATTERN.fullmatch(src):
+        raise bad_parameter("src", src, "it must name one of the run's graph sources (service-… or server-…).")
     if src not in available:
-        raise not_found("This run has no such graph source.")
+        raise not_found(f"This run has no graph source {shown(src)}.")
     return src
 
 
@@ -217,7 +242,7 @@ class GroupPage:
     """A page of graphs: main parameters, QoE, QoS, video characteristics or all parameters."""
 
     def GET(self, group: str = "main") -> str:
-        q = query()
+        q = query("db", "span", "src")
         span = chosen_span(q)
         entry = chosen_entry(q)
         label, names = GROUPS[group]
@@ -242,7 +267,7 @@ class Videos:
     """The played videos, newest first, a page at a time."""
 
     def GET(self) -> str:
-        q = query()
+        q = query("db", "page")
         number = chosen_page(q)
         entry = chosen_entry(q)
         if entry is None:
@@ -264,7 +289,7 @@ class Video:
     """One video: its hops, DNS answers, RTT, downloads, and its series as graphs."""
 
     def GET(self, ident: str) -> str:
-        q = query()
+        q = query("db")
         entry = chosen_entry(q)
         if entry is None:
             raise not_found("There is no database.")
@@ -290,7 +315,7 @@ class VideoGraph:
     """The SVG charts of one video: throughput bins, buffer level with stalls, RTT samples."""
 
     def GET(self, ident: str, kind: str) -> str:
-        q = query()
+        q = query("db")
         entry = chosen_entry(q)
         if entry is None:
             raise not_found("There is no database.")
@@ -325,7 +350,7 @@ class Graph:
     def GET(self, metric: str, fmt_name: str) -> bytes:
         if metric not in BY_NAME:
             raise not_found("There is no such graph.")
-        q = query()
+        q = query("db", "span", "src")
         span = chosen_span(q)
         entry = chosen_entry(q)
         if entry is None:
@@ -347,7 +372,7 @@ class Servers:
     """The cache servers of a run, slowest first, each with a link to its graphs."""
 
     def GET(self) -> str:
-        q = query()
+        q = query("db")
         entry = chosen_entry(q)
         if entry is None:
             return _html(web.ctx.site.render.empty(base_page(None, "/servers", "Cache servers")))
@@ -367,7 +392,7 @@ class Archive:
     """Every run database found, newest first."""
 
     def GET(self) -> str:
-        q = query()
+        q = query("db")
         entry = chosen_entry(q)
         runs = [Page(id=e.id, name=e.name, when=datetime.fromtimestamp(e.mtime_s, UTC).strftime("%Y-%m-%d %H:%M"),
                      size_mb=e.size_bytes / 1e6, live=e.live, href=link("/", db=e.id), chosen=entry is e)
