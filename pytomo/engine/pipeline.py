@@ -171,8 +171,12 @@ class Pipeline:
         Each hop is asked with HEAD; an error answer to HEAD (405 and 501, but also 403 or 404 from servers that
         sign or route GET only) is asked again with GET, whose answer is the one recorded.
         """
+        deadline = time.perf_counter() + self.settings.stage_deadline_s
         for index in range(self.settings.redirect_max_hops + 1):
             self._check("redirects")
+            if time.perf_counter() > deadline:
+                raise RedirectError(f"the redirect chain took longer than {self.settings.stage_deadline_s:g} s "
+                                    f"({index} hops)", kind="deadline")
             try:
                 host, _port = host_and_port(url)
             except ValueError as exc:

@@ -1,4 +1,4 @@
-"""The streaming media index and the media figures against ffprobe's packet table, on real and generated files."""
+"""The streaming media index and the media figures against ffprobe's packet table: real, generated and lab files."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from pytomo.engine.analysis import DownloadAnalysis, analyse
 from pytomo.engine.download import Transfer
 from pytomo.engine.playout import PlayoutParams
-from pytomo.lab.media import ffmpeg_exe
+from pytomo.lab.media import CONTAINERS, MediaSpec, ensure_media, ffmpeg_exe
 from pytomo.media.index import MediaIndexer
 from tests.ffprobe_truth import ProbeTruth, probe_truth
 
@@ -107,10 +107,13 @@ def generated(name: str, folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=[*(f"real:{n}" for n in PROGRESSIVE), *(f"gen:{n}" for n in GENERATED)],
-                ids=lambda p: p.split(":", 1)[1])
+@pytest.fixture(params=[*(f"real:{n}" for n in PROGRESSIVE), *(f"gen:{n}" for n in GENERATED),
+                        *(f"lab:{c}" for c in CONTAINERS)],
+                ids=lambda p: p.replace(":", "-") if p.startswith("lab:") else p.split(":", 1)[1])
 def media_path(request: pytest.FixtureRequest, generated_dir: Path) -> Path:
     kind, name = request.param.split(":", 1)
+    if kind == "lab":  # the lab's own files, as its cache servers serve them (10 s, to stay quick)
+        return ensure_media(MediaSpec(name, duration_s=10.0)).path
     return realmedia(name) if kind == "real" else generated(name, generated_dir)
 
 
