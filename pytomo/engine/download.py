@@ -158,6 +158,10 @@ class _Decoder:
         return out
 
 
+class _TooLarge(Exception):
+    """The body outgrew the budget its caller gave (a manifest, an index)."""
+
+
 def _content_length(value: str | None) -> int | None:
     value = (value or "").strip()
     return int(value) if value.isdigit() and len(value) <= 18 else None
@@ -198,12 +202,13 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
              head_limit_bytes: int = 2 << 20, on_data: Callable[[memoryview], None] | None = None,
              should_stop: Callable[[], bool] | None = None, timeout_s: float = 5.0,
              byte_range: tuple[int, int | None] | None = None,
-             headers: dict[str, str] | None = None) -> Transfer:
+             headers: dict[str, str] | None = None, body_limit_bytes: int | None = None) -> Transfer:
     """GET ``url`` from ``address`` for ``window_s`` seconds after the response headers, or to the end of the body.
 
     The body ends where HTTP says: at its Content-Length, at the last chunk, or at the connection's close when it
     has neither; a complete body leaves its connection open in the pool for the next request to the same server.
-    With ``byte_range`` only that range is asked for, and anything but a 206 starting there is refused.
+    With ``byte_range`` only that range is asked for, and anything but a 206 starting there is refused. A body
+    (decoded) longer than ``body_limit_bytes`` ends the transfer as the error ``too_large``.
     ``head`` and ``on_data`` get the decoded body when the server compressed it; counts are of wire bytes.
     """
     tr = Transfer(url=url, address=address, started_at=utc_now(), window_s=window_s, bin_s=bin_s,
@@ -237,13 +242,18 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
     decoder = _Decoder(encoding) if encoding not in (None, "identity") else None
     if decoder is not None:
         tr.content_encoding, tr.decoded_bytes = encoding, 0
-    _read_body(tr, resp, t0, chunked, decoder, head_limit_bytes, on_data, should_stop, timeout_s)
+    if body_limit_bytes is not None and (tr.content_length_bytes or 0) > body_limit_bytes and decoder is None:
+        resp.close()
+        tr.ended_by, tr.error_kind = "error", "too_large"
+        tr.error = f"the body announces {tr.content_length_bytes} bytes, more than the {body_limit_bytes} allowed"
+        return tr
+    _read_body(tr, resp, t0, chunked, decoder, head_limit_bytes, on_data, should_stop, timeout_s, body_limit_bytes)
     return tr
 
 
 def _read_body(tr: Transfer, resp: requests.Response, t0: float, chunked: bool, decoder: _Decoder | None,
                head_limit_bytes: int, on_data: Callable[[memoryview], None] | None,
-               should_stop: Callable[[], bool] | None, timeout_s: float) -> None:
+               should_stop: Callable[[], bool] | None, timeout_s: float, body_limit_bytes: int | None) -> None:
     """Read the body until its end, the window, an error or a stop; fill ``tr``; release or close the connection."""
     headers_s = tr.headers_s or 0.0
     deadline = headers_s + tr.window_s
@@ -262,6 +272,8 @@ def _read_body(tr: Transfer, resp: requests.Response, t0: float, chunked: bool, 
         for piece in pieces:
             if decoder is not None:
                 tr.decoded_bytes = (tr.decoded_bytes or 0) + len(piece)
+            if body_limit_bytes is not None and (tr.decoded_bytes or total) > body_limit_bytes:
+                raise _TooLarge(f"the body is larger than the {body_limit_bytes} bytes allowed")
             if len(head) < head_limit_bytes:
                 head.extend(piece[: head_limit_bytes - len(head)])
             if on_data is not None:
@@ -323,6 +335,8 @@ def _read_body(tr: Transfer, resp: requests.Response, t0: float, chunked: bool, 
                 bins.extend([0] * (k + 1 - len(bins)))
             bins[k] += n
             deliver(data)
+    except _TooLarge as exc:
+        tr.ended_by, tr.error_kind, tr.error = "error", "too_large", str(exc)
     except (*NETWORK_ERRORS, zlib.error) as exc:
         tr.ended_by = "error"
         tr.error_kind, tr.error = _classify(exc)
@@ -350,9 +364,5 @@ def fetch_range(http: HttpClient, url: str, address: str, offset: int, length: i
     The body is in ``head``; anything but a complete 206 starting at ``offset`` is an error in the transfer.
     """
     last = None if length is None else offset + length - 1
-    tr = download(http, url, address, window_s=max(timeout_s, 30.0), head_limit_bytes=TAIL_LIMIT_BYTES,
-                  timeout_s=timeout_s, byte_range=(offset, last))
-    if tr.ended_by == "eof" and len(tr.head) >= TAIL_LIMIT_BYTES:
-        tr.ended_by, tr.error_kind = "error", "too_large"
-        tr.error = f"the range from byte {offset} is larger than {TAIL_LIMIT_BYTES} bytes"
-    return tr
+    return download(http, url, address, window_s=max(timeout_s, 30.0), head_limit_bytes=TAIL_LIMIT_BYTES,
+                    timeout_s=timeout_s, byte_range=(offset, last), body_limit_bytes=TAIL_LIMIT_BYTES)

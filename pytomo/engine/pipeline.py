@@ -197,8 +197,9 @@ class Pipeline:
             except requests.RequestException as exc:
                 m.hops.append(Hop(index, url, host, address, None, None, time.perf_counter() - t, started,
                                   error=str(exc)))
-                raise RedirectError(f"cannot reach {host} ({address}): {exc.__class__.__name__}",
-                                    kind="connect") from exc
+                kind = "timeout" if isinstance(exc, requests.Timeout) else "connect"
+                raise RedirectError(f"cannot reach {host} ({address}): {exc.__class__.__name__}: {exc}",
+                                    kind=kind) from exc
             location = resp.headers.get("Location")
             m.hops.append(Hop(index, url, host, address, resp.status_code, location, time.perf_counter() - t,
                               started))

@@ -18,11 +18,9 @@ from pytomo.engine.download import Transfer, download
 from pytomo.engine.http import HttpClient
 from pytomo.engine.manifest import Presentation, Segment, Track, parse_dash, parse_hls
 from pytomo.engine.playout import PLAYING, PlayoutParams, PlayoutResult, simulate
-from pytomo.errors import HttpStatusError, MediaError
+from pytomo.errors import HttpStatusError, ManifestError, MediaError
 from pytomo.results import utc_now
 from pytomo.settings import Settings
-
-MANIFEST_LIMIT_BYTES = 4 << 20  # a playlist, MPD or segment index larger than this is cut (and then fails to parse)
 
 
 @dataclass(frozen=True)
@@ -141,10 +139,12 @@ class SegmentPlayer:
         def fetch(target: str, stream: str, kind: str, track: Track | None, seg: Segment | None = None,
                   window_s: float = 30.0, byte_range: tuple[int, int] | None = None) -> tuple[Transfer, SegmentRecord]:
             start = time.perf_counter() - t0
+            text_like = kind in ("manifest", "index")
             tr = download(self.http, target, self._address_for(target, host) or self._resolve(target),
                           window_s=window_s, bin_s=s.throughput_bin_s,
-                          head_limit_bytes=MANIFEST_LIMIT_BYTES if kind in ("manifest", "index") else 0,
-                          should_stop=self.should_stop, timeout_s=s.http_timeout_s, byte_range=byte_range)
+                          head_limit_bytes=s.manifest_limit_bytes if text_like else 0,
+                          should_stop=self.should_stop, timeout_s=s.http_timeout_s, byte_range=byte_range,
+                          body_limit_bytes=s.manifest_limit_bytes if text_like else None)
             self._merge(agg, tr, start, state)
             complete = tr.complete and tr.status in (200, 206)
             conn = tr.connection
@@ -169,13 +169,16 @@ class SegmentPlayer:
                 tr.error or f"HTTP {tr.status} for the manifest")
             if tr.status and tr.status >= 400:
                 raise HttpStatusError(stage="download", status=tr.status, url=url)
+            if tr.error_kind == "too_large":
+                raise ManifestError(f"the manifest {url} is too large: {tr.error}")
             return session
         text = tr.head.decode("utf-8", errors="replace")
 
         def fetch_text(u: str) -> str:
             t, r = fetch(u, "manifest", "manifest", None)
             if not r.complete:
-                raise MediaError(f"cannot load the playlist {u}: {t.error or t.status}")
+                error = ManifestError if t.error_kind == "too_large" else MediaError
+                raise error(f"cannot load the playlist {u}: {t.error or t.status}")
             return t.head.decode("utf-8", errors="replace")
 
         def fetch_index(u: str, first: int, last: int) -> bytes:
