@@ -154,10 +154,12 @@ def validate(s: Settings) -> Settings:
         raise UsageError(f"abr must be one of {', '.join(ABR_MODES)}, not {s.abr!r}")
     if s.rendition not in ("highest", "lowest") and not s.rendition.isdigit():
         raise UsageError(f"rendition must be highest, lowest, an index or a bit/s cap, not {s.rendition!r}")
+    if s.media_box_limit_bytes < 65_536:
+        raise UsageError(f"media_box_limit_bytes must be at least 65536, not {s.media_box_limit_bytes}")
     _validate_platforms(s)
     _validate_volunteer(s)
     positive = ("max_crawled_urls", "max_rounds", "ping_count", "redirect_max_hops", "page_limit_bytes",
-                "manifest_limit_bytes", "manifest_segments_max", "media_box_limit_bytes")
+                "manifest_limit_bytes", "manifest_segments_max")
     for name in positive:
         if getattr(s, name) < 1:
             raise UsageError(f"{name} must be at least 1, not {getattr(s, name)}")

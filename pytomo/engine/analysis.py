@@ -34,7 +34,8 @@ class DownloadAnalysis:
     playout: PlayoutResult | None = None
     playout_problem: str | None = None
     timeline_points: list[BufferPoint] = field(default_factory=list)
-    not_media: bool = False
+    not_media: bool = False  # nothing to measure: not media, or (``media_problem_kind``) media with nothing playable
+    media_problem_kind: str | None = None  # with not_media: the outcome's kind when it is not plain not_media
     delivery: str = "progressive"  # progressive, hls, dash
     segments: list = field(default_factory=list)  # SegmentRecord of a segmented session
     rendition_id: str | None = None  # the last video rendition played
@@ -78,6 +79,8 @@ def _downsample(points: tuple[BufferPoint, ...], bin_s: float) -> list[BufferPoi
     return out
 
 
+NO_PLAYABLE_MEDIA = "no_playable_media"
+_LIMIT_KINDS = frozenset({"box_too_large", "impossible_size", "too_many_samples"})  # the index's budget was crossed
 _NO_DECLARED_DURATION = frozenset({"ts"})  # containers whose header never states a duration
 
 
@@ -136,8 +139,15 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
         log.debug("MediaInfo failed", exc_info=True)
         a.media_problem = f"MediaInfo failed: {exc}"
     timeline = indexer.timeline()
+    unplayable = indexer.unplayable(whole)
+    if unplayable is not None:  # a container with no track, sample, tag or block: an error, never an ok row
+        a.not_media, a.media_problem_kind = True, NO_PLAYABLE_MEDIA
+        a.media_problem = f"nothing playable in the {indexer.container} file: {unplayable}"
+        a.playout_problem = "nothing playable"
+        return a
     if a.media is None and timeline is None:
         a.not_media = True
+        a.media_problem_kind = indexer.problem_kind if indexer.problem_kind in _LIMIT_KINDS else None
         a.media_problem = indexer.problem or a.media_problem or "not a media file"
         a.playout_problem = "not a media file"
         return a

@@ -202,7 +202,8 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
              head_limit_bytes: int = 2 << 20, on_data: Callable[[memoryview], None] | None = None,
              should_stop: Callable[[], bool] | None = None, timeout_s: float = 5.0,
              byte_range: tuple[int, int | None] | None = None,
-             headers: dict[str, str] | None = None, body_limit_bytes: int | None = None) -> Transfer:
+             headers: dict[str, str] | None = None, body_limit_bytes: int | None = None,
+             on_headers: Callable[[Transfer], None] | None = None) -> Transfer:
     """GET ``url`` from ``address`` for ``window_s`` seconds after the response headers, or to the end of the body.
 
     The body ends where HTTP says: at its Content-Length, at the last chunk, or at the connection's close when it
@@ -242,6 +243,8 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
     decoder = _Decoder(encoding) if encoding not in (None, "identity") else None
     if decoder is not None:
         tr.content_encoding, tr.decoded_bytes = encoding, 0
+    if on_headers is not None:
+        on_headers(tr)
     if body_limit_bytes is not None and (tr.content_length_bytes or 0) > body_limit_bytes and decoder is None:
         resp.close()
         tr.ended_by, tr.error_kind = "error", "too_large"

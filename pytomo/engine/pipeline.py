@@ -155,7 +155,7 @@ class Pipeline:
         if main.parser_failure is not None:  # media/parser_crash, _timeout, _memory; the download is kept
             raise main.parser_failure
         if main.not_media:
-            raise MediaError(main.media_problem)
+            raise MediaError(main.media_problem, kind=main.media_problem_kind or "not_media")
 
     def _lookup(self, host: str, m: VideoMeasurement) -> list[str]:
         known = [a for a in m.dns if a.host == host]
@@ -245,11 +245,15 @@ class Pipeline:
 
     def _download(self, url: str, address: str) -> DownloadAnalysis:
         s = self.settings
-        indexer = MediaIndexer()
+        indexer = MediaIndexer(box_limit_bytes=s.media_box_limit_bytes)
+
+        def on_headers(tr: Transfer) -> None:  # impossible box sizes are judged against the file's own length
+            indexer.file_size_bytes = tr.content_length_bytes if not tr.content_encoding else None
+
         transfer: Transfer = download(
             self.http, url, address, window_s=s.window_s, bin_s=s.throughput_bin_s,
             head_limit_bytes=s.media_head_bytes, on_data=indexer.feed, should_stop=self.stop.is_set,
-            timeout_s=s.http_timeout_s)
+            timeout_s=s.http_timeout_s, on_headers=on_headers)
         tail = None
         need = indexer.tail_request() if transfer.bytes_total else None
         if need is not None and not self.stop.is_set():

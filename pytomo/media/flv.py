@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Generator
 
+from pytomo.media.budget import IndexBudget
 from pytomo.media.timeline import MediaTimeline, TrackSamples, build_timeline
 
 AUDIO, VIDEO, SCRIPT = 8, 9, 18
@@ -63,13 +65,14 @@ def metadata_duration_s(body: bytes) -> float | None:
         return None
     values, _ = _amf_value(body, pos)
     duration = values.get("duration") if isinstance(values, dict) else None
-    return float(duration) if isinstance(duration, (int, float)) and duration > 0 else None
+    return float(duration) if isinstance(duration, (int, float)) and 0 < duration < math.inf else None
 
 
 class FlvIndex:
     """What the tags of an FLV file say about its frames; ``run`` is fed the file's bytes in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: IndexBudget | None = None) -> None:
+        self._budget = budget or IndexBudget()
         self.duration_s: float | None = None
         self._audio = TrackSamples("audio", _MS)
         self._video = TrackSamples("video", _MS)
@@ -104,11 +107,13 @@ class FlvIndex:
                 read = min(size, 8)
                 cts = self._video_cts((yield read))
                 if cts is not None:
+                    self._budget.add_samples(1)
                     self._video.add(end, timestamp + cts, None, timestamp)
             elif kind == AUDIO and size:
                 read = min(size, 2)
                 head = yield read
                 if not (head[0] >> 4 == 10 and len(head) > 1 and head[1] == 0):  # not the AAC config
+                    self._budget.add_samples(1)
                     self._audio.add(end, timestamp)
             elif kind == SCRIPT and 0 < size <= MAX_SCRIPT_BYTES:
                 read = size
@@ -138,6 +143,12 @@ class FlvIndex:
                 return None
             return int.from_bytes(head[2:5], "big", signed=True)
         return 0
+
+    def unplayable(self, whole: bool) -> str | None:
+        """Why the file holds nothing to play, once that is certain (``whole``: every byte was received)."""
+        if whole and self._header_seen and not len(self._audio) and not len(self._video):
+            return "no tag: the file holds no audio or video tag"
+        return None
 
     def timeline(self) -> MediaTimeline | None:
         """The timeline once the header is known, else None."""

@@ -6,6 +6,7 @@ import struct
 from collections.abc import Generator
 from typing import Protocol
 
+from pytomo.media.budget import BOX_LIMIT_BYTES, IndexBudget, IndexLimitError
 from pytomo.media.flv import FlvIndex
 from pytomo.media.mp4 import TOP_LEVEL_TYPES, Mp4Index
 from pytomo.media.mpegts import PACKET_BYTES, SYNC, TsIndex
@@ -27,6 +28,8 @@ class _ContainerIndex(Protocol):
 
     def timeline(self) -> MediaTimeline | None: ...
 
+    def unplayable(self, whole: bool) -> str | None: ...
+
 
 def _is_ts(head: bytes) -> bool | None:
     """Whether ``head`` starts an MPEG-TS stream: a sync byte every 188 bytes (three of them); None: need more."""
@@ -41,21 +44,27 @@ def _is_ts(head: bytes) -> bool | None:
 class _Pump:
     """Drives a parser generator over chunks: it yields n > 0 to be sent the next n bytes, -n to skip n bytes.
 
-    Skipped bytes are only counted, so the cost of a chunk is one step per parser request it completes.
+    Skipped bytes are only counted, so the cost of a chunk is one step per parser request it completes. No request
+    for more than the budget is ever buffered.
     """
 
-    def __init__(self, parser: Generator[int, bytes | None, None]) -> None:
+    def __init__(self, parser: Generator[int, bytes | None, None], budget: IndexBudget) -> None:
         self._parser = parser
+        self._budget = budget
         self._buffer = bytearray()
         self.finished = False
+        self._want = 0
         self._want = self._step(None)
 
     def _step(self, value: bytes | None) -> int:
         try:
-            return self._parser.send(value)
+            want = self._parser.send(value)
         except StopIteration:
             self.finished = True
             return 0
+        if want > 0:
+            self._budget.request(want)
+        return want
 
     def feed(self, data: memoryview) -> None:
         pos, end = 0, len(data)
@@ -114,12 +123,19 @@ def sniff(head: bytes) -> str | None:
 
 
 class MediaIndexer:
-    """Fed the bytes of one media file in order; builds its MediaTimeline from the container's own index."""
+    """Fed the bytes of one media file in order; builds its MediaTimeline from the container's own index.
 
-    def __init__(self) -> None:
+    No box or element larger than ``box_limit_bytes`` is held, nor more samples than the budget allows; one whose
+    declared size is larger, or runs past ``file_size_bytes`` (the Content-Length, when known), stops the index
+    with a ``problem`` whose ``problem_kind`` says which limit it crossed.
+    """
+
+    def __init__(self, box_limit_bytes: int = BOX_LIMIT_BYTES, file_size_bytes: int | None = None) -> None:
         self.container: str | None = None  # "mp4", "webm", "flv", "ts" once sniffed
         self.received_bytes = 0
+        self._budget = IndexBudget(box_limit_bytes, file_size_bytes)
         self._fatal: str | None = None
+        self._fatal_kind: str | None = None
         self._head = bytearray()
         self._index: _ContainerIndex | None = None
         self._pump: _Pump | None = None
@@ -127,6 +143,26 @@ class MediaIndexer:
         self._tail_next: int | None = None
         self._parsed_version = 0  # bumped whenever bytes reach a parser
         self._cached: tuple[int, MediaTimeline | None] | None = None
+
+    @property
+    def box_limit_bytes(self) -> int:
+        """The largest box or element held whole."""
+        return self._budget.box_limit_bytes
+
+    @property
+    def file_size_bytes(self) -> int | None:
+        """The whole file's size when known (the Content-Length of an uncompressed body)."""
+        return self._budget.file_size_bytes
+
+    @file_size_bytes.setter
+    def file_size_bytes(self, size_bytes: int | None) -> None:
+        self._budget.file_size_bytes = size_bytes
+
+    @property
+    def problem_kind(self) -> str | None:
+        """What stopped the index: html, unknown_container, malformed, box_too_large, impossible_size,
+        too_many_samples; None while it runs."""
+        return self._fatal_kind
 
     @property
     def problem(self) -> str | None:
@@ -161,16 +197,27 @@ class MediaIndexer:
 
     def _start(self, kind: str) -> bool:
         if kind == "html":
-            self._fatal = "HTML page where media was expected"
+            self._stop("html", "HTML page where media was expected")
             return False
         if kind == "unknown":
-            self._fatal = f"unknown container (first bytes {bytes(self._head[:4]).hex()})"
+            self._stop("unknown_container", f"unknown container (first bytes {bytes(self._head[:4]).hex()})")
             return False
         self.container = kind
-        index = _INDEXES[kind]()
-        self._pump = _Pump(index.run())
+        index = _INDEXES[kind](self._budget)
         self._index = index
+        self._pump = self._new_pump(index.run())
         return True
+
+    def _stop(self, kind: str, message: str) -> None:
+        self._fatal_kind, self._fatal = kind, message
+
+    def _new_pump(self, parser: Generator[int, bytes | None, None]) -> _Pump | None:
+        """A pump over ``parser``, or None when its first request already stops the index."""
+        try:
+            return _Pump(parser, self._budget)
+        except IndexLimitError as exc:  # pragma: no cover - every parser first asks for a few header bytes
+            self._stop(exc.kind, f"media/{exc.kind}: {exc}")
+            return None
 
     def _run(self, pump: _Pump | None, data: memoryview) -> None:
         if pump is None:
@@ -178,14 +225,19 @@ class MediaIndexer:
         self._parsed_version += 1
         try:
             pump.feed(data)
+        except IndexLimitError as exc:
+            self._stop(exc.kind, f"media/{exc.kind}: {exc}")
         except _MALFORMED as exc:
-            self._fatal = f"malformed {self.container} data: {exc}"
+            self._stop("malformed", f"malformed {self.container} data: {exc}")
 
     def tail_request(self) -> tuple[int, int | None] | None:
         """For an MP4 whose moov follows the mdat: (offset, None = to the end) of the bytes still needed."""
         index = self._index
         if self._fatal is not None or not isinstance(index, Mp4Index) or index.moov_seen or index.mdat_end is None:
             return None
+        size = self._budget.file_size_bytes
+        if size is not None and index.mdat_end >= size:
+            return None  # the mdat runs to (or past) the end of the file: no moov can follow it
         return index.mdat_end, None
 
     def feed_tail(self, offset: int, data: bytes) -> None:
@@ -193,9 +245,10 @@ class MediaIndexer:
         index = self._index
         if not isinstance(index, Mp4Index):
             raise ValueError("feed_tail is only for an MP4 file whose moov follows the mdat")
-        if self._tail_pump is None:
-            self._tail_pump = _Pump(index.run(offset))
+        if self._tail_next is None:
             self._tail_next = offset
+            if self._fatal is None:
+                self._tail_pump = self._new_pump(index.run(offset))
         if offset != self._tail_next:
             raise ValueError(f"tail bytes must be contiguous: expected offset {self._tail_next}, got {offset}")
         self._tail_next = offset + len(data)
@@ -212,8 +265,20 @@ class MediaIndexer:
         (an MPEG-TS PES without a length) closes it now."""
         index = self._index
         if self._fatal is None and isinstance(index, TsIndex):
-            index.end_of_file()
             self._parsed_version += 1
+            try:
+                index.end_of_file()
+            except IndexLimitError as exc:  # the PES it closes may cross the sample budget
+                self._stop(exc.kind, f"media/{exc.kind}: {exc}")
+
+    def unplayable(self, whole: bool) -> str | None:
+        """Why the file holds nothing playable, once its index says so for certain; None otherwise.
+
+        ``whole``: every byte of the file has been fed (else only a complete index, such as a moov, can tell).
+        """
+        if self._fatal is not None or self._index is None:
+            return None
+        return self._index.unplayable(whole)
 
     def timeline(self) -> MediaTimeline | None:
         """The timeline from what has been parsed so far; None when there is a problem.

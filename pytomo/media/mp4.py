@@ -8,13 +8,12 @@ from array import array
 from collections.abc import Generator, Iterator
 from itertools import accumulate, repeat
 
+from pytomo.media.budget import IndexBudget
 from pytomo.media.timeline import MediaTimeline, TrackSamples, build_timeline
 
 TOP_LEVEL_TYPES = frozenset(b"ftyp styp moov moof mdat free skip wide pdin sidx uuid meta".split())
-MAX_INDEX_BOX_BYTES = 256 * 1024 * 1024  # a moov/moof larger than this is treated as malformed
 _TO_END = 1 << 62  # "skip everything that follows"
 _HANDLERS = {b"vide": "video", b"soun": "audio"}
-MAX_SAMPLES = 10_000_000  # per track or run; more is treated as malformed
 
 # A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped.
 Parser = Generator[int, "bytes | None", None]
@@ -132,7 +131,8 @@ class Mp4Index:
     edit cuts away before 0 (B-frame delay, audio priming) are still needed but never shown.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, budget: IndexBudget | None = None) -> None:
+        self._budget = budget or IndexBudget()
         self.moov_seen = False
         self.moov_box: tuple[int, bytes] | None = None  # (file offset, bytes) of the moov, for MediaInfo
         self.fragmented = False
@@ -168,8 +168,7 @@ class Mp4Index:
                 raise ValueError(f"box {kind!r} at byte {pos} has size {size}")
             body_len = size - header_len
             if kind in (b"moov", b"moof", b"sidx") and not (kind == b"moov" and self.moov_seen):
-                if body_len > MAX_INDEX_BOX_BYTES:
-                    raise ValueError(f"{kind.decode()} box of {size} bytes is too large")
+                self._budget.hold(f"{kind.decode()} box", size, pos)
                 body = yield body_len
                 if kind == b"moov":
                     self._parse_moov(body)
@@ -243,7 +242,7 @@ class Mp4Index:
 
     def _parse_stbl(self, buf: bytes, start: int, stop: int, track: _Track) -> None:
         boxes = {kind: (s, e) for kind, s, e in _children(buf, start, stop)}
-        sizes = self._sample_sizes(buf, boxes)
+        sizes = self._sample_sizes(buf, boxes, self._budget)
         if not sizes:
             return
         if b"stco" in boxes:
@@ -259,10 +258,13 @@ class Mp4Index:
         ends: list[int] = []
         sample = 0
         entries = len(runs) // 3
+        next_chunk = 0  # runs of chunks never go back: each chunk is visited once, however the entries lie
         for e in range(entries):
             first_chunk, per_chunk = runs[3 * e], runs[3 * e + 1]
-            last_chunk = runs[3 * (e + 1)] - 1 if e + 1 < entries else len(chunk_offsets)
-            for chunk in range(first_chunk - 1, min(last_chunk, len(chunk_offsets))):
+            last_chunk = min(runs[3 * (e + 1)] - 1 if e + 1 < entries else len(chunk_offsets), len(chunk_offsets))
+            first = max(first_chunk - 1, next_chunk)
+            next_chunk = max(next_chunk, last_chunk)
+            for chunk in range(first, last_chunk):
                 offset = chunk_offsets[chunk]
                 for size in sizes[sample:sample + per_chunk]:
                     offset += size
@@ -291,16 +293,16 @@ class Mp4Index:
         track.next_dts = dts[count]
 
     @staticmethod
-    def _sample_sizes(buf: bytes, boxes: dict[bytes, tuple[int, int]]) -> list[int]:
+    def _sample_sizes(buf: bytes, boxes: dict[bytes, tuple[int, int]], budget: IndexBudget) -> list[int]:
         if b"stsz" in boxes:
             start = boxes[b"stsz"][0]
             fixed, count = struct.unpack_from(">II", buf, start + 4)
-            if count > MAX_SAMPLES:
-                raise ValueError(f"stsz lists {count} samples")
+            budget.add_samples(count)
             return [fixed] * count if fixed else list(_uints(buf, start + 12, count))
         if b"stz2" in boxes:
             start = boxes[b"stz2"][0]
             field_bits, count = buf[start + 7], _u32(buf, start + 8)
+            budget.add_samples(count)
             if field_bits == 16:
                 return list(_uints(buf, start + 12, count, "H"))
             if field_bits == 8:
@@ -363,6 +365,7 @@ class Mp4Index:
             if kind == b"tfdt":
                 dts = _u64(buf, s + 4) if buf[s] == 1 else _u32(buf, s + 4)
             elif kind == b"trun":
+                self._budget.add_samples(_u32(buf, s + 4))
                 data, dts = self._parse_trun(buf, s, base, data, dts, default_duration, default_size, track, shift)
         if track:
             track.next_dts = dts
@@ -373,9 +376,7 @@ class Mp4Index:
                     default_size: int, track: _Track | None, shift: int = 0) -> tuple[int, int]:
         """Record the samples of one track run; return the end of its data and the next decode time."""
         flags = int.from_bytes(buf[pos + 1:pos + 4], "big")
-        count = _u32(buf, pos + 4)
-        if count > MAX_SAMPLES:
-            raise ValueError(f"trun lists {count} samples")
+        count = _u32(buf, pos + 4)  # counted against the budget by the caller
         pos += 8
         if flags & 0x01:
             data = base + struct.unpack_from(">i", buf, pos)[0]
@@ -403,6 +404,19 @@ class Mp4Index:
         return data, dts
 
     # --- result ------------------------------------------------------------------------------------------
+
+    def unplayable(self, whole: bool) -> str | None:
+        """Why the file holds nothing to play, once that is certain (``whole``: every byte was received).
+
+        A plain moov lists every sample, so it settles it; a fragmented file may list samples in later fragments.
+        """
+        if not self.moov_seen or not (whole or not self.fragmented):
+            return None
+        if not self._tracks:
+            return "no track: the moov lists no audio or video track"
+        if not any(len(t.samples) for t in self._tracks.values()):
+            return "no sample: the audio and video tracks list no sample"
+        return None
 
     def declared_duration_s(self) -> float | None:
         """The duration the header declares: mvhd for a plain file; mehd or sidx for a fragmented one."""

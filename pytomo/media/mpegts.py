@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
+from pytomo.media.budget import IndexBudget
 from pytomo.media.timeline import MediaTimeline, TrackSamples, build_timeline
 
 PACKET_BYTES = 188
@@ -90,7 +91,8 @@ class TsIndex:
     usually), else when the next PES of its stream starts (video). The container declares no duration.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, budget: IndexBudget | None = None) -> None:
+        self._budget = budget or IndexBudget()
         self.duration_s: float | None = None  # MPEG-TS has no declared duration
         self._pmt_pids: set[int] = set()
         self._streams: dict[int, _Stream] = {}
@@ -152,8 +154,7 @@ class TsIndex:
         elif stream.pending is not None and stream.expected is not None and stream.received >= stream.expected:
             self._close(stream)
 
-    @staticmethod
-    def _adts(stream: _Stream, data: bytes, end: int) -> None:
+    def _adts(self, stream: _Stream, data: bytes, end: int) -> None:
         """List the ADTS frames that end in ``data`` (elementary stream bytes of a TS packet ending at ``end``)."""
         pos = 0
         while pos < len(data):
@@ -180,6 +181,7 @@ class TsIndex:
             pos += take
             stream.frame_left -= take
             if not stream.frame_left and stream.frame_pts is not None:
+                self._budget.add_samples(1)
                 stream.samples.add(end, stream.frame_pts, stream.frame_duration)
 
     @staticmethod
@@ -208,6 +210,7 @@ class TsIndex:
     def _close(self, stream: _Stream) -> None:
         if stream.pending is not None:
             pts, dts = stream.pending
+            self._budget.add_samples(1)
             stream.samples.add(stream.last_end, pts, None, dts)
             stream.pending = None
 
@@ -257,6 +260,16 @@ class TsIndex:
         """The file has been received whole: the PES still open are complete."""
         for stream in self._streams.values():
             self._close(stream)
+
+    def unplayable(self, whole: bool) -> str | None:
+        """Why the file holds nothing to play, once that is certain (``whole``: every byte was received)."""
+        if not whole or not self._pmt_seen:
+            return None
+        if not self._streams:
+            return "no stream: the PMT lists no audio or video stream"
+        if not any(len(s.samples) for s in self._streams.values()):
+            return "no PES: the audio and video streams carry no timed PES"
+        return None
 
     def timeline(self) -> MediaTimeline | None:
         """The timeline once the PMT is known, else None."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Generator, Iterator
 
+from pytomo.media.budget import IndexBudget, IndexLimitError
 from pytomo.media.timeline import MediaTimeline, TrackSamples, build_timeline
 
 EBML = 0x1A45DFA3
@@ -25,9 +27,7 @@ BLOCK = 0xA1
 BLOCK_DURATION = 0x9B
 # Elements that may sit directly in a Cluster (anything else ends a Cluster of unknown size).
 CLUSTER_CHILDREN = frozenset({TIMECODE, SIMPLE_BLOCK, BLOCK_GROUP, 0xA7, 0xAB, 0xAF, 0x5854, 0xEC, 0xBF})
-# Elements that may sit directly in a BlockGroup (anything else ends a BlockGroup of unknown size).
-GROUP_CHILDREN = frozenset({BLOCK, BLOCK_DURATION, 0xA2, 0x75A1, 0xFA, 0xFB, 0xFD, 0xA4, 0x75A2, 0xEC, 0xBF})
-MAX_HEADER_ELEMENT_BYTES = 64 * 1024 * 1024  # an Info/Tracks element larger than this is treated as malformed
+MAX_UINT_BYTES = 8  # an EBML unsigned integer (Timecode, BlockDuration) has at most 8 bytes
 _TRACK_KINDS = {1: "video", 2: "audio"}
 _TO_END = 1 << 62
 
@@ -75,6 +75,14 @@ def _elements(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tu
         pos += size
 
 
+def _read_uint(name: str, size: int) -> Generator[int, bytes, int]:
+    """Read an unsigned integer element's payload of ``size`` bytes from the stream (at most 8 bytes)."""
+    if size > MAX_UINT_BYTES:
+        raise IndexLimitError(f"the {name} element declares {size} bytes; an unsigned integer has at most "
+                              f"{MAX_UINT_BYTES}", "impossible_size")
+    return int.from_bytes((yield size), "big") if size else 0
+
+
 def _uint(buf: bytes, start: int, end: int) -> int:
     return int.from_bytes(buf[start:end], "big")
 
@@ -90,7 +98,8 @@ def _float(buf: bytes, start: int, end: int) -> float:
 class WebmIndex:
     """What the elements of a WebM/Matroska file say about its blocks; ``run`` is fed the file's bytes in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: IndexBudget | None = None) -> None:
+        self._budget = budget or IndexBudget()
         self.timecode_scale_ns = 1_000_000
         self.duration_ticks: float | None = None
         self.segment_complete = False  # every block of the Segment has been listed
@@ -130,8 +139,7 @@ class WebmIndex:
             if size is None:
                 raise ValueError(f"unknown-size element {element_id:#x} in the Segment")
             if element_id in (INFO, TRACKS):
-                if size > MAX_HEADER_ELEMENT_BYTES:
-                    raise ValueError(f"element {element_id:#x} of {size} bytes is too large")
+                self._budget.hold("Info element" if element_id == INFO else "Tracks element", size, pos + header_len)
                 body = yield size
                 if element_id == INFO:
                     self._parse_info(body)
@@ -158,13 +166,10 @@ class WebmIndex:
             if end is None and element_id not in CLUSTER_CHILDREN:
                 return pos, (element_id, child_size, header_len)
             body_start = pos + header_len
-            if element_id == BLOCK_GROUP and child_size is None:
-                pos, pending = yield from self._block_group(body_start, None, timecode)
-                continue
-            if child_size is None:
+            if child_size is None:  # only a Segment or a Cluster may have an unknown size
                 raise ValueError(f"unknown-size element {element_id:#x} in a Cluster")
             if element_id == TIMECODE:
-                timecode = int.from_bytes((yield child_size), "big") if child_size else 0
+                timecode = yield from _read_uint("Timecode", child_size)
             elif element_id == SIMPLE_BLOCK:
                 track, relative, frames = yield from self._block_header(child_size)
                 self._add_block(track, body_start + child_size, timecode + relative, None, frames)
@@ -175,31 +180,26 @@ class WebmIndex:
             pos = body_start + child_size
         return pos, None
 
-    def _block_group(self, pos: int, size: int | None,
-                     timecode: int) -> Generator[int, bytes, tuple[int, Header | None]]:
-        end = None if size is None else pos + size
+    def _block_group(self, pos: int, size: int, timecode: int) -> Generator[int, bytes, None]:
+        """List the Block of one BlockGroup starting at payload offset ``pos``, with its BlockDuration."""
+        end = pos + size
         block: tuple[int, int, int, int] | None = None  # track, end offset, timecode, frames
         duration: int | None = None
-        pending: Header | None = None
-        while end is None or pos < end:
+        while pos < end:
             element_id, child_size, header_len = yield from _read_header()
-            if end is None and element_id not in GROUP_CHILDREN:
-                pending = (element_id, child_size, header_len)
-                break
             if child_size is None:
                 raise ValueError(f"unknown-size element {element_id:#x} in a BlockGroup")
             if element_id == BLOCK:
                 track, relative, frames = yield from self._block_header(child_size)
                 block = (track, pos + header_len + child_size, timecode + relative, frames)
             elif element_id == BLOCK_DURATION:
-                duration = int.from_bytes((yield child_size), "big") if child_size else 0
+                duration = yield from _read_uint("BlockDuration", child_size)
             elif child_size:
                 yield -child_size
             pos += header_len + child_size
         if block is not None:
             track, block_end, block_time, frames = block
             self._add_block(track, block_end, block_time, duration, frames)
-        return pos, pending
 
     @staticmethod
     def _block_header(size: int) -> Generator[int, bytes, tuple[int, int, int]]:
@@ -224,6 +224,7 @@ class WebmIndex:
         track = self._tracks.get(track_number)
         if track is None:
             return
+        self._budget.add_samples(1)
         if duration is None and track_number in self._default_duration_ns:
             duration = frames * self._default_duration_ns[track_number] / self.timecode_scale_ns
         track.add(end, ticks, duration)
@@ -257,9 +258,19 @@ class WebmIndex:
 
     def duration_s(self) -> float | None:
         """The Segment duration from Info, when given."""
-        if self.duration_ticks is None or self.duration_ticks <= 0:
+        if self.duration_ticks is None or not 0 < self.duration_ticks < math.inf:
             return None
         return self.duration_ticks * self.timecode_scale_ns / 1e9
+
+    def unplayable(self, whole: bool) -> str | None:
+        """Why the file holds nothing to play, once that is certain (``whole``: every byte was received)."""
+        if not self._tracks_seen:
+            return None
+        if not self._tracks:
+            return "no track: the Tracks element lists no audio or video track"
+        if (whole or self.segment_complete) and not any(len(t) for t in self._tracks.values()):
+            return "no block: the Segment holds no block of its audio or video tracks"
+        return None
 
     def timeline(self) -> MediaTimeline | None:
         """The timeline once the Tracks are known, else None."""
