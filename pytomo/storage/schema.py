@@ -218,6 +218,7 @@ CREATE INDEX IF NOT EXISTS videos_run ON videos(run_id);
 CREATE INDEX IF NOT EXISTS hops_video ON hops(video_row_id);
 CREATE INDEX IF NOT EXISTS dns_video ON dns_answers(video_row_id, host);
 CREATE INDEX IF NOT EXISTS rtt_video ON rtt_samples(video_row_id, address);
+CREATE INDEX IF NOT EXISTS rtt_probes_video ON rtt_probes(video_row_id);
 CREATE INDEX IF NOT EXISTS downloads_video ON downloads(video_row_id);
 CREATE INDEX IF NOT EXISTS stalls_download ON stalls(download_id);
 CREATE INDEX IF NOT EXISTS timeline_download ON playout_timeline(download_id);
