@@ -21,6 +21,19 @@ def binary_name() -> str:
     return f"pytomo-{platform.system().lower()}-{ARCH.get(machine, machine)}"
 
 
+def deno_options(sep: str) -> list[str]:
+    """The deno binary of the ``deno`` wheel, as a binary of the bundle (``pytomo.paths.deno_binary`` finds it)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from pytomo.paths import BUNDLED_DENO_DIR, deno_binary
+    finally:
+        sys.path.pop(0)
+    deno = deno_binary()
+    if deno is None:
+        raise SystemExit("build/pyinstaller.py: the deno wheel is not installed (pip install deno)")
+    return ["--add-binary", f"{deno}{sep}{BUNDLED_DENO_DIR}"]
+
+
 def options() -> list[str]:
     """PyInstaller's command line: one file, our data, the packages that carry binaries or data of their own."""
     sep = ";" if sys.platform == "win32" else ":"
@@ -38,7 +51,10 @@ def options() -> list[str]:
         "--collect-binaries", "imageio_ffmpeg", "--collect-data", "imageio_ffmpeg",
         "--collect-binaries", "pymediainfo",
         "--collect-submodules", "dns",
-        "--collect-submodules", "yt_dlp",
+        "--collect-submodules", "yt_dlp", "--collect-data", "yt_dlp",  # with its vendored challenge scripts
+        # the EJS challenge solver scripts yt-dlp loads from the yt-dlp-ejs package, and deno to run them
+        "--collect-submodules", "yt_dlp_ejs", "--collect-data", "yt_dlp_ejs",
+        *deno_options(sep),
         "--exclude-module", "tests", "--exclude-module", "pytest", "--exclude-module", "tkinter",
     ]
 

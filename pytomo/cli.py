@@ -36,6 +36,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class _VersionAction(argparse.Action):
+    """``--version`` of the crawler: asks yt-dlp, at that moment, what it detects (pytomo/version.py)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+        from pytomo.version import version_lines
+
+        print("\n".join(version_lines()), flush=True)
+        parser.exit(0)
+
+
 def _int_at_least(minimum: int):
     """An argparse type: a whole number not below ``minimum``."""
 
@@ -167,7 +177,8 @@ def crawl_parser() -> argparse.ArgumentParser:
                    help="run the lab here; -s youtube/dailymotion use its recorded APIs and pages")
     g.add_argument("--lab-scenario", dest="lab_scenario", metavar="FILE", help="scenario of the lab (-s lab)")
     g.add_argument("--lab-truth", dest="lab_truth", metavar="FILE", help="write the lab's ground-truth log here")
-    p.add_argument("-V", "--version", action="version", version=f"pytomo {__version__}")
+    p.add_argument("-V", "--version", action=_VersionAction, nargs=0,
+                   help="show Pytomo's version, yt-dlp's, and the JS runtime and yt-dlp-ejs yt-dlp finds, and exit")
     return p
 
 

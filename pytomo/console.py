@@ -70,3 +70,7 @@ def summary_table(summary: CrawlSummary, out: TextIO) -> None:
         out.write("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
     out.write(f"{len(summary.videos)} videos, {summary.measured} measured, {summary.rounds} round(s); "
               f"stopped: {summary.stop_reason}\n")
+    if summary.slowdowns:
+        what = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in summary.slowdowns.items())
+        out.write(f"the platform pushed back: {what}; the crawl slowed down (longest pause "
+                  f"{summary.longest_pause_s:.0f} s)\n")

@@ -118,3 +118,17 @@ class ManifestError(MediaError):
     """An HLS playlist or DASH MPD that cannot be read: a malformed value (named in the message) or too large."""
 
     kind = "bad_manifest"
+
+
+BLOCKED_STATUSES = (401, 403, 429)  # a platform's media host refusing the client, not a broken server
+
+
+class BlockedClient(HttpStatusError):
+    """A platform's media host (CDN) refused the manifest or a segment (HTTP 401, 403 or 429): stored with the status.
+
+    Raise it with the stage (``download``) and the fields ``status`` and ``url`` where a platform's media request
+    gets one of ``BLOCKED_STATUSES``, instead of the generic HttpStatusError.
+    """
+
+    kind = "blocked_client"
+    fmt = "the media host refused the client: HTTP {status} from {url}"

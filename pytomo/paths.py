@@ -53,3 +53,27 @@ def child_command(name: str) -> list[str]:
     if getattr(sys, "frozen", False):
         return [sys.executable, name]
     return [sys.executable, "-m", modules[name]]
+
+
+BUNDLED_DENO_DIR = "deno_bin"  # where build/pyinstaller.py puts the deno binary inside the frozen bundle
+
+
+def deno_binary() -> Path | None:
+    """The deno binary yt-dlp runs its challenge scripts with: the bundled one when frozen, else the ``deno`` wheel's.
+
+    None when neither is there (yt-dlp then looks for ``deno`` on the PATH by itself).
+    """
+    name = "deno.exe" if sys.platform == "win32" else "deno"
+    if getattr(sys, "frozen", False) and hasattr(sys, "_MEIPASS"):
+        path = Path(sys._MEIPASS) / BUNDLED_DENO_DIR / name
+        if path.is_file() and not os.access(path, os.X_OK):
+            path.chmod(0o700)  # our own extraction folder: make the binary runnable
+        return path if path.is_file() else None
+    try:
+        from deno import find_deno_bin
+    except ImportError:
+        return None
+    try:
+        return Path(find_deno_bin())
+    except (FileNotFoundError, OSError):
+        return None

@@ -16,10 +16,13 @@ from pytomo.errors import StorageError, UnsupportedURL
 from pytomo.results import utc_now
 from pytomo.services import for_url
 from pytomo.services.base import Service, ServiceContext
+from pytomo.services.outcomes import SLOWDOWN_KINDS as PLATFORM_SLOWDOWN_KINDS
 from pytomo.settings import Settings
 from pytomo.storage.sqlite import RunDatabase
 
 log = logging.getLogger(__name__)
+# outcomes after which the crawl pauses longer and longer: bot checks, rate limits, and an IP block
+SLOW_KINDS = tuple(dict.fromkeys((*SLOWDOWN_KINDS, *PLATFORM_SLOWDOWN_KINDS)))
 
 
 @dataclass
@@ -30,6 +33,8 @@ class CrawlSummary:
     rounds: int = 0
     stop_reason: str = "done"
     error: str | None = None  # why the crawl could not go on (the database cannot be written: a full disk)
+    slowdowns: dict[str, int] = field(default_factory=dict)  # bot checks, rate limits...: how many of each
+    longest_pause_s: float = 0.0  # the longest pause they caused
 
     @property
     def measured(self) -> int:
@@ -91,6 +96,8 @@ class Crawler:
                     return summary
                 if pause_s > 0:
                     self.waits_s.append(pause_s)
+                    if self.bot_checks:  # a pause the platform's push-back made longer
+                        summary.longest_pause_s = max(summary.longest_pause_s, pause_s)
                     if self.wait(pause_s):
                         summary.stop_reason = "interrupted"
                         return summary
@@ -111,6 +118,8 @@ class Crawler:
                 if s.related and not s.loop:
                     following += self._related(m, measured)
                 pause_s = self._pause_after(m, started_s)
+                if m.error_kind in SLOW_KINDS:
+                    summary.slowdowns[m.error_kind] = summary.slowdowns.get(m.error_kind, 0) + 1
             if s.loop:
                 continue
             inputs = [(u, src) for u, src in dict.fromkeys(following) if u not in measured]
@@ -139,7 +148,7 @@ class Crawler:
             log.info("loop: next measurement in %.0f s (random spacing, mean %.0f s)", pause, s.loop_mean_interval_s)
         else:
             pause = s.delay_between_requests_s
-        if m.error_kind in SLOWDOWN_KINDS:
+        if m.error_kind in SLOW_KINDS:
             self.bot_checks += 1
             slow = bot_check_pause_s(self.bot_checks, s.bot_check_pause_s, s.bot_check_max_pause_s)
             log.warning("%s answered %s (%d in a row): pausing %.0f s before the next video", m.service_label,

@@ -9,7 +9,7 @@ from pytomo.errors import PageError, UsageError
 from pytomo.results import MediaDescriptor
 from pytomo.services.platform import PlatformService, lab_endpoints
 from pytomo.services.resolver import Resolved
-from pytomo.services.webapi import ApiError, get_json
+from pytomo.services.webapi import ApiError, QuotaExceeded, get_json
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,9 @@ class DailymotionService(PlatformService):
         except ApiError as exc:
             if exc.status == 400:
                 raise UsageError(f"the Dailymotion API refused the list: {exc}") from exc
-            raise PageError(f"cannot get the Dailymotion seeds: {exc}", stage="seeds", kind="api") from exc
-        self.seed_source = f"dailymotion-api:sort={sort}"
+            kind = "quota_exceeded" if isinstance(exc, QuotaExceeded) else "api"
+            raise PageError(f"cannot get the Dailymotion seeds: {exc}", stage="seeds", kind=kind) from exc
+        self.seed_source = f"chart:dailymotion-api:sort={sort}"
         log.info("dailymotion seeds: %d videos sorted by %s", len(ids), sort)
         return [video_url(i) for i in ids]
 

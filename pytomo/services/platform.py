@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from pytomo.errors import PageError
 from pytomo.results import MediaDescriptor
 from pytomo.services.base import Service, ServiceContext
 from pytomo.services.formats import FormatChoice, NoFormat, choose
+from pytomo.services.jsruntime import age_days, warn_if_stale
 from pytomo.services.resolver import (
     MediaResolver,
     RecordedResolver,
@@ -16,8 +19,9 @@ from pytomo.services.resolver import (
     ResolverError,
     YtDlpResolver,
     missing_format_warnings,
+    ytdlp_version,
 )
-from pytomo.services.webapi import ApiError
+from pytomo.services.webapi import ApiError, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,37 @@ def default_resolver(ctx: ServiceContext, extractor_key: str, player_client: tup
     source = s.info_source_url or (lab["info_source"] if lab else "")
     if source:
         return RecordedResolver(ctx.http, source)
+    _warn_once_if_stale()
     return YtDlpResolver(socket_timeout_s=max(RESOLVER_TIMEOUT_S, s.http_timeout_s), proxy=s.http_proxy,
                          player_client=player_client, extractor_key=extractor_key)
+
+
+_STALE_WARNED: list[bool] = []
+
+
+def _warn_once_if_stale() -> None:
+    """At the start of a crawl through the yt-dlp package: one warning line when it is older than 60 days."""
+    if not _STALE_WARNED:
+        _STALE_WARNED.append(True)
+        warn_if_stale(ytdlp_version())
+
+
+_CLIENT_IN_PATH = re.compile(r"/c/([A-Za-z0-9_]+)(?:/|$)")
+
+
+def clients_in(formats: list[dict | None]) -> list[str]:
+    """The player clients that really got these formats: the ``c=`` of their media URLs (``/c/X/`` in manifests)."""
+    found: list[str] = []
+    for f in formats:
+        if not isinstance(f, dict):
+            continue
+        for url in (f.get("url"), f.get("manifest_url")):
+            if not isinstance(url, str):
+                continue
+            parts = urlsplit(url)
+            values = parse_qs(parts.query).get("c") or _CLIENT_IN_PATH.findall(parts.path)
+            found += [v for v in values if v not in found]
+    return sorted(found)
 
 
 def _format_facts(f: dict | None) -> dict | None:
@@ -53,22 +86,32 @@ def _format_facts(f: dict | None) -> dict | None:
 
 def extractor_record(*, resolver: str, version: str | None, player_client: tuple[str, ...],
                      warnings: tuple[str, ...], info: dict | None = None, choice: FormatChoice | None = None,
-                     format_choice: str | None = None) -> dict[str, Any]:
+                     format_choice: str | None = None, runtime: dict | None = None) -> dict[str, Any]:
     """The ``videos.extractor_json`` record: who resolved the page, with what, and which format was measured."""
     record: dict[str, Any] = {
         "resolver": resolver, "ytdlp_version": version, "warnings": list(warnings),
         "missing_formats": missing_format_warnings(warnings)}
     if resolver in ("yt-dlp", "recorded"):  # the clients asked of yt-dlp; "default": its own choice
         record["player_client"] = list(player_client) or ["default"]
+        record["ytdlp_age_days"] = age_days(version)
+        # the JS runtime and EJS scripts yt-dlp detected (None: unknown, e.g. a recording that does not say)
+        record.update(runtime or {"js_runtime": None, "ejs_version": None})
     if info is not None:
         record["extractor"] = info.get("extractor_key") or info.get("extractor")
         record["formats_offered"] = len(info.get("formats") or [])
+        record["clients_offered"] = clients_in(info.get("formats") or [])
     if format_choice is not None:
         record["format_choice"] = format_choice
     if choice is not None:
         record.update(format_id=choice.format_id, format_rule=choice.rule, format=_format_facts(choice.primary),
-                      audio_format=_format_facts(choice.audio))
+                      audio_format=_format_facts(choice.audio), clients_used=clients_in([choice.primary, choice.audio]))
     return record
+
+
+def _drm_only(formats: list) -> bool:
+    """True when every format (storyboards aside) is DRM protected, as yt-dlp marks them (``has_drm``)."""
+    media = [f for f in formats if isinstance(f, dict) and f.get("ext") != "mhtml"]
+    return bool(media) and all(f.get("has_drm") for f in media)
 
 
 class PlatformService(Service):
@@ -80,6 +123,7 @@ class PlatformService(Service):
     def __init__(self, ctx: ServiceContext, resolver: MediaResolver | None = None) -> None:
         super().__init__(ctx)
         self.resolver = resolver or default_resolver(ctx, self.EXTRACTOR_KEY, self.player_client())
+        self.quota_stop: str | None = None  # set at the API's quotaExceeded: related lookups stop for the run
 
     def player_client(self) -> tuple[str, ...]:
         """Clients asked of the extractor (none: its default)."""
@@ -97,7 +141,8 @@ class PlatformService(Service):
             return self.resolver.resolve(self.canonical_url(vid) if vid else page_url)
         except ResolverError as exc:
             record = extractor_record(resolver=exc.resolver, version=exc.version, player_client=self.player_client(),
-                                      warnings=exc.warnings)
+                                      warnings=exc.warnings, runtime=exc.runtime)
+            record["outcome"] = "raised" if exc.raised else "warned, no formats"  # how yt-dlp reported it
             raise PageError(f"{self.NAME}: {exc}", kind=exc.kind, extractor=record) from exc
 
     def descriptor(self, page_url: str, resolved: Resolved, *, title: str | None = None,
@@ -107,11 +152,12 @@ class PlatformService(Service):
         info = resolved.info
         s = self.ctx.settings
         base = dict(resolver=resolved.resolver, version=resolved.version, player_client=resolved.player_client,
-                    warnings=resolved.warnings, info=info, format_choice=s.media_format)
+                    warnings=resolved.warnings, info=info, format_choice=s.media_format, runtime=resolved.runtime)
         try:
             choice = choose(info.get("formats") or [], s.media_format)
         except NoFormat as exc:
-            raise PageError(f"{self.NAME}: {exc}", kind="no_format", extractor=extractor_record(**base)) from exc
+            kind = "drm" if _drm_only(info.get("formats") or []) else "no_format"
+            raise PageError(f"{self.NAME}: {exc}", kind=kind, extractor=extractor_record(**base)) from exc
         record = extractor_record(**base, choice=choice)
         if related_source:
             record["related_source"] = related_source
@@ -125,11 +171,21 @@ class PlatformService(Service):
             extra={"extractor": record})
 
     def related_or_note(self, fetch) -> tuple[tuple[str, ...], str | None]:
-        """Run a related-videos lookup; its failure is logged and noted, never the video's outcome."""
+        """Run a related-videos lookup; its failure is logged and noted, never the video's outcome.
+
+        After the API's ``quotaExceeded`` no related lookup is made for the rest of the run: one warning line,
+        and every later video notes why (``related_error``).
+        """
         if not self.ctx.settings.related:
             return (), None
+        if self.quota_stop:
+            return (), self.quota_stop
         try:
             return tuple(fetch()), None
+        except QuotaExceeded as exc:
+            self.quota_stop = f"quotaExceeded: related lookups stopped for this run ({exc})"
+            log.warning("%s: the API quota is exceeded: no more related lookups in this run (%s)", self.NAME, exc)
+            return (), self.quota_stop
         except (ApiError, ResolverError, PageError) as exc:
             log.warning("%s: related videos not available: %s", self.NAME, exc)
             return (), str(exc)

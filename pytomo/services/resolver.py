@@ -9,6 +9,8 @@ Contract (``MediaResolver``):
 
 Two implementations: ``YtDlpResolver`` calls the released yt-dlp package through its documented embedding API,
 ``RecordedResolver`` reads recordings of what yt-dlp returned from an HTTP "info source" (the lab serves one).
+A page yt-dlp warned about and returned without formats (``ignore_no_formats_error``) is a ResolverError too, with
+the warning as its message (``pytomo/services/outcomes.py``).
 """
 
 from __future__ import annotations
@@ -20,41 +22,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from pytomo.services.jsruntime import JsEnvironment, detect, js_runtimes_param
+from pytomo.services.outcomes import classify, error_kind, no_format_reason
+
 if TYPE_CHECKING:
     from pytomo.engine.http import HttpClient
 
 log = logging.getLogger(__name__)
+__all__ = ["MediaResolver", "RecordedResolver", "Resolved", "ResolverError", "YtDlpResolver", "classify",
+           "missing_format_warnings", "ytdlp_version"]
 
 _MAX_WARNINGS = 20
 _MAX_TEXT = 400
-# the extractor's own words for a page that yields no video, most specific first
-_ERROR_KINDS = (
-    ("bot_check", ("not a bot", "confirm you're not a bot", "confirm you’re not a bot", "unusual traffic",
-                   "captcha")),
-    ("rate_limited", ("http error 429", "too many requests")),
-    ("age_gate", ("confirm your age", "age-restricted", "age restricted", "inappropriate for some users")),
-    ("geo_blocked", ("geo restriction", "not available in your country", "from your location")),
-    ("sign_in_required", ("private video", "members-only", "join this channel", "requires payment",
-                          "sign in if", "login required", "log in to")),
-    ("no_format", ("no video formats", "requested format is not available", "drm protected",
-                   "only images are available")),
-    ("unavailable", ("video unavailable", "has been removed", "is not available", "does not exist",
-                     "http error 404", "no longer available")),
-    ("network", ("timed out", "connection refused", "unable to download", "network is unreachable",
-                 "name or service not known", "temporary failure in name resolution")),
-)
 _MISSING_FORMATS = re.compile(r"formats? (?:may be|might be|have been|were|are) (?:missing|skipped)|some .*formats"
                               r"|requested format is not available|n challenge|signature solving|po token|pot\b|sabr"
                               r"|only images are available|no video formats|javascript runtime", re.I)
-
-
-def classify(message: str) -> str:
-    """A short kind for an extractor error message (``extractor`` when none fits)."""
-    text = message.lower()
-    for kind, needles in _ERROR_KINDS:
-        if any(n in text for n in needles):
-            return kind
-    return "extractor"
 
 
 def missing_format_warnings(warnings: tuple[str, ...] | list[str]) -> list[str]:
@@ -71,12 +53,14 @@ class ResolverError(Exception):
     """The extractor gave no video for a page; ``kind`` classifies its message."""
 
     def __init__(self, message: str, *, resolver: str, version: str | None, warnings: tuple[str, ...] = (),
-                 kind: str | None = None) -> None:
+                 kind: str | None = None, runtime: dict | None = None, raised: bool = True) -> None:
         super().__init__(_clip(message))
         self.resolver = resolver
         self.version = version
         self.warnings = warnings
         self.kind = kind or classify(message)
+        self.runtime = runtime  # the JS runtime and EJS scripts yt-dlp had (``JsEnvironment.record()``)
+        self.raised = raised  # False: yt-dlp warned and returned no formats (``ignore_no_formats_error``)
 
 
 @dataclass(frozen=True)
@@ -88,6 +72,17 @@ class Resolved:
     version: str | None  # the yt-dlp version that produced the info dict
     player_client: tuple[str, ...] = ()  # clients asked for (yt-dlp extractor argument); empty: yt-dlp's default
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    runtime: dict | None = None  # the JS runtime and EJS scripts yt-dlp had (``JsEnvironment.record()``)
+
+
+def check_formats(info: dict, warnings: tuple[str, ...], *, resolver: str, version: str | None,
+                  runtime: dict | None = None) -> None:
+    """ResolverError with yt-dlp's reason when the info dict has no formats (it warned instead of raising)."""
+    if info.get("formats") or info.get("url"):
+        return
+    kind, message = no_format_reason(warnings)
+    raise ResolverError(re.sub(r"^(?:WARNING|ERROR):\s*", "", message), resolver=resolver, version=version,
+                        warnings=warnings, kind=kind, runtime=runtime, raised=False)
 
 
 class MediaResolver:
@@ -132,22 +127,39 @@ class _Collector:
 
 
 class YtDlpResolver(MediaResolver):
-    """The released yt-dlp package: ``YoutubeDL(params).extract_info(url, download=False)``, then ``sanitize_info``."""
+    """The released yt-dlp package: ``YoutubeDL(params).extract_info(url, download=False)``, then ``sanitize_info``.
+
+    ``extractors``: InfoExtractor classes registered with ``add_info_extractor`` after yt-dlp's own (an extractor
+    of the same key replaces yt-dlp's in that YoutubeDL only): stand-ins for the tests, never the network.
+    """
 
     name = "yt-dlp"
 
     def __init__(self, *, socket_timeout_s: float = 10.0, proxy: str | None = None,
-                 player_client: tuple[str, ...] = (), extractor_key: str = "youtube") -> None:
+                 player_client: tuple[str, ...] = (), extractor_key: str = "youtube",
+                 js_runtimes: dict | None = None, extractors: tuple[type, ...] = ()) -> None:
         self.socket_timeout_s = socket_timeout_s
         self.proxy = proxy
         self.player_client = tuple(player_client)
         self.extractor_key = extractor_key
+        self.js_runtimes = js_runtimes_param() if js_runtimes is None else js_runtimes
+        self.extractors = tuple(extractors)
+        self._environment: JsEnvironment | None = None
+
+    @property
+    def environment(self) -> JsEnvironment:
+        """What yt-dlp detects of its JS runtime and EJS scripts with these parameters (asked once)."""
+        if self._environment is None:
+            self._environment = detect(self.js_runtimes)
+        return self._environment
 
     def params(self, logger: _Collector, **extra: Any) -> dict[str, Any]:
         """The documented YoutubeDL parameters used for every call."""
         p: dict[str, Any] = {"logger": logger, "quiet": True, "noprogress": True, "skip_download": True,
                              "noplaylist": True, "socket_timeout": self.socket_timeout_s,
-                             "ignore_no_formats_error": True}
+                             "ignore_no_formats_error": True,  # keeps the metadata; the reason is a warning
+                             "js_runtimes": {k: dict(v) for k, v in self.js_runtimes.items()},
+                             "remote_components": []}  # never fetch scripts from npm or GitHub
         p["proxy"] = self.proxy or ""  # "": direct, as our own HTTP client (never the environment's proxy)
         if self.player_client:
             p["extractor_args"] = {self.extractor_key: {"player_client": list(self.player_client)}}
@@ -162,23 +174,27 @@ class YtDlpResolver(MediaResolver):
                                 kind="extractor") from exc
         try:
             with yt_dlp.YoutubeDL(self.params(logger, **extra)) as ydl:
+                for ie in self.extractors:
+                    ydl.add_info_extractor(ie())
                 info = ydl.extract_info(url, download=False)
                 return ydl.sanitize_info(info) or {}
         except yt_dlp.utils.DownloadError as exc:
             message = re.sub(r"^ERROR:\s*", "", str(exc))
-            raise ResolverError(message, resolver=self.name, version=ytdlp_version(),
-                                warnings=tuple(logger.warnings)) from exc
+            raise ResolverError(message, resolver=self.name, version=ytdlp_version(), warnings=tuple(logger.warnings),
+                                kind=error_kind(exc, message), runtime=self.environment.record()) from exc
 
     def resolve(self, url: str) -> Resolved:
-        """One video's info dict."""
+        """One video's info dict; ResolverError with yt-dlp's reason when it raised or gave no formats."""
         logger = _Collector()
         info = self._extract(url, logger)
         if info.get("_type") not in (None, "video"):
             raise ResolverError(f"{url} is a {info.get('_type')}, not a video", resolver=self.name,
                                 version=ytdlp_version(), kind="unavailable")
         version = (info.get("_version") or {}).get("version") or ytdlp_version()
+        runtime = self.environment.record()
+        check_formats(info, tuple(logger.warnings), resolver=self.name, version=version, runtime=runtime)
         return Resolved(info=info, resolver=self.name, version=version, player_client=self.player_client,
-                        warnings=tuple(logger.warnings))
+                        warnings=tuple(logger.warnings), runtime=runtime)
 
     def listing(self, url: str, max_entries: int) -> list[dict]:
         """Flat entries of a search, playlist or channel (``extract_flat``), at most ``max_entries``."""
@@ -216,7 +232,8 @@ class RecordedResolver(MediaResolver):
         warnings = tuple(_clip(w) for w in data.get("warnings") or ())
         if data.get("error"):
             raise ResolverError(re.sub(r"^ERROR:\s*", "", str(data["error"])), resolver=self.name,
-                                version=data.get("ytdlp_version"), warnings=warnings)
+                                version=data.get("ytdlp_version"), warnings=warnings,
+                                runtime=data.get("js_runtime"))
         return data
 
     def resolve(self, url: str) -> Resolved:
@@ -224,9 +241,12 @@ class RecordedResolver(MediaResolver):
         data = self._fetch(url)
         info = data.get("info") or {}
         version = (info.get("_version") or {}).get("version") or data.get("ytdlp_version")
+        warnings = tuple(_clip(w) for w in data.get("warnings") or ())
+        runtime = data.get("js_runtime") if isinstance(data.get("js_runtime"), dict) else None
+        if info.get("_type") in (None, "video"):
+            check_formats(info, warnings, resolver=self.name, version=version, runtime=runtime)
         return Resolved(info=info, resolver=self.name, version=version,
-                        player_client=tuple(data.get("player_client") or ()),
-                        warnings=tuple(_clip(w) for w in data.get("warnings") or ()))
+                        player_client=tuple(data.get("player_client") or ()), warnings=warnings, runtime=runtime)
 
     def listing(self, url: str, max_entries: int) -> list[dict]:
         """The recorded flat entries for a search, playlist or channel URL."""

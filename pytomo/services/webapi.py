@@ -23,6 +23,13 @@ class ApiError(Exception):
         self.reason = reason
 
 
+class QuotaExceeded(ApiError):
+    """The API's daily quota is spent (YouTube Data API: HTTP 403, reason ``quotaExceeded``)."""
+
+
+QUOTA_REASONS = ("quotaExceeded", "dailyLimitExceeded")  # the Data API's documented quota error reasons
+
+
 def _error_text(data: Any) -> tuple[str, str]:
     """(reason, message) from the documented error bodies of the YouTube Data API and the Dailymotion API."""
     err = data.get("error") if isinstance(data, dict) else None
@@ -58,6 +65,7 @@ def get_json(http: HttpClient, base_url: str, path: str, params: dict[str, Any],
         data = None
     if resp.status_code != 200 or not isinstance(data, dict):
         reason, message = _error_text(data)
-        raise ApiError(f"{where}: HTTP {resp.status_code}" + (f": {message}" if message else ""),
-                       status=resp.status_code, reason=reason)
+        cls = QuotaExceeded if resp.status_code == 403 and reason in QUOTA_REASONS else ApiError
+        raise cls(f"{where}: HTTP {resp.status_code}" + (f": {message}" if message else ""),
+                  status=resp.status_code, reason=reason)
     return data

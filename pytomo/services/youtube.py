@@ -9,7 +9,7 @@ from pytomo.errors import PageError, UsageError
 from pytomo.results import MediaDescriptor, utc_now
 from pytomo.services.platform import PlatformService, lab_endpoints
 from pytomo.services.resolver import ResolverError
-from pytomo.services.webapi import ApiError, get_json
+from pytomo.services.webapi import ApiError, QuotaExceeded, get_json
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ class YouTubeService(PlatformService):
         except ApiError as exc:
             if exc.status in (400, 401, 403) and exc.reason in _KEY_REASONS:
                 raise UsageError(f"the YouTube Data API refused the key: {exc}") from exc
-            raise PageError(f"cannot get the YouTube seeds: {exc}", stage="seeds", kind="api") from exc
+            kind = "quota_exceeded" if isinstance(exc, QuotaExceeded) else "api"
+            raise PageError(f"cannot get the YouTube seeds: {exc}", stage="seeds", kind=kind) from exc
         self.seed_source = source
         log.info("youtube seeds: %d videos from %s (time frame %s, region %s)", len(ids), source, time_frame,
                  s.youtube_region or "-")
@@ -97,23 +98,23 @@ class YouTubeService(PlatformService):
             if self.api_key:
                 ids = self._api_ids("/playlistItems", n, lambda it: (it.get("contentDetails") or {}).get("videoId"),
                                     part="contentDetails", playlistId=s.youtube_playlist)
-                return ids, f"youtube-api:playlistItems:{s.youtube_playlist}"
+                return ids, f"playlist:youtube-api:{s.youtube_playlist}"
             url = f"https://www.youtube.com/playlist?list={s.youtube_playlist}"
-            return self._flat_ids(url, n), f"yt-dlp:playlist:{s.youtube_playlist}"
+            return self._flat_ids(url, n), f"playlist:yt-dlp:{s.youtube_playlist}"
         if self.api_key and not s.youtube_search and time_frame == "today":
             ids = self._api_ids("/videos", n, lambda it: it.get("id"), part="id", chart="mostPopular",
                                 regionCode=s.youtube_region)
-            return ids, "youtube-api:chart=mostPopular" + (f":{s.youtube_region}" if s.youtube_region else "")
+            return ids, "chart:youtube-api:mostPopular" + (f":{s.youtube_region}" if s.youtube_region else "")
         if self.api_key:
             days = FRAME_DAYS[time_frame]
             after = (utc_now() - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ") if days else None
             ids = self._api_ids("/search", n, lambda it: (it.get("id") or {}).get("videoId"), part="id",
                                 type="video", order="viewCount", q=s.youtube_search, publishedAfter=after,
                                 regionCode=s.youtube_region)
-            return ids, f"youtube-api:search:order=viewCount:{time_frame}" + (
+            return ids, f"search:youtube-api:order=viewCount:{time_frame}" + (
                 f":{s.youtube_search}" if s.youtube_search else "")
         if s.youtube_search:
-            return self._flat_ids(f"ytsearch{n}:{s.youtube_search}", n), f"yt-dlp:ytsearch:{s.youtube_search}"
+            return self._flat_ids(f"ytsearch{n}:{s.youtube_search}", n), f"search:yt-dlp:{s.youtube_search}"
         raise UsageError("YouTube has no public popular list any more: set an API key (--youtube-api-key or "
                          "PYTOMO_YOUTUBE_API_KEY) for videos.list?chart=mostPopular, or --youtube-search QUERY, or "
                          "--youtube-playlist ID, or give watch URLs")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from importlib.metadata import version
 
 import pytest
 
@@ -77,6 +78,33 @@ def test_frozen_executable_crawls_the_lab_and_serves_the_pages(executable):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def _offline() -> list[str]:
+    """A command prefix that runs without any network (a fresh network namespace), when this system allows it."""
+    unshare = shutil.which("unshare")
+    for prefix in ([unshare, "-n"], [unshare, "-rn"]) if unshare else ():
+        if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+            return prefix
+    return []
+
+
+def test_frozen_executable_names_the_deno_and_ejs_that_ytdlp_finds_inside_it(executable):
+    folder = executable.parent
+    path = "/usr/bin:/bin"
+    assert shutil.which("deno", path=path) is None, "a deno on this PATH would hide the bundled one"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PATH")}
+    env["PATH"] = path
+    done = subprocess.run([*_offline(), str(executable), "crawl", "--version"], cwd=folder, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("pytomo ") and lines[1] == f"yt-dlp {version('yt-dlp')}", lines
+    runtime = next(line for line in lines if line.startswith("JS runtime (as yt-dlp detects it): "))
+    assert runtime.startswith(f"JS runtime (as yt-dlp detects it): deno {version('deno')} at "), lines
+    where = runtime.split(" at ", 1)[1]
+    assert "/deno_bin/deno" in where and not where.startswith(str(ROOT)), where  # the bundled binary
+    assert f"yt-dlp-ejs (as yt-dlp detects it): {version('yt-dlp-ejs')}" in lines, lines
 
 
 def test_frozen_executable_says_how_to_use_it(executable):

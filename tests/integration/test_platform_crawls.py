@@ -27,7 +27,7 @@ def test_youtube_crawl_measures_the_chosen_formats_and_slows_down_after_a_bot_ch
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     rows = {r["video_id"]: r for r in conn.execute("SELECT * FROM videos")}
     assert list(rows) == ["LabSunrise1", "LabCityTL02", "LabBotChk03", "LabThrott07"]
-    assert {r["seed_source"] for r in rows.values()} == {"youtube-api:chart=mostPopular"}
+    assert {r["seed_source"] for r in rows.values()} == {"chart:youtube-api:mostPopular"}
     assert "lab-key" not in conn.execute("SELECT settings_json FROM run").fetchone()[0]
     bot = rows["LabBotChk03"]
     assert (bot["status"], bot["error_stage"], bot["error_kind"]) == ("error", "resolve_page", "bot_check")
@@ -54,7 +54,7 @@ def test_dailymotion_crawl_plays_hls_and_stores_errors(tmp_path):
     conn = connect(database_of(proc))
     rows = {r["video_id"]: r for r in conn.execute("SELECT * FROM videos")}
     assert list(rows) == ["x8lab01", "x8lab02", "x8lab03"]  # the related ones were all measured in round 0
-    assert rows["x8lab01"]["seed_source"] == "dailymotion-api:sort=visited-today"
+    assert rows["x8lab01"]["seed_source"] == "chart:dailymotion-api:sort=visited-today"
     assert rows["x8lab03"]["error_kind"] == "geo_blocked"
     deliveries = dict(conn.execute("SELECT v.video_id, d.delivery FROM downloads d JOIN videos v"
                                    " ON v.id = d.video_row_id").fetchall())

@@ -77,7 +77,7 @@ def test_dailymotion_api_lists_and_errors(lab, http):
 def test_chart_with_a_key(lab, http):
     svc = YouTubeService(_ctx(lab, http, youtube_api_key="lab-key"))
     assert _ids(svc.seeds("today", 3)) == ["LabSunrise1", "LabCityTL02", "LabBotChk03"]
-    assert svc.seed_source == "youtube-api:chart=mostPopular"
+    assert svc.seed_source == "chart:youtube-api:mostPopular"
     fr = YouTubeService(_ctx(lab, http, youtube_api_key="lab-key", youtube_region="FR"))
     assert _ids(fr.seeds("today", 10)) == ["LabSunrise1", "LabHlsOnl05"]
     assert fr.seed_source.endswith(":FR")
@@ -87,7 +87,7 @@ def test_other_time_frames_search_by_view_count_after_a_date(lab, http):
     svc = YouTubeService(_ctx(lab, http, youtube_api_key="lab-key"))
     week = _ids(svc.seeds("week", 10))  # published within 7 days (168 h): 5, 30 and 50 hours ago
     assert week == ["LabSunrise1", "LabCityTL02", "LabBotChk03"]
-    assert svc.seed_source == "youtube-api:search:order=viewCount:week"
+    assert svc.seed_source == "search:youtube-api:order=viewCount:week"
     assert len(svc.seeds("all_time", 10)) == 7
     assert len(svc.seeds("all_time", 3)) == 3  # pages of the API (nextPageToken) stop at the count asked
 
@@ -95,13 +95,13 @@ def test_other_time_frames_search_by_view_count_after_a_date(lab, http):
 def test_playlist_and_search_without_a_key_go_through_the_resolver(lab, http):
     svc = YouTubeService(_ctx(lab, http, youtube_playlist="PLpytomoLabMixed0001"))
     assert _ids(svc.seeds("today", 10)) == ["LabThrott07", "LabSunrise1", "LabHlsOnl05"]
-    assert svc.seed_source == "yt-dlp:playlist:PLpytomoLabMixed0001"
+    assert svc.seed_source == "playlist:yt-dlp:PLpytomoLabMixed0001"
     keyed = YouTubeService(_ctx(lab, http, youtube_playlist="PLpytomoLabMixed0001", youtube_api_key="lab-key"))
     assert _ids(keyed.seeds("today", 2)) == ["LabThrott07", "LabSunrise1"]
-    assert keyed.seed_source.startswith("youtube-api:playlistItems")
+    assert keyed.seed_source.startswith("playlist:youtube-api:")
     search = YouTubeService(_ctx(lab, http, youtube_search="city timelapse"))
     assert _ids(search.seeds("today", 2)) == ["LabCityTL02", "LabSunrise1"]  # two words match, then one
-    assert search.seed_source == "yt-dlp:ytsearch:city timelapse"
+    assert search.seed_source == "search:yt-dlp:city timelapse"
 
 
 def test_seed_errors(lab, http):
@@ -132,7 +132,7 @@ def test_resolution_chooses_the_format_and_records_the_extractor(lab, http):
 
 
 @pytest.mark.parametrize("video_id, kind", [("LabBotChk03", "bot_check"), ("LabAgeGat04", "age_gate"),
-                                            ("LabDrmOnl06", "no_format"), ("NotInTheLab", "extractor")])
+                                            ("LabDrmOnl06", "drm"), ("NotInTheLab", "extractor")])
 def test_pages_that_give_no_media_are_stored_as_their_outcome(lab, http, video_id, kind):
     with pytest.raises(PageError) as err:
         YouTubeService(_ctx(lab, http)).resolve(watch_url(video_id))
@@ -156,7 +156,7 @@ def test_related_videos_by_search_or_channel(lab, http):
 def test_dailymotion_seeds_by_time_frame_and_trending(lab, http):
     svc = DailymotionService(_ctx(lab, http))
     assert _ids(svc.seeds("today", 3)) == ["x8lab01", "x8lab02", "x8lab03"]
-    assert svc.seed_source == "dailymotion-api:sort=visited-today"
+    assert svc.seed_source == "chart:dailymotion-api:sort=visited-today"
     assert _ids(svc.seeds("month", 1)) == ["x8lab03"]
     assert _ids(svc.seeds("all_time", 2)) == ["x8lab03", "x8lab02"]
     trending = DailymotionService(_ctx(lab, http, dailymotion_sort="trending"))
