@@ -145,6 +145,8 @@ def crawl_parser() -> argparse.ArgumentParser:
     g.add_argument("--download-extra-dns", dest="download_extra_dns", action="store_true",
                    help="also download from addresses that only extra resolvers gave")
     g.add_argument("--http-proxy", dest="http_proxy", metavar="PROXY", help="HTTP proxy for every request")
+    g.add_argument("--cookies", dest="cookies_file", metavar="FILE",
+                   help="cookies in Netscape format (as yt-dlp reads them), sent by yt-dlp and with media requests")
     g.add_argument("--allow-private-targets", dest="allow_private_targets", action="store_true",
                    help="let redirects, pages, manifests and DNS answers lead to private, loopback, link-local and "
                         "other non-global addresses the URLs given did not name (default: refused)")

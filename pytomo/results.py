@@ -28,6 +28,9 @@ class MediaStream:
     container: str | None = None
     bitrate_bps: float | None = None
     format_id: str | None = None
+    http_headers: tuple[tuple[str, str], ...] = ()  # sent with every request for it (yt-dlp's format http_headers)
+    chunk_bytes: int | None = None  # fetched in byte ranges of this size (yt-dlp's downloader_options.http_chunk_size)
+    available_at_s: float | None = None  # UNIX time before which it is not served (yt-dlp's available_at)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import sys
 import threading
@@ -79,7 +80,8 @@ class CrawlRun:
             policy = TargetPolicy(allow_private=s.allow_private_targets or lab is not None)
             policy.give(_given_hosts(s))
             http = HttpClient(lambda host: addresses(dns.lookup(host)), timeout_s=s.http_timeout_s,
-                              user_agent=s.user_agent, proxy=s.http_proxy, policy=policy)
+                              user_agent=s.user_agent, proxy=s.http_proxy, policy=policy,
+                              cookies=load_cookies(s.cookies_file) if s.cookies_file else None)
             stack.callback(http.close)
             ctx = ServiceContext(http=http, settings=s, lab=lab)
             service = service_cls(ctx)
@@ -118,3 +120,13 @@ def _given_hosts(s: Settings) -> list[str]:
     """Hosts the user named in settings (API and recording URLs): non-global addresses of theirs may be reached."""
     urls = (s.youtube_api_base_url, s.dailymotion_api_base_url, s.info_source_url, s.http_proxy or "")
     return [urlsplit(u).hostname or "" for u in urls if u]
+
+
+def load_cookies(path: str) -> http.cookiejar.MozillaCookieJar:
+    """A Netscape cookies file, as yt-dlp reads it (``--cookies``); a bad file is a usage error."""
+    jar = http.cookiejar.MozillaCookieJar(path)
+    try:
+        jar.load(ignore_discard=True, ignore_expires=True)
+    except (OSError, http.cookiejar.LoadError) as exc:
+        raise UsageError(f"cannot read the cookies file {path}: {exc}") from None
+    return jar

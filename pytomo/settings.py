@@ -52,6 +52,7 @@ class Settings:
     redirect_max_hops: int = 10
     http_timeout_s: float = 5.0
     http_proxy: str | None = None  # --http-proxy
+    cookies_file: str | None = None  # --cookies: Netscape cookies file, for yt-dlp and for the media requests
     user_agent: str = "Mozilla/5.0 (X11; Linux x86_64) pytomo/4"
     # download and playout
     download_time_s: float = 30.0  # -D; <= 0 means max_download_time_s

@@ -41,6 +41,10 @@ class DownloadAnalysis:
     rendition_id: str | None = None  # the last video rendition played
     declared_bandwidth_bps: float | None = None
     rendition_switches: int = 0
+    media_events: list[tuple[float, int, float]] = field(default_factory=list)  # (t_s, bytes, playable media s)
+    stream_role: str = "progressive"  # progressive, or video / audio of a pair played together
+    pair_bytes: int | None = None  # a pair's video row: bytes of both streams
+    pair_avg_throughput_bps: float | None = None  # a pair's video row: both streams' bytes over their common span
 
     @property
     def initial_rate_bps(self) -> float | None:
@@ -67,7 +71,7 @@ class DownloadAnalysis:
         return thp / self.encoding_rate_bps
 
 
-def _downsample(points: tuple[BufferPoint, ...], bin_s: float) -> list[BufferPoint]:
+def downsample(points: tuple[BufferPoint, ...], bin_s: float) -> list[BufferPoint]:
     """Keep state changes and the first point of each bin, so a graph has the shape without every read."""
     out: list[BufferPoint] = []
     last_bin, last_state = -1, None
@@ -182,8 +186,9 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
         end_s = transfer.headers_s + transfer.window_s
     else:
         end_s = transfer.last_byte_s or transfer.headers_s or 0.0
+    a.media_events = events
     a.playout = simulate(events, end_s, params, media_duration_s=a.media_duration_s, complete=transfer.complete)
-    a.timeline_points = _downsample(a.playout.timeline, transfer.bin_s)
+    a.timeline_points = downsample(a.playout.timeline, transfer.bin_s)
     return a
 
 
@@ -227,5 +232,5 @@ def analyse_segments(session, params: PlayoutParams) -> DownloadAnalysis:
     a.media_time_source = "segment-durations"
     a.playout = session.playout
     if a.playout is not None:
-        a.timeline_points = _downsample(a.playout.timeline, t.bin_s)
+        a.timeline_points = downsample(a.playout.timeline, t.bin_s)
     return a

@@ -39,6 +39,7 @@ class Transfer:
     http_version: str | None = None
     content_type: str | None = None
     content_length_bytes: int | None = None
+    instance_bytes: int | None = None  # the whole file's size, from a 206's Content-Range (``bytes a-b/size``)
     headers_s: float | None = None
     first_byte_s: float | None = None
     first_read_bytes: int = 0
@@ -232,6 +233,8 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
     chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
     tr.content_length_bytes = None if chunked else _content_length(resp.headers.get("Content-Length"))
     encoding = resp.headers.get("Content-Encoding", "").strip().lower() or None
+    total = resp.headers.get("Content-Range", "").rpartition("/")[2].strip()
+    tr.instance_bytes = int(total) if resp.status_code == 206 and total.isdigit() and len(total) <= 18 else None
     refused = _refusal(resp, url, byte_range)
     if refused is None and encoding not in (None, "identity", "gzip", "x-gzip", "deflate"):
         refused = ("content_encoding", f"the server sent Content-Encoding {encoding!r}, which was not asked for")
@@ -361,11 +364,36 @@ def _read_body(tr: Transfer, resp: requests.Response, t0: float, chunked: bool, 
 
 
 def fetch_range(http: HttpClient, url: str, address: str, offset: int, length: int | None,
-                timeout_s: float = 5.0) -> Transfer:
+                timeout_s: float = 5.0, headers: dict[str, str] | None = None) -> Transfer:
     """GET one byte range (``length`` None: to the end) over the pool's connection, at most TAIL_LIMIT_BYTES.
 
     The body is in ``head``; anything but a complete 206 starting at ``offset`` is an error in the transfer.
     """
     last = None if length is None else offset + length - 1
     return download(http, url, address, window_s=max(timeout_s, 30.0), head_limit_bytes=TAIL_LIMIT_BYTES,
-                    timeout_s=timeout_s, byte_range=(offset, last), body_limit_bytes=TAIL_LIMIT_BYTES)
+                    timeout_s=timeout_s, byte_range=(offset, last), body_limit_bytes=TAIL_LIMIT_BYTES,
+                    headers=headers)
+
+
+def merge_arrivals(agg: Transfer, tr: Transfer, offset_s: float, state: dict) -> None:
+    """Add one request's arrivals to a session's series (``agg``), on the session's clock (``offset_s`` later).
+
+    ``state["bytes"]`` carries the session's running byte count between calls.
+    """
+    last = 0
+    for t, cum in zip(tr.event_t_s, tr.event_bytes):
+        n = cum - last
+        last = cum
+        state["bytes"] += n
+        at = offset_s + t
+        if agg.first_byte_s is None:
+            agg.first_byte_s, agg.first_read_bytes = at, n
+        agg.last_byte_s = at
+        agg.event_t_s.append(at)
+        agg.event_bytes.append(state["bytes"])
+        k = int(at / agg.bin_s)
+        if k >= len(agg.bins_bytes):
+            agg.bins_bytes.extend([0] * (k + 1 - len(agg.bins_bytes)))
+        agg.bins_bytes[k] += n
+    agg.bytes_total = state["bytes"]
+    agg.tcp_info.extend((offset_s + t, f) for t, f in tr.tcp_info)

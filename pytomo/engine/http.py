@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import http.cookiejar
 import ipaddress
 import socket
 import threading
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import requests.cookies
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -194,8 +196,10 @@ class HttpClient:
     """A requests session whose every request goes to an address chosen by us, never by the system resolver."""
 
     def __init__(self, resolve: Callable[[str], list[str]], *, timeout_s: float = 5.0, user_agent: str = "",
-                 proxy: str | None = None, policy: TargetPolicy | None = None) -> None:
+                 proxy: str | None = None, policy: TargetPolicy | None = None,
+                 cookies: http.cookiejar.CookieJar | None = None) -> None:
         self.resolve = resolve
+        self.cookies = cookies  # matched against each request's own URL (we send to an address, not a name)
         self.policy = policy or TargetPolicy(allow_private=True)
         self.timeout_s = timeout_s
         self.proxy = proxy
@@ -227,6 +231,10 @@ class HttpClient:
                 if address is None:
                     raise ResolveFailed(host=host)
             self.policy.check(address, host, url)
+            if self.cookies is not None and "Cookie" not in hdrs:
+                cookie = requests.cookies.get_cookie_header(self.cookies, requests.Request("GET", url).prepare())
+                if cookie:
+                    hdrs["Cookie"] = cookie
             if address != host:
                 target = pinned_url(url, address)
                 hdrs["Host"] = urlsplit(url).netloc.rsplit("@", 1)[-1]

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 
 from pytomo.engine.analysis import DownloadAnalysis, analyse, analyse_segments
-from pytomo.engine.download import Transfer, download, fetch_range
+from pytomo.engine.download import Transfer, fetch_range
 from pytomo.engine.http import HttpClient, host_and_port
 from pytomo.engine.manifest import sniff
+from pytomo.engine.pair import play_pair
 from pytomo.engine.ping import probe_rtt
 from pytomo.engine.player import SegmentPlayer
 from pytomo.engine.playout import PlayoutParams
+from pytomo.engine.progressive import fetch_progressive
 from pytomo.engine.resolve import DnsProbe, addresses
 from pytomo.errors import (
+    BLOCKED_STATUSES,
+    BlockedClient,
     DownloadError,
     ForbiddenAddress,
     HttpStatusError,
@@ -30,7 +36,7 @@ from pytomo.errors import (
     ResolveFailed,
 )
 from pytomo.media.index import MediaIndexer
-from pytomo.results import DnsAnswer, Hop, RttResult, utc_now
+from pytomo.results import DnsAnswer, Hop, MediaStream, RttResult, utc_now
 from pytomo.services.base import Service
 from pytomo.settings import Settings
 
@@ -77,6 +83,7 @@ class VideoMeasurement:
     rtt: list[RttResult] = field(default_factory=list)
     downloads: list[DownloadAnalysis] = field(default_factory=list)
     extractor: dict | None = None  # how the plugin resolved the page (resolver, version, client, format, warnings)
+    available_wait_s: float | None = None  # waited before the first media request for the format's available_at
 
     @property
     def main_download(self) -> DownloadAnalysis | None:
@@ -127,24 +134,37 @@ class Pipeline:
         desc = service.resolve(m.page_url)
         m.video_id, m.title, m.duration_s, m.related = desc.video_id, desc.title, desc.duration_s, list(desc.related)
         m.extractor = desc.extra.get("extractor")
+        stream = desc.streams[0]
+        audio = next((x for x in desc.streams[1:] if x.kind == "audio"), None) if stream.kind == "video" else None
+        self._wait_until_available(stream, m)
         self._check("redirects")
-        final_url = self._follow(desc.streams[0].url, m)
+        final_url = self._follow(stream.url, m, dict(stream.http_headers))
         m.cache_server_delay_s = time.perf_counter() - t0
         self._check("rtt")
         self._probe_rtt(m)
         self._check("download")
         final_host = m.hops[-1].host
-        delivery = desc.streams[0].kind if desc.streams[0].kind in ("hls", "dash") else sniff(final_url, None, b"")
-        for address in self._download_addresses(final_host, m):
+        delivery = stream.kind if stream.kind in ("hls", "dash") else sniff(final_url, None, b"")
+        for address in self._download_addresses(final_host, m, _signed_family(stream.url)):
             self._check("download")
             if delivery:
-                m.downloads.append(self._play_segments(final_url, address, delivery))
+                m.downloads.append(self._play_segments(final_url, address, delivery, stream))
+            elif audio is not None:
+                m.downloads.extend(self._download_pair(final_url, address, stream, audio, m))
             else:
-                m.downloads.append(self._download(final_url, address))
+                m.downloads.append(self._download(final_url, address, stream))
         main = m.downloads[0]
+        self._raise_for(main, final_url, platform=bool(stream.http_headers))
+        if audio is not None and len(m.downloads) > 1:
+            self._raise_for(m.downloads[1], audio.url, platform=True)
+
+    def _raise_for(self, main: DownloadAnalysis, url: str, *, platform: bool) -> None:
+        """The video's outcome from one download: an error of its stage and kind, or nothing when it measured."""
         t = main.transfer
+        if t.error_kind == "http_status" and platform and t.status in BLOCKED_STATUSES:
+            raise BlockedClient(stage="download", status=t.status, url=url)
         if t.error_kind == "http_status":
-            raise HttpStatusError(stage="download", status=t.status, url=final_url)
+            raise HttpStatusError(stage="download", status=t.status, url=url)
         if t.ended_by == "interrupted":
             raise Interrupted("download")
         if t.ended_by == "error":
@@ -165,11 +185,25 @@ class Pipeline:
         primary = addresses(a for a in known if a.resolver in self.primary or a.resolver in ("literal", "getaddrinfo"))
         return primary or addresses(known)
 
-    def _follow(self, url: str, m: VideoMeasurement) -> str:
+    def _wait_until_available(self, stream: MediaStream, m: VideoMeasurement) -> None:
+        """Wait for a format's ``available_at`` (a pre-roll ad plays meanwhile), as a player does; record the wait."""
+        if stream.available_at_s is None:
+            return
+        wait_s = stream.available_at_s - time.time()
+        m.available_wait_s = max(0.0, wait_s)
+        if wait_s > self.settings.stage_deadline_s:
+            raise DownloadError(f"the format is only available in {wait_s:.0f} s, more than the "
+                                f"{self.settings.stage_deadline_s:g} s a stage may take", kind="not_yet_available")
+        if wait_s > 0 and self.stop.wait(wait_s):
+            raise Interrupted("redirects")
+
+    def _follow(self, url: str, m: VideoMeasurement, headers: dict[str, str] | None = None) -> str:
         """Walk the redirect chain hop by hop; return the media URL.
 
         Each hop is asked with HEAD; an error answer to HEAD (405 and 501, but also 403 or 404 from servers that
-        sign or route GET only) is asked again with GET, whose answer is the one recorded.
+        sign or route GET only) is asked again with GET, whose answer is the one recorded. A platform's format
+        (``headers``: its http_headers) is asked as its player asks: a GET with those headers for its first byte,
+        never a HEAD; the kept-alive connection then carries the download.
         """
         deadline = time.perf_counter() + self.settings.stage_deadline_s
         for index in range(self.settings.redirect_max_hops + 1):
@@ -187,8 +221,11 @@ class Pipeline:
             address = found[0]
             started, t = utc_now(), time.perf_counter()
             try:
-                resp = self.http.request("HEAD", url, address=address)
-                if resp.status_code >= 400:
+                if headers:
+                    resp = self._first_byte(url, address, headers)
+                else:
+                    resp = self.http.request("HEAD", url, address=address)
+                if resp.status_code >= 400 and not headers:
                     resp = self.http.request("GET", url, address=address, stream=True)
                     resp.close()
             except ForbiddenAddress as exc:
@@ -206,10 +243,26 @@ class Pipeline:
             if resp.is_redirect and location:
                 url = urljoin(url, location)
                 continue
+            if resp.status_code >= 400 and headers and resp.status_code in BLOCKED_STATUSES:
+                raise BlockedClient(stage="redirects", status=resp.status_code, url=url)
             if resp.status_code >= 400:
                 raise HttpStatusError(stage="redirects", status=resp.status_code, url=url)
             return url
         raise RedirectError(f"more than {self.settings.redirect_max_hops} redirects", kind="hop_limit")
+
+    def _first_byte(self, url: str, address: str, headers: dict[str, str]) -> requests.Response:
+        """GET the first byte with the format's headers; the connection stays in the pool when the answer is whole."""
+        resp = self.http.request("GET", url, address=address, stream=True, headers={**headers, "Range": "bytes=0-0"})
+        try:
+            body, longer = self.http.read_body(resp, 64 * 1024, self.settings.request_deadline_s)
+        except Exception:
+            resp.close()
+            raise
+        if longer:  # the server ignored the range: do not read the file here
+            resp.close()
+        else:
+            resp.raw.release_conn()
+        return resp
 
     def _probe_rtt(self, m: VideoMeasurement) -> None:
         """ICMP and TCP-connect probes to every distinct address of the chain, all at once (bounded threads)."""
@@ -232,33 +285,72 @@ class Pipeline:
             for f in futures:
                 m.rtt.extend(f.result())
 
-    def _download_addresses(self, host: str, m: VideoMeasurement) -> list[str]:
+    def _download_addresses(self, host: str, m: VideoMeasurement, family: int | None = None) -> list[str]:
+        """The first primary address (of the family the URL was signed for, when it says), plus extra ones."""
         primary = self._lookup(host, m)
+        if family is not None:
+            same = [a for a in primary if (6 if ":" in a else 4) == family]
+            if m.extractor is not None:
+                m.extractor = {**m.extractor, "signed_ip_family": family, "download_family_matches": bool(same)}
+            primary = same or primary
         chosen = primary[:1]
         if self.settings.download_extra_dns:
             chosen += [a for a in addresses(x for x in m.dns if x.host == host) if a not in primary]
         return chosen
 
-    def _play_segments(self, url: str, address: str, protocol: str) -> DownloadAnalysis:
-        player = SegmentPlayer(self.http, address, self.settings, self.params, should_stop=self.stop.is_set)
+    def _play_segments(self, url: str, address: str, protocol: str, stream: MediaStream) -> DownloadAnalysis:
+        player = SegmentPlayer(self.http, address, self.settings, self.params, should_stop=self.stop.is_set,
+                               headers=dict(stream.http_headers))
         return analyse_segments(player.play(url, protocol), self.params)
 
-    def _download(self, url: str, address: str) -> DownloadAnalysis:
+    def _download_pair(self, url: str, address: str, video: MediaStream, audio: MediaStream,
+                       m: VideoMeasurement) -> list[DownloadAnalysis]:
+        """The video and audio of a pair fetched at once, each on its own connection, and played together.
+
+        The audio URL's own redirect chain is walked too (its DNS answers join the video's; its hops are listed
+        in the extractor record, the hops table keeping the measured video's chain).
+        """
+        scratch = VideoMeasurement(page_url=m.page_url, round=m.round, seed_source=m.seed_source,
+                                   service_label=m.service_label, started_at=utc_now())
+        scratch.dns = m.dns
+        audio_url = self._follow(audio.url, scratch, dict(audio.http_headers))
+        m.extractor = {**(m.extractor or {}), "audio_chain": [h.url for h in scratch.hops]}
+        audio_host, _port = host_and_port(audio_url)
+        audio_address = self._download_addresses(audio_host, m, _signed_family(audio.url))[0]
+        audio = dataclasses.replace(audio, url=audio_url)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pair") as pool:
+            v = pool.submit(self._timed_download, url, address, video, t0)
+            a = pool.submit(self._timed_download, audio.url, audio_address, audio, t0)
+            (v_analysis, v_start_s), (a_analysis, a_start_s) = v.result(), a.result()
+        play_pair(v_analysis, a_analysis, a_start_s - v_start_s, self.params)
+        return [v_analysis, a_analysis]
+
+    def _timed_download(self, url: str, address: str, stream: MediaStream, t0: float) -> tuple[DownloadAnalysis,
+                                                                                                  float]:
+        start_s = time.perf_counter() - t0
+        return self._download(url, address, stream), start_s
+
+    def _download(self, url: str, address: str, stream: MediaStream | None = None) -> DownloadAnalysis:
         s = self.settings
         indexer = MediaIndexer(box_limit_bytes=s.media_box_limit_bytes)
+        headers = dict(stream.http_headers) if stream else {}
 
         def on_headers(tr: Transfer) -> None:  # impossible box sizes are judged against the file's own length
             indexer.file_size_bytes = tr.content_length_bytes if not tr.content_encoding else None
 
-        transfer: Transfer = download(
+        transfer, ranges = fetch_progressive(
             self.http, url, address, window_s=s.window_s, bin_s=s.throughput_bin_s,
             head_limit_bytes=s.media_head_bytes, on_data=indexer.feed, should_stop=self.stop.is_set,
-            timeout_s=s.http_timeout_s, on_headers=on_headers)
+            timeout_s=s.http_timeout_s, on_headers=on_headers, headers=headers,
+            chunk_bytes=stream.chunk_bytes if stream else None,
+            stream=stream.kind if stream else "progressive")
         tail = None
         need = indexer.tail_request() if transfer.bytes_total else None
         if need is not None and not self.stop.is_set():
             offset, length = need
-            tail_tr = fetch_range(self.http, url, address, offset, length, timeout_s=s.http_timeout_s)
+            tail_tr = fetch_range(self.http, url, address, offset, length, timeout_s=s.http_timeout_s,
+                                  headers=headers)
             transfer.tail_connection = tail_tr.connection
             if tail_tr.complete and tail_tr.head:
                 data = tail_tr.head
@@ -268,4 +360,17 @@ class Pipeline:
             else:
                 why = tail_tr.error or f"the transfer ended by {tail_tr.ended_by}"
                 transfer.tail_error = f"cannot fetch the index at the end of the file: {why}"
-        return analyse(transfer, indexer, self.params, tail)
+        analysis = analyse(transfer, indexer, self.params, tail)
+        analysis.segments = list(ranges)
+        return analysis
+
+
+def _signed_family(url: str) -> int | None:
+    """The address family a platform signed the URL for (its ``ip=`` parameter), or None."""
+    values = parse_qs(urlsplit(url).query).get("ip") or []
+    if not values:
+        return None
+    try:
+        return ipaddress.ip_address(values[0]).version
+    except ValueError:
+        return None

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from pytomo.engine.download import Transfer, download
+from pytomo.engine.download import Transfer, download, merge_arrivals
 from pytomo.engine.http import HttpClient
 from pytomo.engine.manifest import Presentation, Segment, Track, parse_dash, parse_hls
 from pytomo.engine.playout import PLAYING, PlayoutParams, PlayoutResult, simulate
-from pytomo.errors import HttpStatusError, ManifestError, MediaError
+from pytomo.errors import BLOCKED_STATUSES, BlockedClient, HttpStatusError, ManifestError, MediaError
 from pytomo.results import utc_now
 from pytomo.settings import Settings
 
@@ -115,8 +115,9 @@ class SegmentPlayer:
     """Plays one HLS or DASH presentation for the download window."""
 
     def __init__(self, http: HttpClient, address: str, settings: Settings, params: PlayoutParams,
-                 should_stop=None) -> None:
+                 should_stop=None, headers: dict[str, str] | None = None) -> None:
         self.http = http
+        self.headers = dict(headers or {})  # a platform format's http_headers, sent with every request
         self.address = address
         self.s = settings
         self.params = params
@@ -144,8 +145,9 @@ class SegmentPlayer:
                           window_s=window_s, bin_s=s.throughput_bin_s,
                           head_limit_bytes=s.manifest_limit_bytes if text_like else 0,
                           should_stop=self.should_stop, timeout_s=s.http_timeout_s, byte_range=byte_range,
+                          headers=self.headers,
                           body_limit_bytes=s.manifest_limit_bytes if text_like else None)
-            self._merge(agg, tr, start, state)
+            merge_arrivals(agg, tr, start, state)
             complete = tr.complete and tr.status in (200, 206)
             conn = tr.connection
             rec = SegmentRecord(
@@ -167,6 +169,8 @@ class SegmentPlayer:
         if not rec.complete:
             agg.ended_by, agg.error_kind, agg.error = "error", tr.error_kind or "http_status", (
                 tr.error or f"HTTP {tr.status} for the manifest")
+            if tr.status and self.headers and tr.status in BLOCKED_STATUSES:  # a platform's CDN said no
+                raise BlockedClient(stage="download", status=tr.status, url=url)
             if tr.status and tr.status >= 400:
                 raise HttpStatusError(stage="download", status=tr.status, url=url)
             if tr.error_kind == "too_large":
@@ -264,24 +268,5 @@ class SegmentPlayer:
         agg.ended_by = "error"
         agg.error_kind = tr.error_kind or "http_status"
         agg.error = tr.error or f"HTTP {tr.status} for {tr.url}"
-
-    @staticmethod
-    def _merge(agg: Transfer, tr: Transfer, offset: float, state: dict) -> None:
-        """Add one request's arrivals to the session's series, on the session's clock."""
-        last = 0
-        for t, cum in zip(tr.event_t_s, tr.event_bytes):
-            n = cum - last
-            last = cum
-            state["bytes"] += n
-            at = offset + t
-            if agg.first_byte_s is None:
-                agg.first_byte_s, agg.first_read_bytes = at, n
-            agg.last_byte_s = at
-            agg.event_t_s.append(at)
-            agg.event_bytes.append(state["bytes"])
-            k = int(at / agg.bin_s)
-            if k >= len(agg.bins_bytes):
-                agg.bins_bytes.extend([0] * (k + 1 - len(agg.bins_bytes)))
-            agg.bins_bytes[k] += n
-        agg.bytes_total = state["bytes"]
-        agg.tcp_info.extend((offset + t, f) for t, f in tr.tcp_info)
+        if agg.error_kind == "http_status":
+            agg.status = tr.status  # the session's outcome is the refused request's status

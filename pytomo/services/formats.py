@@ -93,13 +93,28 @@ def to_stream(f: dict, *, paired: bool = False) -> MediaStream:
     rate = f.get("tbr") or f.get("vbr") or f.get("abr")
     bps = float(rate) * 1000 if isinstance(rate, (int, float)) and rate > 0 else None
     fid = str(f.get("format_id")) if f.get("format_id") is not None else None
+    request = _request_fields(f)
     if kind in ("hls", "dash"):
-        return MediaStream(url=str(f.get("manifest_url") or f.get("url")), kind=kind, bitrate_bps=bps, format_id=fid)
+        return MediaStream(url=str(f.get("manifest_url") or f.get("url")), kind=kind, bitrate_bps=bps, format_id=fid,
+                           **request)
     if paired:
         role = "video" if has_video(f) else "audio"
     else:
         role = "progressive"
-    return MediaStream(url=str(f["url"]), kind=role, container=f.get("ext"), bitrate_bps=bps, format_id=fid)
+    return MediaStream(url=str(f["url"]), kind=role, container=f.get("ext"), bitrate_bps=bps, format_id=fid,
+                       **request)
+
+
+def _request_fields(f: dict) -> dict:
+    """How a player must request the format: yt-dlp's ``http_headers``, chunk size and ``available_at``."""
+    headers = f.get("http_headers")
+    pairs = tuple((str(k), str(v)) for k, v in headers.items()) if isinstance(headers, dict) else ()
+    options = f.get("downloader_options")
+    chunk = options.get("http_chunk_size") if isinstance(options, dict) else None
+    available = f.get("available_at")
+    return {"http_headers": pairs,
+            "chunk_bytes": int(chunk) if isinstance(chunk, (int, float)) and chunk >= 1024 else None,
+            "available_at_s": float(available) if isinstance(available, (int, float)) else None}
 
 
 def _num(value: object) -> float:

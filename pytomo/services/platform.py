@@ -46,7 +46,7 @@ def default_resolver(ctx: ServiceContext, extractor_key: str, player_client: tup
         return RecordedResolver(ctx.http, source)
     _warn_once_if_stale()
     return YtDlpResolver(socket_timeout_s=max(RESOLVER_TIMEOUT_S, s.http_timeout_s), proxy=s.http_proxy,
-                         player_client=player_client, extractor_key=extractor_key)
+                         player_client=player_client, extractor_key=extractor_key, cookies_file=s.cookies_file)
 
 
 _STALE_WARNED: list[bool] = []

@@ -137,8 +137,10 @@ class YtDlpResolver(MediaResolver):
 
     def __init__(self, *, socket_timeout_s: float = 10.0, proxy: str | None = None,
                  player_client: tuple[str, ...] = (), extractor_key: str = "youtube",
-                 js_runtimes: dict | None = None, extractors: tuple[type, ...] = ()) -> None:
+                 js_runtimes: dict | None = None, extractors: tuple[type, ...] = (),
+                 cookies_file: str | None = None) -> None:
         self.socket_timeout_s = socket_timeout_s
+        self.cookies_file = cookies_file
         self.proxy = proxy
         self.player_client = tuple(player_client)
         self.extractor_key = extractor_key
@@ -161,6 +163,8 @@ class YtDlpResolver(MediaResolver):
                              "js_runtimes": {k: dict(v) for k, v in self.js_runtimes.items()},
                              "remote_components": []}  # never fetch scripts from npm or GitHub
         p["proxy"] = self.proxy or ""  # "": direct, as our own HTTP client (never the environment's proxy)
+        if self.cookies_file:
+            p["cookiefile"] = self.cookies_file
         if self.player_client:
             p["extractor_args"] = {self.extractor_key: {"player_client": list(self.player_client)}}
         p.update(extra)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytomo.engine.tcpinfo import FIELD_NAMES as TCP_INFO_FIELDS
 
-SCHEMA_VERSION = 3  # 2: videos.extractor_json; 3: connection use, content encoding, byte ranges
+SCHEMA_VERSION = 3  # 2: videos.extractor_json; 3: connection use, content encoding, byte ranges, pairs
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS run (
@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS videos (
     error_stage TEXT,
     error_kind TEXT,
     error_message TEXT,
-    extractor_json TEXT                  -- how the page was resolved: resolver and version, client, format, warnings
+    extractor_json TEXT,                 -- how the page was resolved: resolver and version, client, format, warnings
+    available_wait_s REAL                -- waited for the format's available_at before the first media request
 );
 CREATE TABLE IF NOT EXISTS hops (
     id INTEGER PRIMARY KEY,
@@ -123,6 +124,9 @@ CREATE TABLE IF NOT EXISTS downloads (
     content_encoding TEXT,               -- gzip, deflate: bytes are on the wire, decoded_bytes after decoding
     decoded_bytes INTEGER,
     body_overrun INTEGER,                -- 1: more bytes followed the body than its Content-Length announced
+    stream_role TEXT NOT NULL DEFAULT 'progressive',  -- progressive; video or audio of a pair played together
+    pair_bytes INTEGER,                  -- a pair's video row: bytes of both streams
+    pair_avg_throughput_bps REAL,        -- a pair's video row: both streams' bytes over their common span
     container TEXT,
     video_codec TEXT,
     audio_codec TEXT,
@@ -164,7 +168,7 @@ CREATE TABLE IF NOT EXISTS segment_requests (
     download_id INTEGER NOT NULL REFERENCES downloads(id),
     seq INTEGER NOT NULL,
     stream TEXT NOT NULL,                -- manifest, video, audio, muxed
-    kind TEXT NOT NULL,                  -- manifest, index (sidx by range), init, media
+    kind TEXT NOT NULL,                  -- manifest, index (sidx by range), init, media; range (progressive)
     rendition_id TEXT,
     bandwidth_bps REAL,
     url TEXT NOT NULL,

@@ -121,11 +121,12 @@ class RunDatabase:
             vid = c.execute(
                 "INSERT INTO videos (run_id, round, seed_source, page_url, service, video_id, title, duration_s,"
                 " related_count, started_at, ended_at, cache_server_delay_s, status, error_stage, error_kind,"
-                " error_message, extractor_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " error_message, extractor_json, available_wait_s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (self.run_id, m.round, m.seed_source, m.page_url, m.service_label, m.video_id, m.title,
                  m.duration_s, len(m.related), iso(m.started_at), iso(m.ended_at), m.cache_server_delay_s,
                  m.status, m.error_stage, m.error_kind, m.error_message,
-                 json.dumps(m.extractor, sort_keys=True, default=str) if m.extractor else None)).lastrowid
+                 json.dumps(m.extractor, sort_keys=True, default=str) if m.extractor else None,
+                 m.available_wait_s)).lastrowid
             c.executemany(
                 "INSERT INTO hops (video_row_id, hop_index, url, origin, host, address, status_code, location,"
                 " elapsed_s, started_at, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -177,7 +178,8 @@ class RunDatabase:
             "tcp_connect_s": t.connection.tcp_connect_s if t.connection else None,
             "tls_handshake_s": t.connection.tls_handshake_s if t.connection else None,
             "content_encoding": t.content_encoding, "decoded_bytes": t.decoded_bytes,
-            "body_overrun": int(t.body_overrun),
+            "body_overrun": int(t.body_overrun), "stream_role": d.stream_role, "pair_bytes": d.pair_bytes,
+            "pair_avg_throughput_bps": d.pair_avg_throughput_bps,
             "container": d.container,
             "video_codec": info.video_codec if info else None, "audio_codec": info.audio_codec if info else None,
             "width": info.width if info else None, "height": info.height if info else None,

@@ -1,0 +1,93 @@
+"""A progressive file fetched as the platform's player fetches it: one GET, or byte ranges back to back.
+
+yt-dlp gives some formats a chunk size (``downloader_options.http_chunk_size``): its downloader, like YouTube's own
+players, asks for the file in ranges of that size, because requests without a range are paced to about the
+playback rate. Here the ranges follow one another over one kept-alive connection; every range is a request record
+(start, response, end, bytes, new or reused connection), and together they make one transfer on one clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from pytomo.engine.download import Transfer, download, merge_arrivals
+from pytomo.engine.http import HttpClient
+from pytomo.engine.player import SegmentRecord
+from pytomo.results import utc_now
+
+
+def fetch_progressive(http: HttpClient, url: str, address: str, *, window_s: float, bin_s: float,
+                      timeout_s: float, head_limit_bytes: int, on_data: Callable[[memoryview], None] | None = None,
+                      on_headers: Callable[[Transfer], None] | None = None,
+                      should_stop: Callable[[], bool] | None = None, headers: dict[str, str] | None = None,
+                      chunk_bytes: int | None = None, stream: str = "progressive"
+                      ) -> tuple[Transfer, list[SegmentRecord]]:
+    """The transfer of ``url`` within the window, and the record of every range request (none for one GET).
+
+    The window starts when the first response's headers arrive, as for a single GET. A range answered with
+    anything but a 206 starting where it was asked ends the transfer as that error.
+    """
+    if not chunk_bytes:
+        tr = download(http, url, address, window_s=window_s, bin_s=bin_s, head_limit_bytes=head_limit_bytes,
+                      on_data=on_data, should_stop=should_stop, timeout_s=timeout_s, headers=headers,
+                      on_headers=on_headers)
+        return tr, []
+    agg = Transfer(url=url, address=address, started_at=utc_now(), window_s=window_s, bin_s=bin_s)
+    records: list[SegmentRecord] = []
+    state = {"bytes": 0}
+    head = bytearray()
+    t0 = time.perf_counter()
+    offset = 0
+
+    def first_headers(tr: Transfer) -> None:
+        agg.status, agg.http_version, agg.content_type = tr.status, tr.http_version, tr.content_type
+        agg.content_length_bytes = agg.instance_bytes = tr.instance_bytes
+        agg.connection = tr.connection
+        if on_headers is not None:
+            on_headers(agg)
+
+    while True:
+        start_s = time.perf_counter() - t0
+        remaining_s = window_s if agg.headers_s is None else agg.headers_s + window_s - start_s
+        if remaining_s <= 0:
+            agg.ended_by = "window"
+            break
+        tr = download(http, url, address, window_s=remaining_s, bin_s=bin_s,
+                      head_limit_bytes=max(0, head_limit_bytes - len(head)), on_data=on_data,
+                      should_stop=should_stop, timeout_s=timeout_s, headers=headers,
+                      byte_range=(offset, offset + chunk_bytes - 1),
+                      on_headers=first_headers if agg.headers_s is None else None)
+        if agg.headers_s is None:
+            agg.headers_s = None if tr.headers_s is None else start_s + tr.headers_s
+            if agg.status is None:  # refused before any header hook ran (an error status)
+                agg.status, agg.content_type = tr.status, tr.content_type
+        merge_arrivals(agg, tr, start_s, state)
+        head += tr.head
+        records.append(_record(len(records), stream, tr, start_s))
+        if tr.ended_by != "eof" or not tr.complete:
+            agg.ended_by, agg.error_kind, agg.error = tr.ended_by, tr.error_kind, tr.error
+            if tr.status is not None and tr.status != 206:
+                agg.status = tr.status
+            break
+        offset += tr.bytes_total
+        size = tr.instance_bytes or agg.instance_bytes
+        if size is None or offset >= size or tr.bytes_total == 0:
+            agg.ended_by = "eof"
+            break
+    agg.head = bytes(head)
+    agg.tcp_info.sort(key=lambda sample: sample[0])
+    return agg, records
+
+
+def _record(seq: int, stream: str, tr: Transfer, start_s: float) -> SegmentRecord:
+    conn = tr.connection
+    last = tr.byte_range[1] if tr.byte_range else None
+    return SegmentRecord(
+        seq=seq, stream=stream, kind="range", rendition_id=None, bandwidth_bps=None, url=tr.url, status=tr.status,
+        trequest_s=start_s, tresponse_s=None if tr.headers_s is None else start_s + tr.headers_s,
+        tfinish_s=start_s + (tr.last_byte_s if tr.last_byte_s is not None else (tr.headers_s or 0.0)),
+        bytes=tr.bytes_total, media_start_s=None, media_duration_s=None, complete=tr.complete, error=tr.error,
+        byte_range=(tr.byte_range[0], last) if tr.byte_range else None,
+        new_connection=conn.new if conn else None, tcp_connect_s=conn.tcp_connect_s if conn else None,
+        tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding)
