@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import itertools
 import json
 import logging
 import re
@@ -14,16 +16,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from pytomo.lab.media import EXTENSIONS, LabMedia, ensure_media, pair_specs
+from pytomo.lab.rules import Availability, pace_rate_bps, refusal
 from pytomo.lab.segmented import MIME_TYPES
 
 if TYPE_CHECKING:
     from pytomo.lab.runtime import Lab
-    from pytomo.lab.scenario import ServerProfile
+    from pytomo.lab.scenario import ServerProfile, VideoSpec
 
 log = logging.getLogger(__name__)
 
 _PACE_QUANTUM_S = 0.005
 _UNPACED_CHUNK = 1 << 20
+_KEEPALIVE_IDLE_S = 30.0  # a kept-alive connection without a new request for this long is closed
+_CONNECTIONS = itertools.count(1)  # connection serial numbers, over every cache server (nginx's $connection)
+PARTS = ("video", "audio")  # the files of a video+audio pair (a scenario video with pair = true)
 
 
 class LabServer(ThreadingHTTPServer):
@@ -37,6 +44,12 @@ class LabServer(ThreadingHTTPServer):
                  profile: ServerProfile | None = None) -> None:
         self.lab = lab
         self.profile = profile
+        self.available = Availability()  # available_at of its videos, as the recorded platform gave them out
+        # a cache server's pairs: video id -> part -> file (made here, once, like the lab's other media)
+        self.parts: dict[str, dict[str, LabMedia]] = {}
+        if profile is not None and profile.software == "lab":
+            self.parts = {v.id: {part: ensure_media(spec, lab.media_dir) for part, spec in pair_specs(v.media).items()}
+                          for v in lab.scenario.videos if v.pair and v.server == profile.name}
         super().__init__((ip, 0), handler)
 
     @property
@@ -54,6 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.client_address[0], fmt % args)
 
     def _send(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """A whole answer, after which the connection is closed."""
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -167,31 +181,67 @@ class RedirectorHandler(_Handler):
         self._not_found()
 
 
+def part_path(video: VideoSpec, part: str) -> str:
+    """The URL path of one file of a pair on its cache server: ``/v/ID.video.mp4`` or ``/v/ID.audio.m4a``."""
+    return f"/v/{video.id}.{part}.{EXTENSIONS[pair_specs(video.media)[part].container]}"
+
+
 class CacheHandler(_Handler):
-    """A cache server: serves media files under its profile (pacing, delays, pauses and faults)."""
+    """A cache server: serves media files under its profile (pacing, delays, pauses and faults) and, with
+    ``rules = "youtube"``, YouTube's rules (pytomo/lab/rules.py) on one kept-alive connection."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection_id = next(_CONNECTIONS)
+        self.requests_on_connection = 0
+
+    def _request_truth(self) -> dict:
+        """The truth fields of this request as it arrived: connection, its count on it, User-Agent, rules."""
+        self.requests_on_connection += 1
+        return {"connection": self.connection_id, "connection_requests": self.requests_on_connection,
+                "user_agent": self.headers.get("User-Agent"), "rules": self.server.profile.rules}
 
     def route(self, url) -> None:
         seg = re.fullmatch(r"/s/([\w-]+)/([\w./-]+)", url.path)
         if seg:
             return self._segment(seg.group(1), seg.group(2))
-        m = re.fullmatch(r"/v/([\w-]+)\.(mp4|webm|flv)", url.path)
+        m = re.fullmatch(r"/v/([\w-]+?)(?:\.(video|audio))?\.(mp4|webm|flv|m4a)", url.path)
         lab = self.server.lab
         profile = self.server.profile
         video = lab.scenario.video(m.group(1)) if m else None
         if video is None or video.server != profile.name:
             return self._not_found()
+        part = m.group(2)
+        if part is not None and (video.id not in self.server.parts or url.path != part_path(video, part)):
+            return self._not_found()
+        media = self.server.parts[video.id][part] if part else lab.media[video.id]
         if profile.fault == "redirect_loop":
             n = int((parse_qs(url.query).get("loop") or ["0"])[0] or 0)
             return self._redirect(f"{url.path}?loop={n + 1}")
         started = datetime.now(UTC)
         record = lab.truth_record(video, profile)
-        record.update(method=self.command, started_at=started.isoformat(), bytes_sent=0)
+        record.update(method=self.command, started_at=started.isoformat(), bytes_sent=0, **self._request_truth())
+        if part:
+            record.update(part=part, container=media.spec.container, bitrate_bps=media.bitrate_bps,
+                          duration_s=media.duration_s, size_bytes=media.size_bytes)
         try:
-            self._serve(video, profile, record)
+            if profile.rules and not self._obeys_rules(video, record):
+                return
+            self._serve(media, profile, record)
         finally:
             record["ended_at"] = datetime.now(UTC).isoformat()
             if self.command == "GET":
                 lab.truth.add(record)
+
+    def _obeys_rules(self, video: VideoSpec, record: dict) -> bool:
+        """True when the request may be served under the server's rules; else a 403 has been sent."""
+        record["available_at_s"] = self.server.available.get(video.id)
+        why = refusal(video.id, self.headers.get("User-Agent"), record["available_at_s"], time.time())
+        if why is None:
+            return True
+        record.update(status=403, refused=why, range=self.headers.get("Range"))
+        self._send(403, "text/plain; charset=utf-8", f"403 Forbidden: {why}\n".encode())
+        return False
 
     def _segment(self, video_id: str, relative: str) -> None:
         """A manifest or segment of an HLS or DASH presentation, under the server's profile."""
@@ -204,7 +254,7 @@ class CacheHandler(_Handler):
             return self._not_found()
         record = lab.truth_record(video, profile)
         record.update(method=self.command, started_at=datetime.now(UTC).isoformat(), bytes_sent=0,
-                      segment=relative, size_bytes=seg.sizes[relative])
+                      segment=relative, size_bytes=seg.sizes[relative], **self._request_truth())
         try:
             if profile.fault in ("404", "403", "500"):
                 record["status"] = int(profile.fault)
@@ -239,9 +289,7 @@ class CacheHandler(_Handler):
             if self.command == "GET":
                 lab.truth.add(record)
 
-    def _serve(self, video, profile: ServerProfile, record: dict) -> None:
-        lab = self.server.lab
-        media = lab.media[video.id]
+    def _serve(self, media: LabMedia, profile: ServerProfile, record: dict) -> None:
         if profile.fault in ("404", "403", "500"):
             record["status"] = int(profile.fault)
             return self._send(int(profile.fault), "text/html; charset=utf-8",
@@ -267,26 +315,39 @@ class CacheHandler(_Handler):
             record["range"] = f"bytes={start}-{end}"
         length = end - start + 1
         record["status"] = status
+        pacing = profile
+        if profile.rules == "youtube":
+            rate = pace_rate_bps(rng is not None, media.bitrate_bps, profile.rate_bps)
+            if rate != profile.rate_bps:
+                pacing = dataclasses.replace(profile, rate_bps=rate, burst_bytes=0)
+        record["pace_rate_bps"] = pacing.rate_bps
+        # with rules, the connection stays open after a whole answer (unless the client asked to close it)
+        keep_alive = (profile.rules is not None and not self.close_connection
+                      and profile.fault not in ("reset", "short_body"))
         self.send_response(status)
         self.send_header("Content-Type", media.mime_type)
         self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "bytes")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Connection", "close")
+        self.send_header("Connection", "keep-alive" if keep_alive else "close")
         self.end_headers()
-        self.close_connection = True
+        self.close_connection = not keep_alive
         if self.command == "HEAD":
             return
         limit = length
         if profile.fault in ("reset", "short_body"):
             limit = min(length, profile.fault_after_bytes)
         with open(media.path, "rb") as fh:
-            sent = _send_paced(self.connection, fh, start, limit, profile, record)
+            sent = _send_paced(self.connection, fh, start, limit, pacing, record)
+        if sent < length:
+            self.close_connection = True
         if profile.fault == "reset" and sent == limit:
             # RST instead of FIN: linger on, timeout 0
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
+        if keep_alive:
+            self.connection.settimeout(_KEEPALIVE_IDLE_S)
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int] | None:

@@ -14,14 +14,17 @@ from pathlib import Path
 from pytomo import paths
 from pytomo.errors import LabError
 
-CONTAINERS = ("mp4", "mp4-moov-end", "fmp4", "webm", "flv")
+CONTAINERS = ("mp4", "mp4-moov-end", "fmp4", "webm", "flv")  # with video: what a scenario's videos are made in
+AUDIO_ONLY = ("m4a",)  # without video (AAC in MP4, moov first): the audio file of a pair
 RECIPE_VERSION = 1  # bump when the ffmpeg recipe changes, so that cached files are made again
 MIME_TYPES = {"mp4": "video/mp4", "mp4-moov-end": "video/mp4", "fmp4": "video/mp4", "webm": "video/webm",
-              "flv": "video/x-flv"}
-_EXTENSIONS = {"mp4": "mp4", "mp4-moov-end": "mp4", "fmp4": "mp4", "webm": "webm", "flv": "flv"}
-_MUXERS = {"mp4": "mp4", "mp4-moov-end": "mp4", "fmp4": "mp4", "webm": "webm", "flv": "flv"}
+              "flv": "video/x-flv", "m4a": "audio/mp4"}
+EXTENSIONS = {"mp4": "mp4", "mp4-moov-end": "mp4", "fmp4": "mp4", "webm": "webm", "flv": "flv", "m4a": "m4a"}
+PAIR_AUDIO_BPS = 128_000  # the audio part of a pair (as YouTube's format 140)
+_MUXERS = {"mp4": "mp4", "mp4-moov-end": "mp4", "fmp4": "mp4", "webm": "webm", "flv": "flv", "m4a": "mp4"}
 _MUX_OPTIONS = {
     "mp4": ["-movflags", "+faststart"],
+    "m4a": ["-movflags", "+faststart"],
     "mp4-moov-end": [],
     # One fragment per 2 s GOP, runs of at most 10 samples per track inside each mdat, a sidx at the start.
     "fmp4": ["-movflags", "+frag_keyframe+empty_moov+default_base_moof+global_sidx", "-frag_interleave", "10"],
@@ -43,28 +46,43 @@ class MediaSpec:
     width: int = 640
     height: int = 360
     fps: int = 25
-    audio: bool = True
+    audio: bool = True  # False: video only (an m4a is always audio only)
 
     def __post_init__(self) -> None:
-        if self.container not in CONTAINERS:
-            raise LabError(f"unknown lab container {self.container!r} (expected one of {', '.join(CONTAINERS)})")
+        if self.container not in CONTAINERS + AUDIO_ONLY:
+            raise LabError(f"unknown lab container {self.container!r} "
+                           f"(expected one of {', '.join(CONTAINERS + AUDIO_ONLY)})")
         if not 0 < self.duration_s <= 24 * 3600:
             raise LabError(f"lab media duration {self.duration_s} s is out of range")
         if self.width < 16 or self.height < 16 or self.width % 2 or self.height % 2:
             raise LabError(f"lab media size {self.width}x{self.height} must be even and at least 16x16")
         if not 1 <= self.fps <= 120:
             raise LabError(f"lab media frame rate {self.fps} is out of range")
-        if self.video_bitrate_bps < 50_000:
+        if self.audio_only:
+            if not self.audio:
+                raise LabError(f"lab {self.container} media is audio only: it cannot be made without audio")
+            if not 32_000 <= self.audio_bitrate_bps <= 512_000:
+                raise LabError(f"lab audio bitrate {self.bitrate_bps} b/s is out of range (about 32 to 512 kb/s)")
+        elif self.video_bitrate_bps < 50_000:
             raise LabError(f"lab media bitrate {self.bitrate_bps} b/s is too low")
 
     @property
+    def audio_only(self) -> bool:
+        """True for a container made without video (m4a)."""
+        return self.container in AUDIO_ONLY
+
+    @property
     def audio_bitrate_bps(self) -> int:
-        """Audio share of the target: an eighth of it, between 32 and 128 kb/s."""
+        """Audio share of the target: an eighth of it, between 32 and 128 kb/s (all of it, less overhead, for m4a)."""
+        if self.audio_only:
+            return int(self.bitrate_bps * (1 - _MUX_OVERHEAD))
         return min(128_000, max(32_000, self.bitrate_bps // 8)) if self.audio else 0
 
     @property
     def video_bitrate_bps(self) -> int:
-        """Video share of the target, after audio and container overhead."""
+        """Video share of the target, after audio and container overhead (0 for m4a)."""
+        if self.audio_only:
+            return 0
         return int(self.bitrate_bps * (1 - _MUX_OVERHEAD)) - self.audio_bitrate_bps
 
 
@@ -77,7 +95,7 @@ class LabMedia:
     size_bytes: int
     duration_s: float  # decoded by ffmpeg: end of the last decoded frame or audio sample
     bitrate_bps: float  # size_bytes * 8 / duration_s, the true encoding rate
-    video_codec: str  # "h264" or "vp8"
+    video_codec: str | None  # "h264" or "vp8"; None for audio only (m4a)
     audio_codec: str | None  # "aac" or "opus"; None without audio
     mime_type: str
 
@@ -95,17 +113,27 @@ def ensure_media(spec: MediaSpec, cache_dir: Path | None = None) -> LabMedia:
     """The lab video for ``spec``: made on first use in ``cache_dir`` (default: the user cache), then reused."""
     folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir() / "lab-media"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{spec.container}-{_spec_key(spec)}.{_EXTENSIONS[spec.container]}"
+    path = folder / f"{spec.container}-{_spec_key(spec)}.{EXTENSIONS[spec.container]}"
     sidecar = path.with_name(path.name + ".json")
     facts = _read_sidecar(sidecar, path)
     if facts is None:
         if not path.exists():
             _generate(spec, path)
-        facts = _probe(path)
+        facts = _probe(path, audio_only=spec.audio_only)
         _write_atomically(sidecar, json.dumps(facts, sort_keys=True).encode())
     return LabMedia(spec=spec, path=path, size_bytes=facts["size_bytes"], duration_s=facts["duration_s"],
                     bitrate_bps=facts["size_bytes"] * 8 / facts["duration_s"], video_codec=facts["video_codec"],
                     audio_codec=facts["audio_codec"], mime_type=MIME_TYPES[spec.container])
+
+
+def pair_specs(spec: MediaSpec) -> dict[str, MediaSpec]:
+    """The two files of a video+audio pair made from a progressive MP4 spec, as YouTube's adaptive formats are:
+    ``video`` (the same picture at the same total bitrate, no audio) and ``audio`` (AAC in an m4a, 128 kb/s)."""
+    if spec.container != "mp4":
+        raise LabError(f"a lab video+audio pair is made from an mp4 video, not {spec.container}")
+    return {"video": MediaSpec("mp4", duration_s=spec.duration_s, bitrate_bps=spec.bitrate_bps, width=spec.width,
+                               height=spec.height, fps=spec.fps, audio=False),
+            "audio": MediaSpec("m4a", duration_s=spec.duration_s, bitrate_bps=PAIR_AUDIO_BPS)}
 
 
 def _spec_key(spec: MediaSpec) -> str:
@@ -134,6 +162,12 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def _command(spec: MediaSpec, output: Path) -> list[str]:
     """The ffmpeg command line: noisy moving test picture, sine tone, near-constant bitrate, bit-exact output."""
+    if spec.audio_only:
+        return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error",
+                "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={spec.duration_s}",
+                "-map", "0:a", "-c:a", "aac", "-b:a", str(spec.audio_bitrate_bps), "-threads", "1",
+                "-fflags", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1", "-map_chapters", "-1",
+                *_MUX_OPTIONS[spec.container], "-f", _MUXERS[spec.container], str(output)]
     gop = 2 * spec.fps
     video_bps = spec.video_bitrate_bps
     picture = (f"testsrc2=size={spec.width}x{spec.height}:rate={spec.fps}:duration={spec.duration_s},"
@@ -189,8 +223,10 @@ _STREAM = re.compile(r"Stream #\d+:\d+\S*: (Video|Audio): (\w+)")
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
-def _probe(path: Path) -> dict:
-    """Facts from ffmpeg itself: codecs from its stream list, duration from decoding every frame."""
+def _probe(path: Path, *, audio_only: bool = False) -> dict:
+    """Facts from ffmpeg itself: codecs from its stream list, duration from decoding every frame.
+
+    A file must have a video stream, or (``audio_only``) an audio stream and no video."""
     done = _run_ffmpeg([ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", str(path), "-map", "0",
                         "-progress", "pipe:1", "-f", "null", "-"], f"read {path.name}")
     codecs = {kind: codec for kind, codec in reversed(_STREAM.findall(done.stderr))}
@@ -203,7 +239,9 @@ def _probe(path: Path) -> dict:
             raise LabError(f"ffmpeg reported no duration for {path.name}")
         hours, minutes, seconds = match.groups()
         duration_s = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    if "Video" not in codecs:
+    if audio_only and ("Audio" not in codecs or "Video" in codecs):
+        raise LabError(f"ffmpeg did not find one audio stream and no video in {path.name}")
+    if not audio_only and "Video" not in codecs:
         raise LabError(f"ffmpeg found no video stream in {path.name}")
-    return {"size_bytes": path.stat().st_size, "duration_s": duration_s, "video_codec": codecs["Video"],
+    return {"size_bytes": path.stat().st_size, "duration_s": duration_s, "video_codec": codecs.get("Video"),
             "audio_codec": codecs.get("Audio")}

@@ -13,13 +13,15 @@ filled in to point at the lab's own redirectors and cache servers, so that ``-s 
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
 from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from pytomo.lab.http import _Handler
+from pytomo.lab.http import PARTS, _Handler, part_path
 from pytomo.paths import package_root
 from pytomo.results import utc_now
 
@@ -28,7 +30,9 @@ if TYPE_CHECKING:
 
 PLATFORMS_IP = "127.77.0.5"
 PLATFORMS_HOST = "platforms.lab.pytomo.test"
-_PLACEHOLDER = re.compile(r"\{(media|cache|segment):([\w-]+)(?::([\w./-]+))?\}")
+# {media:V} {cache:V} {segment:V:PATH} {video-part:V} {audio-part:V} {available_in:V:SECONDS}
+_PLACEHOLDER = re.compile(r"\{(media|cache|segment|video-part|audio-part):([\w-]+)(?::([\w./-]+))?\}"
+                          r"|\{(available_in):([\w-]+):(\d+)\}")
 _YT_SEARCH = re.compile(r"^ytsearch(\d*):(.*)$", re.S)
 _DM_FIELDS = ("id", "title", "owner", "channel", "tags", "duration", "created_time", "url", "views_total",
               "views_last_day", "views_last_week", "views_last_month")
@@ -59,28 +63,53 @@ class UnknownLabVideo(KeyError):
     """A recording points at a lab video that the running scenario does not have."""
 
 
-def fill(value: Any, lab: Lab) -> Any:
-    """A recording with its media placeholders replaced by this lab's URLs."""
-    if isinstance(value, dict):
-        return {k: fill(v, lab) for k, v in value.items()}
-    if isinstance(value, list):
-        return [fill(v, lab) for v in value]
-    if not isinstance(value, str):
-        return value
+def fill(value: Any, lab: Lab, *, serving: bool = False) -> Any:
+    """A recording with its placeholders replaced by this lab's URLs and times (see recordings/youtube.json).
+
+    ``{available_in:V:S}`` becomes the UNIX time ``ceil(now) + S`` (a number when it is the whole string); when
+    ``serving`` (the recording is given out), V's cache server refuses V until then."""
+    now_s = time.time()
 
     def sub(m: re.Match) -> str:
-        kind, vid, rest = m.groups()
-        video = lab.scenario.video(vid)
-        if video is None:
-            raise UnknownLabVideo(vid)
-        if kind == "media":
-            return lab.media_url(vid)
-        cache_url = lab.cache_url(video)
-        if kind == "cache":
-            return cache_url
-        return cache_url.rsplit("/", 1)[0] + f"/{rest}"
+        return str(_filled(m, lab, now_s, serving))
 
-    return _PLACEHOLDER.sub(sub, value)
+    def walk(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if not isinstance(v, str):
+            return v
+        whole = _PLACEHOLDER.fullmatch(v)
+        if whole and whole.group(4) == "available_in":
+            return _filled(whole, lab, now_s, serving)
+        return _PLACEHOLDER.sub(sub, v)
+
+    return walk(value)
+
+
+def _filled(m: re.Match, lab: Lab, now_s: float, serving: bool) -> str | int:
+    kind, vid, rest = m.groups()[:3] if m.group(1) else m.groups()[3:]
+    video = lab.scenario.video(vid)
+    if video is None:
+        raise UnknownLabVideo(vid)
+    if kind == "media":
+        return lab.media_url(vid)
+    if kind == "available_in":
+        at_s = math.ceil(now_s) + int(rest or 0)  # as yt-dlp computes it: ceil(now) + the ad's length, in s
+        if serving and video.server in lab.caches:
+            lab.caches[video.server].available.set(vid, at_s)
+        return at_s
+    cache_url = lab.cache_url(video)
+    if kind == "cache":
+        return cache_url
+    if kind in ("video-part", "audio-part"):
+        part = kind.removesuffix("-part")
+        if not video.pair or part not in PARTS:
+            raise UnknownLabVideo(vid)
+        scheme, _, netloc = cache_url.split("/", 3)[:3]
+        return f"{scheme}//{netloc}{part_path(video, part)}"
+    return cache_url.rsplit("/", 1)[0] + f"/{rest}"
 
 
 def playable(entry: dict, lab: Lab) -> bool:
@@ -154,11 +183,12 @@ class PlatformsHandler(_Handler):
         except ValueError:
             return self._yt_error(400, "invalidParameter", "maxResults and pageToken must be numbers.")
         videos = [v for v in rec["videos"] if playable(v, lab)]
+        listed = [v for v in videos if not v.get("unlisted")]  # unlisted: only by id and in explicit playlists
         parts = set((q.get("part") or "").split(","))
         if method == "videos":
             if q.get("chart") == "mostPopular":
                 region = (q.get("regionCode") or "US").upper()
-                chosen = sorted((v for v in videos if region in v["chart"]), key=lambda v: -v["views"])
+                chosen = sorted((v for v in listed if region in v["chart"]), key=lambda v: -v["views"])
             elif q.get("id"):
                 ids = q["id"].split(",")
                 chosen = [v for v in videos if v["id"] in ids]
@@ -167,7 +197,7 @@ class PlatformsHandler(_Handler):
             items = [_yt_video_resource(v, parts) for v in chosen]
             kind = "youtube#videoListResponse"
         elif method == "search":
-            chosen = videos
+            chosen = listed
             if q.get("q"):
                 chosen = [v for v in chosen if _yt_matches(v, q["q"])]
             if q.get("publishedAfter"):
@@ -184,7 +214,7 @@ class PlatformsHandler(_Handler):
             if pid in rec["playlists"]:
                 ids = rec["playlists"][pid]
             elif pid.startswith("UU") and f"UC{pid[2:]}" in rec["channels"]:  # a channel's uploads
-                ids = [v["id"] for v in sorted(videos, key=lambda v: v["published_hours_ago"])
+                ids = [v["id"] for v in sorted(listed, key=lambda v: v["published_hours_ago"])
                        if v["snippet"]["channelId"] == f"UC{pid[2:]}"]
             else:
                 return self._yt_error(404, "playlistNotFound", "The playlist identified with the request's "
@@ -282,12 +312,13 @@ class PlatformsHandler(_Handler):
         yt, dm = recordings("youtube"), recordings("dailymotion")
         lab = self.server.lab
         yt_videos = [v for v in yt["videos"] if playable(v, lab)]
+        yt_listed = [v for v in yt_videos if not v.get("unlisted")]
         entries: list[dict] | None = None
         listing_id = url
         if m := _YT_SEARCH.match(url):
             n = int(m.group(1) or 1)
             query = m.group(2)
-            found = sorted((v for v in yt_videos if _yt_matches(v, query)), key=lambda v: -_yt_matches(v, query))
+            found = sorted((v for v in yt_listed if _yt_matches(v, query)), key=lambda v: -_yt_matches(v, query))
             entries, listing_id = [_flat(v) for v in found[:n]], query
         elif m := re.match(r"^https://www\.youtube\.com/playlist\?list=([\w-]+)$", url):
             ids = yt["playlists"].get(m.group(1))
@@ -295,7 +326,7 @@ class PlatformsHandler(_Handler):
                 entries = [_flat(v) for i in ids for v in yt_videos if v["id"] == i]
         elif m := re.match(r"^https://www\.youtube\.com/channel/([\w-]+)/videos$", url):
             if m.group(1) in yt["channels"]:
-                entries = [_flat(v) for v in sorted(yt_videos, key=lambda v: v["published_hours_ago"])
+                entries = [_flat(v) for v in sorted(yt_listed, key=lambda v: v["published_hours_ago"])
                            if v["snippet"]["channelId"] == m.group(1)]
         if entries is not None:
             return self._json(200, {"ytdlp_version": yt["ytdlp_version"], "warnings": [], "info": {
@@ -316,7 +347,7 @@ class PlatformsHandler(_Handler):
         self._json(404, {"error": f"ERROR: Unsupported URL: {url}"})
 
     def _recording(self, entry: dict, defaults: dict, version: str) -> None:
-        rec = fill(entry["ytdlp"], self.server.lab)
+        rec = fill(entry["ytdlp"], self.server.lab, serving=True)
         out = {"ytdlp_version": version, "player_client": rec.get("player_client", []),
                "warnings": rec.get("warnings", [])}
         if rec.get("error"):

@@ -13,6 +13,10 @@ from pytomo.lab.media import CONTAINERS, MediaSpec
 DELIVERIES = ("progressive", "hls", "dash")
 FAULTS = ("404", "403", "500", "reset", "redirect_loop", "short_body", "html")
 SOFTWARE = ("lab", "nginx")  # lab: our scriptable server (pytomo/lab/http.py); nginx: Debian's nginx
+# What a lab server enforces on media requests, as a platform's media host does (pytomo/lab/http.py, docs/lab.md):
+# youtube: the recorded format's User-Agent, available_at, requests without a Range paced at 1.2 x the bitrate,
+# keep-alive between requests
+RULES = ("youtube",)
 NGINX_FAULTS = ("404", "403", "500", "redirect_loop")  # the faults nginx's configuration can express
 # How a segmented video is packaged: ffmpeg's own HLS/DASH muxers, or Shaka Packager in one of its forms.
 PACKAGINGS = {
@@ -40,6 +44,7 @@ class ServerProfile:
     stalls: tuple[tuple[int, float], ...] = ()  # (after_bytes, pause_s)
     fault: str | None = None
     fault_after_bytes: int = 0  # for reset and short_body
+    rules: str | None = None  # one of RULES: what the server enforces on media requests; None: nothing
     # network path (only with the scenario's network_path = true; see pytomo/lab/netpath.py)
     path_delay_ms: float = 0.0  # one way, each direction
     path_rate_bps: float | None = None  # each direction, IP bytes; None: no rate limit
@@ -63,6 +68,7 @@ class VideoSpec:
     delivery: str = "progressive"  # progressive, hls or dash
     segment_s: float = 2.0  # for hls and dash
     packaging: str = "ffmpeg"  # for hls and dash: one of PACKAGINGS[delivery]
+    pair: bool = False  # also served as a video-only file and an audio-only file (mp4, lab servers only)
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,14 @@ def _server(i: int, raw: dict, where: str) -> ServerProfile:
     software = str(raw.get("software", "lab"))
     if software not in SOFTWARE:
         raise LabError(f"{where}: server {name}: software must be one of {', '.join(SOFTWARE)}, not {software!r}")
+    rules = raw.get("rules")
+    if rules is not None:
+        rules = str(rules)
+        if rules not in RULES:
+            raise LabError(f"{where}: server {name}: rules must be one of {', '.join(RULES)}, not {rules!r}")
+        if software != "lab":
+            raise LabError(f"{where}: server {name}: only the lab's own server enforces rules; "
+                           "use software = \"lab\" for it")
     if software == "nginx":
         if fault is not None and fault not in NGINX_FAULTS:
             raise LabError(f"{where}: server {name}: nginx cannot script the fault {fault!r} (it can: "
@@ -139,6 +153,7 @@ def _server(i: int, raw: dict, where: str) -> ServerProfile:
         stalls=tuple(sorted(stalls)),
         fault=fault,
         fault_after_bytes=int(raw.get("fault_after_bytes", 0)),
+        rules=rules,
         **path,
     )
 
@@ -192,11 +207,18 @@ def _video(raw: dict, defaults: dict, servers: dict[str, ServerProfile], where: 
     if delivery != "progressive" and packaging not in PACKAGINGS[delivery]:
         raise LabError(f"{where}: video {vid}: packaging for {delivery} must be one of "
                        f"{', '.join(PACKAGINGS[delivery])}, not {packaging!r}")
+    pair = merged.get("pair", False)
+    if not isinstance(pair, bool):
+        raise LabError(f"{where}: video {vid}: pair must be true or false")
+    if pair and (delivery != "progressive" or container != "mp4" or servers[server].software != "lab"):
+        raise LabError(f"{where}: video {vid}: a pair (video-only and audio-only files) is made from a progressive "
+                       "mp4 video on a software = \"lab\" server")
     media = MediaSpec(container=container, duration_s=float(merged.get("duration_s", 30.0)),
                       bitrate_bps=int(merged.get("bitrate_bps", 1_000_000)))
     return VideoSpec(id=vid, title=str(merged.get("title", vid)), server=server, media=media, hops=hops,
                      popular=popular, related=tuple(str(r) for r in merged.get("related", ())),
-                     delivery=delivery, segment_s=float(merged.get("segment_s", 2.0)), packaging=packaging)
+                     delivery=delivery, segment_s=float(merged.get("segment_s", 2.0)), packaging=packaging,
+                     pair=pair)
 
 
 def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:

@@ -15,10 +15,17 @@ TRUTH_FIELDS = ("video_id", "page_url", "media_url", "cache_host", "cache_ip", "
                 "path_delay_ms", "path_rate_bps", "path_loss", "path_loss_up", "path_queue_bytes", "path_mtu_bytes",
                 # which server software wrote the record: "lab" (pytomo/lab/http.py) or "nginx" (its access log)
                 "software",
+                # the connection's serial number and this request's number on it (1: a new connection): nginx's
+                # $connection and $connection_requests, or the lab server's own count
+                "connection", "connection_requests",
+                # the lab's server only (null for nginx): the request's User-Agent; the server's rules (null or
+                # "youtube", see pytomo/lab/rules.py); why a request was refused (403: "user_agent",
+                # "not_available_yet"); the video's available_at then (UNIX time, null: none); the rate the answer
+                # was paced at (null: unlimited); the file of a pair served ("video", "audio"; null: the video's file)
+                "user_agent", "rules", "refused", "available_at_s", "pace_rate_bps", "part",
                 # nginx's own word (null for the lab's server): $body_bytes_sent, $bytes_sent (headers included),
-                # $request_time, $connection, $connection_requests, $msec, $sent_http_content_length,
-                # $sent_http_content_encoding, $request_uri
-                "body_bytes_sent", "total_bytes_sent", "request_time_s", "connection", "connection_requests", "msec",
+                # $request_time, $msec, $sent_http_content_length, $sent_http_content_encoding, $request_uri
+                "body_bytes_sent", "total_bytes_sent", "request_time_s", "msec",
                 "content_length_bytes", "content_encoding", "request_uri",
                 # nginx's limit_rate (bit/s), limit_rate_after, and the most bytes (headers included) its formula
                 # let through during the request (see pytomo/lab/nginx.py LIMIT_RATE_FORMULA); null: unlimited

@@ -80,3 +80,43 @@ def test_nginx_servers_only_take_what_nginx_can_do(server, words):
         parse_scenario({**BASE, "servers": [server]}, "test.toml")
     ok = parse_scenario({**BASE, "servers": [{"name": "a", "software": "nginx", "fault": "redirect_loop"}]})
     assert ok.servers[0].software == "nginx"
+
+
+def test_default_scenario_has_a_youtube_like_host_with_a_pair_and_an_available_at_video():
+    sc = load_scenario(default_scenario_path())
+    youtube = sc.server("cache-youtube")
+    assert (youtube.ip, youtube.software, youtube.rules, youtube.rate_bps) == ("127.77.1.14", "lab", "youtube", 8e6)
+    on = {v.id: v for v in sc.videos if v.server == youtube.name}
+    assert on["lab-yt-pair"].pair and on["lab-yt-pair"].media.container == "mp4"
+    assert "lab-yt-later" in on and all(v.hops == 0 and v.popular == () for v in on.values())
+    assert [s.name for s in sc.servers if s.rules] == ["cache-youtube"]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"servers": [{"name": "a", "rules": "vimeo"}]}, "rules must be one of"),
+    ({"servers": [{"name": "a", "software": "nginx", "rules": "youtube"}]}, "only the lab's own server"),
+    ({"videos": [{"id": "v1", "server": "a", "container": "m4a"}]}, "container must be one of"),
+    ({"videos": [{"id": "v1", "server": "a", "container": "webm", "pair": True}]}, "a pair"),
+    ({"videos": [{"id": "v1", "server": "a", "delivery": "hls", "pair": True}]}, "a pair"),
+    ({"servers": [{"name": "a", "software": "nginx"}], "videos": [{"id": "v1", "server": "a", "pair": True}]},
+     "a pair"),
+    ({"videos": [{"id": "v1", "server": "a", "pair": "yes"}]}, "pair must be true or false"),
+])
+def test_rules_and_pairs_are_checked(change, words):
+    with pytest.raises(LabError, match=words):
+        parse_scenario({**BASE, **change}, "test.toml")
+    ok = parse_scenario({"servers": [{"name": "a", "rules": "youtube"}],
+                         "videos": [{"id": "v1", "server": "a", "pair": True}]})
+    assert ok.servers[0].rules == "youtube" and ok.videos[0].pair
+
+
+def test_audio_only_media_specs():
+    from pytomo.lab.media import MediaSpec, pair_specs
+
+    parts = pair_specs(MediaSpec("mp4", duration_s=10.0, bitrate_bps=2_000_000))
+    assert parts["video"].audio is False and parts["video"].video_bitrate_bps == 1_980_000
+    assert parts["audio"].container == "m4a" and parts["audio"].audio_only and parts["audio"].video_bitrate_bps == 0
+    with pytest.raises(LabError, match="audio only"):
+        MediaSpec("m4a", audio=False)
+    with pytest.raises(LabError, match="pair"):
+        pair_specs(MediaSpec("webm"))
