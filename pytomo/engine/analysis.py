@@ -172,8 +172,11 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
         timeline = MediaTimeline.from_average_bitrate(a.encoding_rate_bps, size, a.media_duration_s)
         a.media_time_source = timeline.source
         a.media_problem = f"no container index ({indexer.problem}); media time from the average bitrate"
-    else:
+    else:  # nothing tells what media time the bytes hold: no playback can be said, so nothing was measured
         a.playout_problem = f"no media time: {indexer.problem or 'no container index and no encoding rate'}"
+        a.not_media = True
+        a.media_problem_kind = indexer.problem_kind if indexer.problem_kind in _LIMIT_KINDS else "no_media_time"
+        a.media_problem = a.media_problem or a.playout_problem
         return a
     events = []
     last_media = -1.0

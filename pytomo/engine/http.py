@@ -95,7 +95,12 @@ class _TimedConnection(HTTPConnection):
             return super().getresponse()
         dog = Watchdog(self.sock, limit_s)
         try:
-            return super().getresponse()
+            resp = super().getresponse()
+            if dog.fired:  # the shutdown ended the header block early: what was read is not the whole answer
+                resp.close()
+                _local.headers_expired = True
+                raise TimeoutError(f"the response headers did not all arrive within {limit_s:g} s")
+            return resp
         except Exception:
             if dog.fired:
                 _local.headers_expired = True

@@ -9,10 +9,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeET
+
 from pytomo.errors import ManifestError
 from pytomo.media.sidx import find_sidx
 
 MAX_SEGMENTS = 100_000  # per track: a manifest that describes more is refused before anything is allocated
+MAX_PLAYLISTS = 100  # HLS media playlists one master may make us fetch
+TOTAL_SEGMENTS_FACTOR = 4  # the whole presentation (every track, timeline entry, SegmentURL) costs at most this many
+# times ``max_segments``
+URL_TEXT_BUDGET_CHARS = 64 << 20  # characters of segment URLs one presentation may make
+MAX_URL_CHARS = 8192  # one URL, BaseURL or template
+MAX_DURATION_S = 366 * 86400  # any duration in a manifest: no presentation (or segment) lasts more than a year
+_MAX_INT = 2**63 - 1
 _MAX_SIDX_DEPTH = 4
 
 FetchRange = Callable[[str, int, int], bytes]
@@ -72,9 +82,15 @@ def sniff(url: str, content_type: str | None, head: bytes) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------- values
+# ---------------------------------------------------------------- values and budgets
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+
 
 def _bad(where: str, name: str, value: object, what: str) -> ManifestError:
+    if isinstance(value, str) and len(value) > 80:
+        value = value[:80] + "..."
     return ManifestError(f"{where} {name}={value!r} is not {what}")
 
 
@@ -83,18 +99,18 @@ def _uint(where: str, name: str, text: str | None, default: int | None = None, m
     if text is None:
         return default
     text = text.strip()
-    if not text.isdigit() or int(text) < minimum:
-        raise _bad(where, name, text, f"an integer of at least {minimum}")
+    if not _DIGITS.fullmatch(text) or not minimum <= int(text) <= _MAX_INT:
+        raise _bad(where, name, text, f"an integer from {minimum} to 2^63-1")
     return int(text)
 
 
-def _number(where: str, name: str, text: str, minimum: float = 0.0) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _bad(where, name, text, "a number") from None
-    if not math.isfinite(value) or value < minimum:
-        raise _bad(where, name, text, f"a finite number of at least {minimum:g}")
+def _number(where: str, name: str, text: str, minimum: float = 0.0, maximum: float = math.inf) -> float:
+    text = text.strip()
+    if len(text) > 64 or not _DECIMAL.fullmatch(text):
+        raise _bad(where, name, text, "a decimal number")
+    value = float(text)
+    if not (math.isfinite(value) and minimum <= value <= maximum):
+        raise _bad(where, name, text, f"a number from {minimum:g} to {maximum:g}")
     return value
 
 
@@ -102,30 +118,75 @@ def _frame_rate(where: str, text: str | None) -> float | None:
     if not text:
         return None
     num, _, den = text.strip().partition("/")
-    n = _number(where, "frameRate", num)
-    d = _number(where, "frameRate", den) if den else 1.0
+    n = _number(where, "frameRate", num, maximum=1e6)
+    d = _number(where, "frameRate", den, maximum=1e6) if den else 1.0
     if d == 0:
         raise _bad(where, "frameRate", text, "a frame rate (zero denominator)")
     return n / d
 
 
-def _check_count(where: str, count: int) -> None:
-    if count > MAX_SEGMENTS:
-        raise ManifestError(f"{where} describes {count} segments, more than the {MAX_SEGMENTS} allowed per track")
+def _url(where: str, name: str, base: str, ref: str) -> str:
+    """``ref`` resolved against ``base``; a URL that cannot be read or is too long is a ManifestError naming it."""
+    if len(ref) > MAX_URL_CHARS:
+        raise _bad(where, name, ref, f"a URL of at most {MAX_URL_CHARS} characters")
+    try:
+        out = urljoin(base, ref)
+    except ValueError as exc:
+        raise _bad(where, name, ref, f"a URL ({exc})") from None
+    if len(out) > MAX_URL_CHARS:
+        raise _bad(where, name, out, f"a URL of at most {MAX_URL_CHARS} characters")
+    return out
+
+
+class _Budget:
+    """The segments one track may list, and the work and URL text the whole presentation may cost."""
+
+    def __init__(self, max_segments: int) -> None:
+        self.max_segments = max_segments
+        self.total = TOTAL_SEGMENTS_FACTOR * max_segments
+        self.used = 0
+        self.chars = 0
+
+    def track(self, where: str, count: int) -> None:
+        """Refuse a track of ``count`` segments before they are made; each costs one unit of the total."""
+        if count > self.max_segments:
+            raise ManifestError(f"{where} describes {count} segments, more than the {self.max_segments} allowed "
+                                "per track")
+
+    def charge(self, where: str, units: int = 1, chars: int = 0) -> None:
+        self.used += units
+        self.chars += chars
+        if self.used > self.total:
+            raise ManifestError(f"{where}: the manifest describes more than {self.total} segments and entries in all "
+                                f"({TOTAL_SEGMENTS_FACTOR} x {self.max_segments})")
+        if self.chars > URL_TEXT_BUDGET_CHARS:
+            raise ManifestError(f"{where}: the manifest's segment URLs add up to more than {URL_TEXT_BUDGET_CHARS} "
+                                "characters")
 
 
 # ---------------------------------------------------------------- HLS
 
-_ATTR = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^",]*)')
+_ATTR = re.compile(r'\s*+([A-Za-z0-9_-]++)\s*+=\s*+("[^"]*+"|[^",]*+)\s*+(?:,|$)')  # possessive: no backtracking
 
 
-def _attributes(text: str) -> dict[str, str]:
-    return {k: v[1:-1] if v.startswith('"') else v for k, v in _ATTR.findall(text)}
+def _attributes(where: str, text: str) -> dict[str, str]:
+    """An HLS attribute list, read in one forward pass; a malformed list is a ManifestError naming the tag."""
+    out: dict[str, str] = {}
+    text = text.rstrip()
+    pos, n = 0, len(text)
+    while pos < n:
+        m = _ATTR.match(text, pos)
+        if not m or m.end() == pos:
+            raise _bad(where, "attribute list", text[pos:], "NAME=value pairs separated by commas")
+        value = m.group(2)
+        out[m.group(1).upper()] = value[1:-1] if value.startswith('"') else value.rstrip()
+        pos = m.end()
+    return out
 
 
 def _byte_range(where: str, text: str, previous_end: int | None) -> tuple[int, int]:
     """``length[@offset]`` as first and last byte; without an offset, the range follows ``previous_end``."""
-    m = re.fullmatch(r"\s*(\d+)(?:@(\d+))?\s*", text)
+    m = re.fullmatch(r"\s*([0-9]{1,19})(?:@([0-9]{1,19}))?\s*", text)
     if not m or int(m.group(1)) == 0:
         raise _bad(where, "BYTERANGE", text, "length[@offset] with a positive length")
     length = int(m.group(1))
@@ -135,10 +196,15 @@ def _byte_range(where: str, text: str, previous_end: int | None) -> tuple[int, i
         first = previous_end + 1
     else:
         raise _bad(where, "BYTERANGE", text, "valid here: no offset and no previous range of the same URI")
+    if first + length - 1 > _MAX_INT:
+        raise _bad(where, "BYTERANGE", text, "a range ending before byte 2^63")
     return first, first + length - 1
 
 
-def _media_playlist(url: str, text: str) -> tuple[str | None, tuple[int, int] | None, tuple[Segment, ...]]:
+_Playlist = tuple[str | None, tuple[int, int] | None, tuple[Segment, ...]]
+
+
+def _media_playlist(url: str, text: str, budget: _Budget) -> _Playlist:
     """The init (URL and byte range) and segments of an HLS media playlist."""
     init_url: str | None = None
     init_range: tuple[int, int] | None = None
@@ -147,31 +213,32 @@ def _media_playlist(url: str, text: str) -> tuple[str | None, tuple[int, int] | 
     duration: float | None = None
     pending_range: str | None = None
     last: tuple[str, int] | None = None  # URI and last byte of the previous byte-range segment
-    for raw in text.splitlines():
+    where = f"the HLS playlist {url}"
+    for raw in _lines(url, text):
         line = raw.strip()
         if not line:
             continue
         if line.startswith("#EXTINF:"):
             value = line[len("#EXTINF:"):].split(",", 1)[0]
-            duration = _number("#EXTINF", "duration", value.strip())
+            duration = _number("#EXTINF", "duration", value, maximum=MAX_DURATION_S)
         elif line.startswith("#EXT-X-BYTERANGE:"):
             pending_range = line[len("#EXT-X-BYTERANGE:"):]
         elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
             first_number = _uint("#EXT-X-MEDIA-SEQUENCE", "value", line.split(":", 1)[1]) or 0
         elif line.startswith("#EXT-X-MAP:"):
             if init_url is None:
-                attrs = _attributes(line[len("#EXT-X-MAP:"):])
+                attrs = _attributes("#EXT-X-MAP", line[len("#EXT-X-MAP:"):])
                 if not attrs.get("URI"):
                     raise ManifestError("#EXT-X-MAP has no URI")
-                init_url = urljoin(url, attrs["URI"])
+                init_url = _url("#EXT-X-MAP", "URI", url, attrs["URI"])
                 if "BYTERANGE" in attrs:
                     init_range = _byte_range("#EXT-X-MAP", attrs["BYTERANGE"], -1)
         elif line.startswith("#EXT-X-STREAM-INF:"):
             raise ManifestError(f"the media playlist {url} is a master playlist")
         elif not line.startswith("#"):
             if duration is None:
-                raise ManifestError(f"the HLS segment {line!r} has no #EXTINF")
-            seg_url = urljoin(url, line)
+                raise ManifestError(f"the HLS segment {line[:80]!r} has no #EXTINF")
+            seg_url = _url("the HLS segment", "URI", url, line)
             byte_range = None
             if pending_range is not None:
                 prev = last[1] if last and last[0] == seg_url else None
@@ -179,59 +246,90 @@ def _media_playlist(url: str, text: str) -> tuple[str | None, tuple[int, int] | 
                 last = (seg_url, byte_range[1])
             else:
                 last = None
-            _check_count(f"the HLS playlist {url}", len(out) + 1)
+            budget.track(where, len(out) + 1)
+            budget.charge(where, 1, len(seg_url))
             out.append(Segment(seg_url, start_s, duration, first_number + len(out), byte_range))
             start_s += duration
             duration, pending_range = None, None
+    if duration is not None:
+        raise ManifestError(f"the last #EXTINF of {url} is not followed by a URI")
     return init_url, init_range, tuple(out)
 
 
-def parse_hls(url: str, text: str, fetch: Callable[[str], str]) -> Presentation:
-    """A master (or media) playlist; ``fetch(url) -> text`` loads the media playlists."""
+def _lines(url: str, text: str) -> list[str]:
+    """The lines of a playlist, which must start with #EXTM3U (after a byte order mark)."""
+    if not text.lstrip("\ufeff \t\r\n").startswith("#EXTM3U"):
+        raise ManifestError(f"the HLS playlist {url} does not start with #EXTM3U")
+    return text.lstrip("\ufeff").splitlines()
+
+
+def parse_hls(url: str, text: str, fetch: Callable[[str], str], *, max_segments: int = MAX_SEGMENTS,
+              max_playlists: int = MAX_PLAYLISTS) -> Presentation:
+    """A master (or media) playlist; ``fetch(url) -> text`` loads the media playlists (at most ``max_playlists``;
+    a playlist pointing back to a master is refused); a track lists at most ``max_segments`` segments."""
+    budget = _Budget(max_segments)
     if "#EXT-X-STREAM-INF:" not in text:
-        init, init_range, segs = _media_playlist(url, text)
+        init, init_range, segs = _media_playlist(url, text, budget)
         if not segs:
             raise ManifestError("the HLS playlist has no segment")
         track = Track("muxed", "0", None, None, None, None, None, init, segs, init_range)
         return Presentation("hls", url, (track,), (), track.duration_s)
     audio: list[Track] = []
     groups_with_audio: set[str] = set()
-    loaded: dict[str, tuple[str | None, tuple[int, int] | None, tuple[Segment, ...]]] = {}
+    loaded: dict[str, _Playlist] = {}
+    master = url.split("#", 1)[0]
 
-    def load(u: str):
+    def load(where: str, u: str) -> _Playlist:
+        if u.split("#", 1)[0] == master:
+            raise ManifestError(f"{where} URI {u!r} is the master playlist itself")
         if u not in loaded:
-            loaded[u] = _media_playlist(u, fetch(u))
+            if len(loaded) >= max_playlists:
+                raise ManifestError(f"the HLS master {url} lists more than {max_playlists} playlists")
+            loaded[u] = _media_playlist(u, fetch(u), budget)
         return loaded[u]
 
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
     variants: list[tuple[dict[str, str], str]] = []
-    for i, line in enumerate(lines):
+    audio_urls: set[str] = set()
+    pending: dict[str, str] | None = None  # the attributes of a STREAM-INF waiting for its URI line
+    for raw in _lines(url, text):
+        line = raw.strip()
+        if not line:
+            continue
         if line.startswith("#EXT-X-MEDIA:"):
-            attrs = _attributes(line[len("#EXT-X-MEDIA:"):])
+            attrs = _attributes("#EXT-X-MEDIA", line[len("#EXT-X-MEDIA:"):])
             if attrs.get("TYPE") == "AUDIO" and attrs.get("URI"):
-                a_url = urljoin(url, attrs["URI"])
-                if any(t.init_url == a_url or (t.segments and t.segments[0].url == a_url) for t in audio):
+                a_url = _url("#EXT-X-MEDIA", "URI", url, attrs["URI"])
+                groups_with_audio.add(attrs.get("GROUP-ID", ""))
+                if a_url in audio_urls:
                     continue
-                init, init_range, segs = load(a_url)
+                audio_urls.add(a_url)
+                init, init_range, segs = load("#EXT-X-MEDIA", a_url)
                 audio.append(Track("audio", attrs.get("NAME") or str(len(audio)), _hls_bandwidth(attrs, False),
                                    attrs.get("CODECS"), None, None, None, init, segs, init_range))
-                groups_with_audio.add(attrs.get("GROUP-ID", ""))
         elif line.startswith("#EXT-X-STREAM-INF:"):
-            uri = next((u for u in lines[i + 1:] if not u.startswith("#")), None)
-            if uri is None:
+            if pending is not None:
                 raise ManifestError("#EXT-X-STREAM-INF is not followed by a URI")
-            variants.append((_attributes(line[len("#EXT-X-STREAM-INF:"):]), uri))
+            pending = _attributes("#EXT-X-STREAM-INF", line[len("#EXT-X-STREAM-INF:"):])
+        elif not line.startswith("#") and pending is not None:
+            variants.append((pending, _url("#EXT-X-STREAM-INF", "URI", url, line)))
+            pending = None
+    if pending is not None:
+        raise ManifestError("#EXT-X-STREAM-INF is not followed by a URI")
     video: list[Track] = []
-    for i, (attrs, uri) in enumerate(variants):
+    for i, (attrs, v_url) in enumerate(variants):
         bandwidth = _hls_bandwidth(attrs, True)
         width = height = None
         if "RESOLUTION" in attrs:
-            m = re.fullmatch(r"(\d+)x(\d+)", attrs["RESOLUTION"].strip())
-            if not m:
+            w, x, h = attrs["RESOLUTION"].strip().partition("x")
+            if not x:
                 raise _bad("#EXT-X-STREAM-INF", "RESOLUTION", attrs["RESOLUTION"], "WIDTHxHEIGHT")
-            width, height = int(m.group(1)), int(m.group(2))
-        fps = _number("#EXT-X-STREAM-INF", "FRAME-RATE", attrs["FRAME-RATE"]) if "FRAME-RATE" in attrs else None
-        init, init_range, segs = load(urljoin(url, uri))
+            width = _uint("#EXT-X-STREAM-INF", "RESOLUTION", w)
+            height = _uint("#EXT-X-STREAM-INF", "RESOLUTION", h)
+        fps = (_number("#EXT-X-STREAM-INF", "FRAME-RATE", attrs["FRAME-RATE"], maximum=1e6)
+               if "FRAME-RATE" in attrs else None)
+        init, init_range, segs = load("#EXT-X-STREAM-INF", v_url)
+        if not segs:
+            raise ManifestError(f"the HLS playlist {v_url} has no segment")
         stream = "video" if attrs.get("AUDIO") in groups_with_audio and "AUDIO" in attrs else "muxed"
         video.append(Track(stream, str(i), bandwidth, attrs.get("CODECS"), width, height, fps, init, segs,
                            init_range))
@@ -251,13 +349,13 @@ def _hls_bandwidth(attrs: dict[str, str], required: bool) -> float | None:
 
 # ---------------------------------------------------------------- DASH
 
-_DURATION = re.compile(r"(-)?P(?:([\d.]+)Y)?(?:([\d.]+)M)?(?:([\d.]+)W)?(?:([\d.]+)D)?"
-                       r"(?:T(?:([\d.]+)H)?(?:([\d.]+)M)?(?:([\d.]+)S)?)?")
+_DURATION = re.compile(r"(-)?P(?:([0-9.]+)Y)?(?:([0-9.]+)M)?(?:([0-9.]+)W)?(?:([0-9.]+)D)?"
+                       r"(?:T(?:([0-9.]+)H)?(?:([0-9.]+)M)?(?:([0-9.]+)S)?)?")
 _DURATION_UNITS_S = (365 * 86400, 30 * 86400, 7 * 86400, 86400, 3600, 60, 1)
 
 
 def _iso_duration(where: str, name: str, text: str | None) -> float | None:
-    """An xs:duration in seconds, None when absent."""
+    """An xs:duration in seconds (at most MAX_DURATION_S), None when absent."""
     if text is None:
         return None
     m = _DURATION.fullmatch(text.strip())
@@ -266,23 +364,90 @@ def _iso_duration(where: str, name: str, text: str | None) -> float | None:
     total = 0.0
     for value, unit in zip(m.groups()[1:], _DURATION_UNITS_S):
         if value:
-            total += _number(where, name, value) * unit
+            total += _number(where, name, value, maximum=MAX_DURATION_S) * unit
+    if total > MAX_DURATION_S:
+        raise _bad(where, name, text, f"a duration of at most {MAX_DURATION_S} s")
     return total
 
 
-def _template(pattern: str, rep_id: str, number: int | None = None, time: int | None = None,
-              bandwidth: str = "") -> str:
-    def sub(m: re.Match) -> str:
-        name, fmt = m.group(1), m.group(2)
-        if name == "":
-            return "$"
-        value = {"RepresentationID": rep_id, "Number": number, "Time": time, "Bandwidth": bandwidth}.get(name)
-        if value is None:
-            return m.group(0)
-        if fmt and name != "RepresentationID":
-            return ("%" + fmt[1:]) % int(value)
-        return str(value)
-    return re.sub(r"\$(RepresentationID|Number|Time|Bandwidth|)(%0?\d*d)?\$", sub, pattern)
+_MARK = "\ue000"  # stands for a $Number$ or $Time$ field while a template is joined to its base
+_FIELD = re.compile(r"\$(RepresentationID|Number|Time|Bandwidth|)(%0?([0-9]*)d)?\$")
+
+
+class _Template:
+    """A SegmentTemplate pattern read once: literal text, and the $Number$ and $Time$ fields to fill per segment."""
+
+    def __init__(self, where: str, name: str, pattern: str, rep_id: str, bandwidth: str) -> None:
+        if len(pattern) > MAX_URL_CHARS:
+            raise _bad(where, name, pattern, f"a template of at most {MAX_URL_CHARS} characters")
+        self.parts: list[str | tuple[str, str]] = []
+        pos = 0
+        for m in _FIELD.finditer(pattern):
+            self.parts.append(pattern[pos:m.start()])
+            pos = m.end()
+            field, fmt, width = m.group(1), m.group(2), m.group(3)
+            if width and int(width) > 32:
+                raise _bad(where, name, pattern, "a template with a field width of at most 32")
+            if field == "":
+                self.parts.append("$")
+            elif field == "RepresentationID":
+                self.parts.append(rep_id)
+            elif field == "Bandwidth":
+                if not bandwidth:
+                    raise _bad(where, name, pattern, "usable: $Bandwidth$ without a bandwidth")
+                self.parts.append(("%" + fmt[1:]) % int(bandwidth) if fmt else bandwidth)
+            else:
+                self.parts.append((field, "%" + fmt[1:] if fmt else "%d"))
+        self.parts.append(pattern[pos:])
+
+    def render(self, number: int | None = None, time: int | None = None) -> str:
+        out = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+            else:
+                value = number if part[0] == "Number" else time
+                out.append(f"${part[0]}$" if value is None else part[1] % value)
+        return "".join(out)
+
+    def joiner(self, where: str, base: str) -> Callable[[int, int], str]:
+        """``(number, time) -> absolute URL``: joined to ``base`` once when the fields cannot change how the URL
+        resolves (they are digits), else per segment."""
+        fields = [p for p in self.parts if not isinstance(p, str)]
+        skeleton = "".join(_MARK if not isinstance(p, str) else p for p in self.parts)
+        if _MARK in "".join(p for p in self.parts if isinstance(p, str)):
+            fields = []
+        joined = _url(where, "media", base, skeleton)
+        pieces = joined.split(_MARK)
+        if not fields or len(pieces) != len(fields) + 1:
+            return lambda n, t: _url(where, "media", base, self.render(n, t))
+
+        def render(n: int, t: int) -> str:
+            out = [pieces[0]]
+            for (name, fmt), piece in zip(fields, pieces[1:]):
+                out.append(fmt % (n if name == "Number" else t))
+                out.append(piece)
+            return "".join(out)
+        return render
+
+
+class _Children:
+    """Children of elements by tag, indexed once per element so that no lookup re-scans a large parent."""
+
+    def __init__(self) -> None:
+        self._index: dict[int, dict[str, list[ET.Element]]] = {}
+
+    def all(self, el: ET.Element, tag: str) -> list[ET.Element]:
+        index = self._index.get(id(el))
+        if index is None:
+            index = self._index[id(el)] = {}
+            for child in el:
+                index.setdefault(child.tag, []).append(child)
+        return index.get(tag, [])
+
+    def first(self, el: ET.Element, tag: str) -> ET.Element | None:
+        found = self.all(el, tag)
+        return found[0] if found else None
 
 
 def _strip_namespaces(root: ET.Element) -> None:
@@ -291,12 +456,14 @@ def _strip_namespaces(root: ET.Element) -> None:
             el.tag = el.tag.split("}", 1)[1]
 
 
-def _base(url: str, el: ET.Element) -> str:
-    b = el.find("BaseURL")
-    return urljoin(url, b.text.strip()) if b is not None and b.text and b.text.strip() else url
+def _base(kids: _Children, url: str, el: ET.Element) -> str:
+    b = kids.first(el, "BaseURL")
+    if b is None or not b.text or not b.text.strip():
+        return url
+    return _url(el.tag, "BaseURL", url, b.text.strip())
 
 
-def _kind(aset: ET.Element, rep: ET.Element) -> str | None:
+def _kind(aset: ET.Element, rep: ET.Element, aset_is_text: bool) -> str | None:
     """audio, video, or None for what a player of audio and video leaves out (text, images, unknown types)."""
     content = (aset.get("contentType") or rep.get("contentType") or "").lower()
     mime = (rep.get("mimeType") or aset.get("mimeType") or "").lower()
@@ -310,7 +477,7 @@ def _kind(aset: ET.Element, rep: ET.Element) -> str | None:
         return major
     if major in ("image", "text") or codecs.startswith(("stpp", "wvtt", "tx3g")):
         return None
-    if any(r.get("value") in ("subtitle", "caption") for r in aset.findall("Role")):
+    if aset_is_text:
         return None
     if codecs.startswith(("mp4a", "ac-3", "ec-3", "opus", "vorbis", "flac", "dtsc")) or rep.get("audioSamplingRate"):
         return "audio"
@@ -323,7 +490,8 @@ class _Levels:
     """One kind of segment information (SegmentTemplate, SegmentList, SegmentBase) across Period, set and
     Representation: attributes inherited downwards, children taken from the lowest level that has them."""
 
-    def __init__(self, elements: list[ET.Element], where: str) -> None:
+    def __init__(self, kids: _Children, elements: list[ET.Element], where: str) -> None:
+        self.kids = kids
         self.elements = elements
         self.where = where
         self.attrs: dict[str, str] = {}
@@ -332,10 +500,17 @@ class _Levels:
 
     def child(self, name: str) -> ET.Element | None:
         for el in reversed(self.elements):
-            found = el.find(name)
+            found = self.kids.first(el, name)
             if found is not None:
                 return found
         return None
+
+    def children(self, name: str) -> list[ET.Element]:
+        for el in reversed(self.elements):
+            found = self.kids.all(el, name)
+            if found:
+                return found
+        return []
 
     def uint(self, name: str, default: int | None, minimum: int = 0) -> int | None:
         return _uint(self.where, name, self.attrs.get(name), default, minimum)
@@ -344,17 +519,18 @@ class _Levels:
 def _range_attr(where: str, name: str, text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
-    m = re.fullmatch(r"\s*(\d+)-(\d+)\s*", text)
-    if not m or int(m.group(1)) > int(m.group(2)):
+    m = re.fullmatch(r"\s*([0-9]{1,19})-([0-9]{1,19})\s*", text)
+    if not m or int(m.group(1)) > int(m.group(2)) or int(m.group(2)) > _MAX_INT:
         raise _bad(where, name, text, "a byte range first-last")
     return int(m.group(1)), int(m.group(2))
 
 
-def _timeline(info: _Levels, timeline: ET.Element, period_s: float | None, pto: int,
-              scale: int) -> list[tuple[int, int]]:
+def _timeline(info: _Levels, timeline: ET.Element, period_s: float | None, pto: int, scale: int,
+              budget: _Budget) -> list[tuple[int, int]]:
     """(time, duration) of every segment of a SegmentTimeline, in the timescale."""
     where = f"{info.where} SegmentTimeline S"
-    entries = timeline.findall("S")
+    entries = info.kids.all(timeline, "S")
+    budget.track(info.where, len(entries))
     out: list[tuple[int, int]] = []
     t = 0
     for i, s_el in enumerate(entries):
@@ -363,7 +539,7 @@ def _timeline(info: _Levels, timeline: ET.Element, period_s: float | None, pto: 
         if d is None:
             raise ManifestError(f"{where} has no d")
         r_text = (s_el.get("r") or "0").strip()
-        if r_text == "-1" or (r_text.startswith("-") and r_text[1:].isdigit()):
+        if r_text.startswith("-") and _DIGITS.fullmatch(r_text[1:]):
             next_t = entries[i + 1].get("t") if i + 1 < len(entries) else None
             if next_t is not None:
                 end = _uint(where, "t", next_t, 0)
@@ -371,17 +547,18 @@ def _timeline(info: _Levels, timeline: ET.Element, period_s: float | None, pto: 
                 end = pto + round(period_s * scale)
             else:
                 raise ManifestError(f"{where} r={r_text} repeats up to an unknown period end")
-            count = max(0, math.ceil((end - t) / d))
+            count = max(0, -(-(end - t) // d))
         else:
             count = _uint(where, "r", r_text, 0) + 1
-        _check_count(info.where, len(out) + count)
+        budget.track(info.where, len(out) + count)
+        budget.charge(info.where, max(1, count))
         for _ in range(count):
             out.append((t, d))
             t += d
     return out
 
 
-def _sidx_segments(url: str, first: int, last: int, fetch_range: FetchRange, pto: int,
+def _sidx_segments(url: str, first: int, last: int, fetch_range: FetchRange, pto: int, budget: _Budget,
                    depth: int = 0) -> list[tuple[float, float, tuple[int, int]]]:
     """(start, duration, byte range) of the subsegments a sidx in ``url`` bytes ``first``-``last`` indexes."""
     if depth > _MAX_SIDX_DEPTH:
@@ -392,33 +569,37 @@ def _sidx_segments(url: str, first: int, last: int, fetch_range: FetchRange, pto
     offset, sidx = find_sidx(data)
     out: list[tuple[float, float, tuple[int, int]]] = []
     starts, durations = sidx.starts_s(), sidx.durations_s()
+    where = f"the segment index of {url}"
     for ref, rng, start, dur in zip(sidx.references, sidx.ranges(first + offset), starts, durations):
+        budget.charge(where)
         if ref.reference_type == 1:
-            out.extend(_sidx_segments(url, rng[0], rng[1], fetch_range, pto, depth + 1))
+            out.extend(_sidx_segments(url, rng[0], rng[1], fetch_range, pto, budget, depth + 1))
         else:
             out.append((start - pto / sidx.timescale, dur, rng))
-        _check_count(f"the segment index of {url}", len(out))
+        budget.track(where, len(out))
     return out
 
 
-def _representation(base: str, levels: list[ET.Element], rep: ET.Element, rep_id: str, bandwidth: str,
-                    period_s: float | None,
-                    fetch_range: FetchRange | None) -> tuple[str | None, tuple[int, int] | None, list[Segment]]:
+def _representation(kids: _Children, base: str, levels: list[ET.Element], rep_id: str, bandwidth: str,
+                    period_s: float | None, fetch_range: FetchRange | None,
+                    budget: _Budget) -> tuple[str | None, tuple[int, int] | None, list[Segment]]:
     """Init URL and range, and segments, of one Representation from its segment information."""
     where = f"Representation {rep_id!r}"
     kind = next((k for el in reversed(levels) for k in ("SegmentTemplate", "SegmentList", "SegmentBase")
-                 if el.find(k) is not None), None)
+                 if kids.first(el, k) is not None), None)
     if kind is None:  # a single-segment representation: the BaseURL is the whole media
         if period_s is None:
             raise ManifestError(f"{where} has no segment information and the period has no duration")
+        budget.charge(where, 1, len(base))
         return None, None, [Segment(base, 0.0, period_s, 1)]
-    info = _Levels([el.find(kind) for el in levels if el.find(kind) is not None], f"{where} {kind}")
+    info = _Levels(kids, [found for el in levels if (found := kids.first(el, kind)) is not None], f"{where} {kind}")
     scale = info.uint("timescale", 1, 1)
     pto = info.uint("presentationTimeOffset", 0)
     init_url, init_range = None, None
     init_el = info.child("Initialization")
     if init_el is not None:
-        init_url = urljoin(base, init_el.get("sourceURL") or "") if init_el.get("sourceURL") else base
+        source = init_el.get("sourceURL")
+        init_url = _url(f"{info.where} Initialization", "sourceURL", base, source) if source else base
         init_range = _range_attr(f"{info.where} Initialization", "range", init_el.get("range"))
     if kind == "SegmentBase":
         index_range = _range_attr(info.where, "indexRange", info.attrs.get("indexRange"))
@@ -428,16 +609,18 @@ def _representation(base: str, levels: list[ET.Element], rep: ET.Element, rep_id
             raise ManifestError(f"{info.where} needs its segment index fetched by byte range")
         if init_el is None and index_range[0] > 0:  # no Initialization: the init is what precedes the index
             init_url, init_range = base, (0, index_range[0] - 1)
-        refs = _sidx_segments(base, index_range[0], index_range[1], fetch_range, pto)
+        refs = _sidx_segments(base, index_range[0], index_range[1], fetch_range, pto, budget)
+        budget.charge(where, 0, len(base) * len(refs))
         return init_url, init_range, [Segment(base, s, d, i + 1, rng) for i, (s, d, rng) in enumerate(refs)]
     start_number = info.uint("startNumber", 1)
     timeline = info.child("SegmentTimeline")
     times: list[tuple[int, int]] | None = None
     if timeline is not None:
-        times = _timeline(info, timeline, period_s, pto, scale)
+        times = _timeline(info, timeline, period_s, pto, scale, budget)
     if kind == "SegmentList":
-        urls = next((found for el in reversed(info.elements) if (found := el.findall("SegmentURL"))), [])
-        _check_count(info.where, len(urls))
+        urls = info.children("SegmentURL")
+        budget.track(info.where, len(urls))
+        budget.charge(info.where, len(urls))
         if times is None:
             duration = info.uint("duration", None, 1)
             if duration is None:
@@ -448,7 +631,8 @@ def _representation(base: str, levels: list[ET.Element], rep: ET.Element, rep_id
                 times = [(pto + i * duration, duration) for i in range(len(urls))]
         segs = []
         for i, (u, (t, d)) in enumerate(zip(urls, times)):
-            media = urljoin(base, u.get("media")) if u.get("media") else base
+            media = _url(f"{info.where} SegmentURL", "media", base, u.get("media")) if u.get("media") else base
+            budget.charge(info.where, 0, len(media))
             rng = _range_attr(f"{info.where} SegmentURL", "mediaRange", u.get("mediaRange"))
             segs.append(Segment(media, (t - pto) / scale, d / scale, start_number + i, rng))
         if segs and period_s is not None and times is not None and timeline is None:
@@ -459,64 +643,85 @@ def _representation(base: str, levels: list[ET.Element], rep: ET.Element, rep_id
     # SegmentTemplate
     init_pattern = info.attrs.get("initialization")
     if init_pattern:
-        init_url = urljoin(base, _template(init_pattern, rep_id, bandwidth=bandwidth))
+        init_url = _url(info.where, "initialization", base,
+                        _Template(info.where, "initialization", init_pattern, rep_id, bandwidth).render())
     media = info.attrs.get("media")
     if not media:
         raise ManifestError(f"{info.where} has no media attribute")
+    render = _Template(info.where, "media", media, rep_id, bandwidth).joiner(info.where, base)
     segs = []
-    if times is not None:
-        for i, (t, d) in enumerate(times):
-            n = start_number + i
-            segs.append(Segment(urljoin(base, _template(media, rep_id, n, t, bandwidth)), (t - pto) / scale,
-                                d / scale, n))
-        return init_url, init_range, segs
-    duration = info.uint("duration", None, 1)
-    if duration is None:
-        raise ManifestError(f"{info.where} has neither a SegmentTimeline nor a duration")
-    if period_s is None:
-        raise ManifestError(f"{info.where} has a duration but the period's length is unknown")
-    seg_s = duration / scale
-    count = math.ceil(period_s / seg_s - 1e-9)
-    _check_count(info.where, count)
-    for i in range(count):
+    if times is None:
+        duration = info.uint("duration", None, 1)
+        if duration is None:
+            raise ManifestError(f"{info.where} has neither a SegmentTimeline nor a duration")
+        if period_s is None:
+            raise ManifestError(f"{info.where} has a duration but the period's length is unknown")
+        seg_s = duration / scale
+        count = math.ceil(period_s / seg_s - 1e-9)
+        budget.track(info.where, count)
+        budget.charge(info.where, count)
+        times = [(pto + i * duration, duration) for i in range(count)]
+    else:
+        seg_s = None
+    for i, (t, d) in enumerate(times):
         n = start_number + i
-        segs.append(Segment(urljoin(base, _template(media, rep_id, n, pto + i * duration, bandwidth)), i * seg_s,
-                            min(seg_s, period_s - i * seg_s), n))
+        seg_url = render(n, t)
+        if len(seg_url) > MAX_URL_CHARS:
+            raise _bad(info.where, "media", seg_url, f"a URL of at most {MAX_URL_CHARS} characters")
+        budget.charge(info.where, 0, len(seg_url))
+        if seg_s is None:
+            segs.append(Segment(seg_url, (t - pto) / scale, d / scale, n))
+        else:
+            segs.append(Segment(seg_url, i * seg_s, min(seg_s, period_s - i * seg_s), n))
     return init_url, init_range, segs
 
 
-def parse_dash(url: str, text: str, fetch_range: FetchRange | None = None) -> Presentation:
-    """The first Period of an MPD, with SegmentTemplate ($Number$ or $Time$, duration or SegmentTimeline),
-    SegmentList or SegmentBase; ``fetch_range(url, first, last) -> bytes`` loads a SegmentBase's sidx."""
+def _xml(text: str) -> ET.Element:
+    """The MPD's root element; a DTD (entities: billion laughs, external entities) is refused, never expanded."""
     try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
+        return SafeET.fromstring(text.lstrip("\ufeff"), forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise ManifestError(f"the DASH manifest declares a DTD or entities, which MPDs never need: {exc!r}") from exc
+    except (ET.ParseError, UnicodeError, ValueError) as exc:
         raise ManifestError(f"the DASH manifest is not valid XML: {exc}") from exc
+
+
+def parse_dash(url: str, text: str, fetch_range: FetchRange | None = None, *,
+               max_segments: int = MAX_SEGMENTS) -> Presentation:
+    """The first Period of an MPD, with SegmentTemplate ($Number$ or $Time$, duration or SegmentTimeline),
+    SegmentList or SegmentBase; ``fetch_range(url, first, last) -> bytes`` loads a SegmentBase's sidx; a track
+    lists at most ``max_segments`` segments."""
+    budget = _Budget(max_segments)
+    kids = _Children()
+    root = _xml(text)
     _strip_namespaces(root)
     if root.tag != "MPD":
-        raise ManifestError(f"the DASH manifest's root is {root.tag}, not MPD")
+        raise ManifestError(f"the DASH manifest's root is {str(root.tag)[:80]}, not MPD")
     total = _iso_duration("MPD", "mediaPresentationDuration", root.get("mediaPresentationDuration"))
-    period = root.find("Period")
+    period = kids.first(root, "Period")
     if period is None:
         raise ManifestError("the DASH manifest has no Period")
     period_s = _iso_duration("Period", "duration", period.get("duration"))
     if period_s is None and total is not None:
         period_s = max(0.0, total - (_iso_duration("Period", "start", period.get("start")) or 0.0))
-    period_base = _base(_base(url, root), period)
+    period_base = _base(kids, _base(kids, url, root), period)
     video: list[Track] = []
     audio: list[Track] = []
-    for aset in period.findall("AdaptationSet"):
-        aset_base = _base(period_base, aset)
-        for rep in aset.findall("Representation"):
-            kind = _kind(aset, rep)
+    for aset in kids.all(period, "AdaptationSet"):
+        aset_base = _base(kids, period_base, aset)
+        aset_is_text = any(r.get("value") in ("subtitle", "caption") for r in kids.all(aset, "Role"))
+        for rep in kids.all(aset, "Representation"):
+            budget.charge("the DASH manifest")
+            kind = _kind(aset, rep, aset_is_text)
             if kind is None:
                 continue
             rep_id = rep.get("id") or str(len(video) + len(audio))
-            where = f"Representation {rep_id!r}"
+            where = f"Representation {rep_id[:80]!r}"
             bw = rep.get("bandwidth")
             bandwidth = _uint(where, "bandwidth", bw)
-            init_url, init_range, segs = _representation(_base(aset_base, rep), [period, aset, rep], rep, rep_id,
-                                                         bw or "", period_s, fetch_range)
+            init_url, init_range, segs = _representation(kids, _base(kids, aset_base, rep), [period, aset, rep],
+                                                         rep_id, str(bandwidth) if bw else "", period_s,
+                                                         fetch_range, budget)
             track = Track(kind, rep_id, float(bandwidth) if bandwidth is not None else None,
                           rep.get("codecs") or aset.get("codecs"),
                           _uint(where, "width", rep.get("width") or aset.get("width")),

@@ -169,6 +169,9 @@ class Pipeline:
             raise Interrupted("download")
         if t.ended_by == "error":
             raise DownloadError(t.error, kind=t.error_kind or "transfer")
+        if t.bytes_total == 0 and main.delivery == "progressive":
+            raise DownloadError(f"the server sent no media bytes (the transfer ended by {t.ended_by})",
+                                kind="empty_body")
         if t.body_overrun:  # what was measured is not the file the server sent
             raise DownloadError(f"the server sent more than the {t.content_length_bytes} bytes its Content-Length "
                                 "announced", kind="length_mismatch")

@@ -191,8 +191,8 @@ class SegmentPlayer:
                 raise MediaError(f"cannot load the segment index bytes {first}-{last} of {u}: {t.error or t.status}")
             return t.head
 
-        pres = (parse_hls(url, text, fetch_text) if protocol == "hls"
-                else parse_dash(url, text, fetch_range=fetch_index))
+        pres = (parse_hls(url, text, fetch_text, max_segments=s.manifest_segments_max) if protocol == "hls"
+                else parse_dash(url, text, fetch_range=fetch_index, max_segments=s.manifest_segments_max))
         session.presentation = pres
         deadline = (agg.headers_s or 0.0) + s.window_s
         video = choose_fixed(pres.video, "lowest" if s.abr == "buffer" else s.rendition)

@@ -12,7 +12,6 @@ from pytomo.services.base import Service
 from pytomo.services.htmlscan import scan
 
 _MEDIA_TYPES = ("video/", "audio/", "application/octet-stream", "application/mp4")
-_PAGE_LIMIT_BYTES = 2 * 1024 * 1024
 _MAX_PAGE_REDIRECTS = 10
 
 
@@ -54,10 +53,17 @@ class GenericService(Service):
                                            streams=(MediaStream(url=url, kind=protocol),))
                 if ctype.startswith(_MEDIA_TYPES) or (not ctype.startswith("text/") and not _looks_like_html(head)):
                     return self._direct(page_url)
-                body = head + (resp.raw.read(_PAGE_LIMIT_BYTES, decode_content=True) or b"")
+                limit = self.ctx.settings.page_limit_bytes
+                body = head[:limit]
+                if len(head) < limit:
+                    body += resp.raw.read(limit - len(head), decode_content=True) or b""
+                longer = len(head) > limit or bool(resp.raw.read(1, decode_content=True))
             finally:
                 resp.close()
             page = scan(body.decode(resp.encoding or "utf-8", errors="replace"), url)
+            if not page.sources and longer:
+                raise PageError(f"no <video> or <source> element in the first {limit} bytes of the page, "
+                                "and the page is longer (page_limit_bytes)", kind="page_too_large")
             if not page.sources:
                 raise PageError("the page has no <video> or <source> element", kind="no_video")
             streams = tuple(MediaStream(url=src, container=(kind or "").split("/")[-1] or None)

@@ -21,7 +21,8 @@ class LabService(Service):
              ("http://www.lab.pytomo.test/watch?feature=x&v=abc_1", "abc_1"))
 
     def _resolve(self, page_url: str) -> MediaDescriptor:
-        resp, text = self.ctx.http.get_text(page_url)
+        s = self.ctx.settings
+        resp, text = self.ctx.http.get_text(page_url, limit_bytes=s.page_limit_bytes, deadline_s=s.request_deadline_s)
         if resp.status_code != 200:
             raise HttpStatusError(stage="resolve_page", status=resp.status_code, url=page_url)
         page = scan(text, page_url)

@@ -414,7 +414,7 @@ def test_malformed_manifests(text, name):
 ])
 def test_hostile_segment_counts_are_refused_quickly(text):
     started = time.monotonic()
-    with pytest.raises(MediaError, match=str(MAX_SEGMENTS)):
+    with pytest.raises(MediaError, match=f"{MAX_SEGMENTS}|mediaPresentationDuration"):
         parse_dash("http://h/m.mpd", text)
     assert time.monotonic() - started < 1.0
 
