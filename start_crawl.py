@@ -10,7 +10,7 @@ if _VENV_PYTHON.exists() and Path(sys.prefix).resolve() != _VENV_PYTHON.parent.p
     # run inside the project's virtual environment made by quickstart.sh, whatever python3 started us
     os.execv(str(_VENV_PYTHON), [str(_VENV_PYTHON), __file__, *sys.argv[1:]])
 
-from pytomo.cli import crawl_main  # noqa: E402
+from pytomo.cli import run_command  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(crawl_main())
+    sys.exit(run_command("crawl", sys.argv[1:], prog="start_crawl.py"))

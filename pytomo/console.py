@@ -1,13 +1,15 @@
-"""What the crawler prints: one progress line per video on a terminal, and the closing summary table."""
+"""What the crawler prints: one progress line per video (a Sink) on a terminal, and the closing summary table."""
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from typing import TextIO
 
-from pytomo.engine.crawl import CrawlSummary
-from pytomo.engine.pipeline import VideoMeasurement
+from pytomo.results import CrawlSummary, Sink, VideoMeasurement
 
+log = logging.getLogger("pytomo.run")  # the progress lines in the log file, as the run wrote them
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -42,6 +44,23 @@ def video_line(m: VideoMeasurement, n: int) -> str:
     if m.status != "ok":
         parts.append(f"{m.status} at {m.error_stage}: {clean(m.error_message, 80)}")
     return "  ".join(parts)
+
+
+class ConsoleSink(Sink):
+    """One progress line per video: in the log, and on standard error when it is a terminal."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.count = 0
+        self.out = out if out is not None else sys.stderr
+        self.tty = self.out.isatty()
+
+    def add(self, video: VideoMeasurement) -> None:
+        """Log (and print on a terminal) the video's line."""
+        self.count += 1
+        line = video_line(video, self.count)
+        log.info("%s", line)
+        if self.tty:
+            print(line, file=self.out, flush=True)
 
 
 def summary_table(summary: CrawlSummary, out: TextIO) -> None:

@@ -114,6 +114,12 @@ class MediaError(MeasurementError):
     kind = "not_media"
 
 
+class ParserFailure(MediaError):
+    """MediaInfo crashed (``parser_crash``), ran out of time (``parser_timeout``) or memory (``parser_memory``)."""
+
+    kind = "parser_crash"
+
+
 class ManifestError(MediaError):
     """An HLS playlist or DASH MPD that cannot be read: a malformed value (named in the message) or too large."""
 

@@ -1,10 +1,9 @@
-"""One crawl run wired together: the lab when asked, resolvers, HTTP client, service, database, crawler."""
+"""One crawl run wired together: the lab when asked, resolvers, HTTP client, service, sinks, crawler."""
 
 from __future__ import annotations
 
 import http.cookiejar
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -12,18 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pytomo.console import video_line
-from pytomo.engine.crawl import Crawler, CrawlSummary
+from pytomo.console import ConsoleSink
+from pytomo.engine.crawl import Crawler
 from pytomo.engine.http import HttpClient
 from pytomo.engine.pipeline import Pipeline
 from pytomo.engine.resolve import DnsProbe, ResolverSpec, addresses, parse_resolver
 from pytomo.engine.targets import TargetPolicy
 from pytomo.errors import LabError, UsageError
+from pytomo.results import CrawlSummary, Sink
 from pytomo.rrd.recorder import RrdRecorder
 from pytomo.seeds import seeds_for
 from pytomo.services import by_name
 from pytomo.services.base import ServiceContext
 from pytomo.settings import Settings
+from pytomo.storage.sink import DatabaseSink
 from pytomo.storage.sqlite import RunDatabase
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ class CrawlRun:
                               user_agent=s.user_agent, proxy=s.http_proxy, policy=policy,
                               cookies=load_cookies(s.cookies_file) if s.cookies_file else None)
             stack.callback(http.close)
-            ctx = ServiceContext(http=http, settings=s, lab=lab)
+            # the plugins see the lab only as URLs in their settings; the run row stores the settings as given
+            ctx = ServiceContext(http=http, settings=lab.layer(s) if lab is not None else s)
             service = service_cls(ctx)
             seeds = seeds_for(s, service)
             policy.give(urlsplit(url).hostname or "" for url, source in seeds if source == "input")
@@ -91,18 +93,10 @@ class CrawlRun:
             setup_logging(s.log_level, db.path.with_suffix(".log"))
             log.info("run %s: service %s, %d seeds, settings %s", db.path.name, s.service, len(seeds), s.as_dict())
             pipeline = Pipeline(s, http, dns, primary, self.stop)
-            count = [0]
-            tty = sys.stderr.isatty()
-            rrd = RrdRecorder(db.path)  # RRD files beside the database; their failures never stop the crawl
-
-            def progress(m) -> None:
-                rrd.record(m)
-                count[0] += 1
-                log.info("%s", video_line(m, count[0]))
-                if tty:
-                    print(video_line(m, count[0]), file=sys.stderr, flush=True)
-
-            crawler = Crawler(s, ctx, service, pipeline, db, self.stop, on_video=progress)
+            # the database first (a full disk stops the crawl), then the RRD files beside it and the console line,
+            # whose failures never stop the crawl
+            sinks: list[Sink] = [DatabaseSink(db), RrdRecorder(db.path), ConsoleSink()]
+            crawler = Crawler(s, ctx, service, pipeline, sinks, self.stop)
             status = "failed"
             summary = CrawlSummary(stop_reason="failed")
             try:
@@ -112,7 +106,8 @@ class CrawlRun:
                 summary.stop_reason = status = "interrupted"
                 raise
             finally:
-                db.finish(status, summary.stop_reason)
+                for sink in sinks:
+                    sink.close(status, summary.stop_reason)
         return RunOutcome(summary=summary, db_path=db.path)
 
 

@@ -1,105 +1,268 @@
-"""One settings object for a run, layered: defaults < config file (TOML) < command line; frozen once built."""
+"""One settings table for a run: each setting declared once; layered defaults < config file (TOML) < command line."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 import tomllib
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pytomo.errors import UsageError
 
 TIME_FRAMES = ("today", "week", "month", "all_time")
 ABR_MODES = ("fixed", "buffer")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+YOUTUBE_RELATED = ("search", "channel", "none")
+DAILYMOTION_MEDIA = ("yt-dlp", "api")
+MEDIA_FORMAT = re.compile(r"^(player|progressive|best|worst|\d{2,4}p|[\w.-]+(\+[\w.-]+)?)$")
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+Check = Callable[[str, Any], "str | None"]
+"""A limit of one setting: (label, value) -> the one-line complaint, or None when the value is fine."""
+
+
+def at_least(minimum: int) -> Check:
+    """A whole number not below ``minimum``."""
+    return lambda label, v: None if v >= minimum else f"{label} must be at least {minimum}, not {v!r}"
+
+
+def not_negative(label: str, value: float) -> str | None:
+    """Zero or more."""
+    return None if value >= 0 else f"{label} must not be negative, not {value!r}"
+
+
+def positive(label: str, value: float) -> str | None:
+    """More than zero."""
+    return None if value > 0 else f"{label} must be positive, not {value!r}"
+
+
+def one_of(choices: tuple[str, ...]) -> Check:
+    """One of a few words."""
+    return lambda label, v: None if v in choices else (
+        f"invalid choice for {label}: {v!r} (choose from {', '.join(choices)})")
+
+
+def matches(pattern: str | re.Pattern[str], must: str) -> Check:
+    """A text matching ``pattern`` (empty allowed: the setting is then unset); ``must`` says what it must be."""
+    regex = re.compile(pattern)
+    return lambda label, v: None if not v or regex.fullmatch(v) else f"{label} must be {must}, not {v!r}"
+
+
+http_url = matches(r"https?://[^/\s]+.*", "an http(s) URL")
+
+
+def _rendition(label: str, value: str) -> str | None:
+    ok = value in ("highest", "lowest") or value.isdigit()
+    return None if ok else f"{label} must be highest, lowest, an index or a bit/s cap, not {value!r}"
+
+
+GROUPS = {  # argparse groups and docs/options.md sections, in order
+    "crawl": "crawl",
+    "platforms": "platforms (docs/platforms.md)",
+    "probes": "probes",
+    "download": "download and playout",
+    "budgets": "budgets for what servers send",
+    "output": "output",
+    "lab": "lab",
+}
+
+T = TypeVar("T")
+
+
+def _opt(default: T, help: str, *, group: str, flag: str | tuple[str, ...] = (), unit: str = "",
+         check: Check | None = None, **more: Any) -> T:
+    """One setting: its default (the dataclass field's) and the rest of its row of the table (see ``Setting``)."""
+    flags = (flag,) if isinstance(flag, str) else flag
+    return field(default=default, metadata={"setting": dict(help=help, group=group, flag=flags, unit=unit,
+                                                            check=check, **more)})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting of a crawl, with its unit in its name. Field docs are in ``docs/options.md``."""
+    """Every setting of a crawl, with its unit in its name; each field is one row of ``SETTINGS`` (docs/options.md)."""
 
     # crawl
-    service: str = "generic"  # -s
-    urls: tuple[str, ...] = ()  # positional URLs
-    input_file: str | None = None  # -f
-    batch: bool = False  # -b: never prompt
-    max_crawled_urls: int = 10000  # -u: stop after this many distinct videos measured
-    max_rounds: int = 10000  # -r
-    loop: bool = False  # -l
-    related: bool = False  # -R
-    max_per_url: int = 10  # -p: related links sampled per video
-    max_per_page: int = 10  # -P: related links considered per page; size of the popular seed list
-    time_frame: str = "today"  # -t
-    delay_between_requests_s: float = 10.0  # -S
-    random_seed: int | None = None  # sampling of related links and loop intervals (None: random)
+    service: str = _opt("generic", "service plugin: lab, youtube, dailymotion or generic", group="crawl", flag="-s",
+                        metavar="SERVICE", note="`lab` starts the built-in lab in the process and crawls it; "
+                        "youtube and dailymotion: [platforms.md](platforms.md)")
+    urls: tuple[str, ...] = _opt((), "page or media URLs to crawl (instead of a popular list)", group="crawl",
+                                 flag="urls", metavar="URL", note="when given (or `-f`), no popular list is fetched")
+    input_file: str | None = _opt(None, "file of URLs, one per line", group="crawl", flag=("-f", "--input-file"),
+                                  metavar="FILE", note="blank lines and `#` comments skipped; a bad line stops with "
+                                  "its number")
+    batch: bool = _opt(False, "never prompt", group="crawl", flag=("-b", "--batch"),
+                       note="without it, and only when stdin is a terminal, the first crawl prints what it will "
+                       "measure and store and asks for consent, remembered in `$PYTOMO_CONFIG_DIR` or "
+                       "`~/.config/pytomo/consent.json` (asked again only when the statement changes)")
+    max_crawled_urls: int = _opt(10000, "stop after N distinct videos measured", group="crawl", flag="-u",
+                                 metavar="N", check=at_least(1), note="2015 counted rows")
+    max_rounds: int = _opt(10000, "maximum rounds", group="crawl", flag="-r", metavar="N", check=at_least(1),
+                           note="also in loop mode")
+    loop: bool = _opt(False, "crawl the same seeds again, round after round", group="crawl", flag=("-l", "--loop"),
+                      negative=("--no-loop",), note="related videos are not followed; measurements spaced at "
+                      "random (`--loop-interval`)")
+    related: bool = _opt(False, "also crawl related videos", group="crawl", flag=("-R", "--related"),
+                         negative=("--no-related",), note="the next round is made of the related videos of this one")
+    max_per_url: int = _opt(10, "related videos sampled (at random) per video", group="crawl", flag="-p",
+                            metavar="N", check=not_negative)
+    max_per_page: int = _opt(10, "related links considered per page, and size of the popular list", group="crawl",
+                             flag="-P", metavar="N", check=not_negative)
+    time_frame: str = _opt("today", "popular list: today, week, month, all_time", group="crawl", flag="-t",
+                           metavar="FRAME", check=one_of(TIME_FRAMES), label="time frame")
+    delay_between_requests_s: float = _opt(
+        10.0, "pause after each video (not after the last)", group="crawl", flag="-S", unit="s", metavar="SECONDS",
+        check=not_negative, note="in loop mode the random spacing replaces it; longer after a bot check "
+        "(`bot_check_pause_s`)")
+    random_seed: int | None = _opt(None, "seed of the sampling of related videos and of the loop spacing",
+                                   group="crawl", shown="random")
     # volunteer defaults (pytomo/engine/schedule.py, pytomo/consent.py)
-    label: str = ""  # --label: replaces the host name in file names and the run row
-    loop_mean_interval_s: float = 600.0  # -l: mean of the exponential spacing between measurements; 0: use -S
-    loop_min_interval_s: float = 60.0  # floor of that spacing
-    loop_max_interval_s: float = 1500.0  # cap of that spacing
-    bot_check_pause_s: float = 60.0  # first pause after a bot check; doubles with every one in a row
-    bot_check_max_pause_s: float = 3600.0  # cap of that pause
+    label: str = _opt("", "name of this computer in file names and the run row", group="output", flag="--label",
+                      metavar="NAME", shown="the host name", label="label",
+                      check=matches(LABEL, "1 to 64 letters, digits, '.', '_' or '-' (starting with a letter or "
+                                    "digit)"), note="replaces the host name in the database file name and "
+                      "`run.host_label`")
+    loop_mean_interval_s: float = _opt(
+        600.0, "-l: mean of the random (exponential) spacing between measurements; 0: -S", group="crawl",
+        flag="--loop-interval", unit="s", metavar="SECONDS", check=not_negative,
+        note="start-to-start spacing drawn from an exponential distribution, so that volunteers do not "
+        "synchronise (as ndt7 clients)")
+    loop_min_interval_s: float = _opt(60.0, "-l: shortest spacing", group="crawl", flag="--loop-min-interval",
+                                      unit="s", metavar="SECONDS", check=not_negative,
+                                      note="ndt7's ratio: 0.1 × the mean")
+    loop_max_interval_s: float = _opt(1500.0, "-l: longest spacing", group="crawl", flag="--loop-max-interval",
+                                      unit="s", metavar="SECONDS", check=not_negative,
+                                      note="2.5 × the mean; draws outside are clamped")
+    bot_check_pause_s: float = _opt(60.0, "first pause after a bot check or HTTP 429", group="crawl", unit="s",
+                                    check=not_negative, note="doubled after each further one in a row")
+    bot_check_max_pause_s: float = _opt(3600.0, "cap of that pause", group="crawl", unit="s", check=not_negative)
     # probes
-    ping_count: int = 10  # -n
-    ping_interval_s: float = 0.2
-    ping_timeout_s: float = 1.0
-    dns_timeout_s: float = 4.0
-    dns_system: bool = True  # query the system's nameservers
-    dns_extra: tuple[str, ...] = ()  # extra resolvers, "label=ip[:port]"
-    download_extra_dns: bool = False  # --download-extra-dns: also download from addresses only extra resolvers gave
-    redirect_max_hops: int = 10
-    http_timeout_s: float = 5.0
-    http_proxy: str | None = None  # --http-proxy
-    cookies_file: str | None = None  # --cookies: Netscape cookies file, for yt-dlp and for the media requests
-    user_agent: str = "Mozilla/5.0 (X11; Linux x86_64) pytomo/4"
+    ping_count: int = _opt(10, "RTT probes per address", group="probes", flag="-n", metavar="N", check=at_least(1),
+                           note="and per method (the 2015 option had no effect)")
+    ping_interval_s: float = _opt(0.2, "spacing of the RTT probes", group="probes", unit="s", check=not_negative)
+    ping_timeout_s: float = _opt(1.0, "wait for one RTT probe's answer", group="probes", unit="s", check=positive)
+    dns_timeout_s: float = _opt(4.0, "wait for one resolver's answer", group="probes", unit="s", check=positive)
+    dns_system: bool = _opt(True, "query the system's nameservers", group="probes", negative=("--no-system-dns",))
+    dns_extra: tuple[str, ...] = _opt((), "an extra resolver to query (repeatable)", group="probes",
+                                      flag="--dns-resolver", metavar="LABEL=IP[:PORT]",
+                                      note="queried for every host")
+    download_extra_dns: bool = _opt(False, "also download from addresses that only extra resolvers gave",
+                                    group="probes", flag="--download-extra-dns")
+    redirect_max_hops: int = _opt(10, "redirects followed to the media", group="probes", check=at_least(1))
+    http_timeout_s: float = _opt(5.0, "connect and read timeout of a request", group="probes", unit="s",
+                                 check=positive, note="response headers must arrive whole within it, however "
+                                 "slowly a server drips them")
+    http_proxy: str | None = _opt(None, "HTTP proxy for every request", group="probes", flag="--http-proxy",
+                                  metavar="PROXY", note="addresses are then chosen by the proxy")
+    cookies_file: str | None = _opt(None, "cookies in Netscape format (as yt-dlp reads them), sent by yt-dlp and "
+                                    "with media requests", group="probes", flag="--cookies", metavar="FILE")
+    user_agent: str = _opt("Mozilla/5.0 (X11; Linux x86_64) pytomo/4", "User-Agent of our requests",
+                           group="probes")
+    allow_private_targets: bool = _opt(
+        False, "let redirects, pages, manifests and DNS answers lead to private, loopback, link-local and other "
+        "non-global addresses the URLs given did not name", group="probes", flag="--allow-private-targets",
+        shown="off: refused", note="CGNAT, multicast and documentation ranges too, IPv4 and IPv6; by default such a "
+        "connection is refused before anything is sent and stored as `redirects/forbidden_address`. URLs given on "
+        "the command line or in `-f`, the API and recording URLs of the settings, and the lab may always reach theirs")
     # download and playout
-    download_time_s: float = 30.0  # -D; <= 0 means max_download_time_s
-    max_download_time_s: float = 600.0
-    throughput_bin_s: float = 0.1
-    media_head_bytes: int = 2 * 1024 * 1024  # bytes kept in memory for MediaInfo
-    initial_buffer_s: float = 2.0  # -B
-    min_buffer_s: float = 0.1  # -M
-    restart_buffer_s: float = 1.0  # --restart-buffer
+    download_time_s: float = _opt(30.0, "download window per video; <= 0: {max_download_time_s}", group="download",
+                                  flag="-D", unit="s", metavar="SECONDS", note="counted from the response headers")
+    max_download_time_s: float = _opt(600.0, "the window of -D <= 0", group="download", unit="s", check=positive)
+    throughput_bin_s: float = _opt(0.1, "width of the throughput samples", group="download", unit="s",
+                                   check=positive)
+    media_head_bytes: int = _opt(2 * 1024 * 1024, "bytes of the media kept in memory for MediaInfo",
+                                 group="download", unit="bytes")
+    initial_buffer_s: float = _opt(2.0, "media buffered before playback starts", group="download", flag="-B",
+                                   unit="s", metavar="SECONDS", check=not_negative,
+                                   note="documented in 2015, missing there")
+    min_buffer_s: float = _opt(0.1, "buffer under which playback stalls", group="download", flag="-M", unit="s",
+                               metavar="SECONDS", check=not_negative)
+    restart_buffer_s: float = _opt(1.0, "buffer needed to resume after a stall", group="download",
+                                   flag="--restart-buffer", unit="s", metavar="SECONDS", check=not_negative)
     # budgets for untrusted input: crossing one is an outcome with its kind, never a crash or a silent cut
-    page_limit_bytes: int = 2 * 1024 * 1024  # HTML read from a page to find its <video>
-    manifest_limit_bytes: int = 4 * 1024 * 1024  # one HLS playlist, DASH MPD or segment index
-    manifest_segments_max: int = 100_000  # segments one rendition may list
-    media_box_limit_bytes: int = 64 * 1024 * 1024  # the largest box or element an indexer holds (moov, WebM headers)
-    request_deadline_s: float = 30.0  # headers and body of a request outside the download window (pages, manifests)
-    stage_deadline_s: float = 120.0  # resolving the page, and walking the redirects, of one video
-    allow_private_targets: bool = False  # --allow-private-targets: non-global addresses not given may be reached
+    page_limit_bytes: int = _opt(2 * 1024 * 1024, "HTML read from a page to find its <video>", group="budgets",
+                                 unit="bytes", check=at_least(1))
+    manifest_limit_bytes: int = _opt(4 * 1024 * 1024, "one HLS playlist, DASH MPD or segment index",
+                                     group="budgets", unit="bytes", check=at_least(1))
+    manifest_segments_max: int = _opt(100_000, "segments one rendition may list", group="budgets",
+                                      check=at_least(1))
+    media_box_limit_bytes: int = _opt(64 * 1024 * 1024, "the largest box or element a container index holds "
+                                      "(moov, WebM headers)", group="budgets", unit="bytes", check=at_least(65_536))
+    request_deadline_s: float = _opt(30.0, "headers and body of a request outside the download window (pages, "
+                                     "manifests)", group="budgets", unit="s", check=positive)
+    stage_deadline_s: float = _opt(120.0, "resolving the page, and walking the redirects, of one video",
+                                   group="budgets", unit="s", check=positive)
     # segmented streaming (HLS, DASH)
-    abr: str = "fixed"  # --abr: fixed (one rendition, full rate) or buffer (BBA-0)
-    rendition: str = "highest"  # --rendition: highest, lowest, an index from the lowest, or a bit/s cap
-    max_buffer_s: float = 30.0  # --max-buffer: the player does not fetch further ahead
-    bba_reservoir_s: float = 5.0
-    bba_cushion_s: float = 10.0
+    abr: str = _opt("fixed", "HLS/DASH: fixed (one rendition at full rate) or buffer (buffer-based adaptation)",
+                    group="download", flag="--abr", metavar="MODE", check=one_of(ABR_MODES),
+                    note="`fixed` adapts nothing (as SamKnows, for reproducibility); `buffer` adapts the video "
+                    "rendition to the buffer level (BBA-0)")
+    rendition: str = _opt("highest", "HLS/DASH fixed mode: highest, lowest, an index from the lowest, or a bit/s "
+                          "cap", group="download", flag="--rendition", metavar="CHOICE", check=_rendition,
+                          label="rendition")
+    max_buffer_s: float = _opt(30.0, "HLS/DASH: do not fetch more than this ahead of the playhead",
+                               group="download", flag="--max-buffer", unit="s", metavar="SECONDS", check=positive)
+    bba_reservoir_s: float = _opt(5.0, "--abr buffer: the reservoir of BBA-0", group="download", unit="s")
+    bba_cushion_s: float = _opt(10.0, "--abr buffer: the cushion of BBA-0", group="download", unit="s",
+                                check=positive)
     # output
-    database_dir: str = "databases"
-    provider: str = ""  # --provider
-    no_log_ip: bool = True  # -x (the public address is never looked up by this version)
-    log_level: str = "INFO"  # -L
+    database_dir: str = _opt("databases", "where run databases (and their logs) go", group="output",
+                             flag="--database-dir", metavar="DIR")
+    provider: str = _opt("", "ISP label, put into file names", group="output", flag="--provider", metavar="ISP",
+                         note="and into the run row")
+    no_log_ip: bool = _opt(True, "do not record the public address (always the case: this version never looks it "
+                           "up)", group="output", flag=("-x", "--no-log-ip"), note="there is no option to record "
+                           "it; the option is kept for old scripts")
+    log_level: str = _opt("INFO", "log level of the run log: DEBUG, INFO, WARNING, ERROR, CRITICAL", group="output",
+                          flag="-L", metavar="LEVEL", check=one_of(LOG_LEVELS), upper=True, label="log level")
     # platforms (pytomo/services/youtube.py, dailymotion.py; docs/platforms.md)
-    media_format: str = "player"  # --format: player, <N>p, best, worst, progressive, or a format id
-    youtube_api_key: str = ""  # --youtube-api-key or $PYTOMO_YOUTUBE_API_KEY (never stored)
-    youtube_api_base_url: str = "https://www.googleapis.com/youtube/v3"
-    youtube_region: str = ""  # --youtube-region: regionCode of the chart and searches
-    youtube_search: str = ""  # --youtube-search: seed (and -t) search query
-    youtube_playlist: str = ""  # --youtube-playlist: seed playlist id
-    youtube_related: str = "search"  # --youtube-related: search (tags or title), channel (uploads) or none
-    youtube_player_client: tuple[str, ...] = ()  # --youtube-client: yt-dlp's player_client (empty: its default)
-    dailymotion_api_base_url: str = "https://api.dailymotion.com"
-    dailymotion_sort: str = ""  # --dailymotion-sort: API sort of the seed list (default: from -t)
-    dailymotion_media: str = "yt-dlp"  # --dailymotion-media: yt-dlp, or api (stream fields; partner access)
-    dailymotion_access_token: str = ""  # Bearer token for --dailymotion-media api (never stored)
-    info_source_url: str = ""  # recordings of yt-dlp's output instead of yt-dlp (the lab serves one)
+    media_format: str = _opt(
+        "player", "format to measure: player (what a 1080p player plays), <N>p, best, worst, progressive, or a "
+        "format id such as 18 or 137+140", group="platforms", flag="--format", metavar="CHOICE", label="format",
+        check=matches(MEDIA_FORMAT, "player, <N>p (e.g. 720p), best, worst, progressive or a format id (e.g. 18 or "
+                      "137+140)"))
+    youtube_api_key: str = _opt("", "YouTube Data API key: -t uses videos.list?chart=mostPopular", group="platforms",
+                                flag="--youtube-api-key", metavar="KEY", env="PYTOMO_YOUTUBE_API_KEY", secret=True,
+                                note="other frames a `search.list` by view count; never stored")
+    youtube_api_base_url: str = _opt("https://www.googleapis.com/youtube/v3", "YouTube Data API", group="platforms",
+                                     check=http_url)
+    youtube_region: str = _opt("", "country of the chart and searches (regionCode)", group="platforms",
+                               flag="--youtube-region", metavar="CC", label="youtube region",
+                               check=matches(r"[A-Za-z]{2}", "a two-letter country code"))
+    youtube_search: str = _opt("", "seed search (with a key: search.list by view count in the -t frame; without: "
+                               "yt-dlp)", group="platforms", flag="--youtube-search", metavar="QUERY")
+    youtube_playlist: str = _opt("", "seed playlist", group="platforms", flag="--youtube-playlist", metavar="ID")
+    youtube_related: str = _opt("search", "related videos: search (by tags or title), channel (its uploads), none",
+                                group="platforms", flag="--youtube-related", metavar="HOW",
+                                check=one_of(YOUTUBE_RELATED), label="youtube related")
+    youtube_player_client: tuple[str, ...] = _opt((), "yt-dlp player_client to use (repeatable)", group="platforms",
+                                                  flag="--youtube-client", metavar="CLIENT",
+                                                  shown="yt-dlp's own choice")
+    dailymotion_api_base_url: str = _opt("https://api.dailymotion.com", "Dailymotion API", group="platforms",
+                                         check=http_url)
+    dailymotion_sort: str = _opt("", "API sort of the seed list, e.g. trending", group="platforms",
+                                 flag="--dailymotion-sort", metavar="SORT", shown="visited-today/-week/-month from -t",
+                                 label="dailymotion sort", check=matches(r"[a-z][a-z-]*", "an API sort name such as "
+                                                                         "trending"))
+    dailymotion_media: str = _opt("yt-dlp", "media through yt-dlp, or api (the video object's stream fields: "
+                                  "partner access)", group="platforms", flag="--dailymotion-media", metavar="HOW",
+                                  check=one_of(DAILYMOTION_MEDIA), label="dailymotion media")
+    dailymotion_access_token: str = _opt("", "Bearer token for --dailymotion-media api", group="platforms",
+                                         secret=True, note="never stored")
+    info_source_url: str = _opt("", "recordings of yt-dlp's output instead of yt-dlp (the lab serves one)",
+                                group="platforms", check=http_url)
+    lab_platform_url: str = _opt("", "base URL of the lab's platform (watch pages, popular list); the run sets it "
+                                 "when the lab runs", group="platforms", check=http_url)
     # lab
-    lab: bool = False  # --lab: run the lab in the process; youtube and dailymotion use its recordings
-    lab_scenario: str | None = None
-    lab_truth: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    lab: bool = _opt(False, "run the lab here; -s youtube/dailymotion use its recorded APIs and pages", group="lab",
+                     flag="--lab")
+    lab_scenario: str | None = _opt(None, "scenario of the lab (-s lab, --lab)", group="lab", flag="--lab-scenario",
+                                    metavar="FILE", shown="the built-in default")
+    lab_truth: str | None = _opt(None, "write the lab's ground-truth log (JSON lines) here", group="lab",
+                                 flag="--lab-truth", metavar="FILE")
 
     @property
     def window_s(self) -> float:
@@ -114,105 +277,119 @@ class Settings:
         return out
 
 
-SECRETS = ("youtube_api_key", "dailymotion_access_token")
-MEDIA_FORMAT = re.compile(r"^(player|progressive|best|worst|\d{2,4}p|[\w.-]+(\+[\w.-]+)?)$")
-LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-YOUTUBE_RELATED = ("search", "channel", "none")
-DAILYMOTION_MEDIA = ("yt-dlp", "api")
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table: everything the command line, the config file, the checks and the docs use."""
+
+    name: str  # the Settings field, the config-file key
+    default: Any  # the Settings field's default
+    unit: str = ""  # "s", "bytes" or "" (also the suffix of the name)
+    help: str = ""  # one line: --help and docs/options.md
+    flag: tuple[str, ...] = ()  # command-line flags; a name without "-" is positional; empty: config file only
+    check: Check | None = None  # its limits, checked once (build) whatever layer the value came from
+    group: str = "crawl"  # a key of GROUPS
+    kind: type = str  # the type of the value (of each item, for a tuple)
+    metavar: str = ""
+    negative: tuple[str, ...] = ()  # flags that turn a bool setting off (--no-loop)
+    label: str = ""  # how error messages call it (default: the name and its first flag)
+    note: str = ""  # more for docs/options.md than --help has room for
+    shown: str = ""  # the default as shown, when the value alone says too little ("the host name")
+    env: str = ""  # an environment variable layered under the config file
+    secret: bool = False  # stored only as "<set>"
+    upper: bool = False  # case-insensitive, kept in capitals
+
+    @property
+    def many(self) -> bool:
+        """A tuple of values (repeatable option)."""
+        return isinstance(self.default, tuple)
+
+    @property
+    def what(self) -> str:
+        """The name used in messages."""
+        if self.label:
+            return self.label
+        return f"{self.name} ({self.flag[0]})" if self.flag and self.flag[0].startswith("-") else self.name
+
+    def shown_default(self) -> str:
+        """The default as --help and the docs show it, with its unit."""
+        if self.shown:
+            return self.shown
+        if self.env:
+            return f"${self.env}"
+        value = self.default
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if value is None or value in ("", ()):
+            return ""
+        if self.unit == "bytes" and value % (1024 * 1024) == 0:
+            return f"{value // (1024 * 1024)} MiB"
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        return f"{text} {self.unit}" if self.unit == "s" else text
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+def described(setting: Setting) -> str:
+    """Its help with the defaults of the settings it names (``{name}``) filled in from the table."""
+    return setting.help.format_map({s.name: s.shown_default() for s in SETTINGS}) if "{" in setting.help else (
+        setting.help)
 
 
-def _check(name: str, value: Any) -> Any:
-    """Coerce one override to its default's type, or raise UsageError."""
-    if name not in _FIELDS:
-        raise UsageError(f"unknown setting {name!r}")
-    default = _FIELDS[name].default
-    if default is dataclasses.MISSING:
-        return value
-    kind = type(default)
-    if isinstance(default, tuple):
-        if isinstance(value, str):
-            return (value,)
-        return tuple(str(v) for v in value)
-    if default is None or value is None:
+def _kind(name: str, default: Any, hints: dict[str, Any]) -> type:
+    if default is not None and not isinstance(default, tuple):
+        return type(default)
+    args = [a for a in typing.get_args(hints[name]) if a is not type(None) and a is not Ellipsis]
+    return args[0] if args else str
+
+
+def _table() -> tuple[Setting, ...]:
+    hints = typing.get_type_hints(Settings)
+    return tuple(Setting(name=f.name, default=f.default, kind=_kind(f.name, f.default, hints), **f.metadata["setting"])
+                 for f in dataclasses.fields(Settings))
+
+
+SETTINGS: tuple[Setting, ...] = _table()
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+SECRETS = tuple(s.name for s in SETTINGS if s.secret)
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    """One value from a layer -> the setting's type, or UsageError."""
+    name, kind = setting.name, setting.kind
+    if setting.many:
+        return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
+    if value is None:
         return value
     if kind is bool and not isinstance(value, bool):
         raise UsageError(f"setting {name} must be true or false, not {value!r}")
     if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise UsageError(f"setting {name} must be a number, not {value!r}")
-    return kind(value)
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise UsageError(f"setting {name} must be a whole number, not {value!r}")
+    value = kind(value)
+    return value.upper() if setting.upper else value
+
+
+CROSS_CHECKS: tuple[tuple[str, str], ...] = (  # (upper, lower): the first must not be below the second
+    ("loop_max_interval_s", "loop_min_interval_s"),
+    ("bot_check_max_pause_s", "bot_check_pause_s"),
+)
 
 
 def validate(s: Settings) -> Settings:
-    """Reject values that make no sense, with one clear message."""
-    if s.time_frame not in TIME_FRAMES:
-        raise UsageError(f"time frame must be one of {', '.join(TIME_FRAMES)}, not {s.time_frame!r}")
-    if s.log_level.upper() not in LOG_LEVELS:
-        raise UsageError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {s.log_level!r}")
-    if s.abr not in ABR_MODES:
-        raise UsageError(f"abr must be one of {', '.join(ABR_MODES)}, not {s.abr!r}")
-    if s.rendition not in ("highest", "lowest") and not s.rendition.isdigit():
-        raise UsageError(f"rendition must be highest, lowest, an index or a bit/s cap, not {s.rendition!r}")
-    if s.media_box_limit_bytes < 65_536:
-        raise UsageError(f"media_box_limit_bytes must be at least 65536, not {s.media_box_limit_bytes}")
-    _validate_platforms(s)
-    _validate_volunteer(s)
-    positive = ("max_crawled_urls", "max_rounds", "ping_count", "redirect_max_hops", "page_limit_bytes",
-                "manifest_limit_bytes", "manifest_segments_max")
-    for name in positive:
-        if getattr(s, name) < 1:
-            raise UsageError(f"{name} must be at least 1, not {getattr(s, name)}")
-    for name in ("max_per_url", "max_per_page"):
-        if getattr(s, name) < 0:
-            raise UsageError(f"{name} must not be negative")
-    for name in ("delay_between_requests_s", "initial_buffer_s", "min_buffer_s", "restart_buffer_s",
-                 "ping_interval_s"):
-        if getattr(s, name) < 0:
-            raise UsageError(f"{name} must not be negative")
-    for name in ("ping_timeout_s", "dns_timeout_s", "http_timeout_s", "throughput_bin_s", "max_download_time_s",
-                 "max_buffer_s", "bba_cushion_s", "request_deadline_s", "stage_deadline_s"):
-        if getattr(s, name) <= 0:
-            raise UsageError(f"{name} must be positive")
+    """Every setting's own check, then the checks between settings; the first complaint is a UsageError."""
+    for setting in SETTINGS:
+        value = getattr(s, setting.name)
+        if setting.check is not None and value is not None:
+            complaint = setting.check(setting.what, value)
+            if complaint:
+                raise UsageError(complaint)
+    for upper, lower in CROSS_CHECKS:
+        if getattr(s, upper) < getattr(s, lower):
+            raise UsageError(f"{upper} must not be below {lower}")
     return s
 
 
-def _validate_platforms(s: Settings) -> None:
-    if not MEDIA_FORMAT.match(s.media_format):
-        raise UsageError("format must be player, <N>p (e.g. 720p), best, worst, progressive or a format id "
-                         f"(e.g. 18 or 137+140), not {s.media_format!r}")
-    if s.youtube_related not in YOUTUBE_RELATED:
-        raise UsageError(f"youtube related must be one of {', '.join(YOUTUBE_RELATED)}, not {s.youtube_related!r}")
-    if s.dailymotion_media not in DAILYMOTION_MEDIA:
-        raise UsageError(f"dailymotion media must be one of {', '.join(DAILYMOTION_MEDIA)}, "
-                         f"not {s.dailymotion_media!r}")
-    if s.dailymotion_sort and not re.fullmatch(r"[a-z][a-z-]*", s.dailymotion_sort):
-        raise UsageError(f"dailymotion sort must be an API sort name such as trending, not {s.dailymotion_sort!r}")
-    if s.youtube_region and not re.fullmatch(r"[A-Za-z]{2}", s.youtube_region):
-        raise UsageError(f"youtube region must be a two-letter country code, not {s.youtube_region!r}")
-    for name in ("youtube_api_base_url", "dailymotion_api_base_url", "info_source_url"):
-        value = getattr(s, name)
-        if value and not re.match(r"^https?://[^/\s]+", value):
-            raise UsageError(f"{name} must be an http(s) URL, not {value!r}")
-
-
-def _validate_volunteer(s: Settings) -> None:
-    if s.label and not LABEL.match(s.label):
-        raise UsageError("label must be 1 to 64 letters, digits, '.', '_' or '-' (starting with a letter or digit), "
-                         f"not {s.label!r}")
-    for name in ("loop_mean_interval_s", "loop_min_interval_s", "loop_max_interval_s", "bot_check_pause_s",
-                 "bot_check_max_pause_s"):
-        if getattr(s, name) < 0:
-            raise UsageError(f"{name} must not be negative")
-    if s.loop_max_interval_s < s.loop_min_interval_s:
-        raise UsageError("loop_max_interval_s must not be below loop_min_interval_s")
-    if s.bot_check_max_pause_s < s.bot_check_pause_s:
-        raise UsageError("bot_check_max_pause_s must not be below bot_check_pause_s")
-
-
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file whose keys are setting names."""
+    """Read a TOML config file whose keys are setting names (at top level or under ``[pytomo]``)."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -220,7 +397,17 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
-    return data.get("pytomo", data)
+    data = data.get("pytomo", data)
+    unknown = sorted(k for k in data if k not in BY_NAME)
+    if unknown:
+        raise UsageError(f"config file {path}: unknown setting{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)} (see docs/options.md)")
+    return data
+
+
+def from_environment(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    """The settings that have an environment variable, from it (a layer under the config file)."""
+    return {s.name: environ[s.env] for s in SETTINGS if s.env and environ.get(s.env)}
 
 
 def build(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> Settings:
@@ -228,6 +415,7 @@ def build(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None
     values: dict[str, Any] = {}
     for layer in (config or {}, overrides or {}):
         for name, value in layer.items():
-            values[name] = _check(name, value)
-    s = Settings(**values)
-    return validate(dataclasses.replace(s, log_level=s.log_level.upper()))
+            if name not in BY_NAME:
+                raise UsageError(f"unknown setting {name!r}")
+            values[name] = _coerce(BY_NAME[name], value)
+    return validate(Settings(**values))

@@ -42,3 +42,13 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     return conn
+
+
+@pytest.fixture(scope="module")
+def lab():
+    """The lab of the default scenario, running for the module (a module may define its own ``lab``)."""
+    from pytomo.lab.runtime import Lab
+    from pytomo.lab.scenario import default_scenario_path, load_scenario
+
+    with Lab(load_scenario(default_scenario_path())) as running:
+        yield running

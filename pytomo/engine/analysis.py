@@ -3,72 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
-from pytomo.engine.download import Transfer
-from pytomo.engine.playout import BufferPoint, PlayoutParams, PlayoutResult, simulate
-from pytomo.errors import MediaError
+from pytomo.engine.playout import simulate
+from pytomo.errors import MediaError, ParserFailure
 from pytomo.media.index import MediaIndexer
-from pytomo.media.info import MediaInfoResult, probe
-from pytomo.media.sandbox import ParserFailure
+from pytomo.media.info import probe
 from pytomo.media.timeline import MediaTimeline
+from pytomo.results import BufferPoint, DownloadAnalysis, MediaInfoResult, PlayoutParams, Transfer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DownloadAnalysis:
-    """A transfer with what was derived from it; ``*_problem`` says why a figure is NULL or approximate."""
-
-    transfer: Transfer
-    params: PlayoutParams
-    container: str | None = None
-    media: MediaInfoResult | None = None
-    media_duration_s: float | None = None
-    encoding_rate_bps: float | None = None
-    encoding_rate_source: str | None = None
-    media_duration_source: str | None = None  # mediainfo, container-header, container-index
-    media_time_source: str | None = None
-    media_problem: str | None = None
-    parser_failure: ParserFailure | None = None  # MediaInfo crashed, hung or ran out of memory: the video's outcome
-    playout: PlayoutResult | None = None
-    playout_problem: str | None = None
-    timeline_points: list[BufferPoint] = field(default_factory=list)
-    not_media: bool = False  # nothing to measure: not media, or (``media_problem_kind``) media with nothing playable
-    media_problem_kind: str | None = None  # with not_media: the outcome's kind when it is not plain not_media
-    delivery: str = "progressive"  # progressive, hls, dash
-    segments: list = field(default_factory=list)  # SegmentRecord of a segmented session
-    rendition_id: str | None = None  # the last video rendition played
-    declared_bandwidth_bps: float | None = None
-    rendition_switches: int = 0
-    media_events: list[tuple[float, int, float]] = field(default_factory=list)  # (t_s, bytes, playable media s)
-    stream_role: str = "progressive"  # progressive, or video / audio of a pair played together
-    pair_bytes: int | None = None  # a pair's video row: bytes of both streams
-    pair_avg_throughput_bps: float | None = None  # a pair's video row: both streams' bytes over their common span
-
-    @property
-    def initial_rate_bps(self) -> float | None:
-        """Throughput while filling the initial buffer: bytes at start of playback over first byte -> start."""
-        p, t = self.playout, self.transfer
-        if p is None or p.time_to_start_s is None or t.first_byte_s is None or not p.initial_data_bytes:
-            return None
-        span = p.time_to_start_s - t.first_byte_s
-        return p.initial_data_bytes * 8 / span if span > 0 else None
-
-    @property
-    def p1203_input(self) -> dict | None:
-        """The ITU-T P.1203 input of what was played."""
-        from pytomo.engine.p1203 import build_input
-
-        return build_input(self)
-
-    @property
-    def throughput_ratio(self) -> float | None:
-        """Average throughput over the encoding rate (> 1: faster than real time)."""
-        thp = self.transfer.avg_throughput_bps
-        if thp is None or not self.encoding_rate_bps:
-            return None
-        return thp / self.encoding_rate_bps
 
 
 def downsample(points: tuple[BufferPoint, ...], bin_s: float) -> list[BufferPoint]:
@@ -139,7 +82,7 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
         a.parser_failure, a.media_problem = exc, str(exc)
     except MediaError as exc:
         a.media_problem = str(exc)
-    except Exception as exc:  # MediaInfo failing on hostile bytes must not stop the crawl
+    except OSError as exc:  # the temporary file or the child's pipes; hostile bytes come back as MediaError
         log.debug("MediaInfo failed", exc_info=True)
         a.media_problem = f"MediaInfo failed: {exc}"
     timeline = indexer.timeline()

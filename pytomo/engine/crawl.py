@@ -1,4 +1,4 @@
-"""The crawl: seeds, rounds of related videos, limits, pacing, storage of every video, and the run summary."""
+"""The crawl: seeds, rounds of related videos, limits, pacing, every video handed to the sinks, and the summary."""
 
 from __future__ import annotations
 
@@ -7,55 +7,34 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 
-from pytomo.engine.pipeline import Pipeline, VideoMeasurement
+from pytomo.engine.pipeline import Pipeline
 from pytomo.engine.schedule import SLOWDOWN_KINDS, LoopSpacing, bot_check_pause_s
 from pytomo.errors import StorageError, UnsupportedURL
-from pytomo.results import utc_now
+from pytomo.results import CrawlSummary, Sink, VideoMeasurement, utc_now
 from pytomo.services import for_url
 from pytomo.services.base import Service, ServiceContext
 from pytomo.services.outcomes import SLOWDOWN_KINDS as PLATFORM_SLOWDOWN_KINDS
 from pytomo.settings import Settings
-from pytomo.storage.sqlite import RunDatabase
 
 log = logging.getLogger(__name__)
 # outcomes after which the crawl pauses longer and longer: bot checks, rate limits, and an IP block
 SLOW_KINDS = tuple(dict.fromkeys((*SLOWDOWN_KINDS, *PLATFORM_SLOWDOWN_KINDS)))
 
 
-@dataclass
-class CrawlSummary:
-    """What the crawl did, for the closing table."""
-
-    videos: list[VideoMeasurement] = field(default_factory=list)
-    rounds: int = 0
-    stop_reason: str = "done"
-    error: str | None = None  # why the crawl could not go on (the database cannot be written: a full disk)
-    slowdowns: dict[str, int] = field(default_factory=dict)  # bot checks, rate limits...: how many of each
-    longest_pause_s: float = 0.0  # the longest pause they caused
-
-    @property
-    def measured(self) -> int:
-        """Videos whose download received bytes."""
-        return sum(1 for v in self.videos if v.main_download and v.main_download.transfer.bytes_total > 0)
-
-
 class Crawler:
     """Runs rounds over the seeds (and, with ``related``, their related videos) until a limit or Ctrl-C."""
 
     def __init__(self, settings: Settings, ctx: ServiceContext, service: Service, pipeline: Pipeline,
-                 db: RunDatabase, stop: threading.Event,
-                 on_video: Callable[[VideoMeasurement], None] | None = None,
+                 sinks: Sequence[Sink], stop: threading.Event,
                  clock: Callable[[], float] = time.monotonic, wait: Callable[[float], bool] | None = None) -> None:
         self.settings = settings
         self.ctx = ctx
         self.service = service
         self.pipeline = pipeline
-        self.db = db
+        self.sinks = tuple(sinks)  # the database first: when it cannot store, the others do not see the video
         self.stop = stop
-        self.on_video = on_video
         self.rng = random.Random(settings.random_seed)
         self._instances: dict[type[Service], Service] = {type(service): service}
         # pacing (pytomo/engine/schedule.py): ``wait(seconds)`` returns True when the crawl was stopped meanwhile
@@ -76,7 +55,7 @@ class Crawler:
         return self._instances[cls]
 
     def run(self, seeds: list[tuple[str, str]]) -> CrawlSummary:
-        """Crawl ``(page_url, seed_source)`` pairs; each video is stored as soon as it is measured."""
+        """Crawl ``(page_url, seed_source)`` pairs; each video goes to the sinks as soon as it is measured."""
         s = self.settings
         summary = CrawlSummary()
         measured: set[str] = set()
@@ -105,13 +84,12 @@ class Crawler:
                 m = self._measure(url, round_no, source)
                 summary.videos.append(m)
                 try:
-                    self.db.add_video(m)
+                    for sink in self.sinks:
+                        sink.add(m)
                 except StorageError as exc:  # nothing more can be stored: stop, with what is stored intact
                     summary.stop_reason, summary.error = "failed", str(exc)
                     return summary
                 measured.add(url)
-                if self.on_video:
-                    self.on_video(m)
                 if m.status == "interrupted":
                     summary.stop_reason = "interrupted"
                     return summary

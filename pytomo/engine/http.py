@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -21,22 +20,13 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from pytomo.engine.targets import TargetPolicy
 from pytomo.errors import ResolveFailed
+from pytomo.results import ConnectionUse
 
 # What network code may catch: everything else (a parser's TypeError, say) is a bug and reaches the bug handler.
 NETWORK_ERRORS = (OSError, requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException)
 
 # What we can decode ourselves (pytomo/engine/download.py); a server must not send anything else.
 ACCEPT_ENCODING = "gzip, deflate"
-
-
-@dataclass(frozen=True)
-class ConnectionUse:
-    """How one request used its connection: opened for it (with set-up times) or reused, and its rank on it."""
-
-    new: bool
-    tcp_connect_s: float | None  # TCP handshake, for a new connection
-    tls_handshake_s: float | None  # TLS handshake after it, for a new HTTPS connection
-    request_on_connection: int  # 1 for the first request of a connection
 
 
 _local = threading.local()  # the headers deadline of the request being sent on this thread

@@ -6,7 +6,6 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from defusedxml import DefusedXmlException
@@ -14,6 +13,7 @@ from defusedxml import ElementTree as SafeET
 
 from pytomo.errors import ManifestError
 from pytomo.media.sidx import find_sidx
+from pytomo.results import Presentation, Segment, Track
 
 MAX_SEGMENTS = 100_000  # per track: a manifest that describes more is refused before anything is allocated
 MAX_PLAYLISTS = 100  # HLS media playlists one master may make us fetch
@@ -26,49 +26,6 @@ _MAX_INT = 2**63 - 1
 _MAX_SIDX_DEPTH = 4
 
 FetchRange = Callable[[str, int, int], bytes]
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One media segment: where it is and which media time it covers."""
-
-    url: str
-    start_s: float
-    duration_s: float
-    number: int
-    byte_range: tuple[int, int] | None = None  # first and last byte (inclusive) within ``url``; None: all of it
-
-
-@dataclass(frozen=True)
-class Track:
-    """One rendition of one stream (video, audio, or muxed audio+video)."""
-
-    stream: str  # video, audio, muxed
-    rendition_id: str
-    bandwidth_bps: float | None
-    codecs: str | None
-    width: int | None
-    height: int | None
-    frame_rate: float | None
-    init_url: str | None
-    segments: tuple[Segment, ...]
-    init_range: tuple[int, int] | None = None  # first and last byte (inclusive) of the init within ``init_url``
-
-    @property
-    def duration_s(self) -> float:
-        """Media time covered by all segments."""
-        return sum(s.duration_s for s in self.segments)
-
-
-@dataclass(frozen=True)
-class Presentation:
-    """What a manifest offers: video (or muxed) renditions by increasing bandwidth, and audio renditions."""
-
-    protocol: str  # hls, dash
-    url: str
-    video: tuple[Track, ...]
-    audio: tuple[Track, ...]
-    duration_s: float | None
 
 
 def sniff(url: str, content_type: str | None, head: bytes) -> str | None:

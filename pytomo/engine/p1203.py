@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytomo.engine.analysis import DownloadAnalysis
+    from pytomo.results import DownloadAnalysis
 
 DISPLAY = {"displaySize": "1920x1080", "device": "pc"}
 _DEFAULT_FPS = 25.0

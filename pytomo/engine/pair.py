@@ -7,8 +7,9 @@ the two. The pair's figures go on the video stream's row; the audio row keeps it
 
 from __future__ import annotations
 
-from pytomo.engine.analysis import DownloadAnalysis, downsample
-from pytomo.engine.playout import PlayoutParams, simulate
+from pytomo.engine.analysis import downsample
+from pytomo.engine.playout import simulate
+from pytomo.results import DownloadAnalysis, PlayoutParams
 
 
 def play_pair(video: DownloadAnalysis, audio: DownloadAnalysis, audio_offset_s: float,

@@ -8,20 +8,18 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
+from typing import ClassVar, Protocol
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 
-from pytomo.engine.analysis import DownloadAnalysis, analyse, analyse_segments
-from pytomo.engine.download import Transfer, fetch_range
+from pytomo.engine.analysis import analyse, analyse_segments
+from pytomo.engine.download import fetch_range
 from pytomo.engine.http import HttpClient, host_and_port
 from pytomo.engine.manifest import sniff
 from pytomo.engine.pair import play_pair
 from pytomo.engine.ping import probe_rtt
 from pytomo.engine.player import SegmentPlayer
-from pytomo.engine.playout import PlayoutParams
 from pytomo.engine.progressive import fetch_progressive
 from pytomo.engine.resolve import DnsProbe, addresses
 from pytomo.errors import (
@@ -36,13 +34,35 @@ from pytomo.errors import (
     ResolveFailed,
 )
 from pytomo.media.index import MediaIndexer
-from pytomo.results import DnsAnswer, Hop, MediaStream, RttResult, utc_now
-from pytomo.services.base import Service
+from pytomo.results import (
+    DownloadAnalysis,
+    Hop,
+    MediaDescriptor,
+    MediaStream,
+    PlayoutParams,
+    RttResult,
+    Transfer,
+    VideoMeasurement,
+    utc_now,
+)
 from pytomo.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STAGES = ("resolve_page", "redirects", "rtt", "download", "media", "playout")
+
+class PageResolver(Protocol):
+    """What the pipeline needs of a service plugin (pytomo/services/base.py Service): its label, the video id in a
+    page URL, and the page resolved into media URLs (raising a MeasurementError when it cannot be)."""
+
+    LABEL: ClassVar[str]
+
+    def video_id(self, url: str) -> str | None:
+        """The video id in ``url``, or None."""
+        ...
+
+    def resolve(self, page_url: str) -> MediaDescriptor:
+        """The media streams of a page."""
+        ...
 
 
 def _staggered(delay_s: float, address: str, count: int, port: int, kw: dict) -> list[RttResult]:
@@ -57,38 +77,6 @@ class Interrupted(Exception):
     def __init__(self, stage: str) -> None:
         super().__init__(stage)
         self.stage = stage
-
-
-@dataclass
-class VideoMeasurement:
-    """Everything observed for one page URL, stored as one transaction."""
-
-    page_url: str
-    round: int
-    seed_source: str
-    service_label: str
-    started_at: datetime
-    video_id: str | None = None
-    title: str | None = None
-    duration_s: float | None = None
-    related: list[str] = field(default_factory=list)
-    ended_at: datetime | None = None
-    cache_server_delay_s: float | None = None
-    status: str = "ok"
-    error_stage: str | None = None
-    error_kind: str | None = None
-    error_message: str | None = None
-    hops: list[Hop] = field(default_factory=list)
-    dns: list[DnsAnswer] = field(default_factory=list)
-    rtt: list[RttResult] = field(default_factory=list)
-    downloads: list[DownloadAnalysis] = field(default_factory=list)
-    extractor: dict | None = None  # how the plugin resolved the page (resolver, version, client, format, warnings)
-    available_wait_s: float | None = None  # waited before the first media request for the format's available_at
-
-    @property
-    def main_download(self) -> DownloadAnalysis | None:
-        """The first download, the one the summaries speak of."""
-        return self.downloads[0] if self.downloads else None
 
 
 class Pipeline:
@@ -107,7 +95,7 @@ class Pipeline:
         if self.stop.is_set():
             raise Interrupted(stage)
 
-    def measure(self, service: Service, page_url: str, *, round_no: int = 0,
+    def measure(self, service: PageResolver, page_url: str, *, round_no: int = 0,
                 seed_source: str = "input") -> VideoMeasurement:
         """Measure one video; never raises for a measurement failure."""
         m = VideoMeasurement(page_url=page_url, round=round_no, seed_source=seed_source,
@@ -128,7 +116,7 @@ class Pipeline:
         m.ended_at = utc_now()
         return m
 
-    def _run(self, service: Service, m: VideoMeasurement) -> None:
+    def _run(self, service: PageResolver, m: VideoMeasurement) -> None:
         t0 = time.perf_counter()
         self._check("resolve_page")
         desc = service.resolve(m.page_url)

@@ -11,78 +11,23 @@ tfinish, bytes, URL, rendition, status).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from pytomo.engine.download import Transfer, download, merge_arrivals
+from pytomo.engine.download import download, merge_arrivals
 from pytomo.engine.http import HttpClient
-from pytomo.engine.manifest import Presentation, Segment, Track, parse_dash, parse_hls
-from pytomo.engine.playout import PLAYING, PlayoutParams, PlayoutResult, simulate
+from pytomo.engine.manifest import parse_dash, parse_hls
+from pytomo.engine.playout import PLAYING, simulate
 from pytomo.errors import BLOCKED_STATUSES, BlockedClient, HttpStatusError, ManifestError, MediaError
-from pytomo.results import utc_now
+from pytomo.results import (
+    PlayoutParams,
+    Segment,
+    SegmentedSession,
+    SegmentRecord,
+    Track,
+    Transfer,
+    utc_now,
+)
 from pytomo.settings import Settings
-
-
-@dataclass(frozen=True)
-class SegmentRecord:
-    """One HTTP request of the session (Annex D HTTPRequest); times in seconds since the session started."""
-
-    seq: int
-    stream: str  # manifest, video, audio, muxed
-    kind: str  # manifest, index (a sidx fetched by range), init, media
-    rendition_id: str | None
-    bandwidth_bps: float | None
-    url: str
-    status: int | None
-    trequest_s: float
-    tresponse_s: float | None
-    tfinish_s: float | None
-    bytes: int
-    media_start_s: float | None
-    media_duration_s: float | None
-    complete: bool
-    error: str | None = None
-    byte_range: tuple[int, int | None] | None = None  # first and last byte asked for, None: the whole file
-    new_connection: bool | None = None  # opened for this request (None: not known, the request failed first)
-    tcp_connect_s: float | None = None  # TCP handshake of a new connection
-    tls_handshake_s: float | None = None  # TLS handshake of a new HTTPS connection
-    content_encoding: str | None = None  # the body came compressed (gzip, deflate) and was decoded
-
-    @property
-    def throughput_bps(self) -> float | None:
-        """Bytes over response-to-finish time, in bit/s."""
-        if self.tresponse_s is None or self.tfinish_s is None or self.tfinish_s <= self.tresponse_s:
-            return None
-        return self.bytes * 8 / (self.tfinish_s - self.tresponse_s)
-
-
-@dataclass
-class SegmentedSession:
-    """A whole segmented session: the presentation, every request, the aggregate transfer and the playout."""
-
-    presentation: Presentation | None
-    transfer: Transfer
-    records: list[SegmentRecord] = field(default_factory=list)
-    events: list[tuple[float, int, float]] = field(default_factory=list)
-    playout: PlayoutResult | None = None
-    mode: str = "fixed"
-    switches: int = 0
-    error_kind: str | None = None
-
-    def media_records(self, stream: str | None = None) -> list[SegmentRecord]:
-        """Complete media segments, optionally of one stream."""
-        return [r for r in self.records if r.kind == "media" and r.complete and (stream is None or r.stream == stream)]
-
-    @property
-    def encoding_rate_bps(self) -> float | None:
-        """Bytes of the media segments received over their media time, summed over the streams."""
-        total = 0.0
-        for stream in {r.stream for r in self.media_records()}:
-            recs = self.media_records(stream)
-            dur = sum(r.media_duration_s or 0 for r in recs)
-            if dur > 0:
-                total += sum(r.bytes for r in recs) * 8 / dur
-        return total or None
 
 
 def choose_fixed(tracks: tuple[Track, ...], rendition: str) -> Track:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pytomo.engine.download import Transfer, download, merge_arrivals
+from pytomo.engine.download import download, merge_arrivals
 from pytomo.engine.http import HttpClient
-from pytomo.engine.player import SegmentRecord
-from pytomo.results import utc_now
+from pytomo.results import SegmentRecord, Transfer, utc_now
 
 
 def fetch_progressive(http: HttpClient, url: str, address: str, *, window_s: float, bin_s: float,

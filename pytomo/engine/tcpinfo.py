@@ -1,4 +1,4 @@
-"""Linux ``TCP_INFO`` of a socket, decoded under the kernel's own field names (struct tcp_info, linux/tcp.h)."""
+"""Linux ``TCP_INFO`` of a socket, decoded under the kernel's own field names (pytomo/results/network.py)."""
 
 from __future__ import annotations
 
@@ -6,27 +6,8 @@ import random
 import socket
 import struct
 
-# (name, struct code) in kernel order; the struct has natural alignment and no padding up to tcpi_snd_wnd.
-_FIELDS: tuple[tuple[str, str], ...] = (
-    ("tcpi_state", "B"), ("tcpi_ca_state", "B"), ("tcpi_retransmits", "B"), ("tcpi_probes", "B"),
-    ("tcpi_backoff", "B"), ("tcpi_options", "B"), ("tcpi_wscale", "B"), ("tcpi_app_limited_flags", "B"),
-    ("tcpi_rto", "I"), ("tcpi_ato", "I"), ("tcpi_snd_mss", "I"), ("tcpi_rcv_mss", "I"),
-    ("tcpi_unacked", "I"), ("tcpi_sacked", "I"), ("tcpi_lost", "I"), ("tcpi_retrans", "I"), ("tcpi_fackets", "I"),
-    ("tcpi_last_data_sent", "I"), ("tcpi_last_ack_sent", "I"), ("tcpi_last_data_recv", "I"),
-    ("tcpi_last_ack_recv", "I"),
-    ("tcpi_pmtu", "I"), ("tcpi_rcv_ssthresh", "I"), ("tcpi_rtt", "I"), ("tcpi_rttvar", "I"),
-    ("tcpi_snd_ssthresh", "I"), ("tcpi_snd_cwnd", "I"), ("tcpi_advmss", "I"), ("tcpi_reordering", "I"),
-    ("tcpi_rcv_rtt", "I"), ("tcpi_rcv_space", "I"), ("tcpi_total_retrans", "I"),
-    ("tcpi_pacing_rate", "Q"), ("tcpi_max_pacing_rate", "Q"), ("tcpi_bytes_acked", "Q"),
-    ("tcpi_bytes_received", "Q"),
-    ("tcpi_segs_out", "I"), ("tcpi_segs_in", "I"), ("tcpi_notsent_bytes", "I"), ("tcpi_min_rtt", "I"),
-    ("tcpi_data_segs_in", "I"), ("tcpi_data_segs_out", "I"),
-    ("tcpi_delivery_rate", "Q"), ("tcpi_busy_time", "Q"), ("tcpi_rwnd_limited", "Q"), ("tcpi_sndbuf_limited", "Q"),
-    ("tcpi_delivered", "I"), ("tcpi_delivered_ce", "I"),
-    ("tcpi_bytes_sent", "Q"), ("tcpi_bytes_retrans", "Q"),
-    ("tcpi_dsack_dups", "I"), ("tcpi_reord_seen", "I"), ("tcpi_rcv_ooopack", "I"), ("tcpi_snd_wnd", "I"),
-)
-FIELD_NAMES: tuple[str, ...] = tuple(name for name, _ in _FIELDS)
+from pytomo.results import TCP_INFO_LAYOUT
+
 _BUFFER_BYTES = 512
 
 # Sampling schedule of ndt7: memoryless, mean 250 ms, clamped to [25 ms, 625 ms].
@@ -42,7 +23,7 @@ def decode(raw: bytes) -> dict[str, int]:
     """The fields present in ``raw`` (older kernels return a shorter struct); absent fields are left out."""
     out: dict[str, int] = {}
     offset = 0
-    for name, code in _FIELDS:
+    for name, code in TCP_INFO_LAYOUT:
         size = struct.calcsize(code)
         if offset + size > len(raw):
             break

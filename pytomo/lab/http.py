@@ -13,7 +13,7 @@ import struct
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from pytomo.lab.media import EXTENSIONS, LabMedia, ensure_media, pair_specs
@@ -21,8 +21,9 @@ from pytomo.lab.rules import Availability, pace_rate_bps, refusal
 from pytomo.lab.segmented import MIME_TYPES
 
 if TYPE_CHECKING:
-    from pytomo.lab.runtime import Lab
     from pytomo.lab.scenario import ServerProfile, VideoSpec
+
+Lab = Any  # the running pytomo.lab.runtime.Lab, not imported: the runtime imports this module
 
 log = logging.getLogger(__name__)
 

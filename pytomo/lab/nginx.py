@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 from pytomo.errors import LabError
 
 if TYPE_CHECKING:
-    from pytomo.lab.runtime import Lab
     from pytomo.lab.scenario import ServerProfile
+
+Lab = Any  # the running pytomo.lab.runtime.Lab, not imported: the runtime imports this module
 
 log = logging.getLogger(__name__)
 

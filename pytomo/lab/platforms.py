@@ -17,16 +17,14 @@ import math
 import re
 import time
 from datetime import timedelta
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from pytomo.lab.http import PARTS, _Handler, part_path
-from pytomo.paths import package_root
+from pytomo.lab.recorded import recordings
 from pytomo.results import utc_now
 
-if TYPE_CHECKING:
-    from pytomo.lab.runtime import Lab
+Lab = Any  # the running pytomo.lab.runtime.Lab, not imported: the runtime imports this module
 
 PLATFORMS_IP = "127.77.0.5"
 PLATFORMS_HOST = "platforms.lab.pytomo.test"
@@ -34,17 +32,15 @@ PLATFORMS_HOST = "platforms.lab.pytomo.test"
 _PLACEHOLDER = re.compile(r"\{(media|cache|segment|video-part|audio-part):([\w-]+)(?::([\w./-]+))?\}"
                           r"|\{(available_in):([\w-]+):(\d+)\}")
 _YT_SEARCH = re.compile(r"^ytsearch(\d*):(.*)$", re.S)
+# Page URLs as yt-dlp takes them, parsed here on purpose without the plugins' URL_PATTERNS: the lab must not agree
+# with a plugin by construction (tests/unit/test_services.py checks the patterns against written examples).
+_YT_PAGE = re.compile(r"^https?://(?:(?:www|m|music)\.)?youtube\.com/watch\?(?:[^#]*&)?v=([A-Za-z0-9_-]{11})(?:[&#]|$)"
+                      r"|^https?://youtu\.be/([A-Za-z0-9_-]{11})(?:[?#]|$)")
+_DM_PAGE = re.compile(r"^https?://(?:www\.)?dailymotion\.com/video/(x[a-z0-9]+)(?:[_?#/]|$)")
 _DM_FIELDS = ("id", "title", "owner", "channel", "tags", "duration", "created_time", "url", "views_total",
               "views_last_day", "views_last_week", "views_last_month")
 _DM_SORTS = {"visited-today": "views_last_day", "visited-week": "views_last_week",
              "visited-month": "views_last_month", "visited": "views_total"}
-
-
-@cache
-def recordings(name: str) -> dict:
-    """One recordings file (``youtube`` or ``dailymotion``), parsed once."""
-    path = package_root() / "lab" / "recordings" / f"{name}.json"
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def dns_records() -> dict[str, list[str]]:
@@ -306,9 +302,6 @@ class PlatformsHandler(_Handler):
 
     # yt-dlp info source
     def _info(self, url: str, *, flat: bool) -> None:
-        from pytomo.services.dailymotion import DailymotionService
-        from pytomo.services.youtube import YouTubeService, watch_url
-
         yt, dm = recordings("youtube"), recordings("dailymotion")
         lab = self.server.lab
         yt_videos = [v for v in yt["videos"] if playable(v, lab)]
@@ -334,12 +327,12 @@ class PlatformsHandler(_Handler):
                 "_version": {"version": yt["ytdlp_version"]}}})
         if flat:
             return self._json(404, {"error": f"ERROR: [lab] no recorded listing for {url}"})
-        vid = YouTubeService.video_id(url)
+        vid = _page_id(_YT_PAGE, url)
         if vid is not None:
             entry = next((v for v in yt_videos if v["id"] == vid), None)
             if entry is not None:
-                return self._recording(entry, _yt_info_defaults(entry, watch_url(vid)), yt["ytdlp_version"])
-        vid = DailymotionService.video_id(url)
+                return self._recording(entry, _yt_info_defaults(entry, _watch_url(vid)), yt["ytdlp_version"])
+        vid = _page_id(_DM_PAGE, url)
         if vid is not None:
             entry = next((v for v in dm["videos"] if v["id"] == vid and playable(v, lab)), None)
             if entry is not None:
@@ -358,6 +351,16 @@ class PlatformsHandler(_Handler):
         self._json(200, out)
 
 
+def _page_id(pattern: re.Pattern[str], url: str) -> str | None:
+    """The video id in a page URL, or None."""
+    m = pattern.match(url)
+    return next((g for g in m.groups() if g), None) if m else None
+
+
+def _watch_url(video_id: str) -> str:
+    return f"https://www.youtube.com/watch?v={video_id}"
+
+
 def _seconds(iso_duration: str) -> float | None:
     """An ISO 8601 duration of the Data API (``PT1H2M3S``) in seconds."""
     m = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?", iso_duration)
@@ -366,7 +369,7 @@ def _seconds(iso_duration: str) -> float | None:
 
 def _flat(entry: dict) -> dict:
     vid = entry["id"]
-    return {"_type": "url", "ie_key": "Youtube", "id": vid, "url": f"https://www.youtube.com/watch?v={vid}",
+    return {"_type": "url", "ie_key": "Youtube", "id": vid, "url": _watch_url(vid),
             "title": entry["snippet"]["title"]}
 
 

@@ -6,6 +6,8 @@ import re
 import threading
 from functools import cache
 
+from pytomo.lab.recorded import recordings
+
 UNRANGED_PACE_FACTOR = 1.2  # a request without a Range is paced at this many times the media bitrate
 REFUSED_USER_AGENT = "user_agent"  # 403: not the User-Agent of the recorded format
 REFUSED_NOT_YET = "not_available_yet"  # 403: before the format's available_at
@@ -16,8 +18,6 @@ _LAB_VIDEO = re.compile(r"\{[\w-]+:([\w-]+)(?::[\w./-]+)?\}")
 def recorded_user_agents(video_id: str) -> frozenset[str]:
     """The ``User-Agent`` of every recorded YouTube format whose URL points at lab video ``video_id``; when no
     recorded format points at it, those of every recorded format."""
-    from pytomo.lab.platforms import recordings  # platforms imports the lab's HTTP servers
-
     mine: set[str] = set()
     every: set[str] = set()
     for entry in recordings("youtube")["videos"]:

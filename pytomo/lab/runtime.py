@@ -13,12 +13,13 @@ from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, Redirector
 from pytomo.lab.media import LabMedia, ensure_media
 from pytomo.lab.netpath import NetPath, PathError, PathSpec, unavailable_reason
 from pytomo.lab.nginx import NginxError, NginxServers
-from pytomo.lab.platforms import PLATFORMS_HOST, PLATFORMS_IP, PlatformsHandler, dns_records
+from pytomo.lab.platforms import PLATFORMS_HOST, PLATFORMS_IP, PlatformsHandler, dns_records, endpoints
 from pytomo.lab.scenario import DNS_IP, LAB_DOMAIN, PLATFORM_IP, REDIRECTOR_IPS, Scenario, ServerProfile, VideoSpec
 from pytomo.lab.segmented import SegmentedMedia, SegmentedSpec, ensure_segmented
 from pytomo.lab.segmented import unavailable as segmented_unavailable
 from pytomo.lab.tools import nginx_exe
 from pytomo.lab.truth import TruthLog
+from pytomo.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,15 @@ class Lab:
     def platform_base(self) -> str:
         """The platform's base URL."""
         return f"http://{PLATFORM_HOST}:{self.platform.port}"
+
+    def layer(self, settings: Settings) -> Settings:
+        """``settings`` with this lab's URLs layered in, as the plugins see them while it runs: the recorded
+        YouTube and Dailymotion APIs, the recorded yt-dlp info source (unless one is set) and the platform."""
+        urls = endpoints(self)
+        return dataclasses.replace(settings, youtube_api_base_url=urls["youtube_api"],
+                                   dailymotion_api_base_url=urls["dailymotion_api"],
+                                   info_source_url=settings.info_source_url or urls["info_source"],
+                                   lab_platform_url=self.platform_base)
 
     def page_url(self, video_id: str) -> str:
         """The watch-page URL of a video, as the crawler is given it."""

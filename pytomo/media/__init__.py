@@ -1,7 +1,7 @@
 """Media files as bytes arrive: the container's index as a timeline of playable time, and MediaInfo's view."""
 
 from pytomo.media.index import MediaIndexer
-from pytomo.media.info import MediaInfoResult, probe
+from pytomo.media.info import probe
 from pytomo.media.timeline import MediaTimeline
 
-__all__ = ["MediaIndexer", "MediaInfoResult", "MediaTimeline", "probe"]
+__all__ = ["MediaIndexer", "MediaTimeline", "probe"]

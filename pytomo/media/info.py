@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 from pytomo.errors import MediaError
 from pytomo.media.index import MediaIndexer
 from pytomo.media.sandbox import TRACK_FIELDS, worker
+from pytomo.results import MediaInfoResult
 
 _CONTAINERS = {"mpeg-4": "mp4", "qupertino": "mov", "webm": "webm", "matroska": "mkv", "flash video": "flv",
                "mpeg-ts": "ts", "mpeg audio": "mp3", "adts": "aac", "ogg": "ogg", "avi": "avi"}
@@ -17,22 +17,6 @@ _VIDEO_CODECS = {"avc": "h264", "hevc": "h265", "vp8": "vp8", "vp9": "vp9", "av1
                  "sorenson spark": "flv1", "h.263": "h263", "mpeg-4 visual": "mpeg4", "mpeg video": "mpeg2"}
 _AUDIO_CODECS = {"aac": "aac", "opus": "opus", "vorbis": "vorbis", "ac-3": "ac3", "e-ac-3": "eac3",
                  "flac": "flac", "pcm": "pcm", "speex": "speex", "nellymoser": "nellymoser"}
-
-
-@dataclass(frozen=True)
-class MediaInfoResult:
-    """What MediaInfo says about a media file; None where it could not tell."""
-
-    container: str | None
-    video_codec: str | None
-    audio_codec: str | None
-    duration_s: float | None
-    overall_bitrate_bps: float | None
-    video_bitrate_bps: float | None
-    audio_bitrate_bps: float | None
-    width: int | None
-    height: int | None
-    frame_rate: float | None
 
 
 def _number(value: object) -> float | None:

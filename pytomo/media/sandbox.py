@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from pytomo.errors import MediaError
+from pytomo.errors import MediaError, ParserFailure
 
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024  # the child's address space, watched: it is killed past it
 HEADROOM_BYTES = 256 * 1024 * 1024  # RLIMIT_AS is the watched limit plus this, for a spike between two looks
@@ -37,12 +37,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
-
-
-class ParserFailure(MediaError):
-    """MediaInfo crashed (``parser_crash``), ran out of time (``parser_timeout``) or memory (``parser_memory``)."""
-
-    kind = "parser_crash"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""``python -m pytomo.rrd [-f DB | -d DIR] [--utc|--local]``: the same as start_server.py --rebuild-rrd."""
+"""``python -m pytomo.rrd [-f DB | -d DIR] [--utc|--local]``: an alias of ``pytomo rrd``."""
 
 import sys
 
-from pytomo.cli import server_main
+from pytomo.cli import run_command
 
 if __name__ == "__main__":
-    sys.exit(server_main(["--rebuild-rrd", *sys.argv[1:]]))
+    sys.exit(run_command("rrd", sys.argv[1:], prog="python -m pytomo.rrd"))

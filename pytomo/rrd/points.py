@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from pytomo.rrd.metrics import METRICS
+from pytomo.figures import FIGURES, figures, graph_value, graphs, legacy_value, renamed
 
 if TYPE_CHECKING:
-    from pytomo.engine.analysis import DownloadAnalysis
-    from pytomo.engine.pipeline import VideoMeasurement
+    from pytomo.results import VideoMeasurement
 
 # The 2015 table (pytomo_crawl_<YYYY_MM_DD_HH_MM_SS>) or our view of the same columns.
 TABLE_NAME = re.compile(r"^pytomo_crawl(_\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2})?$")
@@ -31,30 +29,21 @@ class Point:
     values: dict[str, float | None]
 
 
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, (bytes, str)) and not str(value).strip():
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if out == out and abs(out) != float("inf") else None
+def _lookup(values: Mapping[str, Any]) -> Callable[[str], Any]:
+    """``get("downloads.bytes")``, also found under the bare column name."""
+    return lambda key: values.get(key, values.get(key.partition(".")[2]))
+
+
+def values_from_figures(values: Mapping[str, Any]) -> dict[str, float | None]:
+    """Every data source from the figures of one download and its video (by ``table.column``)."""
+    get = _lookup(values)
+    return {g.ds: graph_value(f, g, get) for f, g in graphs()}
 
 
 def values_from_columns(row: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, float | None]:
     """Every data source from one row of 2015 columns; ``extra`` gives the figures new in this version."""
-    values: dict[str, float | None] = {m.name: _num(row.get(m.column)) if m.column else None for m in METRICS}
-    nbytes, secs, enc = _num(row.get("DownloadBytes")), _num(row.get("DownloadTime")), _num(row.get("EncodingRate"))
-    stalls = values["stall_count"]
-    thp = nbytes * 8 / secs / 1000 if nbytes is not None and secs else None
-    values["avg_thp_kbps"] = thp
-    values["reception_ratio"] = thp / enc if thp is not None and enc else None
-    values["stalled_videos"] = None if stalls is None else float(stalls > 0)
-    extra = extra or {}
-    start, meas = _num(extra.get("time_to_start_s")), _num(extra.get("avg_throughput_bps"))
-    values["start_s"] = start
-    values["meas_thp_kbps"] = None if meas is None else meas / 1000
-    return values
+    get = _lookup(extra or {})
+    return {g.ds: legacy_value(g, row) if g.shared else graph_value(f, g, get) for f, g in graphs()}
 
 
 def parse_id(text: Any, *, utc: bool = True) -> float | None:
@@ -78,15 +67,56 @@ def crawl_tables(conn: sqlite3.Connection) -> tuple[str, list[str]]:
     return "2015", sorted(n for n in names if TABLE_NAME.match(n))
 
 
-def _extras(conn: sqlite3.Connection) -> dict[tuple[str, str, str], sqlite3.Row]:
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _extras(conn: sqlite3.Connection) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The figures new in this version from the tables of our schema versions 2 and 3, by (ID, Url, IP)."""
+    have = {"downloads": _columns(conn, "downloads"), "videos": _columns(conn, "videos")}
+    old = {table: {new: was for was, new in renamed(table).items()} for table in have}
+    alias = {"downloads": "d", "videos": "v"}
+    wanted = {f for f, g in graphs() if not g.shared}
+    cols = [f'{alias[f.table]}.{name} AS "{f.key}"' for f in wanted
+            for name in [f.name if f.name in have[f.table] else old[f.table].get(f.name)] if name in have[f.table]]
     rows = conn.execute(
-        "SELECT replace(substr(d.started_at, 1, 26), 'T', ' ') AS ID, v.page_url AS Url, d.address AS IP,"
-        " d.time_to_start_s, d.avg_throughput_bps FROM downloads d JOIN videos v ON v.id = d.video_row_id"
-        " ORDER BY d.id")
-    out: dict[tuple[str, str, str], sqlite3.Row] = {}
+        "SELECT replace(substr(d.started_at, 1, 26), 'T', ' ') AS ID, v.page_url AS Url, d.address AS IP"
+        + "".join(f", {c}" for c in cols) + " FROM downloads d JOIN videos v ON v.id = d.video_row_id ORDER BY d.id")
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in rows:
-        out.setdefault((r["ID"], r["Url"], r["IP"]), r)
+        out.setdefault((r["ID"], r["Url"], r["IP"]), dict(r))
     return out
+
+
+# The downloads that give a point, as the ``pytomo_crawl`` view gives them a row: the first download of each
+# address of a video, that address answered for the last hop's host, and a download time.
+_POINTS_SQL = """
+SELECT d.started_at AS _t, v.service AS _service, d.address AS _address,
+       (SELECT h.origin FROM hops h WHERE h.video_row_id = d.video_row_id ORDER BY h.hop_index DESC LIMIT 1) AS _host
+       {columns}
+FROM downloads d JOIN videos v ON v.id = d.video_row_id
+WHERE d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = d.video_row_id AND x.address = d.address)
+  AND d.transfer_s > 0
+  AND EXISTS (SELECT 1 FROM dns_answers a JOIN hops h ON h.video_row_id = a.video_row_id AND h.host = a.host
+              WHERE a.video_row_id = d.video_row_id AND a.address = d.address
+                AND h.hop_index = (SELECT max(hop_index) FROM hops WHERE video_row_id = d.video_row_id))
+ORDER BY d.id
+"""
+
+
+def _figure_points(conn: sqlite3.Connection, report: ReadReport) -> None:
+    """The points of a database of this schema, read from the figures' columns."""
+    alias = {"downloads": "d", "videos": "v"}
+    have = {"downloads": _columns(conn, "downloads"), "videos": _columns(conn, "videos")}
+    columns = "".join(f', {alias[f.table]}.{f.name} AS "{f.key}"' for f in FIGURES if f.name in have[f.table])
+    for r in conn.execute(_POINTS_SQL.replace("{columns}", columns)):
+        row = dict(r)
+        t = parse_id(row["_t"])
+        if t is None:
+            report.bad_times += 1
+            continue
+        report.points.append(Point(t, str(row["_service"] or "Unknown"), str(row["_address"] or "unknown"),
+                                   row["_host"], values_from_figures(row)))
 
 
 @dataclass
@@ -106,8 +136,12 @@ def read_points(conn: sqlite3.Connection, *, utc_2015: bool = False) -> ReadRepo
     """
     conn.row_factory = sqlite3.Row
     layout, tables = crawl_tables(conn)
-    extras = _extras(conn) if layout == "ours" else {}
     report = ReadReport(layout, [])
+    if layout == "ours" and "transfer_s" in _columns(conn, "downloads"):
+        _figure_points(conn, report)
+        report.points.sort(key=lambda p: p.t_s)
+        return report
+    extras = _extras(conn) if layout == "ours" else {}
     for table in tables:
         if not TABLE_NAME.match(table):  # never put an unchecked name into SQL
             continue
@@ -119,70 +153,27 @@ def read_points(conn: sqlite3.Connection, *, utc_2015: bool = False) -> ReadRepo
                 continue
             extra = extras.get((row.get("ID"), row.get("Url"), row.get("IP")))
             report.points.append(Point(t, str(row.get("Service") or "Unknown"), str(row.get("IP") or "unknown"),
-                                       row.get("CacheUrl"), values_from_columns(row, dict(extra) if extra else None)))
+                                       row.get("CacheUrl"), values_from_columns(row, extra)))
     report.points.sort(key=lambda p: p.t_s)
     return report
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _rtt_columns(m: VideoMeasurement, address: str) -> dict[str, float | None]:
-    def summary(rtts: list[float]) -> tuple[float | None, float | None, float | None]:
-        return (min(rtts), sum(rtts) / len(rtts), max(rtts)) if rtts else (None, None, None)
-
-    icmp = [s.rtt_ms for r in m.rtt if r.address == address and r.method != "tcp-connect" for s in r.samples
-            if s.rtt_ms is not None]
-    tcp = [s.rtt_ms for r in m.rtt if r.address == address and r.method == "tcp-connect" for s in r.samples
-           if s.rtt_ms is not None]
-    chosen = summary(icmp) if icmp else summary(tcp)
-    return dict(zip(("PingMin", "PingAvg", "PingMax"), chosen))
-
-
-def _kbps(bps: float | None) -> float | None:
-    return None if bps is None else bps / 1000.0
-
-
-def _download_columns(m: VideoMeasurement, d: DownloadAnalysis) -> dict[str, Any] | None:
-    """The 2015 columns the ``pytomo_crawl`` view gives for this download, or None when it gives no row."""
-    t, p = d.transfer, d.playout
-    if not m.hops:
-        return None
-    last = m.hops[-1]
-    answers = [a for a in m.dns if a.host == last.host and a.address == t.address]
-    if not answers:
-        return None
-    latencies = [a.latency_ms for a in answers if a.latency_ms is not None]
-    row: dict[str, Any] = {
-        "Service": m.service_label, "Url": m.page_url, "CacheUrl": _origin(last.url), "IP": t.address,
-        "CacheServerDelay": m.cache_server_delay_s, "ResolveTime": min(latencies) / 1000.0 if latencies else None,
-        "DownloadTime": t.duration_s, "VideoDuration": d.media_duration_s, "VideoLength": t.content_length_bytes,
-        "EncodingRate": _kbps(d.encoding_rate_bps), "DownloadBytes": t.bytes_total,
-        "DownloadInterruptions": p.stall_count if p else None, "InitialData": p.initial_data_bytes if p else None,
-        "InitialRate": _kbps(d.initial_rate_bps), "InitialPlaybackBuffer": p.initial_buffer_s if p else None,
-        "BufferingDuration": p.stall_total_s if p else None, "PlaybackDuration": p.played_s if p else None,
-        "BufferDurationAtEnd": p.buffer_at_end_s if p else None, "TimeTogetFirstByte": t.first_byte_s,
-        "MaxInstantThp": _kbps(t.peak_1s_bps), "StatusCode": last.status,
-    }
-    row.update(_rtt_columns(m, t.address))
-    return row
-
-
 def points_from_measurement(m: VideoMeasurement) -> Iterator[Point]:
     """The points a stored video gives, equal to what :func:`read_points` reads back from its database."""
+    if not m.hops:
+        return
+    last = m.hops[-1]
+    answered = {a.address for a in m.dns if a.host == last.host and a.address is not None}
+    video = {f.key: f.value(m) for f in figures("videos")}
     seen: set[str] = set()
     for d in m.downloads:
         t = d.transfer
         if t.address in seen:
             continue
         seen.add(t.address)
-        row = _download_columns(m, d)
-        if row is None or not (row["DownloadTime"] or 0) > 0:
+        if t.address not in answered or not (t.duration_s or 0) > 0:
             continue
-        extra = {"time_to_start_s": d.playout.time_to_start_s if d.playout else None,
-                 "avg_throughput_bps": t.avg_throughput_bps}
+        values = {**video, **{f.key: f.value(m, d) for f in figures("downloads")}}
         stamp = t.started_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        yield Point(parse_id(stamp) or 0.0, m.service_label or "Unknown", t.address, row["CacheUrl"],
-                    values_from_columns(row, extra))
+        yield Point(parse_id(stamp) or 0.0, m.service_label or "Unknown", t.address, last.origin,
+                    values_from_figures(values))

@@ -1,24 +1,21 @@
-"""Keeps the RRD files of a running crawl: one update per stored video; a failure is logged, never raised."""
+"""Keeps the RRD files of a running crawl (a Sink): one update per stored video; a failure is logged, never raised."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pytomo.errors import NotConfigured
+from pytomo.results import Sink, VideoMeasurement
 from pytomo.rrd.points import points_from_measurement
 from pytomo.rrd.store import RrdStore, rrd_dir_for, rrdtool_module
-
-if TYPE_CHECKING:
-    from pytomo.engine.pipeline import VideoMeasurement
 
 log = logging.getLogger(__name__)
 
 MAX_FAILURES = 5  # after this many failed videos in a row the recorder turns itself off
 
 
-class RrdRecorder:
+class RrdRecorder(Sink):
     """Feeds each stored video to the RRD files beside the run database."""
 
     def __init__(self, db_path: Path) -> None:
@@ -32,7 +29,7 @@ class RrdRecorder:
             log.warning("Disabled RRD files: %s", exc)
             self.enabled = False
 
-    def record(self, m: VideoMeasurement) -> None:
+    def add(self, m: VideoMeasurement) -> None:
         """Update the files with the video's downloads; log and go on when that fails."""
         if not self.enabled:
             return
@@ -41,7 +38,8 @@ class RrdRecorder:
                 if not self.store.add(point):
                     log.warning("RRD: %s skipped, its time is before the last update", m.page_url)
             self.failures = 0
-        except Exception as exc:  # the crawl goes on whatever happens to the graphs
+        except Exception as exc:  # intended catch-all: the crawl goes on whatever happens to the graphs (logged
+            # with its traceback the first time)
             self.failures += 1
             log.warning("RRD: cannot record %s: %s", m.page_url, exc, exc_info=self.failures == 1)
             if self.failures >= MAX_FAILURES:

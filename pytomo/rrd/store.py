@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytomo.errors import NotConfigured, PytomoError
-from pytomo.rrd.metrics import METRICS
+from pytomo.figures import graphs
 from pytomo.rrd.points import Point
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,6 @@ XFF = 0.5
 # (primary points per row, rows): 1 s for 30 min, 1 min for 1 day, 5 min for 1 week, 30 min for 31 days,
 # 6 h for a year; each as AVERAGE, MIN and MAX (about 5 MB a file).
 ARCHIVES: tuple[tuple[int, int], ...] = ((1, 1800), (60, 1440), (300, 2016), (1800, 1488), (21600, 1464))
-CONSOLIDATIONS = ("AVERAGE", "MIN", "MAX")
 MAX_PUSH_S = 60  # a point in a second already written moves to the next free second, at most this far
 MAX_SERVER_FILES = 50  # beyond this many cache servers in one run, points go to the service file only
 RRD_DIR_SUFFIX = ".rrd"
@@ -66,11 +65,17 @@ def server_file(folder: Path, address: str) -> Path:
     return folder / f"server-{file_label(address)}.rrd"
 
 
+def consolidations() -> tuple[str, ...]:
+    """The consolidation functions the graphs ask for, each archived at every resolution."""
+    wanted = {cf for _f, g in graphs() for cf in g.consolidations}
+    return tuple(cf for cf in ("AVERAGE", "MIN", "MAX", "LAST") if cf in wanted)
+
+
 def create_args(start_s: int) -> list[str]:
-    """The ``rrdtool create`` arguments after the file name."""
+    """The ``rrdtool create`` arguments after the file name: one data source per declared graph."""
     args = ["--start", str(start_s), "--step", str(STEP_S)]
-    args += [f"DS:{m.name}:GAUGE:{HEARTBEAT_S}:U:U" for m in METRICS]
-    args += [f"RRA:{cf}:{XFF}:{steps}:{rows}" for steps, rows in ARCHIVES for cf in CONSOLIDATIONS]
+    args += [f"DS:{g.ds}:{g.ds_type}:{HEARTBEAT_S}:U:U" for _f, g in graphs()]
+    args += [f"RRA:{cf}:{XFF}:{steps}:{rows}" for steps, rows in ARCHIVES for cf in consolidations()]
     return args
 
 
@@ -112,7 +117,7 @@ class RrdStore:
         t = self._prepare(path, point.t_s)
         if t is None:
             return False
-        values = ":".join(_value(point.values.get(m.name)) for m in METRICS)
+        values = ":".join(_value(point.values.get(g.ds)) for _f, g in graphs())
         rrdtool.update(str(path), f"{t}:{values}")
         self.last_s[path] = t
         return True

@@ -7,12 +7,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from pytomo.engine.http import NETWORK_ERRORS
 from pytomo.errors import MeasurementError, PageError, UsageError
 from pytomo.results import MediaDescriptor
 
 if TYPE_CHECKING:
     from pytomo.engine.http import HttpClient
-    from pytomo.lab.runtime import Lab
     from pytomo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,11 +20,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ServiceContext:
-    """What a plugin may use: the pinned HTTP client, the run's settings, and the lab when it runs."""
+    """What a plugin may use: the pinned HTTP client and the run's settings (with the lab's URLs when it runs)."""
 
     http: HttpClient
     settings: Settings
-    lab: Lab | None = None
 
 
 class Service:
@@ -41,7 +40,9 @@ class Service:
     platform shows it (untrusted text: never written into a page unescaped), at least one MediaStream (the media
     URL, which may redirect to the cache server, and what is known of it), the duration when the platform says
     it, and the related page URLs (absolute). It raises a MeasurementError subclass (PageError by default) when the
-    page cannot be turned into media; any other exception is wrapped into PageError with its text.
+    page cannot be turned into media; a network exception (``NETWORK_ERRORS``) is wrapped into PageError with its
+    text; anything else is a bug and reaches the pipeline's bug handler (logged with its traceback, stored as
+    ``internal/bug``).
 
     ``seeds(time_frame, max_results)`` returns up to ``max_results`` page URLs of the popular list for
     ``today``, ``week``, ``month`` or ``all_time``; a service without one raises UsageError. A plugin whose list
@@ -89,7 +90,7 @@ class Service:
             descriptor = self._resolve(page_url)
         except MeasurementError:
             raise
-        except Exception as exc:  # a plugin bug or an unexpected page: stored as this video's outcome
+        except NETWORK_ERRORS as exc:  # the platform could not be reached: stored as this video's outcome
             log.debug("resolve %s failed", page_url, exc_info=True)
             raise PageError(f"{self.NAME}: cannot read the page: {exc.__class__.__name__}: {exc}") from exc
         if not descriptor.streams:

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from pytomo.errors import PageError, UsageError
 from pytomo.results import MediaDescriptor
-from pytomo.services.platform import PlatformService, lab_endpoints
+from pytomo.services.platform import PlatformService
 from pytomo.services.resolver import Resolved
 from pytomo.services.webapi import ApiError, QuotaExceeded, get_json
 
@@ -62,8 +62,7 @@ class DailymotionService(PlatformService):
     @property
     def api_base(self) -> str:
         """The REST API base URL (the lab's recording when the lab runs)."""
-        lab = lab_endpoints(self.ctx)
-        return lab["dailymotion_api"] if lab else self.ctx.settings.dailymotion_api_base_url
+        return self.ctx.settings.dailymotion_api_base_url
 
     def _api(self, path: str, **params: object) -> dict:
         token = self.ctx.settings.dailymotion_access_token

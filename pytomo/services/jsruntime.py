@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from pytomo.paths import deno_binary
+from pytomo.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +149,8 @@ def warn_if_stale(version: str | None, today: date | None = None) -> int | None:
         log.warning("yt-dlp %s is %d days old (over %d): platforms change often, update it (pip install -U yt-dlp "
                     "yt-dlp-ejs) or the measurements may miss formats or fail", version, age, STALE_AFTER_DAYS)
     return age
+
+
+def version_lines() -> list[str]:
+    """``--version``: Pytomo's version, yt-dlp's, and the JS runtime and yt-dlp-ejs that yt-dlp detects now."""
+    return [f"pytomo {__version__}", *detect().lines()]

@@ -38,10 +38,10 @@ class LabService(Service):
             related=related)
 
     def _seeds(self, time_frame: str, max_results: int) -> list[str]:
-        lab = self.ctx.lab
-        if lab is None:
+        base = self.ctx.settings.lab_platform_url
+        if not base:
             raise PageError("the lab is not running")
-        url = f"{lab.platform_base}/api/popular?{urlencode({'time_frame': time_frame, 'limit': max_results})}"
+        url = f"{base}/api/popular?{urlencode({'time_frame': time_frame, 'limit': max_results})}"
         resp, text = self.ctx.http.get_text(url)
         if resp.status_code != 200:
             raise HttpStatusError(stage="seeds", status=resp.status_code, url=url)

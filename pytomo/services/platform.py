@@ -28,22 +28,11 @@ log = logging.getLogger(__name__)
 RESOLVER_TIMEOUT_S = 15.0
 
 
-def lab_endpoints(ctx: ServiceContext) -> dict[str, str] | None:
-    """The recorded platforms' base URLs when the lab runs in this process (``--lab`` or ``-s lab``)."""
-    if ctx.lab is None:
-        return None
-    from pytomo.lab.platforms import endpoints
-
-    return endpoints(ctx.lab)
-
-
 def default_resolver(ctx: ServiceContext, extractor_key: str, player_client: tuple[str, ...] = ()) -> MediaResolver:
-    """Recordings when an info source is set (or the lab runs), else the yt-dlp package."""
+    """Recordings when an info source is set (the lab's, when it runs), else the yt-dlp package."""
     s = ctx.settings
-    lab = lab_endpoints(ctx)
-    source = s.info_source_url or (lab["info_source"] if lab else "")
-    if source:
-        return RecordedResolver(ctx.http, source)
+    if s.info_source_url:
+        return RecordedResolver(ctx.http, s.info_source_url)
     _warn_once_if_stale()
     return YtDlpResolver(socket_timeout_s=max(RESOLVER_TIMEOUT_S, s.http_timeout_s), proxy=s.http_proxy,
                          player_client=player_client, extractor_key=extractor_key, cookies_file=s.cookies_file)

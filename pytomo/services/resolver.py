@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from pytomo.engine.http import NETWORK_ERRORS
+from pytomo.errors import MeasurementError
 from pytomo.services.jsruntime import JsEnvironment, detect, js_runtimes_param
 from pytomo.services.outcomes import classify, error_kind, no_format_reason
 
@@ -223,7 +225,7 @@ class RecordedResolver(MediaResolver):
         target = f"{self.source_url}{sep}{urlencode({'url': url, **query})}"
         try:
             resp, text = self.http.get_text(target)
-        except Exception as exc:  # a network failure reaching the info source
+        except (*NETWORK_ERRORS, MeasurementError) as exc:  # the info source cannot be resolved or reached
             raise ResolverError(f"cannot reach the info source: {exc.__class__.__name__}: {exc}", resolver=self.name,
                                 version=None, kind="network") from exc
         try:

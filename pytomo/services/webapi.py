@@ -6,7 +6,8 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import requests
+from pytomo.engine.http import NETWORK_ERRORS
+from pytomo.errors import MeasurementError
 
 if TYPE_CHECKING:
     from pytomo.engine.http import HttpClient
@@ -55,9 +56,9 @@ def get_json(http: HttpClient, base_url: str, path: str, params: dict[str, Any],
             body = resp.raw.read(_LIMIT_BYTES, decode_content=True) or b""
         finally:
             resp.close()
-    except (requests.RequestException, OSError) as exc:
+    except NETWORK_ERRORS as exc:
         raise ApiError(f"{where}: no answer ({exc.__class__.__name__})") from exc
-    except Exception as exc:  # the host could not be resolved, for example
+    except MeasurementError as exc:  # the host could not be resolved, or its address is refused
         raise ApiError(f"{where}: {exc}") from exc
     try:
         data = json.loads(body.decode(resp.encoding or "utf-8", errors="replace"))

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pytomo.errors import PageError, UsageError
 from pytomo.results import MediaDescriptor, utc_now
-from pytomo.services.platform import PlatformService, lab_endpoints
+from pytomo.services.platform import PlatformService
 from pytomo.services.resolver import ResolverError
 from pytomo.services.webapi import ApiError, QuotaExceeded, get_json
 
@@ -53,8 +53,7 @@ class YouTubeService(PlatformService):
     @property
     def api_base(self) -> str:
         """The Data API v3 base URL (the lab's recording when the lab runs)."""
-        lab = lab_endpoints(self.ctx)
-        return lab["youtube_api"] if lab else self.ctx.settings.youtube_api_base_url
+        return self.ctx.settings.youtube_api_base_url
 
     @property
     def api_key(self) -> str:

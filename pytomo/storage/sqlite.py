@@ -11,9 +11,10 @@ import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from pytomo.errors import StorageError
+from pytomo.errors import StorageError, UsageError
+from pytomo.figures import datasette_metadata
+from pytomo.figures import row as figure_row
 from pytomo.results import iso, utc_now
 from pytomo.storage.schema import SCHEMA_VERSION, TABLES, TCP_INFO_FIELDS, VIEW
 from pytomo.version import __version__
@@ -21,7 +22,7 @@ from pytomo.version import __version__
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from pytomo.engine.pipeline import DownloadAnalysis, VideoMeasurement
+    from pytomo.results import DownloadAnalysis, VideoMeasurement
     from pytomo.settings import Settings
 
 DB_SUFFIX = ".pytomo_database.db"
@@ -50,10 +51,34 @@ def _flag(value: bool | None) -> int | None:
     return None if value is None else int(value)
 
 
-def origin(url: str) -> str:
-    """``scheme://netloc`` of a URL."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
+    """Insert one row given by column name; its id."""
+    cols = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    return conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values())).lastrowid
+
+
+def metadata_path(db_path: Path) -> Path:
+    """``<name>.metadata.json`` beside a run database ``<name>.db``: Datasette's ``-m`` file for it."""
+    return db_path.with_name(db_path.name.removesuffix(".db") + ".metadata.json")
+
+
+def write_metadata(db_path: Path) -> Path:
+    """Write the Datasette metadata (titles, descriptions, units of every figure) beside a run database."""
+    path = metadata_path(db_path)
+    path.write_text(json.dumps(datasette_metadata(db_path.name.removesuffix(".db")), indent=2) + "\n")
+    return path
+
+
+def service_label(service: str) -> str:
+    """The plugin's label of a service name (the one spelling of ``run.service``, ``videos.service`` and the 2015
+    ``Service``); the name itself when no plugin has it."""
+    from pytomo.services import by_name
+
+    try:
+        return by_name(service).LABEL or service
+    except UsageError:  # an unknown name: the run row keeps it as given
+        return service
 
 
 class RunDatabase:
@@ -87,7 +112,7 @@ class RunDatabase:
             cur = conn.execute(
                 "INSERT INTO run (schema_version, software_version, started_at, host_label, service, provider,"
                 " settings_json, python_version, platform, lab_scenario) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (SCHEMA_VERSION, __version__, iso(started), host, settings.service, settings.provider,
+                (SCHEMA_VERSION, __version__, iso(started), host, service_label(settings.service), settings.provider,
                  json.dumps(settings.as_dict(), default=str, sort_keys=True), sys.version.split()[0],
                  platform.platform(), lab_scenario))
         except (OSError, sqlite3.Error) as exc:
@@ -106,31 +131,26 @@ class RunDatabase:
             log.warning("cannot close the run row of %s: %s", self.path, exc)
         finally:
             self.conn.close()
-
-    def measured_page_urls(self) -> set[str]:
-        """Page URLs already measured in this run (with a download that got bytes)."""
-        rows = self.conn.execute(
-            "SELECT DISTINCT v.page_url FROM videos v JOIN downloads d ON d.video_row_id = v.id WHERE d.bytes > 0")
-        return {r[0] for r in rows}
+        try:
+            write_metadata(self.path)
+        except OSError as exc:
+            log.warning("cannot write the Datasette metadata beside %s: %s", self.path, exc)
 
     def add_video(self, m: VideoMeasurement) -> int:
         """Store one video with everything observed, in one transaction."""
         c = self.conn
         try:
             c.execute("BEGIN")
-            vid = c.execute(
-                "INSERT INTO videos (run_id, round, seed_source, page_url, service, video_id, title, duration_s,"
-                " related_count, started_at, ended_at, cache_server_delay_s, status, error_stage, error_kind,"
-                " error_message, extractor_json, available_wait_s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (self.run_id, m.round, m.seed_source, m.page_url, m.service_label, m.video_id, m.title,
-                 m.duration_s, len(m.related), iso(m.started_at), iso(m.ended_at), m.cache_server_delay_s,
-                 m.status, m.error_stage, m.error_kind, m.error_message,
-                 json.dumps(m.extractor, sort_keys=True, default=str) if m.extractor else None,
-                 m.available_wait_s)).lastrowid
+            video = {"run_id": self.run_id, "round": m.round, "seed_source": m.seed_source, "page_url": m.page_url,
+                     **figure_row("videos", m), "started_at": iso(m.started_at), "ended_at": iso(m.ended_at),
+                     "status": m.status, "error_stage": m.error_stage, "error_kind": m.error_kind,
+                     "error_message": m.error_message,
+                     "extractor_json": json.dumps(m.extractor, sort_keys=True, default=str) if m.extractor else None}
+            vid = _insert(c, "videos", video)
             c.executemany(
                 "INSERT INTO hops (video_row_id, hop_index, url, origin, host, address, status_code, location,"
                 " elapsed_s, started_at, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(vid, h.index, h.url, origin(h.url), h.host, h.address, h.status, h.location, h.elapsed_s,
+                [(vid, h.index, h.url, h.origin, h.host, h.address, h.status, h.location, h.elapsed_s,
                   iso(h.started_at), h.error) for h in m.hops])
             c.executemany(
                 "INSERT INTO dns_answers (video_row_id, host, resolver, resolver_address, rdtype, rcode, address,"
@@ -145,7 +165,7 @@ class RunDatabase:
                     " VALUES (?,?,?,?,?,?,?)",
                     [(pid, vid, s.address, s.method, s.seq, s.rtt_ms, iso(s.at)) for s in r.samples])
             for d in m.downloads:
-                self._add_download(vid, d)
+                self._add_download(m, vid, d)
             c.execute("COMMIT")
         except Exception as exc:
             if c.in_transaction:
@@ -157,60 +177,16 @@ class RunDatabase:
             raise StorageError(f"cannot store the video {m.page_url}: {exc.__class__.__name__}: {exc}") from exc
         return vid
 
-    def _add_download(self, vid: int, d: DownloadAnalysis) -> None:
+    def _add_download(self, m: VideoMeasurement, vid: int, d: DownloadAnalysis) -> None:
         t = d.transfer
-        info = d.media
         p = d.playout
-        params = d.params
-        row: dict[str, Any] = {
-            "video_row_id": vid, "url": t.url, "host": urlsplit(t.url).hostname or "", "address": t.address,
-            "started_at": iso(t.started_at), "window_s": t.window_s, "status_code": t.status,
-            "http_version": t.http_version, "content_type": t.content_type,
-            "content_length_bytes": t.content_length_bytes, "headers_s": t.headers_s, "ttfb_s": t.first_byte_s,
-            "last_byte_s": t.last_byte_s, "duration_s": t.duration_s, "bytes": t.bytes_total,
-            "first_read_bytes": t.first_read_bytes, "avg_throughput_bps": t.avg_throughput_bps,
-            "peak_1s_throughput_bps": t.peak_1s_bps, "bin_s": t.bin_s, "ended_by": t.ended_by,
-            "error_kind": t.error_kind, "error": t.error,
-            "tail_range": f"{t.tail_range[0]}-{t.tail_range[1]}" if t.tail_range else None,
-            "tail_bytes": len(t.tail) if t.tail is not None else None, "tail_error": t.tail_error,
-            "tail_new_connection": _flag(t.tail_connection.new if t.tail_connection else None),
-            "new_connection": _flag(t.connection.new if t.connection else None),
-            "tcp_connect_s": t.connection.tcp_connect_s if t.connection else None,
-            "tls_handshake_s": t.connection.tls_handshake_s if t.connection else None,
-            "content_encoding": t.content_encoding, "decoded_bytes": t.decoded_bytes,
-            "body_overrun": int(t.body_overrun), "stream_role": d.stream_role, "pair_bytes": d.pair_bytes,
-            "pair_avg_throughput_bps": d.pair_avg_throughput_bps,
-            "container": d.container,
-            "video_codec": info.video_codec if info else None, "audio_codec": info.audio_codec if info else None,
-            "width": info.width if info else None, "height": info.height if info else None,
-            "frame_rate": info.frame_rate if info else None, "media_duration_s": d.media_duration_s,
-            "media_duration_source": d.media_duration_source,
-            "encoding_rate_bps": d.encoding_rate_bps, "encoding_rate_source": d.encoding_rate_source,
-            "media_time_source": d.media_time_source, "media_problem": d.media_problem,
-            "initial_buffer_s": params.initial_buffer_s, "min_buffer_s": params.min_buffer_s,
-            "restart_buffer_s": params.restart_buffer_s,
-            "time_to_start_s": p.time_to_start_s if p else None,
-            "initial_data_bytes": p.initial_data_bytes if p else None,
-            "initial_rate_bps": d.initial_rate_bps,
-            "initial_playback_buffer_s": p.initial_buffer_s if p else None,
-            "stall_count": p.stall_count if p else None, "stall_total_s": p.stall_total_s if p else None,
-            "buffer_at_end_s": p.buffer_at_end_s if p else None,
-            "media_received_s": p.media_received_s if p else None, "played_s": p.played_s if p else None,
-            "playout_end_s": p.end_s if p else None, "playout_state_at_end": p.state_at_end if p else None,
-            "playout_problem": d.playout_problem, "throughput_to_encoding_ratio": d.throughput_ratio,
-            "tcp_min_rtt_ms": t.tcp_min_rtt_ms, "tcp_rcv_rtt_ms": t.tcp_rcv_rtt_ms,
-            "delivery": d.delivery, "rendition_id": d.rendition_id, "declared_bandwidth_bps": d.declared_bandwidth_bps,
-            "rendition_switches": d.rendition_switches if d.delivery != "progressive" else None,
-            "p1203_input_json": json.dumps(d.p1203_input) if d.p1203_input else None,
-        }
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        did = self.conn.execute(f"INSERT INTO downloads ({cols}) VALUES ({marks})", tuple(row.values())).lastrowid
+        did = _insert(self.conn, "downloads", {"video_row_id": vid, **figure_row("downloads", m, d)})
         if d.segments:
             self.conn.executemany(
                 "INSERT INTO segment_requests (download_id, seq, stream, kind, rendition_id, bandwidth_bps, url,"
-                " status, trequest_s, tresponse_s, tfinish_s, bytes, media_start_s, media_duration_s, complete, error,"
-                " range_first_byte, range_last_byte, new_connection, tcp_connect_s, tls_handshake_s, content_encoding)"
+                " http_status, trequest_s, tresponse_s, tfinish_s, bytes, media_start_s, media_duration_s, complete,"
+                " error, range_first_byte, range_last_byte, new_connection, tcp_connect_s, tls_handshake_s,"
+                " content_encoding)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(did, r.seq, r.stream, r.kind, r.rendition_id, r.bandwidth_bps, r.url, r.status, r.trequest_s,
                   r.tresponse_s, r.tfinish_s, r.bytes, r.media_start_s, r.media_duration_s, int(r.complete), r.error,

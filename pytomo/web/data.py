@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from pytomo.figures import renamed
 from pytomo.rrd.points import TABLE_NAME, crawl_tables
 
 PER_PAGE = 50
@@ -26,6 +27,22 @@ def layout_of(conn: sqlite3.Connection) -> Layout:
         return Layout("ours")
     checked = [t for t in tables if TABLE_NAME.match(t)]
     return Layout("2015", checked[-1] if checked else None)
+
+
+def _col(conn: sqlite3.Connection, table: str, name: str) -> str:
+    """The column holding the figure ``name`` in this database: its name now, or in schema versions 2 and 3."""
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    if name in have:
+        return name
+    return next((old for old, new in renamed(table).items() if new == name and old in have), name)
+
+
+def _current(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A row of an older schema version with its renamed columns under their names now."""
+    names = renamed(table)
+    if not any(k in names for k in row):
+        return row
+    return {names.get(k, k): v for k, v in row.items()}
 
 
 def _one(conn: sqlite3.Connection, sql: str, args: tuple = ()) -> dict[str, Any]:
@@ -49,8 +66,9 @@ def summary(conn: sqlite3.Connection, layout: Layout) -> dict[str, Any]:
     if layout.kind == "ours":
         out = _one(conn, "SELECT count(*) AS videos, sum(status = 'ok') AS ok, sum(status = 'error') AS failed,"
                          " min(started_at) AS first_at, max(coalesce(ended_at, started_at)) AS last_at FROM videos")
-        out.update(_one(conn, """
-            SELECT count(*) AS played, avg(d.duration_s) AS download_s, avg(d.stall_count) AS stalls,
+        out.update(_one(conn, f"""
+            SELECT count(*) AS played, avg(d.{_col(conn, "downloads", "transfer_s")}) AS download_s,
+                   avg(d.stall_count) AS stalls,
                    avg(d.stall_count > 0) AS stalled_share, avg(d.stall_total_s) AS stall_s,
                    avg(d.avg_throughput_bps) / 1000.0 AS throughput_kbps, avg(d.time_to_start_s) AS start_s,
                    count(DISTINCT d.address) AS servers
@@ -115,7 +133,7 @@ def video(conn: sqlite3.Connection, layout: Layout, video_id: int) -> dict[str, 
         return [dict(r) for r in conn.execute(sql, (video_id,))]
 
     return {
-        "video": dict(v),
+        "video": _current("videos", dict(v)),
         "hops": q("SELECT * FROM hops WHERE video_row_id = ? ORDER BY hop_index"),
         "dns": q("SELECT * FROM dns_answers WHERE video_row_id = ? ORDER BY id"),
         "rtt": q("SELECT p.address, p.method, p.probes_sent, p.error, count(s.rtt_ms) AS answered,"
@@ -123,7 +141,8 @@ def video(conn: sqlite3.Connection, layout: Layout, video_id: int) -> dict[str, 
                  " FROM rtt_probes p LEFT JOIN rtt_samples s ON s.video_row_id = p.video_row_id"
                  " AND s.address = p.address AND s.probe_id = p.id"
                  " WHERE p.video_row_id = ? GROUP BY p.id ORDER BY p.id"),
-        "downloads": q("SELECT * FROM downloads WHERE video_row_id = ? ORDER BY id"),
+        "downloads": [_current("downloads", d)
+                      for d in q("SELECT * FROM downloads WHERE video_row_id = ? ORDER BY id")],
     }
 
 
@@ -165,11 +184,11 @@ def playout(conn: sqlite3.Connection, download_id: int) -> tuple[list[tuple[floa
 def servers(conn: sqlite3.Connection, layout: Layout) -> list[dict[str, Any]]:
     """Per cache server: videos, mean throughput, share with stalls, mean RTT; slowest first."""
     if layout.kind == "ours":
-        sql = """
+        sql = f"""
             SELECT address, min(host) AS host, count(*) AS videos, avg(thp) / 1000.0 AS throughput_kbps,
                    avg(stalled) AS stalled_share, avg(start_s) AS start_s, avg(ttfb_s) AS ttfb_s, avg(rtt) AS rtt_ms
             FROM (SELECT d.address, d.host, d.avg_throughput_bps AS thp, d.stall_count > 0 AS stalled,
-                         d.time_to_start_s AS start_s, d.ttfb_s,
+                         d.time_to_start_s AS start_s, d.{_col(conn, "downloads", "first_byte_s")} AS ttfb_s,
                          (SELECT avg(s.rtt_ms) FROM rtt_samples s WHERE s.video_row_id = d.video_row_id
                             AND s.address = d.address AND s.method != 'tcp-connect') AS rtt
                   FROM downloads d WHERE d.bytes > 0)

@@ -50,15 +50,18 @@ def graph_args(rrd: Path, metric: str, span: str, fmt: str) -> list[str]:
     p = _escape_path(rrd)
     scale = repr(m.scale)
     number = "%.3lf" if m.unit in PLAIN_UNITS else "%.3lf%s"
+    g = m.graph
+    band = ["CDEF:band=hi,lo,-", "AREA:lo", "AREA:band#F5C6BF:min to max:STACK"] if {"MIN", "MAX"} <= set(
+        g.consolidations) else []
     return [
         "--imgformat", FORMATS[fmt][0], "--start", str(start), "--end", str(end),
         "--width", str(WIDTH_PX), "--height", str(HEIGHT_PX), "--title", m.label, "--vertical-label", m.unit,
-        "--lower-limit", "0", "--alt-autoscale-max", "--slope-mode",
+        *(["--logarithmic"] if g.log_axis else ["--lower-limit", "0"]), "--alt-autoscale-max", "--slope-mode",
         *(["--units-exponent", "0"] if m.unit in PLAIN_UNITS else []),
         "--color", "BACK#FFFFFF", "--color", "CANVAS#FFFFFF", "--color", "SHADEA#FFFFFF", "--color", "SHADEB#FFFFFF",
         f"DEF:raw={p}:{metric}:AVERAGE", f"DEF:rawlo={p}:{metric}:MIN", f"DEF:rawhi={p}:{metric}:MAX",
-        f"CDEF:avg=raw,{scale},*", f"CDEF:lo=rawlo,{scale},*", f"CDEF:hi=rawhi,{scale},*", "CDEF:band=hi,lo,-",
-        "AREA:lo", "AREA:band#F5C6BF:min to max:STACK", "LINE2:avg#B03A2E:average",
+        f"CDEF:avg=raw,{scale},*", f"CDEF:lo=rawlo,{scale},*", f"CDEF:hi=rawhi,{scale},*", *band,
+        "LINE2:avg#B03A2E:average",
         f"GPRINT:avg:AVERAGE:mean {number}", f"GPRINT:lo:MIN:min {number}", f"GPRINT:hi:MAX:max {number}\\n",
     ]
 

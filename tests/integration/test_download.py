@@ -6,15 +6,8 @@ import pytest
 
 from pytomo.engine.download import download
 from pytomo.engine.http import HttpClient
-from pytomo.engine.tcpinfo import FIELD_NAMES, MAX_INTERVAL_S, MIN_INTERVAL_S, available
-from pytomo.lab.runtime import Lab
-from pytomo.lab.scenario import default_scenario_path, load_scenario
-
-
-@pytest.fixture(scope="module")
-def lab():
-    with Lab(load_scenario(default_scenario_path())) as running:
-        yield running
+from pytomo.engine.tcpinfo import MAX_INTERVAL_S, MIN_INTERVAL_S, available
+from pytomo.results import TCP_INFO_FIELD_NAMES as FIELD_NAMES
 
 
 def _fetch(lab, video_id, window_s):

@@ -14,19 +14,11 @@ import requests
 
 from pytomo.lab.platforms import PLATFORMS_IP, fill, recordings
 from pytomo.lab.rules import UNRANGED_PACE_FACTOR
-from pytomo.lab.runtime import Lab
-from pytomo.lab.scenario import default_scenario_path, load_scenario
 from pytomo.lab.tools import ffprobe_exe
 from pytomo.services.formats import choose
 
 CHUNK_BYTES = 262_144
 SERVER = "cache-youtube"
-
-
-@pytest.fixture(scope="module")
-def lab():
-    with Lab(load_scenario(default_scenario_path())) as running:
-        yield running
 
 
 def _info(lab, video_id: str) -> dict:

@@ -63,6 +63,6 @@ def test_dailymotion_crawl_plays_hls_and_stores_errors(tmp_path):
     deliveries = dict(conn.execute("SELECT v.video_id, d.delivery FROM downloads d JOIN videos v"
                                    " ON v.id = d.video_row_id").fetchall())
     assert deliveries == {"x8lab01": "hls", "x8lab02": "progressive"}
-    hls = conn.execute("SELECT count(*) FROM segment_requests WHERE kind = 'media' AND status = 200").fetchone()[0]
+    hls = conn.execute("SELECT count(*) FROM segment_requests WHERE kind = 'media' AND http_status = 200").fetchone()[0]
     assert hls >= 1
     assert rows["x8lab01"]["related_count"] == 2

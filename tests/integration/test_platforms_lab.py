@@ -10,19 +10,11 @@ from pytomo.engine.http import HttpClient
 from pytomo.engine.resolve import DnsProbe, ResolverSpec, addresses
 from pytomo.errors import PageError, UsageError
 from pytomo.lab.platforms import endpoints
-from pytomo.lab.runtime import Lab
-from pytomo.lab.scenario import default_scenario_path, load_scenario
 from pytomo.services.base import ServiceContext
 from pytomo.services.dailymotion import DailymotionService
 from pytomo.services.resolver import YtDlpResolver
 from pytomo.services.webapi import ApiError, get_json
 from pytomo.services.youtube import YouTubeService, watch_url
-
-
-@pytest.fixture(scope="module")
-def lab():
-    with Lab(load_scenario(default_scenario_path())) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +26,7 @@ def http(lab):
 
 
 def _ctx(lab, http, **overrides) -> ServiceContext:
-    return ServiceContext(http=http, settings=settings_mod.build({}, overrides), lab=lab)
+    return ServiceContext(http=http, settings=lab.layer(settings_mod.build({}, overrides)))
 
 
 def _ids(urls):

@@ -12,11 +12,9 @@ from datetime import datetime
 
 import pytest
 
-from pytomo.engine.analysis import DownloadAnalysis
-from pytomo.engine.download import Transfer
 from pytomo.engine.pair import play_pair
-from pytomo.engine.playout import PlayoutParams
 from pytomo.lab.platforms import recordings
+from pytomo.results import DownloadAnalysis, PlayoutParams, Transfer
 from tests.conftest import connect, database_of, run_crawler
 
 PAIR, LATER = "LabPairAV08", "LabPreRol09"

@@ -146,8 +146,8 @@ def test_cache_server_answers_byte_ranges(cache):
     relative = local_path(seg.url).relative_to(media.root).as_posix()
     video = SimpleNamespace(id="sb", server="cache-a")
     records: list[dict] = []
-    lab = SimpleNamespace(scenario=SimpleNamespace(video=lambda vid: video if vid == "sb" else None),
-                          segmented={"sb": media}, truth_record=lambda v, p: {"range": None},
+    lab = SimpleNamespace(scenario=SimpleNamespace(video=lambda vid: video if vid == "sb" else None, videos=()),
+                          media_dir=None, segmented={"sb": media}, truth_record=lambda v, p: {"range": None},
                           truth=SimpleNamespace(add=records.append))
     profile = ServerProfile(name="cache-a", host="cache-a.test", ip="127.0.0.1")
     server = LabServer("127.0.0.1", CacheHandler, lab, profile)

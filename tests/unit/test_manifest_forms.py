@@ -12,10 +12,11 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from pytomo.engine.manifest import MAX_SEGMENTS, Presentation, Segment, Track, parse_dash, parse_hls
+from pytomo.engine.manifest import MAX_SEGMENTS, parse_dash, parse_hls
 from pytomo.errors import MediaError
 from pytomo.lab.tools import ffprobe_exe
 from pytomo.media.sidx import find_sidx, parse_sidx
+from pytomo.results import Presentation, Segment, Track
 
 REPO = Path(__file__).resolve().parents[2]
 REALMEDIA = REPO.parent / "shared" / "realmedia"

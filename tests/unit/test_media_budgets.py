@@ -12,12 +12,11 @@ from datetime import UTC, datetime
 import pytest
 
 import pytomo.engine.analysis as analysis_module
-from pytomo.engine.analysis import NO_PLAYABLE_MEDIA, DownloadAnalysis, analyse
-from pytomo.engine.download import Transfer
-from pytomo.engine.playout import PlayoutParams
+from pytomo.engine.analysis import NO_PLAYABLE_MEDIA, analyse
 from pytomo.errors import MediaError
 from pytomo.media.budget import BOX_LIMIT_BYTES
 from pytomo.media.index import MediaIndexer
+from pytomo.results import DownloadAnalysis, PlayoutParams, Transfer
 from pytomo.settings import Settings
 from tests import hostile_media as hostile
 

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pytomo.engine.analysis import DownloadAnalysis, analyse
-from pytomo.engine.download import Transfer
-from pytomo.engine.playout import PlayoutParams
+from pytomo.engine.analysis import analyse
 from pytomo.lab.media import CONTAINERS, MediaSpec, ensure_media, ffmpeg_exe
 from pytomo.media.index import MediaIndexer
+from pytomo.results import DownloadAnalysis, PlayoutParams, Transfer
 from tests.ffprobe_truth import ProbeTruth, probe_truth
 
 REALMEDIA = Path(__file__).resolve().parents[3] / "shared" / "realmedia"

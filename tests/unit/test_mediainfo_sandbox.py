@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pytomo.errors import MediaError
+from pytomo.errors import MediaError, ParserFailure
 from pytomo.lab.media import LabMedia, MediaSpec, ensure_media
 from pytomo.media import sandbox
 from pytomo.media.info import probe
-from pytomo.media.sandbox import Limits, MediaInfoWorker, ParserFailure
+from pytomo.media.sandbox import Limits, MediaInfoWorker
 from tests.conftest import connect, database_of, run_crawler
 from tests.hostile_media import (
     BLOATING_MP4_DECLARED_BYTES,
@@ -94,7 +94,10 @@ def test_hostile_file_ends_bounded_and_the_next_call_works(name: str, small_work
     with pytest.raises(ParserFailure) as caught:
         probe(data, size)
     assert time.monotonic() - t0 < 30
-    assert caught.value.stage == "media" and caught.value.kind == kind, str(caught.value)
+    # the nested AMF recursion grows past 300 MB before it crashes: under the test's 100 MiB limit the memory watch
+    # may stop it first, and either outcome is the truth of that run
+    kinds = {kind, "parser_memory"} if kind == "parser_crash" else {kind}
+    assert caught.value.stage == "media" and caught.value.kind in kinds, str(caught.value)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_rss_kib < 50_000  # the crawler stays small
     whole = mp4_media.path.read_bytes()
     result = probe(whole, len(whole))  # a new child answers

@@ -2,7 +2,8 @@
 
 import pytest
 
-from pytomo.engine.playout import BUFFERING, ENDED, PLAYING, PlayoutParams, simulate
+from pytomo.engine.playout import BUFFERING, ENDED, PLAYING, simulate
+from pytomo.results import PlayoutParams
 
 
 def linear(rate_media_per_s: float, step_s: float, end_s: float, bytes_per_media_s: int = 125_000):

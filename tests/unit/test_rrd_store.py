@@ -146,7 +146,7 @@ def test_recorder_logs_failures_and_never_raises(tmp_path, monkeypatch, caplog):
 
     with caplog.at_level(logging.WARNING, logger="pytomo.rrd.recorder"):
         for _ in range(MAX_FAILURES + 2):
-            rec.record(Video())
+            rec.add(Video())
     assert not rec.enabled
     assert sum("cannot record" in r.getMessage() for r in caplog.records) == MAX_FAILURES
     assert any("Disabled RRD files" in r.getMessage() for r in caplog.records)

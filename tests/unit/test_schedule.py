@@ -10,9 +10,8 @@ import pytest
 
 from pytomo import settings as settings_mod
 from pytomo.engine.crawl import Crawler
-from pytomo.engine.pipeline import VideoMeasurement
 from pytomo.engine.schedule import LoopSpacing, bot_check_pause_s
-from pytomo.results import utc_now
+from pytomo.results import VideoMeasurement, utc_now
 from pytomo.services.base import Service, ServiceContext
 
 
@@ -62,8 +61,8 @@ class _Pipeline:
 
 
 class _Db:
-    def add_video(self, m):
-        return 1
+    def add(self, m):
+        return None
 
 
 def _crawler(clock: list[float], cost_s: float = 5.0, **overrides) -> Crawler:
@@ -74,7 +73,7 @@ def _crawler(clock: list[float], cost_s: float = 5.0, **overrides) -> Crawler:
         clock[0] += seconds
         return False
 
-    return Crawler(s, ctx, _Fake(ctx), _Pipeline(clock, cost_s), _Db(), threading.Event(),
+    return Crawler(s, ctx, _Fake(ctx), _Pipeline(clock, cost_s), [_Db()], threading.Event(),
                    clock=lambda: clock[0], wait=wait)
 
 

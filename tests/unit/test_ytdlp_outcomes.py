@@ -26,6 +26,7 @@ from pytomo.services.base import ServiceContext  # noqa: E402
 from pytomo.services.outcomes import _RELAY, KINDS, MESSAGES, classify, no_format_reason  # noqa: E402
 from pytomo.services.resolver import ResolverError, YtDlpResolver  # noqa: E402
 from pytomo.services.youtube import YouTubeService  # noqa: E402
+from pytomo.storage.sink import DatabaseSink  # noqa: E402
 from pytomo.storage.sqlite import RunDatabase  # noqa: E402
 
 YTDLP_ROOT = Path(importlib.util.find_spec("yt_dlp").origin).parent.parent
@@ -202,7 +203,7 @@ def test_a_crawl_stores_each_outcome_with_its_kind_and_pauses_longer_after_bot_c
 
     stop = threading.Event()
     pipeline = Pipeline(s, http=None, dns=None, primary_resolvers=set(), stop=stop)
-    crawler = Crawler(s, ctx, svc, pipeline, db, stop, clock=lambda: clock[0], wait=wait)
+    crawler = Crawler(s, ctx, svc, pipeline, [DatabaseSink(db)], stop, clock=lambda: clock[0], wait=wait)
     ids = ["BotCheck001", "RateLimit01", "AgeGate0001", "GeoBlock001", "Private0001", "BotCheck002", "Captcha0001",
            "BotCheck003"]
     with caplog.at_level("WARNING"):

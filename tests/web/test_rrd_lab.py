@@ -57,7 +57,7 @@ def rebuilt(lab_db, tmp_path_factory):
 def test_crawler_keeps_service_and_server_files(lab_db):
     folder = rrd_dir_for(lab_db)
     conn = read_db(lab_db)
-    servers = {r[0] for r in conn.execute("SELECT address FROM downloads WHERE duration_s > 0")}
+    servers = {r[0] for r in conn.execute("SELECT address FROM downloads WHERE transfer_s > 0")}
     conn.close()
     names = {p.name for p in folder.glob("*.rrd")}
     assert "service-Lab.rrd" in names

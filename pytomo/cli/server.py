@@ -1,0 +1,111 @@
+"""``pytomo server`` (start_server.py) and ``pytomo rrd`` (start_server.py --rebuild-rrd): argv -> exit status."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pytomo.cli.status import ExitStatus, Parser, guarded
+from pytomo.errors import UsageError
+from pytomo.version import __version__
+
+PROG = "start_server.py"
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if value != 0 and not 1024 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 (any free port) or within 1024-65535")
+    return value
+
+
+def _databases_options(p: argparse.ArgumentParser, first: str) -> None:
+    """-v, -f DB, -d DIR: shared by the server and the RRD rebuild."""
+    p.add_argument("-v", "--verbose", action="store_true", help="log everything (DEBUG): every request of the server")
+    p.add_argument("-f", "--file", dest="db_file", metavar="DB", help=first)
+    p.add_argument("-d", "--dir", dest="db_dir", metavar="DIR", default="databases",
+                   help="folder of the run databases (default databases)")
+
+
+def _zone_options(p: argparse.ArgumentParser, prefix: str) -> None:
+    zone = p.add_mutually_exclusive_group()
+    zone.add_argument("--local", dest="utc_2015", action="store_false", default=False,
+                      help=f"{prefix}the IDs of 2015 tables are local time of this machine (default)")
+    zone.add_argument("--utc", dest="utc_2015", action="store_true", help=f"{prefix}the IDs of 2015 tables are UTC")
+
+
+def server_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The options of ``start_server.py`` (those of 2015, plus --bind and the RRD rebuild)."""
+    p = Parser(prog=prog, description="Show the run databases and their RRD graphs in a browser (see docs/web.md).")
+    p.add_argument("port", nargs="?", type=_port, default=5555, help="TCP port (default 5555; 0: any free port)")
+    _databases_options(p, "database shown first (default: the newest)")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--rebuild-rrd", action="store_true",
+                   help="rebuild the RRD files of -f DB (or of every database in -d DIR) and exit")
+    _zone_options(p, "with --rebuild-rrd: ")
+    p.add_argument("-V", "--version", action="version", version=f"pytomo {__version__}")
+    return p
+
+
+def rrd_parser(prog: str = "pytomo rrd") -> argparse.ArgumentParser:
+    """The options of ``pytomo rrd`` (the same as ``start_server.py --rebuild-rrd``)."""
+    p = Parser(prog=prog, description="Rebuild the RRD files of run databases, ours or 2015's (see docs/rrd.md).")
+    _databases_options(p, "the database to rebuild (default: every database in -d DIR)")
+    _zone_options(p, "")
+    return p
+
+
+def _logging(ns: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _rebuild_all(ns: argparse.Namespace) -> int:
+    from pytomo.rrd.rebuild import rebuild
+    from pytomo.web.catalog import DB_GLOB
+
+    _logging(ns)
+    targets = [Path(ns.db_file)] if ns.db_file else sorted(Path(ns.db_dir).glob(DB_GLOB))
+    if not targets:
+        raise UsageError(f"no run database in {ns.db_dir}")
+    for db in targets:
+        if not db.is_file():
+            raise UsageError(f"no database at {db}")
+        r = rebuild(db, utc_2015=ns.utc_2015)
+        print(f"{r.folder}: {r.layout} layout, {r.points} points, {r.skipped} out of order, "
+              f"{r.bad_times} without a time, {len(r.files)} files", flush=True)
+    return ExitStatus.OK
+
+
+def _serve(argv: list[str], prog: str) -> int:
+    ns = server_parser(prog).parse_args(argv)
+    if ns.rebuild_rrd:
+        return _rebuild_all(ns)
+    _logging(ns)
+    from pytomo.web.app import Site, serve
+    from pytomo.web.catalog import Catalog
+
+    if ns.db_file and not Path(ns.db_file).is_file():
+        raise UsageError(f"no database at {ns.db_file}")
+    site = Site(Catalog(Path(ns.db_dir), Path(ns.db_file) if ns.db_file else None))
+    try:
+        serve(site, ns.bind, ns.port, on_ready=lambda url: print(f"serving {url}", flush=True))
+    except KeyboardInterrupt:  # the way a server is stopped: not an interruption
+        print(f"{prog}: stopped", file=sys.stderr)
+    return ExitStatus.OK
+
+
+def server_main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    """``pytomo server`` / ``start_server.py``: the exit status (0 stopped or rebuilt, 1 failed, 2 bad usage)."""
+    return guarded(prog, lambda: _serve(sys.argv[1:] if argv is None else argv, prog))
+
+
+def rrd_main(argv: list[str] | None = None, prog: str = "pytomo rrd") -> int:
+    """``pytomo rrd``: rebuild the RRD files (0 rebuilt, 1 failed, 2 bad usage or no database)."""
+    return guarded(prog, lambda: _rebuild_all(rrd_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)))

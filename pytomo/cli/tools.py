@@ -1,0 +1,91 @@
+"""``pytomo lab`` (the lab alone) and ``pytomo p1203`` (a run's ITU-T P.1203 inputs): argv -> exit status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import threading
+
+from pytomo.cli.status import ExitStatus, Parser, guarded
+from pytomo.errors import LabError, UsageError
+
+
+def lab_parser(prog: str = "pytomo lab") -> argparse.ArgumentParser:
+    """The options of ``pytomo lab``."""
+    p = Parser(prog=prog, description="Run the lab alone, print its addresses and serve until Ctrl-C.")
+    p.add_argument("--scenario", help="scenario file (TOML); default: the built-in default scenario")
+    p.add_argument("--truth", help="write the ground-truth log (JSON lines) to this file")
+    return p
+
+
+def _lab(argv: list[str], prog: str) -> int:
+    from pytomo.lab.runtime import Lab
+    from pytomo.lab.scenario import default_scenario_path, load_scenario
+
+    args = lab_parser(prog).parse_args(argv)
+    try:
+        scenario = load_scenario(args.scenario or default_scenario_path())
+    except LabError as exc:  # a file the user named is a usage error; the built-in one failing is not
+        if args.scenario:
+            raise UsageError(str(exc)) from None
+        raise
+    lab = Lab(scenario, truth_path=args.truth).start()
+    try:
+        print("\n".join(lab.describe()), flush=True)
+        print("serving; press Ctrl-C to stop", flush=True)
+        threading.Event().wait()
+    except KeyboardInterrupt:  # the way the lab is stopped: not an interruption
+        pass
+    finally:
+        lab.stop()
+    return ExitStatus.OK
+
+
+def lab_main(argv: list[str] | None = None, prog: str = "pytomo lab") -> int:
+    """``pytomo lab`` / ``python -m pytomo.lab``: 0 stopped, 1 the lab could not start, 2 bad usage or scenario."""
+    return guarded(prog, lambda: _lab(sys.argv[1:] if argv is None else argv, prog))
+
+
+def p1203_parser(prog: str = "pytomo p1203") -> argparse.ArgumentParser:
+    """The options of ``pytomo p1203``."""
+    p = Parser(prog=prog, description="Print one JSON object per video of a run database: its id, its P.1203 input "
+                                      "and, with --score, the output of a user-installed itu-p1203.")
+    p.add_argument("database", help="a run database")
+    p.add_argument("--video", help="only this video id")
+    p.add_argument("--score", action="store_true",
+                   help="score with the itu-p1203 package, which you install yourself (non-commercial licence)")
+    return p
+
+
+def _p1203(argv: list[str], prog: str) -> int:
+    args = p1203_parser(prog).parse_args(argv)
+    model = None
+    if args.score:
+        try:
+            from itu_p1203 import P1203Standalone  # noqa: PLC0415 - optional, never shipped
+        except ImportError:
+            raise UsageError("the itu-p1203 package is not installed; it is not on PyPI and its licence is for "
+                             "non-commercial research only: install it yourself to use --score") from None
+        model = P1203Standalone
+    try:
+        conn = sqlite3.connect(f"file:{args.database}?mode=ro", uri=True)
+        rows = conn.execute(
+            "SELECT v.video_id, d.id, d.p1203_input_json FROM downloads d JOIN videos v ON v.id = d.video_row_id"
+            " WHERE d.p1203_input_json IS NOT NULL AND (? IS NULL OR v.video_id = ?) ORDER BY d.id",
+            (args.video, args.video)).fetchall()
+    except sqlite3.Error as exc:  # the database named on the command line
+        raise UsageError(f"cannot read {args.database}: {exc}") from None
+    for video_id, download_id, text in rows:
+        data = json.loads(text)
+        out = {"video_id": video_id, "download_id": download_id, "input": data}
+        if model is not None:
+            out["score"] = model(data).calculate_complete()
+        print(json.dumps(out))
+    return ExitStatus.OK
+
+
+def p1203_main(argv: list[str] | None = None, prog: str = "pytomo p1203") -> int:
+    """``pytomo p1203 DB``: 0 printed, 2 bad usage, an unreadable database or itu-p1203 missing for --score."""
+    return guarded(prog, lambda: _p1203(sys.argv[1:] if argv is None else argv, prog))

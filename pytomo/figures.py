@@ -1,0 +1,533 @@
+"""Every stored figure of the ``videos`` and ``downloads`` tables, declared once: column, source, docs and graph."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pytomo.engine.p1203 import build_input
+from pytomo.results import iso
+
+# A figure's value is read from the video's measurement ``m`` and, in ``downloads``, one of its downloads ``d``:
+# either an attribute path (``"d.transfer.first_byte_s"``: None as soon as one step is None) or a function.
+Source = str | Callable[[Any, Any], Any]
+# A graph's value from the figures of its row, looked up as ``get("downloads.bytes")``.
+Lookup = Callable[[str], Any]
+
+PAGES: dict[str, str] = {  # the graph pages of 2015 (inventory section 9.3), with the new figures where they belong
+    "main": "Main parameters", "qoe": "QoE", "qos": "QoS", "characteristics": "Video characteristics",
+    "all": "All parameters",
+}
+
+
+@dataclass(frozen=True)
+class Graph:
+    """How a figure is graphed: one RRD data source and its graph.
+
+    The RRD value is the figure's value times ``scale`` (bit/s stored, kbit/s graphed), or ``derive`` of the row's
+    figures. ``legacy`` reads it from a 2015 ``pytomo_crawl`` row (a column name, or a function of the row): a
+    database of the 2015 layout then gives the same graph; None: the figure is new in this version.
+    """
+
+    ds: str  # RRD data-source name: at most 19 characters of [a-z0-9_]
+    title: str
+    axis: str  # the unit on the vertical axis
+    description: str  # the sentence shown under the graph
+    pages: tuple[tuple[str, int], ...] = ()  # (page, position on it); every graph is also on the page "all"
+    rank: int = 0  # position on the page "all" and in the RRD files
+    scale: float = 1.0
+    derive: Callable[[Lookup], float | None] | None = None
+    legacy: str | Callable[[Mapping[str, Any]], float | None] | None = None
+    draw_scale: float = 1.0  # multiplies the RRD value on the graph (a share stored 0..1 drawn in %)
+    ds_type: str = "GAUGE"
+    consolidations: tuple[str, ...] = ("AVERAGE", "MIN", "MAX")
+    log_axis: bool = False
+
+    @property
+    def shared(self) -> bool:
+        """True when a database of the 2015 layout has this graph."""
+        return self.legacy is not None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One stored figure: a column of ``videos`` or ``downloads`` and where its value comes from."""
+
+    table: str  # videos or downloads
+    name: str  # the column, with its unit (_s, _ms, _bps, _bytes)
+    sql_type: str  # SQLite type and constraints
+    description: str
+    source: Source
+    graphs: tuple[Graph, ...] = ()
+    old_name: str | None = None  # its name in schema versions 2 and 3, when it changed
+    since: int = 2  # schema version that added it
+
+    @property
+    def key(self) -> str:
+        """``table.column``."""
+        return f"{self.table}.{self.name}"
+
+    @property
+    def unit(self) -> str | None:
+        """The unit its name ends with, as Datasette (Pint) spells it."""
+        for suffix, unit in UNITS.items():
+            if self.name.endswith(suffix) or self.name == suffix[1:]:
+                return unit
+        return None
+
+    def value(self, m: Any, d: Any = None) -> Any:
+        """The stored value for the video ``m`` (and, in ``downloads``, its download ``d``)."""
+        if callable(self.source):
+            return self.source(m, d)
+        obj: Any = {"m": m, "d": d}
+        first, *path = self.source.split(".")
+        obj = obj[first]
+        for attr in path:
+            if obj is None:
+                return None
+            obj = getattr(obj, attr)
+        return obj
+
+
+UNITS = {"_bytes": "byte", "_bps": "bit / s", "_ms": "ms", "_s": "s"}
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _json(value: Any) -> str | None:
+    return json.dumps(value, sort_keys=True, default=str) if value else None
+
+
+def _started(d: Any) -> Any:
+    """The playout when playback started, else None: a video that never started has no stall figures."""
+    p = d.playout
+    return p if p is not None and p.started else None
+
+
+def _playout_problem(d: Any) -> str | None:
+    if d.playout_problem:
+        return d.playout_problem
+    return "not_started" if d.playout is not None and not d.playout.started else None
+
+
+def throughput_2015_bps(d: Any) -> float | None:
+    """The 2015 AvgThroughput: every byte received over the headers -> last byte time."""
+    t = d.transfer
+    secs = t.duration_s
+    return t.bytes_total * 8 / secs if secs else None
+
+
+def _last_hop(m: Any) -> Any:
+    return m.hops[-1] if m.hops else None
+
+
+def _rtts(m: Any, d: Any) -> list[float]:
+    """RTT samples to the download's address: ICMP echo, else TCP connect (as the 2015 Ping columns)."""
+    address = d.transfer.address
+    icmp = [s.rtt_ms for r in m.rtt if r.address == address and r.method != "tcp-connect" for s in r.samples
+            if s.rtt_ms is not None]
+    return icmp or [s.rtt_ms for r in m.rtt if r.address == address and r.method == "tcp-connect"
+                    for s in r.samples if s.rtt_ms is not None]
+
+
+def _resolve_s(m: Any, d: Any) -> float | None:
+    last = _last_hop(m)
+    latencies = [a.latency_ms for a in m.dns if last is not None and a.host == last.host
+                 and a.address == d.transfer.address and a.latency_ms is not None]
+    return min(latencies) / 1000.0 if latencies else None
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _num(value: Any) -> float | None:
+    """A finite number, or None (2015 columns can hold text)."""
+    if value is None or isinstance(value, (bytes, str)) and not str(value).strip():
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if out == out and abs(out) != float("inf") else None
+
+
+def _thp_2015_kbps(row: Mapping[str, Any]) -> float | None:
+    nbytes, secs = _num(row.get("DownloadBytes")), _num(row.get("DownloadTime"))
+    return nbytes * 8 / secs / 1000 if nbytes is not None and secs else None
+
+
+def _stalled(stalls: Any) -> float | None:
+    stalls = _num(stalls)
+    return None if stalls is None else float(stalls > 0)
+
+
+def _g(ds: str, title: str, axis: str, description: str, rank: int, **kw: Any) -> Graph:
+    return Graph(ds, title, axis, description, rank=rank, **kw)
+
+
+D, V = "downloads", "videos"
+
+FIGURES: tuple[Figure, ...] = (
+    # videos
+    Figure(V, "service", "TEXT", "the service plugin's label (the 2015 Service: YouTube, Dailymotion, Lab, ...)",
+           "m.service_label"),
+    Figure(V, "video_id", "TEXT", "the platform's id of the video", "m.video_id"),
+    Figure(V, "title", "TEXT", "as the platform shows it: untrusted text", "m.title"),
+    Figure(V, "announced_duration_s", "REAL", "the video's length as the platform announces it", "m.duration_s",
+           old_name="duration_s"),
+    Figure(V, "related_count", "INTEGER", "related videos the page listed", lambda m, d: len(m.related)),
+    Figure(V, "cache_server_delay_s", "REAL", "time to resolve the page and walk the redirects",
+           "m.cache_server_delay_s",
+           graphs=(_g("server_delay_s", "Cache server delay", "s",
+                      "Time to resolve the page and follow the redirects to the cache server (CacheServerDelay).",
+                      20, pages=(("qos", 13),), legacy="CacheServerDelay"),)),
+    Figure(V, "available_wait_s", "REAL", "waited for the format's available_at before the first media request",
+           "m.available_wait_s", since=3),
+    # downloads: network
+    Figure(D, "url", "TEXT NOT NULL", "the media URL requested", "d.transfer.url"),
+    Figure(D, "host", "TEXT NOT NULL", "its host", lambda m, d: urlsplit(d.transfer.url).hostname or ""),
+    Figure(D, "address", "TEXT NOT NULL", "the address it was fetched from", "d.transfer.address"),
+    Figure(D, "started_at", "TEXT NOT NULL", "when the request was sent (UTC)",
+           lambda m, d: iso(d.transfer.started_at)),
+    Figure(D, "window_s", "REAL NOT NULL", "the download window", "d.transfer.window_s"),
+    Figure(D, "http_status", "INTEGER", "HTTP status of the media response (the cache server's answer)",
+           "d.transfer.status", old_name="status_code",
+           graphs=(_g("status_code", "HTTP status", "code", "HTTP status of the cache server's answer (StatusCode).",
+                      21, legacy="StatusCode"),)),
+    Figure(D, "http_version", "TEXT", "HTTP version of the response", "d.transfer.http_version"),
+    Figure(D, "content_type", "TEXT", "Content-Type of the response", "d.transfer.content_type"),
+    Figure(D, "content_length_bytes", "INTEGER", "Content-Length of the response", "d.transfer.content_length_bytes",
+           graphs=(_g("video_length_bytes", "Video size", "bytes",
+                      "Size of the media file announced by the server (VideoLength).", 22,
+                      pages=(("characteristics", 0),), legacy="VideoLength"),)),
+    Figure(D, "headers_s", "REAL", "request sent -> response headers", "d.transfer.headers_s"),
+    Figure(D, "first_byte_s", "REAL", "request sent -> first body byte (time to first byte)",
+           "d.transfer.first_byte_s", old_name="ttfb_s",
+           graphs=(_g("ttfb_s", "Time to first byte", "s",
+                      "From the media request to the first byte of the body (TimeTogetFirstByte).", 19,
+                      pages=(("qos", 12),), legacy="TimeTogetFirstByte"),)),
+    Figure(D, "last_byte_s", "REAL", "request sent -> last body byte", "d.transfer.last_byte_s"),
+    Figure(D, "transfer_s", "REAL", "response headers -> last byte (the 2015 DownloadTime)", "d.transfer.duration_s",
+           old_name="duration_s",
+           graphs=(_g("download_s", "Download time", "s",
+                      "From the response headers to the last byte received (DownloadTime).", 14,
+                      pages=(("qos", 6),), legacy="DownloadTime"),)),
+    Figure(D, "bytes", "INTEGER NOT NULL", "body bytes received, as on the wire", "d.transfer.bytes_total",
+           graphs=(_g("download_bytes", "Downloaded bytes", "bytes",
+                      "Bytes received in the download window (DownloadBytes).", 13,
+                      pages=(("qos", 5),), legacy="DownloadBytes"),)),
+    Figure(D, "first_read_bytes", "INTEGER", "bytes of the first read (they arrived with the first byte)",
+           "d.transfer.first_read_bytes"),
+    Figure(D, "avg_throughput_bps", "REAL",
+           "measured throughput: (bytes - first read) * 8 / (last byte - first byte); the first read and the "
+           "headers' wait are left out, so it is the rate of the body once it flows", "d.transfer.avg_throughput_bps",
+           graphs=(_g("meas_thp_kbps", "Measured throughput", "kbit/s",
+                      "Throughput from the first to the last byte, first read excluded (new in this version).", 8,
+                      pages=(("qos", 1),), scale=0.001),)),
+    Figure(D, "throughput_2015_bps", "REAL",
+           "the 2015 AvgThroughput: bytes * 8 / transfer_s (headers -> last byte, first read included); lower than "
+           "avg_throughput_bps when the first byte waits after the headers or the first read is large",
+           lambda m, d: throughput_2015_bps(d), since=4,
+           graphs=(_g("avg_thp_kbps", "Average throughput", "kbit/s",
+                      "Bytes received over the download time, per video "
+                      "(2015: AvgThroughput = 8 DownloadBytes / DownloadTime).", 1,
+                      pages=(("main", 1), ("qos", 0)), scale=0.001, legacy=_thp_2015_kbps),
+                   _g("reception_ratio", "Reception ratio", "ratio",
+                      "Average throughput over the encoding rate: above 1 the video arrives faster than it plays.", 5,
+                      pages=(("qoe", 3),),
+                      derive=lambda get: _ratio(get("downloads.throughput_2015_bps"),
+                                                get("downloads.encoding_rate_bps")),
+                      legacy=lambda row: _ratio(_thp_2015_kbps(row), _num(row.get("EncodingRate")))))),
+    Figure(D, "peak_1s_bps", "REAL", "best 1 s of consecutive throughput bins", "d.transfer.peak_1s_bps",
+           old_name="peak_1s_throughput_bps",
+           graphs=(_g("peak_thp_kbps", "Peak throughput", "kbit/s",
+                      "Best throughput over one second of the download (MaxInstantThp).", 9,
+                      pages=(("qos", 2),), scale=0.001, legacy="MaxInstantThp"),)),
+    Figure(D, "bin_s", "REAL NOT NULL", "width of the throughput bins", "d.transfer.bin_s"),
+    Figure(D, "ended_by", "TEXT", "window, eof, error, interrupted", "d.transfer.ended_by"),
+    Figure(D, "error_kind", "TEXT", "the kind of transfer error", "d.transfer.error_kind"),
+    Figure(D, "error", "TEXT", "the transfer error", "d.transfer.error"),
+    Figure(D, "tail_range", "TEXT", "byte range fetched for an index at the end of the file",
+           lambda m, d: f"{d.transfer.tail_range[0]}-{d.transfer.tail_range[1]}" if d.transfer.tail_range else None),
+    Figure(D, "tail_bytes", "INTEGER", "bytes of that range",
+           lambda m, d: len(d.transfer.tail) if d.transfer.tail is not None else None),
+    Figure(D, "tail_error", "TEXT", "why the tail could not be fetched", "d.transfer.tail_error"),
+    Figure(D, "tail_new_connection", "INTEGER", "1: the tail's range request opened a new connection, 0: reused one",
+           lambda m, d: _flag(d.transfer.tail_connection.new if d.transfer.tail_connection else None), since=3),
+    Figure(D, "new_connection", "INTEGER", "1: the request opened a new connection, 0: it reused a kept-alive one",
+           lambda m, d: _flag(d.transfer.connection.new if d.transfer.connection else None), since=3),
+    Figure(D, "tcp_connect_s", "REAL", "TCP handshake of that new connection", "d.transfer.connection.tcp_connect_s",
+           since=3),
+    Figure(D, "tls_handshake_s", "REAL", "TLS handshake after it (HTTPS)", "d.transfer.connection.tls_handshake_s",
+           since=3),
+    Figure(D, "content_encoding", "TEXT", "gzip, deflate: bytes are on the wire, decoded_bytes after decoding",
+           "d.transfer.content_encoding", since=3),
+    Figure(D, "decoded_bytes", "INTEGER", "body bytes after decoding a Content-Encoding", "d.transfer.decoded_bytes",
+           since=3),
+    Figure(D, "body_overrun", "INTEGER", "1: more bytes followed the body than its Content-Length announced",
+           lambda m, d: int(d.transfer.body_overrun), since=3),
+    Figure(D, "stream_role", "TEXT NOT NULL DEFAULT 'progressive'",
+           "progressive; video or audio of a pair played together", "d.stream_role", since=3),
+    Figure(D, "pair_bytes", "INTEGER", "a pair's video row: bytes of both streams", "d.pair_bytes", since=3),
+    Figure(D, "pair_avg_throughput_bps", "REAL", "a pair's video row: both streams' bytes over their common span",
+           "d.pair_avg_throughput_bps", since=3),
+    Figure(D, "resolve_s", "REAL",
+           "fastest DNS answer that gave this address for the cache server's host (ResolveTime)",
+           _resolve_s, since=4,
+           graphs=(_g("dns_s", "DNS time", "s",
+                      "Fastest DNS answer that gave the cache server's address (ResolveTime).", 18,
+                      pages=(("qos", 11),), legacy="ResolveTime"),)),
+    Figure(D, "ping_min_ms", "REAL", "smallest RTT to this address: ICMP echo, else TCP connect (PingMin)",
+           lambda m, d: min(_rtts(m, d), default=None), since=4,
+           graphs=(_g("ping_min_ms", "RTT (minimum)", "ms", "Smallest round-trip time to the cache server (PingMin).",
+                      16, pages=(("qos", 8),), legacy="PingMin"),)),
+    Figure(D, "ping_avg_ms", "REAL", "mean RTT to this address: ICMP echo, else TCP connect (PingAvg)",
+           lambda m, d: statistics.fmean(_rtts(m, d)) if _rtts(m, d) else None, since=4,
+           graphs=(_g("ping_avg_ms", "RTT (average)", "ms",
+                      "Mean round-trip time to the cache server: ICMP echo, else TCP connect (PingAvg).", 3,
+                      pages=(("main", 3), ("qos", 9)), legacy="PingAvg"),)),
+    Figure(D, "ping_max_ms", "REAL", "largest RTT to this address: ICMP echo, else TCP connect (PingMax)",
+           lambda m, d: max(_rtts(m, d), default=None), since=4,
+           graphs=(_g("ping_max_ms", "RTT (maximum)", "ms", "Largest round-trip time to the cache server (PingMax).",
+                      17, pages=(("qos", 10),), legacy="PingMax"),)),
+    # downloads: media
+    Figure(D, "container", "TEXT", "mp4, webm, flv, mpegts, ...", "d.container"),
+    Figure(D, "video_codec", "TEXT", "h264, vp9, av1, ...", "d.media.video_codec"),
+    Figure(D, "audio_codec", "TEXT", "aac, opus, ...", "d.media.audio_codec"),
+    Figure(D, "width", "INTEGER", "video width in pixels", "d.media.width"),
+    Figure(D, "height", "INTEGER", "video height in pixels", "d.media.height"),
+    Figure(D, "frame_rate", "REAL", "frames per second", "d.media.frame_rate"),
+    Figure(D, "media_duration_s", "REAL", "the media's duration as the file says", "d.media_duration_s",
+           graphs=(_g("video_duration_s", "Video duration", "s", "Duration of the media (VideoDuration).", 23,
+                      pages=(("characteristics", 1),), legacy="VideoDuration"),)),
+    Figure(D, "media_duration_source", "TEXT",
+           "mediainfo, container-header, container-index (whole file received)", "d.media_duration_source", since=3),
+    Figure(D, "encoding_rate_bps", "REAL", "the media's encoding rate", "d.encoding_rate_bps",
+           graphs=(_g("encoding_kbps", "Encoding rate", "kbit/s", "Encoding rate of the media (EncodingRate).", 24,
+                      pages=(("characteristics", 2),), scale=0.001, legacy="EncodingRate"),)),
+    Figure(D, "encoding_rate_source", "TEXT", "mediainfo-overall, size-over-duration", "d.encoding_rate_source"),
+    Figure(D, "media_time_source", "TEXT", "mp4-sample-table, mp4-fragments, webm-blocks, flv-tags, mpegts-pes, or "
+           "average-bitrate", "d.media_time_source"),
+    Figure(D, "media_problem", "TEXT", "why the media figures are NULL or approximate", "d.media_problem"),
+    # downloads: playout
+    Figure(D, "initial_buffer_threshold_s", "REAL", "playout model: media buffered before playback starts",
+           "d.params.initial_buffer_s", old_name="initial_buffer_s"),
+    Figure(D, "min_buffer_threshold_s", "REAL", "playout model: below this the player stalls",
+           "d.params.min_buffer_s", old_name="min_buffer_s"),
+    Figure(D, "restart_buffer_threshold_s", "REAL", "playout model: media buffered before playback resumes",
+           "d.params.restart_buffer_s", old_name="restart_buffer_s"),
+    Figure(D, "time_to_start_s", "REAL", "request sent -> playback starts; NULL: not started in the window",
+           "d.playout.time_to_start_s",
+           graphs=(_g("start_s", "Time to start playback", "s",
+                      "From the request to the start of playback, once the initial buffer is filled "
+                      "(new in this version).", 7, pages=(("qoe", 2),)),)),
+    Figure(D, "initial_data_bytes", "INTEGER", "bytes received when playback started", "d.playout.initial_data_bytes",
+           graphs=(_g("initial_data_bytes", "Initial data", "bytes", "Bytes received when playback started "
+                      "(InitialData).", 11, pages=(("qos", 4),), legacy="InitialData"),)),
+    Figure(D, "initial_rate_bps", "REAL", "throughput while the initial buffer filled", "d.initial_rate_bps",
+           graphs=(_g("initial_rate_kbps", "Initial rate", "kbit/s",
+                      "Throughput while the initial buffer was filling (InitialRate).", 10,
+                      pages=(("qos", 3),), scale=0.001, legacy="InitialRate"),)),
+    Figure(D, "buffered_at_start_s", "REAL", "media buffered when playback started (observed)",
+           "d.playout.initial_buffer_s", old_name="initial_playback_buffer_s",
+           graphs=(_g("initial_buffer_s", "Initial playback buffer", "s",
+                      "Media seconds buffered when playback started (InitialPlaybackBuffer; never set in 2015).", 12,
+                      legacy="InitialPlaybackBuffer"),)),
+    Figure(D, "stall_count", "INTEGER", "stalls after playback started; NULL: playback never started",
+           lambda m, d: _started(d).stall_count if _started(d) else None,
+           graphs=(_g("stall_count", "Stalls", "stalls",
+                      "Number of stalls after playback started, per video (DownloadInterruptions).", 4,
+                      pages=(("qoe", 1),), legacy="DownloadInterruptions"),
+                   _g("stalled_videos", "Videos with stalls", "%",
+                      "Share of the measured videos whose playback stalled at least once "
+                      "(2015: VideosWithInterruptions).", 0, pages=(("main", 0), ("qoe", 0)),
+                      derive=lambda get: _stalled(get("downloads.stall_count")), draw_scale=100.0,
+                      legacy=lambda row: _stalled(row.get("DownloadInterruptions"))))),
+    Figure(D, "stall_total_s", "REAL", "time stalled after playback started; NULL: playback never started",
+           lambda m, d: _started(d).stall_total_s if _started(d) else None,
+           graphs=(_g("stall_s", "Stall time", "s",
+                      "Total time playback was stalled after it started, per video (BufferingDuration).", 2,
+                      pages=(("main", 2), ("qoe", 4)), legacy="BufferingDuration"),)),
+    Figure(D, "buffer_at_end_s", "REAL", "media buffered ahead of the playhead when the window closed",
+           "d.playout.buffer_at_end_s",
+           graphs=(_g("buffer_end_s", "Buffer at the end", "s",
+                      "Media seconds buffered ahead of the playhead when the download window closed "
+                      "(BufferDurationAtEnd).", 6, pages=(("qoe", 5),), legacy="BufferDurationAtEnd"),)),
+    Figure(D, "media_received_s", "REAL", "media seconds received", "d.playout.media_received_s"),
+    Figure(D, "played_s", "REAL", "wall time spent playing", "d.playout.played_s",
+           graphs=(_g("playback_s", "Playback time", "s", "Wall time spent playing within the window "
+                      "(PlaybackDuration).", 15, pages=(("qos", 7),), legacy="PlaybackDuration"),)),
+    Figure(D, "playout_end_s", "REAL", "where the playout model stopped", "d.playout.end_s"),
+    Figure(D, "playout_state_at_end", "TEXT", "the player's state when the window closed", "d.playout.state_at_end"),
+    Figure(D, "playout_problem", "TEXT", "why the playout figures are NULL (not_started: playback never started)",
+           lambda m, d: _playout_problem(d)),
+    Figure(D, "throughput_to_encoding_ratio", "REAL", "avg_throughput_bps over encoding_rate_bps",
+           "d.throughput_ratio"),
+    # downloads: kernel and segmented delivery
+    Figure(D, "tcp_min_rtt_ms", "REAL", "tcpi_min_rtt of the receiving socket (fed by ACKs of what we sent)",
+           "d.transfer.tcp_min_rtt_ms"),
+    Figure(D, "tcp_rcv_rtt_ms", "REAL", "median tcpi_rcv_rtt: the receiver's RTT estimate under load",
+           "d.transfer.tcp_rcv_rtt_ms"),
+    Figure(D, "delivery", "TEXT NOT NULL DEFAULT 'progressive'", "progressive, hls, dash", "d.delivery"),
+    Figure(D, "rendition_id", "TEXT", "hls/dash: the last video rendition played", "d.rendition_id"),
+    Figure(D, "declared_bandwidth_bps", "REAL", "hls/dash: its bandwidth as the manifest declares it",
+           "d.declared_bandwidth_bps"),
+    Figure(D, "rendition_switches", "INTEGER", "hls/dash: rendition changes",
+           lambda m, d: d.rendition_switches if d.delivery != "progressive" else None),
+    Figure(D, "p1203_input_json", "TEXT", "ITU-T P.1203 input (I11, I13, I23, IGen) for this video",
+           lambda m, d: json.dumps(p1203) if (p1203 := build_input(d)) else None),
+)
+
+# Columns that are not figures: keys, and the video's bookkeeping written by the storage layer itself.
+VIDEO_KEYS = """    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES run(id),
+    round INTEGER NOT NULL,
+    seed_source TEXT,                    -- input, popular:<time frame>, related:<video id>
+    page_url TEXT NOT NULL"""
+VIDEO_TAIL = """    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    status TEXT NOT NULL,                -- ok, error, interrupted
+    error_stage TEXT,
+    error_kind TEXT,
+    error_message TEXT,
+    extractor_json TEXT                  -- how the page was resolved: resolver and version, client, format, warnings"""
+DOWNLOAD_KEYS = """    id INTEGER PRIMARY KEY,
+    video_row_id INTEGER NOT NULL REFERENCES videos(id)"""
+
+
+def figures(table: str) -> tuple[Figure, ...]:
+    """The figures of one table, in column order."""
+    return tuple(f for f in FIGURES if f.table == table)
+
+
+def graphs() -> list[tuple[Figure, Graph]]:
+    """Every graph with its figure, in RRD order."""
+    return sorted(((f, g) for f in FIGURES for g in f.graphs), key=lambda fg: fg[1].rank)
+
+
+def graph_pages() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """``{page: (title, data sources in order)}``; the page ``all`` has every graph."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    every = graphs()
+    for page, title in PAGES.items():
+        if page == "all":
+            out[page] = (title, tuple(g.ds for _f, g in every))
+            continue
+        placed = sorted((pos, g.ds) for _f, g in every for p, pos in g.pages if p == page)
+        out[page] = (title, tuple(ds for _pos, ds in placed))
+    return out
+
+
+def graph_value(figure: Figure, graph: Graph, get: Lookup) -> float | None:
+    """The RRD value of one graph from the figures of a row."""
+    if graph.derive is not None:
+        return graph.derive(get)
+    value = _num(get(figure.key))
+    return None if value is None else value * graph.scale
+
+
+def legacy_value(graph: Graph, row: Mapping[str, Any]) -> float | None:
+    """The RRD value of one graph from a 2015 ``pytomo_crawl`` row; None when that layout does not have it."""
+    if graph.legacy is None:
+        return None
+    if callable(graph.legacy):
+        return graph.legacy(row)
+    return _num(row.get(graph.legacy))
+
+
+def column_defs(table: str) -> str:
+    """The figures' column definitions of one table, each with its description as a comment."""
+    lines = [f"    {f.name} {f.sql_type}" for f in figures(table)]
+    return ",\n".join(lines)
+
+
+def ddl(table: str) -> str:
+    """``CREATE TABLE`` of ``videos`` or ``downloads``."""
+    parts = [VIDEO_KEYS, column_defs(V), VIDEO_TAIL] if table == V else [DOWNLOAD_KEYS, column_defs(D)]
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n" + ",\n".join(parts) + "\n);\n"
+
+
+def row(table: str, m: Any, d: Any = None) -> dict[str, Any]:
+    """The figures' values of one row, by column name."""
+    return {f.name: f.value(m, d) for f in figures(table)}
+
+
+def renamed(table: str) -> dict[str, str]:
+    """``{name in schema 2 and 3: name now}`` of one table."""
+    return {f.old_name: f.name for f in figures(table) if f.old_name}
+
+
+# ---------------------------------------------------------------------------------------------------------- docs
+
+DOCS_BEGIN = "<!-- figures: generated by `python -m pytomo.figures --docs`; do not edit by hand -->"
+DOCS_END = "<!-- end of figures -->"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def docs_text() -> str:
+    """The column tables of ``docs/schema.md`` for ``videos`` and ``downloads``, and the graphs they feed."""
+    out = [DOCS_BEGIN, ""]
+    for table in (V, D):
+        out += [f"### `{table}` figures", "", "| column | type | unit | description | graphed as (RRD data source) |",
+                "|---|---|---|---|---|"]
+        for f in figures(table):
+            graphed = ", ".join(f"`{g.ds}` ({g.title}, {g.axis})" for g in f.graphs)
+            was = f" (was `{f.old_name}`)" if f.old_name else ""
+            out.append(f"| `{f.name}`{was} | {f.sql_type.split()[0]} | {f.unit or ''} | {_cell(f.description)} | "
+                       f"{graphed} |")
+        out.append("")
+    out.append(DOCS_END)
+    return "\n".join(out) + "\n"
+
+
+def docs_with_figures(text: str) -> str:
+    """``text`` (docs/schema.md) with its generated part replaced by :func:`docs_text`."""
+    start, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
+    if start < 0 or end < 0:
+        raise ValueError("docs/schema.md has no generated figures section")
+    return text[:start] + docs_text() + text[end + len(DOCS_END) + 1:]
+
+
+# ------------------------------------------------------------------------------------------------------ Datasette
+
+
+def datasette_metadata(database: str) -> dict[str, Any]:
+    """Datasette ``metadata.json`` of one run database (named as Datasette names it: the file name without .db)."""
+    tables = {}
+    for table, title in ((V, "Videos: one row per page URL measured"),
+                         (D, "Downloads: one row per media transfer")):
+        figs = figures(table)
+        tables[table] = {
+            "title": title,
+            "description": "Figures declared in pytomo/figures.py; docs/schema.md explains them.",
+            "columns": {f.name: f.description for f in figs},
+            "units": {f.name: f.unit for f in figs if f.unit},
+        }
+    return {"title": "Pytomo run database", "databases": {database: {"tables": tables}}}
+
+
+def _main(argv: Iterable[str]) -> int:
+    args = list(argv)
+    if args != ["--docs"]:
+        print("usage: python -m pytomo.figures --docs  (rewrites the generated part of docs/schema.md)")
+        return 2
+    path = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
+    path.write_text(docs_with_figures(path.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
