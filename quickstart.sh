@@ -3,18 +3,19 @@
 # then runs one job:
 #   ./quickstart.sh crawl [start_crawl.py options]   a complete crawl of the built-in lab
 #   ./quickstart.sh test  [pytest options]           the whole test suite
+#   ./quickstart.sh check                            the static checks: ruff (with complexity) and mypy
 # Safe to run again at any time: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 job="${1:-}"
 case "$job" in
-  crawl|test) shift ;;
-  *) echo "usage: $0 crawl|test [options]" >&2; exit 2 ;;
+  crawl|test|check) shift ;;
+  *) echo "usage: $0 crawl|test|check [options]" >&2; exit 2 ;;
 esac
 
-# System packages: build tools for the rrdtool binding, MediaInfo, nginx (a cache server of the lab), ping, a font for the graphs, and chromium
-# for the web page tests.
+# System packages: build tools for the rrdtool binding, MediaInfo, nginx (a cache server of the lab), ping,
+# a font for the graphs, and chromium for the web page tests.
 packages=(python3 python3-venv python3-dev build-essential pkg-config librrd-dev rrdtool libmediainfo0v5 nginx-light
           iputils-ping iproute2 curl fonts-dejavu-core chromium)
 missing=()
@@ -52,4 +53,6 @@ fi
 case "$job" in
   crawl) exec .venv/bin/python start_crawl.py -s lab -b -t all_time -P 50 -D 5 -S 0 -n 3 "$@" ;;
   test)  exec .venv/bin/python -m pytest "$@" ;;
+  check) .venv/bin/python -m ruff check pytomo tests bench build
+         exec .venv/bin/python -m mypy pytomo ;;
 esac

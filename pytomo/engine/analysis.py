@@ -76,15 +76,7 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
     whole = transfer.complete
     if whole:
         indexer.end_of_file()
-    try:
-        a.media = probe(transfer.head, transfer.content_length_bytes, _mediainfo_tail(transfer, indexer, tail))
-    except ParserFailure as exc:  # the child is gone; the container index and the playout still go on
-        a.parser_failure, a.media_problem = exc, str(exc)
-    except MediaError as exc:
-        a.media_problem = str(exc)
-    except OSError as exc:  # the temporary file or the child's pipes; hostile bytes come back as MediaError
-        log.debug("MediaInfo failed", exc_info=True)
-        a.media_problem = f"MediaInfo failed: {exc}"
+    _probe(a, transfer, indexer, tail)
     timeline = indexer.timeline()
     unplayable = indexer.unplayable(whole)
     if unplayable is not None:  # a container with no track, sample, tag or block: an error, never an ok row
@@ -101,7 +93,31 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
     info = a.media
     a.container = a.container or (info.container if info else None)
     size = transfer.content_length_bytes or (transfer.bytes_total if whole else None)
-    duration_s, source, why = media_duration(info, timeline, indexer.container, whole)
+    _duration_and_rate(a, info, timeline, indexer.container, whole, size)
+    timeline = _media_timeline(a, indexer, timeline, size)
+    if timeline is None:
+        return a
+    _play(a, transfer, timeline, params)
+    return a
+
+
+def _probe(a: DownloadAnalysis, transfer: Transfer, indexer: MediaIndexer, tail: tuple[int, bytes] | None) -> None:
+    """MediaInfo's reading of the received bytes into ``a.media``, or why there is none in ``a.media_problem``."""
+    try:
+        a.media = probe(transfer.head, transfer.content_length_bytes, _mediainfo_tail(transfer, indexer, tail))
+    except ParserFailure as exc:  # the child is gone; the container index and the playout still go on
+        a.parser_failure, a.media_problem = exc, str(exc)
+    except MediaError as exc:
+        a.media_problem = str(exc)
+    except OSError as exc:  # the temporary file or the child's pipes; hostile bytes come back as MediaError
+        log.debug("MediaInfo failed", exc_info=True)
+        a.media_problem = f"MediaInfo failed: {exc}"
+
+
+def _duration_and_rate(a: DownloadAnalysis, info: MediaInfoResult | None, timeline: MediaTimeline | None,
+                       container: str | None, whole: bool, size: int | None) -> None:
+    """The media duration (and its source) and the encoding rate (and its source)."""
+    duration_s, source, why = media_duration(info, timeline, container, whole)
     a.media_duration_s, a.media_duration_source = duration_s, source
     if why:
         a.media_problem = a.media_problem or why
@@ -109,18 +125,29 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
         a.encoding_rate_bps, a.encoding_rate_source = info.overall_bitrate_bps, "mediainfo-overall"
     elif size and duration_s:
         a.encoding_rate_bps, a.encoding_rate_source = size * 8 / duration_s, "size-over-duration"
+
+
+def _media_timeline(a: DownloadAnalysis, indexer: MediaIndexer, timeline: MediaTimeline | None,
+                    size: int | None) -> MediaTimeline | None:
+    """The container index's timeline, else one from the average bitrate; None (``a`` says why) without either."""
     if timeline is not None:
         a.media_time_source = timeline.source
-    elif a.encoding_rate_bps:
+        return timeline
+    if a.encoding_rate_bps:
         timeline = MediaTimeline.from_average_bitrate(a.encoding_rate_bps, size, a.media_duration_s)
         a.media_time_source = timeline.source
         a.media_problem = f"no container index ({indexer.problem}); media time from the average bitrate"
-    else:  # nothing tells what media time the bytes hold: no playback can be said, so nothing was measured
-        a.playout_problem = f"no media time: {indexer.problem or 'no container index and no encoding rate'}"
-        a.not_media = True
-        a.media_problem_kind = indexer.problem_kind if indexer.problem_kind in _LIMIT_KINDS else "no_media_time"
-        a.media_problem = a.media_problem or a.playout_problem
-        return a
+        return timeline
+    # nothing tells what media time the bytes hold: no playback can be said, so nothing was measured
+    a.playout_problem = f"no media time: {indexer.problem or 'no container index and no encoding rate'}"
+    a.not_media = True
+    a.media_problem_kind = indexer.problem_kind if indexer.problem_kind in _LIMIT_KINDS else "no_media_time"
+    a.media_problem = a.media_problem or a.playout_problem
+    return None
+
+
+def _play(a: DownloadAnalysis, transfer: Transfer, timeline: MediaTimeline, params: PlayoutParams) -> None:
+    """The media time each arrival made playable, and the playout they give."""
     events = []
     last_media = -1.0
     for t_s, received in zip(transfer.event_t_s, transfer.event_bytes):
@@ -135,7 +162,6 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
     a.media_events = events
     a.playout = simulate(events, end_s, params, media_duration_s=a.media_duration_s, complete=transfer.complete)
     a.timeline_points = downsample(a.playout.timeline, transfer.bin_s)
-    return a
 
 
 _CODECS = (("avc", "h264"), ("hvc", "h265"), ("hev", "h265"), ("vp09", "vp9"), ("vp8", "vp8"), ("av01", "av1"),

@@ -45,6 +45,7 @@ class Crawler:
                                    random.Random(None if settings.random_seed is None else settings.random_seed + 1))
         self.bot_checks = 0  # bot checks in a row
         self.waits_s: deque[float] = deque(maxlen=1000)  # the latest pauses taken, for the tests
+        self._pause_s = 0.0  # the pause due before the next measurement
 
     def _service_for(self, url: str) -> Service | None:
         cls = for_url(url, type(self.service))
@@ -60,44 +61,12 @@ class Crawler:
         summary = CrawlSummary()
         measured: set[str] = set()
         inputs = list(dict.fromkeys(seeds))
-        pause_s = 0.0  # taken before the next measurement, so that none follows the last one
+        self._pause_s = 0.0  # taken before the next measurement, so that none follows the last one
         for round_no in range(s.max_rounds):
             summary.rounds = round_no + 1
-            following: list[tuple[str, str]] = []
-            for url, source in inputs:
-                if self.stop.is_set():
-                    summary.stop_reason = "interrupted"
-                    return summary
-                if not s.loop and url in measured:
-                    continue
-                if not s.loop and summary.measured >= s.max_crawled_urls:
-                    summary.stop_reason = f"reached {s.max_crawled_urls} measured videos (-u)"
-                    return summary
-                if pause_s > 0:
-                    self.waits_s.append(pause_s)
-                    if self.bot_checks:  # a pause the platform's push-back made longer
-                        summary.longest_pause_s = max(summary.longest_pause_s, pause_s)
-                    if self.wait(pause_s):
-                        summary.stop_reason = "interrupted"
-                        return summary
-                started_s = self.clock()
-                m = self._measure(url, round_no, source)
-                summary.videos.append(m)
-                try:
-                    for sink in self.sinks:
-                        sink.add(m)
-                except StorageError as exc:  # nothing more can be stored: stop, with what is stored intact
-                    summary.stop_reason, summary.error = "failed", str(exc)
-                    return summary
-                measured.add(url)
-                if m.status == "interrupted":
-                    summary.stop_reason = "interrupted"
-                    return summary
-                if s.related and not s.loop:
-                    following += self._related(m, measured)
-                pause_s = self._pause_after(m, started_s)
-                if m.error_kind in SLOW_KINDS:
-                    summary.slowdowns[m.error_kind] = summary.slowdowns.get(m.error_kind, 0) + 1
+            following = self._round(inputs, round_no, summary, measured)
+            if following is None:
+                return summary
             if s.loop:
                 continue
             inputs = [(u, src) for u, src in dict.fromkeys(following) if u not in measured]
@@ -106,6 +75,62 @@ class Crawler:
                 return summary
         summary.stop_reason = f"reached {s.max_rounds} rounds (-r)"
         return summary
+
+    def _round(self, inputs: list[tuple[str, str]], round_no: int, summary: CrawlSummary,
+               measured: set[str]) -> list[tuple[str, str]] | None:
+        """Measure one round's videos; the related videos they list, or None when the crawl stops here
+        (``summary.stop_reason`` says why)."""
+        s = self.settings
+        following: list[tuple[str, str]] = []
+        for url, source in inputs:
+            if self.stop.is_set():
+                summary.stop_reason = "interrupted"
+                return None
+            if not s.loop and url in measured:
+                continue
+            if not s.loop and summary.measured >= s.max_crawled_urls:
+                summary.stop_reason = f"reached {s.max_crawled_urls} measured videos (-u)"
+                return None
+            if self._pause(summary):
+                return None
+            started_s = self.clock()
+            m = self._measure(url, round_no, source)
+            summary.videos.append(m)
+            if not self._store(m, summary):
+                return None
+            measured.add(url)
+            if m.status == "interrupted":
+                summary.stop_reason = "interrupted"
+                return None
+            if s.related and not s.loop:
+                following += self._related(m, measured)
+            self._pause_s = self._pause_after(m, started_s)
+            if m.error_kind in SLOW_KINDS:
+                summary.slowdowns[m.error_kind] = summary.slowdowns.get(m.error_kind, 0) + 1
+        return following
+
+    def _pause(self, summary: CrawlSummary) -> bool:
+        """Take the pause due before the next measurement; True when the crawl was stopped meanwhile."""
+        pause_s = self._pause_s
+        if pause_s <= 0:
+            return False
+        self.waits_s.append(pause_s)
+        if self.bot_checks:  # a pause the platform's push-back made longer
+            summary.longest_pause_s = max(summary.longest_pause_s, pause_s)
+        if self.wait(pause_s):
+            summary.stop_reason = "interrupted"
+            return True
+        return False
+
+    def _store(self, m: VideoMeasurement, summary: CrawlSummary) -> bool:
+        """Hand the video to every sink; False (the summary says why) when the database cannot store any more."""
+        try:
+            for sink in self.sinks:
+                sink.add(m)
+        except StorageError as exc:  # nothing more can be stored: stop, with what is stored intact
+            summary.stop_reason, summary.error = "failed", str(exc)
+            return False
+        return True
 
     def _measure(self, url: str, round_no: int, source: str) -> VideoMeasurement:
         service = self._service_for(url)

@@ -172,19 +172,111 @@ def _read_body(tr: Transfer, resp: requests.Response, t0: float, chunked: bool, 
                head_limit_bytes: int, on_data: Callable[[memoryview], None] | None,
                should_stop: Callable[[], bool] | None, timeout_s: float, body_limit_bytes: int | None) -> None:
     """Read the body until its end, the window, an error or a stop; fill ``tr``; release or close the connection."""
-    headers_s = tr.headers_s or 0.0
-    deadline = headers_s + tr.window_s
-    sock = socket_of(resp)
-    length = tr.content_length_bytes
-    rng = random.Random()
-    next_sample = headers_s
+    _BodyReader(tr, resp, t0, chunked, decoder, head_limit_bytes, on_data, timeout_s, body_limit_bytes).run(should_stop)
 
-    def sample(now: float) -> None:
-        info = tcpinfo.read(sock) if sock is not None else None
-        if info is not None:
-            tr.tcp_info.append((now, info))
 
-    def deliver(data: bytes) -> None:
+class _BodyReader:
+    """One body read by ``_read_body``. The loop (``run``) keeps its state in locals and makes two calls per read:
+    ``_next_chunk`` (wait for data and read it, timed as it returns) and ``_deliver`` (decode, keep the head, pass it
+    on); setting up and tearing down the connection are methods of their own."""
+
+    def __init__(self, tr: Transfer, resp: requests.Response, t0: float, chunked: bool, decoder: _Decoder | None,
+                 head_limit_bytes: int, on_data: Callable[[memoryview], None] | None, timeout_s: float,
+                 body_limit_bytes: int | None) -> None:
+        self.tr = tr
+        self.resp = resp
+        self.raw = resp.raw
+        self.t0 = t0
+        self.chunked = chunked
+        self.decoder = decoder
+        self.head_limit_bytes = head_limit_bytes
+        self.on_data = on_data
+        self.timeout_s = timeout_s
+        self.body_limit_bytes = body_limit_bytes
+        self.deadline = (tr.headers_s or 0.0) + tr.window_s
+        self.sock = socket_of(resp)
+        self.length = tr.content_length_bytes
+        self.head = bytearray()
+
+    def run(self, should_stop: Callable[[], bool] | None) -> None:
+        tr, t0, length, deadline = self.tr, self.t0, self.length, self.deadline
+        next_chunk, deliver = self._next_chunk, self._deliver
+        rng = random.Random()
+        next_sample = tr.headers_s or 0.0
+        events_t, events_b, bins = tr.event_t_s, tr.event_bytes, tr.bins_bytes
+        bin_s = tr.bin_s
+        total = 0
+        try:
+            while True:
+                if length is not None and total >= length:
+                    tr.ended_by = "eof"  # the body is complete: never wait on a connection kept alive
+                    break
+                if should_stop is not None and should_stop():
+                    tr.ended_by = "interrupted"
+                    break
+                now = time.perf_counter() - t0
+                if now >= next_sample:
+                    self._sample(now)
+                    next_sample = now + tcpinfo.next_interval_s(rng)
+                remaining = deadline - now
+                if remaining <= 0:
+                    tr.ended_by = "window"
+                    break
+                arrival = next_chunk(remaining)
+                if arrival is None:
+                    tr.ended_by = "window"
+                    break
+                data, t = arrival
+                if not data:
+                    tr.ended_by = "eof"
+                    break
+                n = len(data)
+                if tr.first_byte_s is None:
+                    tr.first_byte_s, tr.first_read_bytes = t, n
+                total += n
+                tr.last_byte_s = t
+                events_t.append(t)
+                events_b.append(total)
+                k = int(t / bin_s)
+                if k >= len(bins):
+                    bins.extend([0] * (k + 1 - len(bins)))
+                bins[k] += n
+                deliver(data, total)
+        except _TooLarge as exc:
+            tr.ended_by, tr.error_kind, tr.error = "error", "too_large", str(exc)
+        except (*NETWORK_ERRORS, zlib.error) as exc:
+            tr.ended_by = "error"
+            tr.error_kind, tr.error = _classify(exc)
+        finally:
+            self._finish(total)
+        self._check_length(total)
+
+    def _next_chunk(self, remaining: float) -> tuple[bytes, float] | None:
+        """The next bytes on the wire and when they were read (s since ``t0``); None when the window ended first."""
+        sock, timeout_s = self.sock, self.timeout_s
+        if sock is not None and sock.fileno() != -1:
+            sock.settimeout(min(remaining, timeout_s))
+            if not self.chunked and self.tr.first_byte_s is not None:
+                # the first read returns what http.client buffered with the headers; after it nothing stays
+                # buffered between our reads (each is one recv of at most what the body still lacks), so
+                # waiting on the socket is exact, and the window ends with the connection still open
+                ready, _, _ = select.select([sock], [], [], min(remaining, timeout_s))
+                if not ready:
+                    if time.perf_counter() - self.t0 >= self.deadline - 1e-3:
+                        return None
+                    raise TimeoutError("no data within the timeout")
+        try:
+            data = self.raw.read1(READ_CHUNK_BYTES, decode_content=False)
+        except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+            if time.perf_counter() - self.t0 >= self.deadline - 1e-3:
+                return None
+            raise
+        return data, time.perf_counter() - self.t0
+
+    def _deliver(self, data: bytes, total: int) -> None:
+        """Decode the bytes just read (``total`` so far on the wire), keep the head, pass them to ``on_data``."""
+        tr, decoder, head, head_limit_bytes = self.tr, self.decoder, self.head, self.head_limit_bytes
+        body_limit_bytes, on_data = self.body_limit_bytes, self.on_data
         pieces = [data] if decoder is None else decoder.decode(data)
         for piece in pieces:
             if decoder is not None:
@@ -196,82 +288,33 @@ def _read_body(tr: Transfer, resp: requests.Response, t0: float, chunked: bool, 
             if on_data is not None:
                 on_data(memoryview(piece))
 
-    raw = resp.raw
-    head = bytearray()
-    events_t, events_b, bins = tr.event_t_s, tr.event_bytes, tr.bins_bytes
-    bin_s = tr.bin_s
-    total = 0
-    try:
-        while True:
-            if length is not None and total >= length:
-                tr.ended_by = "eof"  # the body is complete: never wait on a connection kept alive
-                break
-            if should_stop is not None and should_stop():
-                tr.ended_by = "interrupted"
-                break
-            now = time.perf_counter() - t0
-            if now >= next_sample:
-                sample(now)
-                next_sample = now + tcpinfo.next_interval_s(rng)
-            remaining = deadline - now
-            if remaining <= 0:
-                tr.ended_by = "window"
-                break
-            if sock is not None and sock.fileno() != -1:
-                sock.settimeout(min(remaining, timeout_s))
-                if not chunked and tr.first_byte_s is not None:
-                    # the first read returns what http.client buffered with the headers; after it nothing stays
-                    # buffered between our reads (each is one recv of at most what the body still lacks), so
-                    # waiting on the socket is exact, and the window ends with the connection still open
-                    ready, _, _ = select.select([sock], [], [], min(remaining, timeout_s))
-                    if not ready:
-                        if time.perf_counter() - t0 >= deadline - 1e-3:
-                            tr.ended_by = "window"
-                            break
-                        raise TimeoutError("no data within the timeout")
-            try:
-                data = raw.read1(READ_CHUNK_BYTES, decode_content=False)
-            except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
-                if time.perf_counter() - t0 >= deadline - 1e-3:
-                    tr.ended_by = "window"
-                    break
-                raise
-            t = time.perf_counter() - t0
-            if not data:
-                tr.ended_by = "eof"
-                break
-            n = len(data)
-            if tr.first_byte_s is None:
-                tr.first_byte_s, tr.first_read_bytes = t, n
-            total += n
-            tr.last_byte_s = t
-            events_t.append(t)
-            events_b.append(total)
-            k = int(t / bin_s)
-            if k >= len(bins):
-                bins.extend([0] * (k + 1 - len(bins)))
-            bins[k] += n
-            deliver(data)
-    except _TooLarge as exc:
-        tr.ended_by, tr.error_kind, tr.error = "error", "too_large", str(exc)
-    except (*NETWORK_ERRORS, zlib.error) as exc:
-        tr.ended_by = "error"
-        tr.error_kind, tr.error = _classify(exc)
-    finally:
+    def _sample(self, now: float) -> None:
+        """The kernel's TCP state of the connection at ``now``."""
+        info = tcpinfo.read(self.sock) if self.sock is not None else None
+        if info is not None:
+            self.tr.tcp_info.append((now, info))
+
+    def _finish(self, total: int) -> None:
+        """Fill in the totals and a last TCP sample; give a complete body's connection back to the pool, else close."""
+        tr, length = self.tr, self.length
         tr.bytes_total = total
-        tr.head = bytes(head)
-        sample(time.perf_counter() - t0)
+        tr.head = bytes(self.head)
+        self._sample(time.perf_counter() - self.t0)
         reusable = tr.ended_by == "eof" and (length is None or total == length)
         if reusable and length is not None:
-            tr.body_overrun = _overrun(sock)
+            tr.body_overrun = _overrun(self.sock)
         if reusable and not tr.body_overrun:
-            raw.release_conn()  # back to the pool: the next request to this server reuses the connection
+            self.raw.release_conn()  # back to the pool: the next request to this server reuses the connection
         else:
-            resp.close()
-    if tr.ended_by == "eof" and length is not None and total < length:
-        tr.ended_by = "error"
-        tr.error_kind = "short_body"
-        tr.error = f"body shorter than its Content-Length ({total} of {length} bytes)"
+            self.resp.close()
+
+    def _check_length(self, total: int) -> None:
+        """A body that ended before its Content-Length is an error."""
+        tr, length = self.tr, self.length
+        if tr.ended_by == "eof" and length is not None and total < length:
+            tr.ended_by = "error"
+            tr.error_kind = "short_body"
+            tr.error = f"body shorter than its Content-Length ({total} of {length} bytes)"
 
 
 def fetch_range(http: HttpClient, url: str, address: str, offset: int, length: int | None,

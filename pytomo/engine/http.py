@@ -9,11 +9,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.cookies
 import urllib3.exceptions
+import urllib3.response
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -71,7 +73,7 @@ class _TimedConnection(HTTPConnection):
     pytomo_tls_handshake_s: float | None = None
     pytomo_requests = 0
 
-    def _new_conn(self):  # type: ignore[no-untyped-def]
+    def _new_conn(self) -> socket.socket:
         t = time.perf_counter()
         sock = super()._new_conn()
         self.pytomo_tcp_connect_s = time.perf_counter() - t
@@ -79,7 +81,8 @@ class _TimedConnection(HTTPConnection):
         self.pytomo_fresh, self.pytomo_requests = True, 0
         return sock
 
-    def getresponse(self):  # type: ignore[no-untyped-def]
+    # urllib3 narrows http.client's getresponse to its own response class the same way (with the same ignore).
+    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]
         limit_s = getattr(_local, "headers_deadline_s", None)
         if not limit_s:
             return super().getresponse()
@@ -133,7 +136,7 @@ def connection_use(resp: requests.Response) -> ConnectionUse | None:
 class _TimedAdapter(HTTPAdapter):
     """Pools whose connections say whether they were opened or reused (see ``connection_use``)."""
 
-    def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _TimedPool, "https": _TimedTLSPool}
 

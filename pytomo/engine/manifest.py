@@ -6,6 +6,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from typing import overload
 from urllib.parse import urljoin
 
 from defusedxml import DefusedXmlException
@@ -51,6 +52,12 @@ def _bad(where: str, name: str, value: object, what: str) -> ManifestError:
     return ManifestError(f"{where} {name}={value!r} is not {what}")
 
 
+@overload
+def _uint(where: str, name: str, text: str, default: int | None = None, minimum: int = 0) -> int: ...
+@overload
+def _uint(where: str, name: str, text: str | None, default: int, minimum: int = 0) -> int: ...
+@overload
+def _uint(where: str, name: str, text: str | None, default: None = None, minimum: int = 0) -> int | None: ...
 def _uint(where: str, name: str, text: str | None, default: int | None = None, minimum: int = 0) -> int | None:
     """An unsigned integer attribute (``default`` when absent); anything else is a ManifestError naming it."""
     if text is None:
@@ -184,25 +191,14 @@ def _media_playlist(url: str, text: str, budget: _Budget) -> _Playlist:
             first_number = _uint("#EXT-X-MEDIA-SEQUENCE", "value", line.split(":", 1)[1]) or 0
         elif line.startswith("#EXT-X-MAP:"):
             if init_url is None:
-                attrs = _attributes("#EXT-X-MAP", line[len("#EXT-X-MAP:"):])
-                if not attrs.get("URI"):
-                    raise ManifestError("#EXT-X-MAP has no URI")
-                init_url = _url("#EXT-X-MAP", "URI", url, attrs["URI"])
-                if "BYTERANGE" in attrs:
-                    init_range = _byte_range("#EXT-X-MAP", attrs["BYTERANGE"], -1)
+                init_url, init_range = _map(url, line)
         elif line.startswith("#EXT-X-STREAM-INF:"):
             raise ManifestError(f"the media playlist {url} is a master playlist")
         elif not line.startswith("#"):
             if duration is None:
                 raise ManifestError(f"the HLS segment {line[:80]!r} has no #EXTINF")
             seg_url = _url("the HLS segment", "URI", url, line)
-            byte_range = None
-            if pending_range is not None:
-                prev = last[1] if last and last[0] == seg_url else None
-                byte_range = _byte_range("#EXT-X-BYTERANGE", pending_range, prev)
-                last = (seg_url, byte_range[1])
-            else:
-                last = None
+            byte_range, last = _segment_range(seg_url, pending_range, last)
             budget.track(where, len(out) + 1)
             budget.charge(where, 1, len(seg_url))
             out.append(Segment(seg_url, start_s, duration, first_number + len(out), byte_range))
@@ -213,11 +209,53 @@ def _media_playlist(url: str, text: str, budget: _Budget) -> _Playlist:
     return init_url, init_range, tuple(out)
 
 
+def _map(url: str, line: str) -> tuple[str, tuple[int, int] | None]:
+    """The init segment (URL and byte range) an #EXT-X-MAP line names."""
+    attrs = _attributes("#EXT-X-MAP", line[len("#EXT-X-MAP:"):])
+    if not attrs.get("URI"):
+        raise ManifestError("#EXT-X-MAP has no URI")
+    init_url = _url("#EXT-X-MAP", "URI", url, attrs["URI"])
+    init_range = _byte_range("#EXT-X-MAP", attrs["BYTERANGE"], -1) if "BYTERANGE" in attrs else None
+    return init_url, init_range
+
+
+def _segment_range(seg_url: str, pending_range: str | None,
+                   last: tuple[str, int] | None) -> tuple[tuple[int, int] | None, tuple[str, int] | None]:
+    """The byte range of a segment (from the #EXT-X-BYTERANGE before it, if any) and the new ``last``: its URI and
+    last byte, which a following range without an offset continues from."""
+    if pending_range is None:
+        return None, None
+    prev = last[1] if last and last[0] == seg_url else None
+    byte_range = _byte_range("#EXT-X-BYTERANGE", pending_range, prev)
+    return byte_range, (seg_url, byte_range[1])
+
+
 def _lines(url: str, text: str) -> list[str]:
     """The lines of a playlist, which must start with #EXTM3U (after a byte order mark)."""
     if not text.lstrip("\ufeff \t\r\n").startswith("#EXTM3U"):
         raise ManifestError(f"the HLS playlist {url} does not start with #EXTM3U")
     return text.lstrip("\ufeff").splitlines()
+
+
+class _PlaylistLoader:
+    """Loads the media playlists of one master, each once, at most ``max_playlists`` of them."""
+
+    def __init__(self, master_url: str, fetch: Callable[[str], str], budget: _Budget, max_playlists: int) -> None:
+        self.master_url = master_url
+        self.master = master_url.split("#", 1)[0]
+        self.fetch = fetch
+        self.budget = budget
+        self.max_playlists = max_playlists
+        self.loaded: dict[str, _Playlist] = {}
+
+    def load(self, where: str, u: str) -> _Playlist:
+        if u.split("#", 1)[0] == self.master:
+            raise ManifestError(f"{where} URI {u!r} is the master playlist itself")
+        if u not in self.loaded:
+            if len(self.loaded) >= self.max_playlists:
+                raise ManifestError(f"the HLS master {self.master_url} lists more than {self.max_playlists} playlists")
+            self.loaded[u] = _media_playlist(u, self.fetch(u), self.budget)
+        return self.loaded[u]
 
 
 def parse_hls(url: str, text: str, fetch: Callable[[str], str], *, max_segments: int = MAX_SEGMENTS,
@@ -231,20 +269,21 @@ def parse_hls(url: str, text: str, fetch: Callable[[str], str], *, max_segments:
             raise ManifestError("the HLS playlist has no segment")
         track = Track("muxed", "0", None, None, None, None, None, init, segs, init_range)
         return Presentation("hls", url, (track,), (), track.duration_s)
+    loader = _PlaylistLoader(url, fetch, budget, max_playlists)
+    audio, groups_with_audio, variants = _master(url, text, loader)
+    video = [_variant(i, attrs, v_url, loader, groups_with_audio) for i, (attrs, v_url) in enumerate(variants)]
+    if not video:
+        raise ManifestError("the HLS playlist has no variant")
+    video.sort(key=lambda t: t.bandwidth_bps or 0)
+    return Presentation("hls", url, tuple(video), tuple(audio), max(t.duration_s for t in video))
+
+
+def _master(url: str, text: str,
+            loader: _PlaylistLoader) -> tuple[list[Track], set[str], list[tuple[dict[str, str], str]]]:
+    """Read a master playlist in order: its audio renditions (loaded as they come), the groups that have audio, and
+    its variants (the attributes and URI of each #EXT-X-STREAM-INF, not loaded yet)."""
     audio: list[Track] = []
     groups_with_audio: set[str] = set()
-    loaded: dict[str, _Playlist] = {}
-    master = url.split("#", 1)[0]
-
-    def load(where: str, u: str) -> _Playlist:
-        if u.split("#", 1)[0] == master:
-            raise ManifestError(f"{where} URI {u!r} is the master playlist itself")
-        if u not in loaded:
-            if len(loaded) >= max_playlists:
-                raise ManifestError(f"the HLS master {url} lists more than {max_playlists} playlists")
-            loaded[u] = _media_playlist(u, fetch(u), budget)
-        return loaded[u]
-
     variants: list[tuple[dict[str, str], str]] = []
     audio_urls: set[str] = set()
     pending: dict[str, str] | None = None  # the attributes of a STREAM-INF waiting for its URI line
@@ -260,7 +299,7 @@ def parse_hls(url: str, text: str, fetch: Callable[[str], str], *, max_segments:
                 if a_url in audio_urls:
                     continue
                 audio_urls.add(a_url)
-                init, init_range, segs = load("#EXT-X-MEDIA", a_url)
+                init, init_range, segs = loader.load("#EXT-X-MEDIA", a_url)
                 audio.append(Track("audio", attrs.get("NAME") or str(len(audio)), _hls_bandwidth(attrs, False),
                                    attrs.get("CODECS"), None, None, None, init, segs, init_range))
         elif line.startswith("#EXT-X-STREAM-INF:"):
@@ -272,28 +311,30 @@ def parse_hls(url: str, text: str, fetch: Callable[[str], str], *, max_segments:
             pending = None
     if pending is not None:
         raise ManifestError("#EXT-X-STREAM-INF is not followed by a URI")
-    video: list[Track] = []
-    for i, (attrs, v_url) in enumerate(variants):
-        bandwidth = _hls_bandwidth(attrs, True)
-        width = height = None
-        if "RESOLUTION" in attrs:
-            w, x, h = attrs["RESOLUTION"].strip().partition("x")
-            if not x:
-                raise _bad("#EXT-X-STREAM-INF", "RESOLUTION", attrs["RESOLUTION"], "WIDTHxHEIGHT")
-            width = _uint("#EXT-X-STREAM-INF", "RESOLUTION", w)
-            height = _uint("#EXT-X-STREAM-INF", "RESOLUTION", h)
-        fps = (_number("#EXT-X-STREAM-INF", "FRAME-RATE", attrs["FRAME-RATE"], maximum=1e6)
-               if "FRAME-RATE" in attrs else None)
-        init, init_range, segs = load("#EXT-X-STREAM-INF", v_url)
-        if not segs:
-            raise ManifestError(f"the HLS playlist {v_url} has no segment")
-        stream = "video" if attrs.get("AUDIO") in groups_with_audio and "AUDIO" in attrs else "muxed"
-        video.append(Track(stream, str(i), bandwidth, attrs.get("CODECS"), width, height, fps, init, segs,
-                           init_range))
-    if not video:
-        raise ManifestError("the HLS playlist has no variant")
-    video.sort(key=lambda t: t.bandwidth_bps or 0)
-    return Presentation("hls", url, tuple(video), tuple(audio), max(t.duration_s for t in video))
+    return audio, groups_with_audio, variants
+
+
+def _variant(i: int, attrs: dict[str, str], v_url: str, loader: _PlaylistLoader, groups_with_audio: set[str]) -> Track:
+    """The track of the ``i``-th #EXT-X-STREAM-INF, its media playlist loaded."""
+    bandwidth = _hls_bandwidth(attrs, True)
+    width, height = _resolution(attrs)
+    fps = (_number("#EXT-X-STREAM-INF", "FRAME-RATE", attrs["FRAME-RATE"], maximum=1e6)
+           if "FRAME-RATE" in attrs else None)
+    init, init_range, segs = loader.load("#EXT-X-STREAM-INF", v_url)
+    if not segs:
+        raise ManifestError(f"the HLS playlist {v_url} has no segment")
+    stream = "video" if attrs.get("AUDIO") in groups_with_audio and "AUDIO" in attrs else "muxed"
+    return Track(stream, str(i), bandwidth, attrs.get("CODECS"), width, height, fps, init, segs, init_range)
+
+
+def _resolution(attrs: dict[str, str]) -> tuple[int | None, int | None]:
+    """Width and height of a STREAM-INF's RESOLUTION, (None, None) without one."""
+    if "RESOLUTION" not in attrs:
+        return None, None
+    w, x, h = attrs["RESOLUTION"].strip().partition("x")
+    if not x:
+        raise _bad("#EXT-X-STREAM-INF", "RESOLUTION", attrs["RESOLUTION"], "WIDTHxHEIGHT")
+    return _uint("#EXT-X-STREAM-INF", "RESOLUTION", w), _uint("#EXT-X-STREAM-INF", "RESOLUTION", h)
 
 
 def _hls_bandwidth(attrs: dict[str, str], required: bool) -> float | None:
@@ -469,6 +510,10 @@ class _Levels:
                 return found
         return []
 
+    @overload
+    def uint(self, name: str, default: int, minimum: int = 0) -> int: ...
+    @overload
+    def uint(self, name: str, default: None, minimum: int = 0) -> int | None: ...
     def uint(self, name: str, default: int | None, minimum: int = 0) -> int | None:
         return _uint(self.where, name, self.attrs.get(name), default, minimum)
 
@@ -537,13 +582,15 @@ def _sidx_segments(url: str, first: int, last: int, fetch_range: FetchRange, pto
     return out
 
 
+_SEGMENT_INFO = ("SegmentTemplate", "SegmentList", "SegmentBase")
+
+
 def _representation(kids: _Children, base: str, levels: list[ET.Element], rep_id: str, bandwidth: str,
                     period_s: float | None, fetch_range: FetchRange | None,
                     budget: _Budget) -> tuple[str | None, tuple[int, int] | None, list[Segment]]:
     """Init URL and range, and segments, of one Representation from its segment information."""
     where = f"Representation {rep_id!r}"
-    kind = next((k for el in reversed(levels) for k in ("SegmentTemplate", "SegmentList", "SegmentBase")
-                 if kids.first(el, k) is not None), None)
+    kind = next((k for el in reversed(levels) for k in _SEGMENT_INFO if kids.first(el, k) is not None), None)
     if kind is None:  # a single-segment representation: the BaseURL is the whole media
         if period_s is None:
             raise ManifestError(f"{where} has no segment information and the period has no duration")
@@ -552,52 +599,17 @@ def _representation(kids: _Children, base: str, levels: list[ET.Element], rep_id
     info = _Levels(kids, [found for el in levels if (found := kids.first(el, kind)) is not None], f"{where} {kind}")
     scale = info.uint("timescale", 1, 1)
     pto = info.uint("presentationTimeOffset", 0)
-    init_url, init_range = None, None
     init_el = info.child("Initialization")
-    if init_el is not None:
-        source = init_el.get("sourceURL")
-        init_url = _url(f"{info.where} Initialization", "sourceURL", base, source) if source else base
-        init_range = _range_attr(f"{info.where} Initialization", "range", init_el.get("range"))
+    init_url, init_range = _initialization(info, base, init_el)
     if kind == "SegmentBase":
-        index_range = _range_attr(info.where, "indexRange", info.attrs.get("indexRange"))
-        if index_range is None:
-            raise ManifestError(f"{info.where} has no indexRange")
-        if fetch_range is None:
-            raise ManifestError(f"{info.where} needs its segment index fetched by byte range")
-        if init_el is None and index_range[0] > 0:  # no Initialization: the init is what precedes the index
-            init_url, init_range = base, (0, index_range[0] - 1)
-        refs = _sidx_segments(base, index_range[0], index_range[1], fetch_range, pto, budget)
-        budget.charge(where, 0, len(base) * len(refs))
-        return init_url, init_range, [Segment(base, s, d, i + 1, rng) for i, (s, d, rng) in enumerate(refs)]
+        return _segment_base(info, base, where, init_el is None, init_url, init_range, fetch_range, pto, budget)
     start_number = info.uint("startNumber", 1)
     timeline = info.child("SegmentTimeline")
     times: list[tuple[int, int]] | None = None
     if timeline is not None:
         times = _timeline(info, timeline, period_s, pto, scale, budget)
     if kind == "SegmentList":
-        urls = info.children("SegmentURL")
-        budget.track(info.where, len(urls))
-        budget.charge(info.where, len(urls))
-        if times is None:
-            duration = info.uint("duration", None, 1)
-            if duration is None:
-                if len(urls) != 1 or period_s is None:
-                    raise ManifestError(f"{info.where} has neither a SegmentTimeline nor a duration")
-                times = [(pto, round(period_s * scale))]
-            else:
-                times = [(pto + i * duration, duration) for i in range(len(urls))]
-        segs = []
-        for i, (u, (t, d)) in enumerate(zip(urls, times)):
-            media = _url(f"{info.where} SegmentURL", "media", base, u.get("media")) if u.get("media") else base
-            budget.charge(info.where, 0, len(media))
-            rng = _range_attr(f"{info.where} SegmentURL", "mediaRange", u.get("mediaRange"))
-            segs.append(Segment(media, (t - pto) / scale, d / scale, start_number + i, rng))
-        if segs and period_s is not None and times is not None and timeline is None:
-            last = segs[-1]
-            if last.start_s < period_s < last.start_s + last.duration_s:
-                segs[-1] = Segment(last.url, last.start_s, period_s - last.start_s, last.number, last.byte_range)
-        return init_url, init_range, segs
-    # SegmentTemplate
+        return init_url, init_range, _segment_list(info, base, times, period_s, pto, scale, start_number, budget)
     init_pattern = info.attrs.get("initialization")
     if init_pattern:
         init_url = _url(info.where, "initialization", base,
@@ -606,31 +618,96 @@ def _representation(kids: _Children, base: str, levels: list[ET.Element], rep_id
     if not media:
         raise ManifestError(f"{info.where} has no media attribute")
     render = _Template(info.where, "media", media, rep_id, bandwidth).joiner(info.where, base)
-    segs = []
+    return init_url, init_range, _template_segments(info, render, times, period_s, pto, scale, start_number, budget)
+
+
+def _initialization(info: _Levels, base: str, init_el: ET.Element | None) -> tuple[str | None, tuple[int, int] | None]:
+    """URL and byte range of the Initialization element, if there is one."""
+    if init_el is None:
+        return None, None
+    source = init_el.get("sourceURL")
+    init_url = _url(f"{info.where} Initialization", "sourceURL", base, source) if source else base
+    return init_url, _range_attr(f"{info.where} Initialization", "range", init_el.get("range"))
+
+
+def _segment_base(info: _Levels, base: str, where: str, no_init_element: bool, init_url: str | None,
+                  init_range: tuple[int, int] | None, fetch_range: FetchRange | None, pto: int,
+                  budget: _Budget) -> tuple[str | None, tuple[int, int] | None, list[Segment]]:
+    """Init and segments of a SegmentBase: the subsegments its sidx (fetched by byte range) lists."""
+    index_range = _range_attr(info.where, "indexRange", info.attrs.get("indexRange"))
+    if index_range is None:
+        raise ManifestError(f"{info.where} has no indexRange")
+    if fetch_range is None:
+        raise ManifestError(f"{info.where} needs its segment index fetched by byte range")
+    if no_init_element and index_range[0] > 0:  # no Initialization: the init is what precedes the index
+        init_url, init_range = base, (0, index_range[0] - 1)
+    refs = _sidx_segments(base, index_range[0], index_range[1], fetch_range, pto, budget)
+    budget.charge(where, 0, len(base) * len(refs))
+    return init_url, init_range, [Segment(base, s, d, i + 1, rng) for i, (s, d, rng) in enumerate(refs)]
+
+
+def _segment_list(info: _Levels, base: str, times: list[tuple[int, int]] | None, period_s: float | None, pto: int,
+                  scale: int, start_number: int, budget: _Budget) -> list[Segment]:
+    """The segments of a SegmentList: its SegmentURLs, timed by the SegmentTimeline (``times``) or the duration."""
+    urls = info.children("SegmentURL")
+    budget.track(info.where, len(urls))
+    budget.charge(info.where, len(urls))
+    from_duration = times is None
     if times is None:
-        duration = info.uint("duration", None, 1)
-        if duration is None:
+        times = _list_times(info, len(urls), period_s, pto, scale)
+    segs = []
+    for i, (u, (t, d)) in enumerate(zip(urls, times)):
+        ref = u.get("media")
+        media = _url(f"{info.where} SegmentURL", "media", base, ref) if ref else base
+        budget.charge(info.where, 0, len(media))
+        rng = _range_attr(f"{info.where} SegmentURL", "mediaRange", u.get("mediaRange"))
+        segs.append(Segment(media, (t - pto) / scale, d / scale, start_number + i, rng))
+    if segs and period_s is not None and from_duration:
+        last = segs[-1]
+        if last.start_s < period_s < last.start_s + last.duration_s:
+            segs[-1] = Segment(last.url, last.start_s, period_s - last.start_s, last.number, last.byte_range)
+    return segs
+
+
+def _list_times(info: _Levels, count: int, period_s: float | None, pto: int, scale: int) -> list[tuple[int, int]]:
+    """(time, duration) of the ``count`` SegmentURLs of a SegmentList without a SegmentTimeline."""
+    duration = info.uint("duration", None, 1)
+    if duration is None:
+        if count != 1 or period_s is None:
             raise ManifestError(f"{info.where} has neither a SegmentTimeline nor a duration")
-        if period_s is None:
-            raise ManifestError(f"{info.where} has a duration but the period's length is unknown")
-        seg_s = duration / scale
-        count = math.ceil(period_s / seg_s - 1e-9)
-        budget.track(info.where, count)
-        budget.charge(info.where, count)
-        times = [(pto + i * duration, duration) for i in range(count)]
-    else:
-        seg_s = None
-    for i, (t, d) in enumerate(times):
-        n = start_number + i
-        seg_url = render(n, t)
-        if len(seg_url) > MAX_URL_CHARS:
-            raise _bad(info.where, "media", seg_url, f"a URL of at most {MAX_URL_CHARS} characters")
-        budget.charge(info.where, 0, len(seg_url))
-        if seg_s is None:
-            segs.append(Segment(seg_url, (t - pto) / scale, d / scale, n))
-        else:
-            segs.append(Segment(seg_url, i * seg_s, min(seg_s, period_s - i * seg_s), n))
-    return init_url, init_range, segs
+        return [(pto, round(period_s * scale))]
+    return [(pto + i * duration, duration) for i in range(count)]
+
+
+def _template_segments(info: _Levels, render: Callable[[int, int], str], times: list[tuple[int, int]] | None,
+                       period_s: float | None, pto: int, scale: int, start_number: int,
+                       budget: _Budget) -> list[Segment]:
+    """The segments of a SegmentTemplate: timed by the SegmentTimeline (``times``), else by its duration over the
+    period (the last one cut at the period's end)."""
+    if times is not None:
+        return [_template_segment(info, render, budget, start_number + i, t, (t - pto) / scale, d / scale)
+                for i, (t, d) in enumerate(times)]
+    duration = info.uint("duration", None, 1)
+    if duration is None:
+        raise ManifestError(f"{info.where} has neither a SegmentTimeline nor a duration")
+    if period_s is None:
+        raise ManifestError(f"{info.where} has a duration but the period's length is unknown")
+    seg_s = duration / scale
+    count = math.ceil(period_s / seg_s - 1e-9)
+    budget.track(info.where, count)
+    budget.charge(info.where, count)
+    return [_template_segment(info, render, budget, start_number + i, pto + i * duration, i * seg_s,
+                              min(seg_s, period_s - i * seg_s))
+            for i in range(count)]
+
+
+def _template_segment(info: _Levels, render: Callable[[int, int], str], budget: _Budget, number: int, time: int,
+                      start_s: float, duration_s: float) -> Segment:
+    seg_url = render(number, time)
+    if len(seg_url) > MAX_URL_CHARS:
+        raise _bad(info.where, "media", seg_url, f"a URL of at most {MAX_URL_CHARS} characters")
+    budget.charge(info.where, 0, len(seg_url))
+    return Segment(seg_url, start_s, duration_s, number)
 
 
 def _xml(text: str) -> ET.Element:

@@ -151,15 +151,16 @@ def _system_ping(address: str, count: int, timeout_s: float, interval_s: float) 
     for line in output.splitlines():
         match = _PING_REPLY.match(line)
         if match:
-            rtt_ms = float(match["rtt"])
-            sent_at = float(match["stamp"]) - rtt_ms / 1000.0
-            replies.setdefault(int(match["seq"]) - 1, (rtt_ms, sent_at))  # the first copy; later ones are DUP!
+            reply_ms = float(match["rtt"])
+            sent_at = float(match["stamp"]) - reply_ms / 1000.0
+            replies.setdefault(int(match["seq"]) - 1, (reply_ms, sent_at))  # the first copy; later ones are DUP!
     if not replies and status not in (0, 1):
         last_line = (stderr.strip().splitlines() or [f"exit status {status}"])[-1]
         raise _CannotRun(f"{binary} failed: {last_line}")
     first_sent = min((sent - seq * interval_s for seq, (_, sent) in replies.items()), default=started)
     samples = []
     for seq in range(count):
+        rtt_ms: float | None
         rtt_ms, sent_at = replies.get(seq, (None, first_sent + seq * interval_s))  # lost: send time estimated
         if rtt_ms is not None and rtt_ms > timeout_s * 1000.0:
             rtt_ms = None

@@ -65,10 +65,11 @@ class PageResolver(Protocol):
         ...
 
 
-def _staggered(delay_s: float, address: str, count: int, port: int, kw: dict) -> list[RttResult]:
+def _staggered(delay_s: float, address: str, count: int, port: int, timeout_s: float,
+               interval_s: float) -> list[RttResult]:
     """TCP-connect probes half an interval after the ICMP ones, so that on a slow link neither queues the other."""
     time.sleep(delay_s)
-    return probe_rtt(address, count, methods=(), tcp_port=port, **kw)
+    return probe_rtt(address, count, methods=(), tcp_port=port, timeout_s=timeout_s, interval_s=interval_s)
 
 
 class Interrupted(Exception):
@@ -108,7 +109,8 @@ class Pipeline:
             m.error_message = f"stopped by the user before the {exc.stage} stage"
         except MeasurementError as exc:
             m.status, m.error_stage, m.error_kind, m.error_message = "error", exc.stage, exc.kind, str(exc)
-            m.extractor = m.extractor or exc.fields.get("extractor")
+            extractor = exc.fields.get("extractor")  # a plugin's PageError carries its extractor record (a dict)
+            m.extractor = m.extractor or (extractor if isinstance(extractor, dict) else None)
         except Exception as exc:  # a bug: keep the video's record, say what happened, go on
             log.exception("unexpected failure measuring %s", page_url)
             m.status, m.error_stage, m.error_kind = "error", "internal", "bug"
@@ -267,12 +269,13 @@ class Pipeline:
             return
         self._check("rtt")
         s = self.settings
-        kw = {"timeout_s": s.ping_timeout_s, "interval_s": s.ping_interval_s}
         with ThreadPoolExecutor(max_workers=min(16, 2 * len(jobs)), thread_name_prefix="rtt") as pool:
             futures = []
             for address, port in jobs:
-                futures.append(pool.submit(probe_rtt, address, s.ping_count, **kw))
-                futures.append(pool.submit(_staggered, s.ping_interval_s / 2, address, s.ping_count, port, kw))
+                futures.append(pool.submit(probe_rtt, address, s.ping_count, timeout_s=s.ping_timeout_s,
+                                           interval_s=s.ping_interval_s))
+                futures.append(pool.submit(_staggered, s.ping_interval_s / 2, address, s.ping_count, port,
+                                           s.ping_timeout_s, s.ping_interval_s))
             for f in futures:
                 m.rtt.extend(f.result())
 

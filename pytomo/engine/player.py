@@ -11,6 +11,7 @@ tfinish, bytes, URL, rendition, status).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from pytomo.engine.download import download, merge_arrivals
@@ -20,6 +21,7 @@ from pytomo.engine.playout import PLAYING, simulate
 from pytomo.errors import BLOCKED_STATUSES, BlockedClient, HttpStatusError, ManifestError, MediaError
 from pytomo.results import (
     PlayoutParams,
+    Presentation,
     Segment,
     SegmentedSession,
     SegmentRecord,
@@ -56,17 +58,87 @@ def choose_bba(tracks: tuple[Track, ...], buffer_s: float, reservoir_s: float, c
     return fitting[-1] if fitting else tracks[0]
 
 
+class _Play:
+    """One play of a presentation: its clock, the aggregate transfer, the session record, and its requests."""
+
+    def __init__(self, player: SegmentPlayer, url: str) -> None:
+        s = player.s
+        self.player = player
+        self.t0 = time.perf_counter()
+        self.agg = Transfer(url=url, address=player.address, started_at=utc_now(), window_s=s.window_s,
+                            bin_s=s.throughput_bin_s)
+        self.session = SegmentedSession(presentation=None, transfer=self.agg, mode=s.abr)
+        self.host = urlsplit(url).hostname or ""
+        self.state = {"bytes": 0}
+
+    def fetch(self, target: str, stream: str, kind: str, track: Track | None, seg: Segment | None = None,
+              window_s: float = 30.0, byte_range: tuple[int, int] | None = None) -> tuple[Transfer, SegmentRecord]:
+        """One request, merged into the aggregate transfer and recorded."""
+        player, s, session = self.player, self.player.s, self.session
+        start = time.perf_counter() - self.t0
+        text_like = kind in ("manifest", "index")
+        tr = download(player.http, target, player._address_for(target, self.host) or player._resolve(target),
+                      window_s=window_s, bin_s=s.throughput_bin_s,
+                      head_limit_bytes=s.manifest_limit_bytes if text_like else 0,
+                      should_stop=player.should_stop, timeout_s=s.http_timeout_s, byte_range=byte_range,
+                      headers=player.headers,
+                      body_limit_bytes=s.manifest_limit_bytes if text_like else None)
+        merge_arrivals(self.agg, tr, start, self.state)
+        complete = tr.complete and tr.status in (200, 206)
+        conn = tr.connection
+        rec = SegmentRecord(
+            seq=len(session.records), stream=stream, kind=kind,
+            rendition_id=track.rendition_id if track else None,
+            bandwidth_bps=track.bandwidth_bps if track else None, url=target, status=tr.status,
+            trequest_s=start, tresponse_s=None if tr.headers_s is None else start + tr.headers_s,
+            tfinish_s=start + (tr.last_byte_s if tr.last_byte_s is not None else (tr.headers_s or 0.0)),
+            bytes=tr.bytes_total, media_start_s=seg.start_s if seg else None,
+            media_duration_s=seg.duration_s if seg else None, complete=complete, error=tr.error,
+            byte_range=byte_range, new_connection=conn.new if conn else None,
+            tcp_connect_s=conn.tcp_connect_s if conn else None,
+            tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding)
+        session.records.append(rec)
+        return tr, rec
+
+    def fetch_text(self, u: str) -> str:
+        """A media playlist, as text."""
+        t, r = self.fetch(u, "manifest", "manifest", None)
+        if not r.complete:
+            error = ManifestError if t.error_kind == "too_large" else MediaError
+            raise error(f"cannot load the playlist {u}: {t.error or t.status}")
+        return t.head.decode("utf-8", errors="replace")
+
+    def fetch_index(self, u: str, first: int, last: int) -> bytes:
+        """Bytes ``first``-``last`` of ``u`` (a segment index)."""
+        t, r = self.fetch(u, "manifest", "index", None, byte_range=(first, last))
+        if not r.complete:
+            raise MediaError(f"cannot load the segment index bytes {first}-{last} of {u}: {t.error or t.status}")
+        return t.head
+
+    def fetch_part(self, target: str, track: Track, kind: str, seg: Segment | None, window_s: float,
+                   byte_range: tuple[int, int] | None) -> SegmentRecord | None:
+        """An init or media request of ``track``; None when it ends the play (window, interruption, failure)."""
+        t, r = self.fetch(target, track.stream, kind, track, seg, window_s=window_s, byte_range=byte_range)
+        if t.ended_by in ("window", "interrupted"):  # cut by the window's end: not an error
+            self.agg.ended_by = t.ended_by
+            return None
+        if not r.complete:
+            SegmentPlayer._fail(self.agg, t)
+            return None
+        return r
+
+
 class SegmentPlayer:
     """Plays one HLS or DASH presentation for the download window."""
 
     def __init__(self, http: HttpClient, address: str, settings: Settings, params: PlayoutParams,
-                 should_stop=None, headers: dict[str, str] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None, headers: dict[str, str] | None = None) -> None:
         self.http = http
         self.headers = dict(headers or {})  # a platform format's http_headers, sent with every request
         self.address = address
         self.s = settings
         self.params = params
-        self.should_stop = should_stop or (lambda: False)
+        self.should_stop: Callable[[], bool] = should_stop or (lambda: False)
 
     def _address_for(self, url: str, manifest_host: str) -> str | None:
         host = urlsplit(url).hostname
@@ -75,71 +147,52 @@ class SegmentPlayer:
     def play(self, url: str, protocol: str) -> SegmentedSession:
         """Fetch the manifest(s), then segments until the window closes or the media ends."""
         s = self.s
-        t0 = time.perf_counter()
-        agg = Transfer(url=url, address=self.address, started_at=utc_now(), window_s=s.window_s,
-                       bin_s=s.throughput_bin_s)
-        session = SegmentedSession(presentation=None, transfer=agg, mode=s.abr)
-        host = urlsplit(url).hostname or ""
-        state = {"bytes": 0}
+        run = _Play(self, url)
+        text = self._manifest_text(run, url)
+        if text is None:
+            return run.session
+        pres = (parse_hls(url, text, run.fetch_text, max_segments=s.manifest_segments_max) if protocol == "hls"
+                else parse_dash(url, text, fetch_range=run.fetch_index, max_segments=s.manifest_segments_max))
+        run.session.presentation = pres
+        deadline = (run.agg.headers_s or 0.0) + s.window_s
+        self._stream(run, pres, deadline)
+        agg, session = run.agg, run.session
+        end_s = deadline if agg.ended_by in ("window", "eof") else (agg.last_byte_s or 0.0)
+        session.playout = simulate(session.events, end_s, self.params, pres.duration_s,
+                                   complete=agg.ended_by == "eof")
+        return session
 
-        def fetch(target: str, stream: str, kind: str, track: Track | None, seg: Segment | None = None,
-                  window_s: float = 30.0, byte_range: tuple[int, int] | None = None) -> tuple[Transfer, SegmentRecord]:
-            start = time.perf_counter() - t0
-            text_like = kind in ("manifest", "index")
-            tr = download(self.http, target, self._address_for(target, host) or self._resolve(target),
-                          window_s=window_s, bin_s=s.throughput_bin_s,
-                          head_limit_bytes=s.manifest_limit_bytes if text_like else 0,
-                          should_stop=self.should_stop, timeout_s=s.http_timeout_s, byte_range=byte_range,
-                          headers=self.headers,
-                          body_limit_bytes=s.manifest_limit_bytes if text_like else None)
-            merge_arrivals(agg, tr, start, state)
-            complete = tr.complete and tr.status in (200, 206)
-            conn = tr.connection
-            rec = SegmentRecord(
-                seq=len(session.records), stream=stream, kind=kind,
-                rendition_id=track.rendition_id if track else None,
-                bandwidth_bps=track.bandwidth_bps if track else None, url=target, status=tr.status,
-                trequest_s=start, tresponse_s=None if tr.headers_s is None else start + tr.headers_s,
-                tfinish_s=start + (tr.last_byte_s if tr.last_byte_s is not None else (tr.headers_s or 0.0)),
-                bytes=tr.bytes_total, media_start_s=seg.start_s if seg else None,
-                media_duration_s=seg.duration_s if seg else None, complete=complete, error=tr.error,
-                byte_range=byte_range, new_connection=conn.new if conn else None,
-                tcp_connect_s=conn.tcp_connect_s if conn else None,
-                tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding)
-            session.records.append(rec)
-            return tr, rec
-
-        tr, rec = fetch(url, "manifest", "manifest", None)
+    def _manifest_text(self, run: _Play, url: str) -> str | None:
+        """The manifest as text; None when it could not be loaded (the aggregate transfer says why), or an
+        exception for a refusal or a manifest too large."""
+        agg = run.agg
+        tr, rec = run.fetch(url, "manifest", "manifest", None)
         agg.status, agg.content_type, agg.headers_s = tr.status, tr.content_type, tr.headers_s
-        if not rec.complete:
-            agg.ended_by, agg.error_kind, agg.error = "error", tr.error_kind or "http_status", (
-                tr.error or f"HTTP {tr.status} for the manifest")
-            if tr.status and self.headers and tr.status in BLOCKED_STATUSES:  # a platform's CDN said no
-                raise BlockedClient(stage="download", status=tr.status, url=url)
-            if tr.status and tr.status >= 400:
-                raise HttpStatusError(stage="download", status=tr.status, url=url)
-            if tr.error_kind == "too_large":
-                raise ManifestError(f"the manifest {url} is too large: {tr.error}")
-            return session
-        text = tr.head.decode("utf-8", errors="replace")
+        if rec.complete:
+            return tr.head.decode("utf-8", errors="replace")
+        agg.ended_by, agg.error_kind, agg.error = "error", tr.error_kind or "http_status", (
+            tr.error or f"HTTP {tr.status} for the manifest")
+        if tr.status and self.headers and tr.status in BLOCKED_STATUSES:  # a platform's CDN said no
+            raise BlockedClient(stage="download", status=tr.status, url=url)
+        if tr.status and tr.status >= 400:
+            raise HttpStatusError(stage="download", status=tr.status, url=url)
+        if tr.error_kind == "too_large":
+            raise ManifestError(f"the manifest {url} is too large: {tr.error}")
+        return None
 
-        def fetch_text(u: str) -> str:
-            t, r = fetch(u, "manifest", "manifest", None)
-            if not r.complete:
-                error = ManifestError if t.error_kind == "too_large" else MediaError
-                raise error(f"cannot load the playlist {u}: {t.error or t.status}")
-            return t.head.decode("utf-8", errors="replace")
+    def _stop_reason(self, now: float, deadline: float, finished: bool) -> str | None:
+        """Why the play ends before the next request (interrupted, window, eof), or None to go on."""
+        if self.should_stop():
+            return "interrupted"
+        if now >= deadline:
+            return "window"
+        if finished:
+            return "eof"
+        return None
 
-        def fetch_index(u: str, first: int, last: int) -> bytes:
-            t, r = fetch(u, "manifest", "index", None, byte_range=(first, last))
-            if not r.complete:
-                raise MediaError(f"cannot load the segment index bytes {first}-{last} of {u}: {t.error or t.status}")
-            return t.head
-
-        pres = (parse_hls(url, text, fetch_text, max_segments=s.manifest_segments_max) if protocol == "hls"
-                else parse_dash(url, text, fetch_range=fetch_index, max_segments=s.manifest_segments_max))
-        session.presentation = pres
-        deadline = (agg.headers_s or 0.0) + s.window_s
+    def _stream(self, run: _Play, pres: Presentation, deadline: float) -> None:
+        """Fetch init and media segments, video and audio in step, until the play ends (``agg.ended_by``)."""
+        s, agg, session = self.s, run.agg, run.session
         video = choose_fixed(pres.video, "lowest" if s.abr == "buffer" else s.rendition)
         audio = pres.audio[0] if pres.audio and video.stream == "video" else None
         inits_done: set[tuple[str | None, tuple[int, int] | None]] = set()
@@ -148,17 +201,11 @@ class SegmentPlayer:
         n_segments = len(video.segments)
         agg.ended_by = None
         while agg.ended_by is None:
-            now = time.perf_counter() - t0
-            if self.should_stop():
-                agg.ended_by = "interrupted"
-                break
-            if now >= deadline:
-                agg.ended_by = "window"
-                break
+            now = time.perf_counter() - run.t0
             v_done = index["video"] >= n_segments
             a_done = audio is None or index["audio"] >= len(audio.segments)
-            if v_done and a_done:
-                agg.ended_by = "eof"
+            agg.ended_by = self._stop_reason(now, deadline, v_done and a_done)
+            if agg.ended_by is not None:
                 break
             level = simulate(session.events, now, self.params, pres.duration_s)
             if level.state_at_end == PLAYING and level.buffer_at_end_s > s.max_buffer_s:
@@ -166,6 +213,7 @@ class SegmentPlayer:
                 continue
             stream = "audio" if v_done or (not a_done and ends["audio"] < ends["video"]) else "video"
             track = audio if stream == "audio" else video
+            assert track is not None  # audio is chosen only while it has segments left
             if stream == "video" and s.abr == "buffer":
                 chosen = choose_bba(pres.video, level.buffer_at_end_s, s.bba_reservoir_s, s.bba_cushion_s)
                 if chosen is not video:
@@ -173,33 +221,19 @@ class SegmentPlayer:
                     video = track = chosen
             init_key = (track.init_url, track.init_range)
             if track.init_url and init_key not in inits_done:
-                t, r = fetch(track.init_url, track.stream, "init", track, window_s=max(0.0, deadline - now),
-                             byte_range=track.init_range)
-                if t.ended_by in ("window", "interrupted"):  # cut by the window's end: not an error
-                    agg.ended_by = t.ended_by
-                    break
-                if not r.complete:
-                    self._fail(agg, t)
+                if run.fetch_part(track.init_url, track, "init", None, max(0.0, deadline - now),
+                                  track.init_range) is None:
                     break
                 inits_done.add(init_key)
                 continue
             seg = track.segments[index[stream]]
-            t, r = fetch(seg.url, track.stream, "media", track, seg, window_s=max(0.0, deadline - now),
-                         byte_range=seg.byte_range)
-            if t.ended_by in ("window", "interrupted"):
-                agg.ended_by = t.ended_by
-                break
-            if not r.complete:
-                self._fail(agg, t)
+            r = run.fetch_part(seg.url, track, "media", seg, max(0.0, deadline - now), seg.byte_range)
+            if r is None:
                 break
             index[stream] += 1
             ends[stream] = seg.start_s + seg.duration_s
             playable = ends["video"] if audio is None else min(ends["video"], ends["audio"])
-            session.events.append((r.tfinish_s, state["bytes"], playable))
-        end_s = deadline if agg.ended_by in ("window", "eof") else (agg.last_byte_s or 0.0)
-        session.playout = simulate(session.events, end_s, self.params, pres.duration_s,
-                                   complete=agg.ended_by == "eof")
-        return session
+            session.events.append((r.tfinish_s, run.state["bytes"], playable))
 
     def _resolve(self, url: str) -> str:
         host = urlsplit(url).hostname or ""

@@ -130,6 +130,9 @@ class DnsProbe:
         rcode = dns.rcode.to_text(response.rcode())
         if response.rcode() != dns.rcode.NOERROR:
             return [DnsAnswer(host, label, address, rdtype, rcode, None, None, latency_ms, at)]
+        # dnspython ignores (UDP) or refuses (TCP) an answer whose opcode differs from the query's, so this is the
+        # QueryMessage its wire reader builds for a QUERY.
+        assert isinstance(response, dns.message.QueryMessage)
         try:
             rrset = response.resolve_chaining().answer
         except dns.exception.DNSException as exc:
@@ -154,7 +157,7 @@ class DnsProbe:
         for family, *_, sockaddr in infos:
             rdtype = {socket.AF_INET: "A", socket.AF_INET6: "AAAA"}.get(family)
             if rdtype in self.rdtypes:
-                found.setdefault(sockaddr[0], rdtype)
+                found.setdefault(str(sockaddr[0]), rdtype)  # an AF_INET(6) address: already a str
         if not found:
             return [_getaddrinfo_answer(host, self.rdtypes[0] if self.rdtypes else "A", "FAILED", None, latency_ms,
                                         at, error or f"no address of type {'/'.join(self.rdtypes)}")]
@@ -195,7 +198,7 @@ def _split_address_port(text: str, target: str) -> tuple[str, int]:
     if target.startswith("["):
         match = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", target)
         ip = _literal(match.group(1)) if match else None
-        if ip is None or ip.version != 6:
+        if match is None or ip is None or ip.version != 6:
             raise UsageError(f"bad resolver {text!r}: brackets must hold an IPv6 address; {_RESOLVER_FORMS}")
         port_text = match.group(2)
     elif target.count(":") == 1:

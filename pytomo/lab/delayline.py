@@ -147,7 +147,7 @@ class DelayLine:
 
     def stats(self) -> dict:
         """Counters per server address and direction, foreign packets, CPU time used so far."""
-        links = {}
+        links: dict[str, dict[str, dict]] = {}
         for (direction, key), queue in self.queues.items():
             links.setdefault(str(ipaddress.IPv4Address(key)), {})[DIRECTIONS[direction]] = queue.stats()
         cpu = os.times()

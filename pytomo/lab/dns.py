@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import selectors
@@ -147,12 +148,12 @@ class LabDnsServer:
                     try:
                         if key.fileobj is udp:
                             wire, peer = udp.recvfrom(65535)
-                            self._dispatch(lambda w=wire, p=peer: self._answer_udp(w, p))
+                            self._dispatch(functools.partial(self._answer_udp, wire, peer))
                         else:
                             conn, _ = tcp.accept()
                             with self._lock:
                                 self._connections.add(conn)
-                            self._dispatch(lambda c=conn: self._serve_connection(c), own_thread=True)
+                            self._dispatch(functools.partial(self._serve_connection, conn), own_thread=True)
                     except OSError as exc:
                         log.debug("lab DNS server: %s", exc)
 

@@ -43,6 +43,7 @@ class LabServer(ThreadingHTTPServer):
 
     def __init__(self, ip: str, handler: type[BaseHTTPRequestHandler], lab: Lab,
                  profile: ServerProfile | None = None) -> None:
+        self.ip = ip
         self.lab = lab
         self.profile = profile
         self.available = Availability()  # available_at of its videos, as the recorded platform gave them out
@@ -196,11 +197,18 @@ class CacheHandler(_Handler):
         self.connection_id = next(_CONNECTIONS)
         self.requests_on_connection = 0
 
+    @property
+    def profile(self) -> ServerProfile:
+        """The profile of this cache server (the lab gives every cache server one)."""
+        profile = self.server.profile
+        assert profile is not None, "a cache server without a profile"
+        return profile
+
     def _request_truth(self) -> dict:
         """The truth fields of this request as it arrived: connection, its count on it, User-Agent, rules."""
         self.requests_on_connection += 1
         return {"connection": self.connection_id, "connection_requests": self.requests_on_connection,
-                "user_agent": self.headers.get("User-Agent"), "rules": self.server.profile.rules}
+                "user_agent": self.headers.get("User-Agent"), "rules": self.profile.rules}
 
     def route(self, url) -> None:
         seg = re.fullmatch(r"/s/([\w-]+)/([\w./-]+)", url.path)
@@ -208,9 +216,9 @@ class CacheHandler(_Handler):
             return self._segment(seg.group(1), seg.group(2))
         m = re.fullmatch(r"/v/([\w-]+?)(?:\.(video|audio))?\.(mp4|webm|flv|m4a)", url.path)
         lab = self.server.lab
-        profile = self.server.profile
+        profile = self.profile
         video = lab.scenario.video(m.group(1)) if m else None
-        if video is None or video.server != profile.name:
+        if m is None or video is None or video.server != profile.name:
             return self._not_found()
         part = m.group(2)
         if part is not None and (video.id not in self.server.parts or url.path != part_path(video, part)):
@@ -247,7 +255,7 @@ class CacheHandler(_Handler):
     def _segment(self, video_id: str, relative: str) -> None:
         """A manifest or segment of an HLS or DASH presentation, under the server's profile."""
         lab = self.server.lab
-        profile = self.server.profile
+        profile = self.profile
         video = lab.scenario.video(video_id)
         seg = lab.segmented.get(video_id)
         path = seg.path(relative) if seg and video and video.server == profile.name else None
@@ -291,36 +299,17 @@ class CacheHandler(_Handler):
                 lab.truth.add(record)
 
     def _serve(self, media: LabMedia, profile: ServerProfile, record: dict) -> None:
-        if profile.fault in ("404", "403", "500"):
-            record["status"] = int(profile.fault)
-            return self._send(int(profile.fault), "text/html; charset=utf-8",
-                              _page(f"Error {profile.fault}", f"<h1>Error {profile.fault}</h1>"))
-        if self.command == "GET" and profile.ttfb_delay_s > 0:
-            time.sleep(profile.ttfb_delay_s)
-        if profile.fault == "html":
-            record["status"] = 200
-            body = _page("Sign in", "<h1>Sign in to confirm you are not a robot</h1><form></form>")
-            record["bytes_sent"] = 0 if self.command == "HEAD" else len(body)
-            return self._send(200, "text/html; charset=utf-8", body)
+        if self._answered_by_fault(profile, record):
+            return
         size = media.size_bytes
-        start, end = 0, size - 1
         rng = self.headers.get("Range")
-        status = 200
-        if rng:
-            parsed = _parse_range(rng, size)
-            if parsed is None:
-                record["status"] = 416
-                return self._send(416, "text/plain", b"bad range\n", {"Content-Range": f"bytes */{size}"})
-            start, end = parsed
-            status = 206
-            record["range"] = f"bytes={start}-{end}"
+        span = self._span(rng, size, record)
+        if span is None:
+            return
+        start, end, status = span
         length = end - start + 1
         record["status"] = status
-        pacing = profile
-        if profile.rules == "youtube":
-            rate = pace_rate_bps(rng is not None, media.bitrate_bps, profile.rate_bps)
-            if rate != profile.rate_bps:
-                pacing = dataclasses.replace(profile, rate_bps=rate, burst_bytes=0)
+        pacing = _pacing(profile, rng is not None, media)
         record["pace_rate_bps"] = pacing.rate_bps
         # with rules, the connection stays open after a whole answer (unless the client asked to close it)
         keep_alive = (profile.rules is not None and not self.close_connection
@@ -336,6 +325,42 @@ class CacheHandler(_Handler):
         self.close_connection = not keep_alive
         if self.command == "HEAD":
             return
+        self._send_body(media, profile, pacing, start, length, record, keep_alive)
+
+    def _answered_by_fault(self, profile: ServerProfile, record: dict) -> bool:
+        """Answer an error status or a sign-in page when the profile's fault says so (True); else wait out the
+        profile's time to first byte (False)."""
+        if profile.fault in ("404", "403", "500"):
+            record["status"] = int(profile.fault)
+            self._send(int(profile.fault), "text/html; charset=utf-8",
+                       _page(f"Error {profile.fault}", f"<h1>Error {profile.fault}</h1>"))
+            return True
+        if self.command == "GET" and profile.ttfb_delay_s > 0:
+            time.sleep(profile.ttfb_delay_s)
+        if profile.fault == "html":
+            record["status"] = 200
+            body = _page("Sign in", "<h1>Sign in to confirm you are not a robot</h1><form></form>")
+            record["bytes_sent"] = 0 if self.command == "HEAD" else len(body)
+            self._send(200, "text/html; charset=utf-8", body)
+            return True
+        return False
+
+    def _span(self, rng: str | None, size: int, record: dict) -> tuple[int, int, int] | None:
+        """First and last byte to send and the status (200, 206); None when the Range was refused (416 sent)."""
+        if not rng:
+            return 0, size - 1, 200
+        parsed = _parse_range(rng, size)
+        if parsed is None:
+            record["status"] = 416
+            self._send(416, "text/plain", b"bad range\n", {"Content-Range": f"bytes */{size}"})
+            return None
+        start, end = parsed
+        record["range"] = f"bytes={start}-{end}"
+        return start, end, 206
+
+    def _send_body(self, media: LabMedia, profile: ServerProfile, pacing: ServerProfile, start: int, length: int,
+                   record: dict, keep_alive: bool) -> None:
+        """The body, paced, cut short or reset as the profile says."""
         limit = length
         if profile.fault in ("reset", "short_body"):
             limit = min(length, profile.fault_after_bytes)
@@ -349,6 +374,14 @@ class CacheHandler(_Handler):
             self.connection.close()
         if keep_alive:
             self.connection.settimeout(_KEEPALIVE_IDLE_S)
+
+
+def _pacing(profile: ServerProfile, ranged: bool, media: LabMedia) -> ServerProfile:
+    """The profile to pace a media answer with: under YouTube's rules, the rate they give this request."""
+    if profile.rules != "youtube":
+        return profile
+    rate = pace_rate_bps(ranged, media.bitrate_bps, profile.rate_bps)
+    return profile if rate == profile.rate_bps else dataclasses.replace(profile, rate_bps=rate, burst_bytes=0)
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int] | None:
@@ -366,7 +399,7 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
 def _send_paced(sock: socket.socket, fh, offset: int, length: int, profile: ServerProfile, record: dict) -> int:
     """Send ``length`` bytes of ``fh`` from ``offset`` under the profile's burst, rate and pauses."""
     sock.settimeout(30.0)
-    rate_bps = profile.rate_bps
+    rate_bps = profile.rate_bps or 0.0  # pacing (the divisions below) only ever runs with a rate
     pauses = list(profile.stalls)
     burst = profile.burst_bytes if rate_bps else length
     sent = 0

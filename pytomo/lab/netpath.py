@@ -21,7 +21,7 @@ from pytomo.paths import child_command
 
 log = logging.getLogger(__name__)
 
-SUPERNET = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking addresses, only inside our namespaces
+SUPERNET = ipaddress.IPv4Network("198.18.0.0/15")  # RFC 2544 benchmarking addresses, only inside our namespaces
 NETNS_PREFIX = "pytomo-lab-"
 LINK_PREFIX = "pyl"
 DEFAULT_MTU_BYTES = 1500
@@ -208,15 +208,21 @@ class NetPath:
         self.stop()
 
     # use
+    def _up_subnet(self) -> ipaddress.IPv4Network:
+        """The /24 of the path being built or up."""
+        if self.subnet is None:
+            raise PathError("the network path is not up")
+        return self.subnet
+
     @property
     def root_ip(self) -> str:
         """Our address on the path (the crawler's source address towards the servers)."""
-        return str(self.subnet[1])
+        return str(self._up_subnet()[1])
 
     @property
     def lab_ip(self) -> str:
         """The lab namespace's address on its TUN device."""
-        return str(self.subnet[2])
+        return str(self._up_subnet()[2])
 
     def address(self, name: str) -> str:
         """The path address of server ``name``."""
@@ -272,7 +278,7 @@ def clean_stale() -> list[str]:
 
 def _free_subnets() -> list[ipaddress.IPv4Network]:
     """The /24s of SUPERNET that no address or route of the root namespace touches."""
-    used = []
+    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for line in netns.ip("-4", "-o", "address", "show").splitlines():
         m = re.search(r"\binet (\S+)", line)
         if m:

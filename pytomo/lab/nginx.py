@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import grp
 import json
 import logging
@@ -90,7 +91,7 @@ def worker_user(media_dirs: Iterable[Path]) -> tuple[str, str] | None:
     return "root", "root"
 
 
-def _quote(text: str) -> str:
+def _quote(text: str | Path) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -291,7 +292,7 @@ class NginxServers:
     def _sites(self) -> list[NginxSite]:
         sites = []
         for profile in self.profiles.values():
-            site = NginxSite(profile, port=self._run_in(lambda ip=profile.ip: free_port(ip)))
+            site = NginxSite(profile, port=self._run_in(functools.partial(free_port, profile.ip)))
             for video in self.lab.scenario.videos:
                 if video.server != profile.name:
                     continue
@@ -305,7 +306,7 @@ class NginxServers:
 
     def _docroot(self, site: NginxSite) -> None:
         """Symlinks to the media: only this server's videos exist under its root (anything else is a 404)."""
-        root = self.workdir / "root" / site.profile.name
+        root = self._dir() / "root" / site.profile.name
         (root / "v").mkdir(parents=True)
         (root / "s").mkdir()
         for name, target in site.progressive.items():
@@ -335,8 +336,14 @@ class NginxServers:
         self._tail.start()
         return self
 
+    def _dir(self) -> Path:
+        """The working folder of the nginx being started or running."""
+        if self.workdir is None:
+            raise NginxError("nginx has no working folder: it was not started")
+        return self.workdir
+
     def _launch(self) -> None:
-        w = self.workdir
+        w = self._dir()
         for name in ("temp", "root"):
             shutil.rmtree(w / name, ignore_errors=True)
         (w / "temp").mkdir()
@@ -376,7 +383,7 @@ class NginxServers:
         lines: list[str] = []
         for name in ("stderr.log", "error.log"):
             try:
-                lines += [ln.strip() for ln in (self.workdir / name).read_text(errors="replace").splitlines()
+                lines += [ln.strip() for ln in (self._dir() / name).read_text(errors="replace").splitlines()
                           if ln.strip()]
             except OSError:
                 pass

@@ -180,58 +180,64 @@ class PlatformsHandler(_Handler):
             return self._yt_error(400, "invalidParameter", "maxResults and pageToken must be numbers.")
         videos = [v for v in rec["videos"] if playable(v, lab)]
         listed = [v for v in videos if not v.get("unlisted")]  # unlisted: only by id and in explicit playlists
-        parts = set((q.get("part") or "").split(","))
-        if method == "videos":
-            if q.get("chart") == "mostPopular":
-                region = (q.get("regionCode") or "US").upper()
-                chosen = sorted((v for v in listed if region in v["chart"]), key=lambda v: -v["views"])
-            elif q.get("id"):
-                ids = q["id"].split(",")
-                chosen = [v for v in videos if v["id"] in ids]
-            else:
-                return self._yt_error(400, "missingRequiredParameter", "No filter selected.")
-            items = [_yt_video_resource(v, parts) for v in chosen]
-            kind = "youtube#videoListResponse"
-        elif method == "search":
-            chosen = listed
-            if q.get("q"):
-                chosen = [v for v in chosen if _yt_matches(v, q["q"])]
-            if q.get("publishedAfter"):
-                chosen = [v for v in chosen if _published(v["published_hours_ago"]) >= q["publishedAfter"]]
-            if q.get("order") == "viewCount":
-                chosen = sorted(chosen, key=lambda v: -v["views"])
-            elif q.get("q"):
-                chosen = sorted(chosen, key=lambda v: -_yt_matches(v, q["q"]))
-            items = [{"kind": "youtube#searchResult", "etag": f"lab-s-{v['id']}",
-                      "id": {"kind": "youtube#video", "videoId": v["id"]}} for v in chosen]
-            kind = "youtube#searchListResponse"
-        elif method == "playlistItems":
-            pid = q.get("playlistId", "")
-            if pid in rec["playlists"]:
-                ids = rec["playlists"][pid]
-            elif pid.startswith("UU") and f"UC{pid[2:]}" in rec["channels"]:  # a channel's uploads
-                ids = [v["id"] for v in sorted(listed, key=lambda v: v["published_hours_ago"])
-                       if v["snippet"]["channelId"] == f"UC{pid[2:]}"]
-            else:
-                return self._yt_error(404, "playlistNotFound", "The playlist identified with the request's "
-                                      "playlistId parameter cannot be found.")
-            known = {v["id"] for v in videos}
-            items = [{"kind": "youtube#playlistItem", "etag": f"lab-p-{i}", "id": f"{pid}.{n}",
-                      "contentDetails": {"videoId": i}} for n, i in enumerate(ids) if i in known]
-            kind = "youtube#playlistItemListResponse"
-        elif method == "channels":
-            items = [{"kind": "youtube#channel", "etag": f"lab-c-{c}", "id": c,
-                      "contentDetails": {"relatedPlaylists": {"uploads": f"UU{c[2:]}"}}}
-                     for c in (q.get("id") or "").split(",") if c in rec["channels"]]
-            kind = "youtube#channelListResponse"
-        else:
-            return self._not_found()
+        listing = self._yt_listing(method, q, rec, videos, listed)
+        if listing is None:
+            return None
+        items, kind = listing
         page = items[offset:offset + limit]
         body: dict[str, Any] = {"kind": kind, "etag": "lab", "items": page,
                                 "pageInfo": {"totalResults": len(items), "resultsPerPage": limit}}
         if offset + limit < len(items):
             body["nextPageToken"] = str(offset + limit)
         self._json(200, body)
+
+    def _yt_listing(self, method: str, q: dict[str, str], rec: dict, videos: list[dict],
+                    listed: list[dict]) -> tuple[list[dict], str] | None:
+        """The items of one Data API list method and the response's kind; None when an error was answered."""
+        if method == "videos":
+            return self._yt_videos(q, videos, listed)
+        if method == "search":
+            return _yt_search(q, listed), "youtube#searchListResponse"
+        if method == "playlistItems":
+            return self._yt_playlist_items(q, rec, videos, listed)
+        if method == "channels":
+            items = [{"kind": "youtube#channel", "etag": f"lab-c-{c}", "id": c,
+                      "contentDetails": {"relatedPlaylists": {"uploads": f"UU{c[2:]}"}}}
+                     for c in (q.get("id") or "").split(",") if c in rec["channels"]]
+            return items, "youtube#channelListResponse"
+        self._not_found()
+        return None
+
+    def _yt_videos(self, q: dict[str, str], videos: list[dict],
+                   listed: list[dict]) -> tuple[list[dict], str] | None:
+        parts = set((q.get("part") or "").split(","))
+        if q.get("chart") == "mostPopular":
+            region = (q.get("regionCode") or "US").upper()
+            chosen = sorted((v for v in listed if region in v["chart"]), key=lambda v: -v["views"])
+        elif q.get("id"):
+            ids = q["id"].split(",")
+            chosen = [v for v in videos if v["id"] in ids]
+        else:
+            self._yt_error(400, "missingRequiredParameter", "No filter selected.")
+            return None
+        return [_yt_video_resource(v, parts) for v in chosen], "youtube#videoListResponse"
+
+    def _yt_playlist_items(self, q: dict[str, str], rec: dict, videos: list[dict],
+                           listed: list[dict]) -> tuple[list[dict], str] | None:
+        pid = q.get("playlistId", "")
+        if pid in rec["playlists"]:
+            ids = rec["playlists"][pid]
+        elif pid.startswith("UU") and f"UC{pid[2:]}" in rec["channels"]:  # a channel's uploads
+            ids = [v["id"] for v in sorted(listed, key=lambda v: v["published_hours_ago"])
+                   if v["snippet"]["channelId"] == f"UC{pid[2:]}"]
+        else:
+            self._yt_error(404, "playlistNotFound", "The playlist identified with the request's "
+                           "playlistId parameter cannot be found.")
+            return None
+        known = {v["id"] for v in videos}
+        items = [{"kind": "youtube#playlistItem", "etag": f"lab-p-{i}", "id": f"{pid}.{n}",
+                  "contentDetails": {"videoId": i}} for n, i in enumerate(ids) if i in known]
+        return items, "youtube#playlistItemListResponse"
 
     # Dailymotion REST API
     def _dm_error(self, status: int, kind: str, message: str) -> None:
@@ -264,28 +270,17 @@ class PlatformsHandler(_Handler):
         videos = [v for v in rec["videos"] if playable(v, lab)]
         by_id = {v["id"]: v for v in videos}
         if m := re.fullmatch(r"/video/(\w+)", path):
-            entry = by_id.get(m.group(1))
-            if entry is None:
-                return self._dm_error(404, "not_found", f"Object not found: video {m.group(1)}")
-            obj = self._dm_object(entry, fields, authorised)
-            if obj is None:
-                return self._dm_error(403, "access_forbidden", "Access to stream fields requires partner access.")
-            return self._json(200, obj)
+            return self._dm_video(by_id.get(m.group(1)), m.group(1), fields, authorised)
         if m := re.fullmatch(r"/video/(\w+)/related", path):
             entry = by_id.get(m.group(1))
             if entry is None:
                 return self._dm_error(404, "not_found", f"Object not found: video {m.group(1)}")
             chosen = [by_id[r] for r in entry.get("related", ()) if r in by_id]
         elif path == "/videos":
-            sort = q.get("sort") or "recent"
-            if sort in _DM_SORTS:
-                chosen = sorted(videos, key=lambda v: -v[_DM_SORTS[sort]])
-            elif sort == "trending":
-                chosen = sorted(videos, key=lambda v: v["trending_rank"])
-            elif sort == "recent":
-                chosen = sorted(videos, key=lambda v: v["created_hours_ago"])
-            else:
-                return self._dm_error(400, "invalid_parameter", f"`sort' parameter: invalid value: {sort}")
+            found = self._dm_sorted(q, videos)
+            if found is None:
+                return None
+            chosen = found
         else:
             return self._not_found()
         try:
@@ -299,6 +294,27 @@ class PlatformsHandler(_Handler):
         start = (page - 1) * limit
         self._json(200, {"page": page, "limit": limit, "explicit": False, "total": len(objs),
                          "has_more": start + limit < len(objs), "list": objs[start:start + limit]})
+
+    def _dm_video(self, entry: dict | None, video_id: str, fields: list[str], authorised: bool) -> None:
+        """One video object (``/video/<id>``)."""
+        if entry is None:
+            return self._dm_error(404, "not_found", f"Object not found: video {video_id}")
+        obj = self._dm_object(entry, fields, authorised)
+        if obj is None:
+            return self._dm_error(403, "access_forbidden", "Access to stream fields requires partner access.")
+        return self._json(200, obj)
+
+    def _dm_sorted(self, q: dict[str, str], videos: list[dict]) -> list[dict] | None:
+        """The videos of ``/videos`` in the asked order; None when the order is refused (answered)."""
+        sort = q.get("sort") or "recent"
+        if sort in _DM_SORTS:
+            return sorted(videos, key=lambda v: -v[_DM_SORTS[sort]])
+        if sort == "trending":
+            return sorted(videos, key=lambda v: v["trending_rank"])
+        if sort == "recent":
+            return sorted(videos, key=lambda v: v["created_hours_ago"])
+        self._dm_error(400, "invalid_parameter", f"`sort' parameter: invalid value: {sort}")
+        return None
 
     # yt-dlp info source
     def _info(self, url: str, *, flat: bool) -> None:
@@ -385,3 +401,18 @@ def _dm_info_defaults(entry: dict) -> dict:
     return {"_type": "video", "id": entry["id"], "title": entry["title"], "tags": entry.get("tags", []),
             "duration": entry.get("duration"), "webpage_url": f"https://www.dailymotion.com/video/{entry['id']}",
             "extractor": "dailymotion", "extractor_key": "Dailymotion"}
+
+
+def _yt_search(q: dict[str, str], listed: list[dict]) -> list[dict]:
+    """The search results (``search.list``) among the listed videos."""
+    chosen = listed
+    if q.get("q"):
+        chosen = [v for v in chosen if _yt_matches(v, q["q"])]
+    if q.get("publishedAfter"):
+        chosen = [v for v in chosen if _published(v["published_hours_ago"]) >= q["publishedAfter"]]
+    if q.get("order") == "viewCount":
+        chosen = sorted(chosen, key=lambda v: -v["views"])
+    elif q.get("q"):
+        chosen = sorted(chosen, key=lambda v: -_yt_matches(v, q["q"]))
+    return [{"kind": "youtube#searchResult", "etag": f"lab-s-{v['id']}",
+             "id": {"kind": "youtube#video", "videoId": v["id"]}} for v in chosen]

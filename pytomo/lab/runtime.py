@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import threading
 from pathlib import Path
+from typing import TypeVar
 
 from pytomo.errors import LabError
 from pytomo.lab.dns import LabDnsServer
@@ -55,6 +56,19 @@ class Lab:
         exe, why = nginx_exe() if self._nginx_profiles() else (None, "")
         if self._nginx_profiles() and exe is None:
             self._leave_out_nginx(why)
+        self._make_media()
+        try:
+            self._start_servers(exe)
+        except OSError as exc:
+            self.stop()
+            raise LabError(f"cannot start the lab servers: {exc}") from exc
+        except BaseException:
+            self.stop()  # the network path above all: no namespace left behind
+            raise
+        return self
+
+    def _make_media(self) -> None:
+        """Make (or find made) every video's media; leave out the segmented videos that cannot be packaged here."""
         unpackaged: dict[str, str] = {}
         for video in self.scenario.videos:
             if video.delivery == "progressive":
@@ -70,29 +84,24 @@ class Lab:
         if unpackaged:
             self._leave_out(set(unpackaged), f"videos {', '.join(sorted(unpackaged))} left out: "
                                              f"{next(iter(unpackaged.values()))}")
-        try:
-            if self.scenario.network_path:
-                self._start_path()
-            if self._nginx_profiles():
-                self._start_nginx(exe)
-            self.platform = self._serve(PLATFORM_IP, PlatformHandler)
-            self.redirectors = [self._serve(ip, RedirectorHandler) for ip in REDIRECTOR_IPS]
-            self.platforms = self._serve(PLATFORMS_IP, PlatformsHandler)
-            for profile in self.scenario.servers:
-                if profile.software == "lab":
-                    self.caches[profile.name] = self._serve(profile.ip, CacheHandler, profile)
-            records = {PLATFORM_HOST: [PLATFORM_IP]}
-            records.update({h: [ip] for h, ip in zip(REDIRECTOR_HOSTS, REDIRECTOR_IPS)})
-            records.update({p.host: [p.ip] for p in self.scenario.servers})
-            records.update(dns_records())
-            self.dns = LabDnsServer(records, ttl_s=self.scenario.dns_ttl_s, host=DNS_IP).start()
-        except OSError as exc:
-            self.stop()
-            raise LabError(f"cannot start the lab servers: {exc}") from exc
-        except BaseException:
-            self.stop()  # the network path above all: no namespace left behind
-            raise
-        return self
+
+    def _start_servers(self, nginx: str | None) -> None:
+        """The network path, nginx (``nginx``: its executable), the HTTP servers and the DNS server."""
+        if self.scenario.network_path:
+            self._start_path()
+        if self._nginx_profiles() and nginx is not None:  # without an executable they were left out already
+            self._start_nginx(nginx)
+        self.platform = self._serve(PLATFORM_IP, PlatformHandler)
+        self.redirectors = [self._serve(ip, RedirectorHandler) for ip in REDIRECTOR_IPS]
+        self.platforms = self._serve(PLATFORMS_IP, PlatformsHandler)
+        for profile in self.scenario.servers:
+            if profile.software == "lab":
+                self.caches[profile.name] = self._serve(profile.ip, CacheHandler, profile)
+        records = {PLATFORM_HOST: [PLATFORM_IP]}
+        records.update({h: [ip] for h, ip in zip(REDIRECTOR_HOSTS, REDIRECTOR_IPS)})
+        records.update({p.host: [p.ip] for p in self.scenario.servers})
+        records.update(dns_records())
+        self.dns = LabDnsServer(records, ttl_s=self.scenario.dns_ttl_s, host=DNS_IP).start()
 
     def _serve(self, ip: str, handler, profile: ServerProfile | None = None) -> LabServer:
         if self.path is not None and profile is not None:  # a cache server listens in the path's namespace
@@ -157,6 +166,8 @@ class Lab:
         """The port of cache server ``name`` (the lab's own or nginx)."""
         if name in self.caches:
             return self.caches[name].port
+        if self.nginx is None:
+            raise LabError(f"the lab has no cache server {name!r}")
         return self.nginx.port(name)
 
     # network path (pytomo/lab/netpath.py)
@@ -182,7 +193,8 @@ class Lab:
     def path_truth(self, profile: ServerProfile) -> dict:
         """The path fields of a ground-truth record (null without the path)."""
         on = self.path is not None
-        queue = self.path.spec(profile.name).effective_queue_bytes if on and profile.path_rate_bps else None
+        queue = (self.path.spec(profile.name).effective_queue_bytes
+                 if self.path is not None and profile.path_rate_bps else None)
         return {"path_delay_ms": profile.path_delay_ms if on else None,
                 "path_rate_bps": profile.path_rate_bps if on else None, "path_loss": profile.path_loss if on else None,
                 "path_loss_up": profile.path_loss_up if on else None, "path_queue_bytes": queue,
@@ -198,7 +210,7 @@ class Lab:
     @property
     def platform_base(self) -> str:
         """The platform's base URL."""
-        return f"http://{PLATFORM_HOST}:{self.platform.port}"
+        return f"http://{PLATFORM_HOST}:{_running(self.platform, 'platform').port}"
 
     def layer(self, settings: Settings) -> Settings:
         """``settings`` with this lab's URLs layered in, as the plugins see them while it runs: the recorded
@@ -268,14 +280,16 @@ class Lab:
 
     def describe(self) -> list[str]:
         """Human-readable lines with every address of the running lab."""
+        dns = _running(self.dns, "DNS server")
+        platforms = _running(self.platforms, "platforms server")
         lines = [f"lab scenario {self.scenario.name}: {self.scenario.description}",
-                 f"dns      {self.dns.host}:{self.dns.port} (UDP and TCP)",
+                 f"dns      {dns.host}:{dns.port} (UDP and TCP)",
                  f"platform {self.platform_base}/  ({PLATFORM_IP})",
                  f"popular  {self.platform_base}/api/popular?time_frame=today",
-                 f"recorded http://{PLATFORMS_HOST}:{self.platforms.port}/  ({PLATFORMS_IP}: YouTube, Dailymotion, "
+                 f"recorded http://{PLATFORMS_HOST}:{platforms.port}/  ({PLATFORMS_IP}: YouTube, Dailymotion, "
                  "yt-dlp; see docs/platforms.md)"]
         for host, server in zip(REDIRECTOR_HOSTS, self.redirectors):
-            lines.append(f"redirect http://{host}:{server.port}/  ({server.server_address[0]})")
+            lines.append(f"redirect http://{host}:{server.port}/  ({server.ip})")
         for profile in self.scenario.servers:
             port = self.cache_port(profile.name)
             rate = "unlimited" if profile.rate_bps is None else f"{profile.rate_bps / 1e6:g} Mbit/s"
@@ -293,3 +307,13 @@ class Lab:
         for video in self.scenario.videos:
             lines.append(f"video    {self.page_url(video.id)}")
         return lines
+
+
+_Server = TypeVar("_Server", LabServer, LabDnsServer)
+
+
+def _running(server: _Server | None, what: str) -> _Server:
+    """``server``, which must have been started."""
+    if server is None:
+        raise LabError(f"the lab's {what} is not running")
+    return server

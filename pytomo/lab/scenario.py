@@ -6,6 +6,7 @@ import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pytomo.errors import LabError
 from pytomo.lab.media import CONTAINERS, MediaSpec
@@ -164,7 +165,7 @@ def _path_fields(raw: dict, where: str) -> dict:
     rate = raw.get("path_rate_bps")
     queue = raw.get("path_queue_bytes")
     mtu = int(raw.get("path_mtu_bytes", 1500))
-    fields = {"path_delay_ms": delay, "path_rate_bps": None if rate is None else float(rate),
+    fields: dict[str, Any] = {"path_delay_ms": delay, "path_rate_bps": None if rate is None else float(rate),
               "path_loss": float(raw.get("path_loss", 0.0)), "path_loss_up": float(raw.get("path_loss_up", 0.0)),
               "path_queue_bytes": None if queue is None else int(queue), "path_mtu_bytes": mtu}
     if not 0 <= delay <= 10_000:

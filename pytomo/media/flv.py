@@ -14,8 +14,8 @@ MAX_SCRIPT_BYTES = 1024 * 1024  # a larger script tag is skipped unread
 _MS = 1000  # FLV timestamps are milliseconds
 _CONFIG_PACKETS = frozenset({0, 2, 4, 5})  # enhanced FLV: sequence start/end, metadata, MPEG-2 TS sequence start
 
-# A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped.
-Parser = Generator[int, "bytes | None", None]
+# A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped (it is then sent b"").
+Parser = Generator[int, bytes, None]
 
 
 def _amf_value(buf: bytes, pos: int, depth: int = 0) -> tuple[object, int]:
@@ -34,28 +34,36 @@ def _amf_value(buf: bytes, pos: int, depth: int = 0) -> tuple[object, int]:
     if marker == 0x0C:  # long string
         length = struct.unpack_from(">I", buf, pos)[0]
         return buf[pos + 4:pos + 4 + length].decode("utf-8", "replace"), pos + 4 + length
-    if marker in (0x03, 0x08):  # object, ECMA array: name/value pairs up to the end marker
-        if marker == 0x08:
-            pos += 4
-        values: dict[str, object] = {}
-        while pos + 3 <= len(buf) and buf[pos:pos + 3] != b"\x00\x00\x09":
-            length = struct.unpack_from(">H", buf, pos)[0]
-            name = buf[pos + 2:pos + 2 + length].decode("utf-8", "replace")
-            values[name], pos = _amf_value(buf, pos + 2 + length, depth + 1)
-        return values, pos + 3
+    if marker in (0x03, 0x08):  # object, ECMA array (after its count): name/value pairs up to the end marker
+        return _amf_object(buf, pos + 4 if marker == 0x08 else pos, depth)
     if marker == 0x0A:  # strict array
-        count = struct.unpack_from(">I", buf, pos)[0]
-        pos += 4
-        items = []
-        for _ in range(count):
-            item, pos = _amf_value(buf, pos, depth + 1)
-            items.append(item)
-        return items, pos
+        return _amf_array(buf, pos, depth)
     if marker == 0x0B:  # date
         return None, pos + 10
     if marker in (0x05, 0x06):  # null, undefined
         return None, pos
     raise ValueError(f"AMF0 marker {marker:#x} not supported")
+
+
+def _amf_object(buf: bytes, pos: int, depth: int) -> tuple[dict[str, object], int]:
+    """The name/value pairs of an AMF0 object from ``pos`` up to its end marker, and the position after it."""
+    values: dict[str, object] = {}
+    while pos + 3 <= len(buf) and buf[pos:pos + 3] != b"\x00\x00\x09":
+        length = struct.unpack_from(">H", buf, pos)[0]
+        name = buf[pos + 2:pos + 2 + length].decode("utf-8", "replace")
+        values[name], pos = _amf_value(buf, pos + 2 + length, depth + 1)
+    return values, pos + 3
+
+
+def _amf_array(buf: bytes, pos: int, depth: int) -> tuple[list[object], int]:
+    """The items of an AMF0 strict array (its count at ``pos``), and the position after it."""
+    count = struct.unpack_from(">I", buf, pos)[0]
+    pos += 4
+    items = []
+    for _ in range(count):
+        item, pos = _amf_value(buf, pos, depth + 1)
+        items.append(item)
+    return items, pos
 
 
 def metadata_duration_s(body: bytes) -> float | None:

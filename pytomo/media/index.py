@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Protocol
 
 from pytomo.media.budget import BOX_LIMIT_BYTES, IndexBudget, IndexLimitError
@@ -17,11 +17,10 @@ SNIFF_BYTES = 512  # at most this much is held back to recognise the container
 _MALFORMED = (ValueError, IndexError, OverflowError, struct.error)
 _WHITESPACE = b" \t\r\n\x0b\x0c"
 _BOM = b"\xef\xbb\xbf"
-_INDEXES = {"mp4": Mp4Index, "webm": WebmIndex, "flv": FlvIndex, "ts": TsIndex}
 
 
 class _ContainerIndex(Protocol):
-    def run(self) -> Generator[int, bytes | None, None]: ...
+    def run(self) -> Generator[int, bytes, None]: ...
 
     @property
     def waiting_for(self) -> str | None: ...
@@ -29,6 +28,10 @@ class _ContainerIndex(Protocol):
     def timeline(self) -> MediaTimeline | None: ...
 
     def unplayable(self, whole: bool) -> str | None: ...
+
+
+_INDEXES: dict[str, Callable[[IndexBudget], _ContainerIndex]] = {
+    "mp4": Mp4Index, "webm": WebmIndex, "flv": FlvIndex, "ts": TsIndex}
 
 
 def _is_ts(head: bytes) -> bool | None:
@@ -48,15 +51,26 @@ class _Pump:
     for more than the budget is ever buffered.
     """
 
-    def __init__(self, parser: Generator[int, bytes | None, None], budget: IndexBudget) -> None:
+    def __init__(self, parser: Generator[int, bytes, None], budget: IndexBudget) -> None:
         self._parser = parser
         self._budget = budget
         self._buffer = bytearray()
         self.finished = False
         self._want = 0
-        self._want = self._step(None)
+        self._want = self._start()
 
-    def _step(self, value: bytes | None) -> int:
+    def _start(self) -> int:
+        """Runs the parser up to its first request."""
+        try:
+            want = next(self._parser)
+        except StopIteration:
+            self.finished = True
+            return 0
+        if want > 0:
+            self._budget.request(want)
+        return want
+
+    def _step(self, value: bytes) -> int:
         try:
             want = self._parser.send(value)
         except StopIteration:
@@ -75,7 +89,7 @@ class _Pump:
                 pos += take
                 want += take
                 if want == 0:
-                    want = self._step(None)
+                    want = self._step(b"")
             elif not buffer and end - pos >= want:
                 chunk = bytes(data[pos:pos + want])
                 pos += want
@@ -211,7 +225,7 @@ class MediaIndexer:
     def _stop(self, kind: str, message: str) -> None:
         self._fatal_kind, self._fatal = kind, message
 
-    def _new_pump(self, parser: Generator[int, bytes | None, None]) -> _Pump | None:
+    def _new_pump(self, parser: Generator[int, bytes, None]) -> _Pump | None:
         """A pump over ``parser``, or None when its first request already stops the index."""
         try:
             return _Pump(parser, self._budget)

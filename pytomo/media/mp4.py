@@ -15,8 +15,8 @@ TOP_LEVEL_TYPES = frozenset(b"ftyp styp moov moof mdat free skip wide pdin sidx 
 _TO_END = 1 << 62  # "skip everything that follows"
 _HANDLERS = {b"vide": "video", b"soun": "audio"}
 
-# A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped.
-Parser = Generator[int, "bytes | None", None]
+# A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped (it is then sent b"").
+Parser = Generator[int, bytes, None]
 
 
 def _u32(buf: bytes, pos: int) -> int:

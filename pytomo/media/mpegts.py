@@ -20,8 +20,8 @@ _ADTS = 0x0F
 _ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 MAX_SECTION_BYTES = 4096
 
-# A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped.
-Parser = Generator[int, "bytes | None", None]
+# A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped (it is then sent b"").
+Parser = Generator[int, bytes, None]
 
 
 def _timestamp(buf: bytes, pos: int) -> int:

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from typing import IO
 
 from pytomo.errors import MediaError, ParserFailure
 
@@ -69,7 +70,7 @@ class MediaInfoWorker:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self._proc: subprocess.Popen | None = None
-        self._stderr = None
+        self._stderr: IO[bytes] | None = None
         self._calls = 0
         self._lock = threading.Lock()
 

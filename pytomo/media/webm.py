@@ -31,8 +31,8 @@ MAX_UINT_BYTES = 8  # an EBML unsigned integer (Timecode, BlockDuration) has at 
 _TRACK_KINDS = {1: "video", 2: "audio"}
 _TO_END = 1 << 62
 
-# A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped.
-Parser = Generator[int, "bytes | None", None]
+# A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped (it is then sent b"").
+Parser = Generator[int, bytes, None]
 Header = tuple[int, "int | None", int]  # element ID, payload size (None: unknown), header length
 
 
@@ -220,7 +220,7 @@ class WebmIndex:
             yield head_len - size
         return track, relative, frames
 
-    def _add_block(self, track_number: int, end: int, ticks: int, duration: int | None, frames: int) -> None:
+    def _add_block(self, track_number: int, end: int, ticks: int, duration: float | None, frames: int) -> None:
         track = self._tracks.get(track_number)
         if track is None:
             return

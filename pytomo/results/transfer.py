@@ -110,7 +110,7 @@ class SegmentRecord:
     status: int | None
     trequest_s: float
     tresponse_s: float | None
-    tfinish_s: float | None
+    tfinish_s: float
     bytes: int
     media_start_s: float | None
     media_duration_s: float | None

@@ -71,7 +71,10 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
 
 
-def _extras(conn: sqlite3.Connection) -> dict[tuple[str, str, str], dict[str, Any]]:
+_SourceKey = tuple[str | None, str | None, str | None]  # (ID, Url, IP) of a download
+
+
+def _extras(conn: sqlite3.Connection) -> dict[_SourceKey, dict[str, Any]]:
     """The figures new in this version from the tables of our schema versions 2 and 3, by (ID, Url, IP)."""
     have = {"downloads": _columns(conn, "downloads"), "videos": _columns(conn, "videos")}
     old = {table: {new: was for was, new in renamed(table).items()} for table in have}
@@ -82,7 +85,7 @@ def _extras(conn: sqlite3.Connection) -> dict[tuple[str, str, str], dict[str, An
     rows = conn.execute(
         "SELECT replace(substr(d.started_at, 1, 26), 'T', ' ') AS ID, v.page_url AS Url, d.address AS IP"
         + "".join(f", {c}" for c in cols) + " FROM downloads d JOIN videos v ON v.id = d.video_row_id ORDER BY d.id")
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    out: dict[_SourceKey, dict[str, Any]] = {}
     for r in rows:
         out.setdefault((r["ID"], r["Url"], r["IP"]), dict(r))
     return out

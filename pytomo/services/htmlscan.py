@@ -60,17 +60,24 @@ class PageScan:
             self.json_blocks[unescape(attrs.get("id") or "")] = text
 
 
+def _match_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where ``pattern``, which cannot fail at ``pos`` (it matches the empty string or the character there), ends."""
+    match = pattern.match(text, pos)
+    assert match is not None, pattern.pattern
+    return match.end()
+
+
 def _attributes(text: str, pos: int) -> tuple[dict[str, str | None], int] | None:
     """The attributes of a tag from ``pos`` and the position after its '>', or None when the page ends first."""
     attrs: dict[str, str | None] = {}
     n = len(text)
     while True:
-        pos = _SPACE.match(text, pos).end()
+        pos = _match_end(_SPACE, text, pos)
         if pos >= n:
             return None
         if text[pos] == ">":
             return attrs, pos + 1
-        name_end = _ATTR_NAME.match(text, pos).end()
+        name_end = _match_end(_ATTR_NAME, text, pos)
         name = text[pos:name_end].lower()
         pos = name_end
         value: str | None = None
@@ -86,13 +93,49 @@ def _attributes(text: str, pos: int) -> tuple[dict[str, str | None], int] | None
                     return None
                 value, pos = text[pos + 1:close], close + 1
             else:
-                end = _UNQUOTED.match(text, pos).end()
+                end = _match_end(_UNQUOTED, text, pos)
                 value, pos = text[pos:end], end
         attrs.setdefault(name, value)  # HTML5 keeps the first of duplicate attributes
 
 
 def _is_letter(char: str) -> bool:
     return char.isascii() and char.isalpha()
+
+
+def _after_comment(text: str, lt: int) -> int | None:
+    """The position after the comment opened at ``lt``, or None when it runs to the end of the page."""
+    if text.startswith(("<!-->", "<!--->"), lt):  # abruptly closed empty comments
+        return text.index(">", lt + 4) + 1
+    end = text.find("-->", lt + 4)
+    return end + 3 if end >= 0 else None  # an unclosed comment runs to the end of the page
+
+
+def _after_tag(page: PageScan, text: str, lt: int) -> int | None:
+    """Read the start or end tag at ``lt`` into ``page``; the position to go on from, or None when the page ends."""
+    closing = text[lt + 1] == "/"
+    name_start = lt + 2 if closing else lt + 1
+    name_end = _match_end(_TAG_NAME, text, name_start)
+    tag = text[name_start:name_end].lower()
+    parsed = _attributes(text, name_end)
+    if parsed is None:
+        return None  # a tag left open at the end is dropped
+    attrs, pos = parsed
+    if closing:
+        return pos
+    if tag in _RAW_TEXT:
+        return _after_raw_text(page, tag, attrs, text, pos)
+    page._start(tag, attrs)
+    return pos
+
+
+def _after_raw_text(page: PageScan, tag: str, attrs: dict[str, str | None], text: str, pos: int) -> int | None:
+    """Read the text of a raw-text element (script, title...) from ``pos``; where its end tag starts, or None."""
+    m = _RAW_END[tag].search(text, pos)
+    body_end = m.start() if m else len(text)
+    page._raw(tag, attrs, text[pos:body_end])
+    if m is None:
+        return None
+    return body_end  # its end tag is read as a tag on the next turn
 
 
 def scan(html_text: str, base_url: str) -> PageScan:
@@ -104,38 +147,16 @@ def scan(html_text: str, base_url: str) -> PageScan:
         if lt < 0 or lt + 1 >= n:
             return page
         nxt = text[lt + 1]
+        after: int | None
         if text.startswith("<!--", lt):
-            if text.startswith(("<!-->", "<!--->"), lt):  # abruptly closed empty comments
-                pos = text.index(">", lt + 4) + 1
-                continue
-            end = text.find("-->", lt + 4)
-            if end < 0:
-                return page  # an unclosed comment runs to the end of the page
-            pos = end + 3
+            after = _after_comment(text, lt)
         elif nxt in "!?" or (nxt == "/" and lt + 2 < n and not _is_letter(text[lt + 2])):
             end = text.find(">", lt + 2)  # doctype, CDATA, processing instruction, bogus comment
-            if end < 0:
-                return page
-            pos = end + 1
+            after = end + 1 if end >= 0 else None
         elif nxt == "/" or _is_letter(nxt):
-            closing = nxt == "/"
-            name_start = lt + 2 if closing else lt + 1
-            name_end = _TAG_NAME.match(text, name_start).end()
-            tag = text[name_start:name_end].lower()
-            parsed = _attributes(text, name_end)
-            if parsed is None:
-                return page  # a tag left open at the end is dropped
-            attrs, pos = parsed
-            if closing:
-                continue
-            if tag in _RAW_TEXT:
-                m = _RAW_END[tag].search(text, pos)
-                body_end = m.start() if m else n
-                page._raw(tag, attrs, text[pos:body_end])
-                if m is None:
-                    return page
-                pos = body_end  # its end tag is read as a tag on the next turn
-            else:
-                page._start(tag, attrs)
+            after = _after_tag(page, text, lt)
         else:
-            pos = lt + 1  # a '<' that starts nothing is text
+            after = lt + 1  # a '<' that starts nothing is text
+        if after is None:
+            return page
+        pos = after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Any
@@ -140,14 +141,15 @@ class PlatformService(Service):
         """Choose the format to measure and describe the video; PageError ``no_format`` when none fits."""
         info = resolved.info
         s = self.ctx.settings
-        base = dict(resolver=resolved.resolver, version=resolved.version, player_client=resolved.player_client,
-                    warnings=resolved.warnings, info=info, format_choice=s.media_format, runtime=resolved.runtime)
+        record_of = functools.partial(extractor_record, resolver=resolved.resolver, version=resolved.version,
+                                      player_client=resolved.player_client, warnings=resolved.warnings, info=info,
+                                      format_choice=s.media_format, runtime=resolved.runtime)
         try:
             choice = choose(info.get("formats") or [], s.media_format)
         except NoFormat as exc:
             kind = "drm" if _drm_only(info.get("formats") or []) else "no_format"
-            raise PageError(f"{self.NAME}: {exc}", kind=kind, extractor=extractor_record(**base)) from exc
-        record = extractor_record(**base, choice=choice)
+            raise PageError(f"{self.NAME}: {exc}", kind=kind, extractor=record_of()) from exc
+        record = record_of(choice=choice)
         if related_source:
             record["related_source"] = related_source
         if related_error:

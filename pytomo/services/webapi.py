@@ -35,7 +35,7 @@ def _error_text(data: Any) -> tuple[str, str]:
     """(reason, message) from the documented error bodies of the YouTube Data API and the Dailymotion API."""
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
-        reasons = [e.get("reason") for e in err.get("errors") or () if isinstance(e, dict) and e.get("reason")]
+        reasons = [str(e["reason"]) for e in err.get("errors") or () if isinstance(e, dict) and e.get("reason")]
         reason = reasons[0] if reasons else str(err.get("type") or err.get("status") or "")
         return reason, str(err.get("message") or reason)
     if isinstance(err, str):

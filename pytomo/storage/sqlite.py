@@ -55,7 +55,14 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
     """Insert one row given by column name; its id."""
     cols = ", ".join(row)
     marks = ", ".join("?" for _ in row)
-    return conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values())).lastrowid
+    return _rowid(conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values())))
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just made (sqlite3 sets it after every successful INSERT)."""
+    rowid = cursor.lastrowid
+    assert rowid is not None, "an INSERT without a row id"
+    return rowid
 
 
 def metadata_path(db_path: Path) -> Path:
@@ -117,7 +124,7 @@ class RunDatabase:
                  platform.platform(), lab_scenario))
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot create the run database in {directory}: {exc}") from exc
-        return cls(path, conn, cur.lastrowid)
+        return cls(path, conn, _rowid(cur))
 
     def finish(self, status: str, stop_reason: str | None = None) -> None:
         """Close the run row and the database; when the disk is full the row keeps ``running`` and a line says so."""

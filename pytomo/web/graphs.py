@@ -13,7 +13,8 @@ from pytomo.rrd.store import RRD_LOCK, STEP_S, first_point_s, rrdtool_module
 
 log = logging.getLogger(__name__)
 
-SPANS_S: dict[str, int | None] = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400, "all": None}
+_MONTH_S = 31 * 86400
+SPANS_S: dict[str, int | None] = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": _MONTH_S, "all": None}
 MIN_SPAN_S = 30
 WIDTH_PX, HEIGHT_PX = 640, 150
 PLAIN_UNITS = {"ms", "s", "%", "ratio", "stalls", "code"}  # numbers drawn as they are, no SI prefix
@@ -35,7 +36,7 @@ def time_range(rrd: Path, span: str) -> tuple[int, int]:
     length = SPANS_S[span]
     if length is None:
         first = first_point_s(rrd.parent)
-        start = int(first) - STEP_S if first is not None else end - SPANS_S["month"]
+        start = int(first) - STEP_S if first is not None else end - _MONTH_S
         start -= (end - start) // 20  # a margin before the first point
         start = min(start, end - MIN_SPAN_S)
     else:
