@@ -30,7 +30,7 @@ def _video(c: sqlite3.Connection, rng: random.Random, run_id: int, n: int, at: d
     failed = rng.random() < 0.05
     page = f"http://www.bench.test/watch?v=v{n:06d}"
     vid = c.execute(
-        "INSERT INTO videos (run_id, round, seed_source, page_url, service, video_id, title, duration_s,"
+        "INSERT INTO videos (run_id, round, seed_source, page_url, service, video_id, title, announced_duration_s,"
         " related_count, started_at, ended_at, cache_server_delay_s, status, error_stage, error_kind, error_message)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (run_id, 0, "popular:today", page, "Bench", f"v{n:06d}", f"{rng.choice(TITLES)} #{n}", 30.0, 3, iso(at),
@@ -69,20 +69,23 @@ def _video(c: sqlite3.Connection, rng: random.Random, run_id: int, n: int, at: d
     stalls = [] if rate > enc * 1.2 else [(rng.uniform(2, 8), rng.uniform(0.3, 3.0)) for _ in range(rng.randint(1, 3))]
     tts = rng.uniform(0.05, 2.5)
     did = c.execute(
-        "INSERT INTO downloads (video_row_id, url, host, address, started_at, window_s, status_code, http_version,"
-        " content_type, content_length_bytes, headers_s, ttfb_s, last_byte_s, duration_s, bytes, first_read_bytes,"
-        " avg_throughput_bps, peak_1s_throughput_bps, bin_s, ended_by, container, video_codec, audio_codec, width,"
-        " height, frame_rate, media_duration_s, encoding_rate_bps, encoding_rate_source, media_time_source,"
-        " initial_buffer_s, min_buffer_s, restart_buffer_s, time_to_start_s, initial_data_bytes, initial_rate_bps,"
-        " initial_playback_buffer_s, stall_count, stall_total_s, buffer_at_end_s, media_received_s, played_s,"
-        " playout_end_s, playout_state_at_end, throughput_to_encoding_ratio)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO downloads (video_row_id, url, host, address, started_at, window_s, http_status, http_version,"
+        " content_type, content_length_bytes, headers_s, first_byte_s, last_byte_s, transfer_s, bytes,"
+        " first_read_bytes, avg_throughput_bps, peak_1s_bps, bin_s, ended_by, container, video_codec, audio_codec,"
+        " width, height, frame_rate, media_duration_s, encoding_rate_bps, encoding_rate_source, media_time_source,"
+        " initial_buffer_threshold_s, min_buffer_threshold_s, restart_buffer_threshold_s, time_to_start_s,"
+        " initial_data_bytes, initial_rate_bps, buffered_at_start_s, stall_count, stall_total_s, buffer_at_end_s,"
+        " media_received_s, played_s, playout_end_s, playout_state_at_end, throughput_to_encoding_ratio,"
+        " throughput_2015_bps, resolve_s, ping_min_ms, ping_avg_ms, ping_max_ms)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+        "?,?,?,?,?)",
         (vid, f"http://{host}/v{n}.mp4", host, ip, iso(at + timedelta(seconds=0.3)), WINDOW_S, 200, "HTTP/1.1",
          "video/mp4", 3_750_000, 0.02, rng.uniform(0.02, 0.4), WINDOW_S, WINDOW_S - 0.05, total, bins[0],
          rate, rate * 1.4, BIN_S, "window", "mp4", "avc1", "mp4a", 640, 360, 25.0, 30.0, enc, "mediainfo-overall",
          "mp4-sample-table", 2.0, 0.1, 1.0, tts, 250_000, rate, 2.0, len(stalls), sum(d for _s, d in stalls),
          rng.uniform(0, 20), rate * WINDOW_S / enc, WINDOW_S - tts - sum(d for _s, d in stalls), WINDOW_S,
-         "playing", rate / enc)).lastrowid
+         "playing", rate / enc, total * 8 / (WINDOW_S - 0.05), rng.uniform(0.001, 0.04), base_rtt,
+         base_rtt + 1.0, base_rtt + 4.0)).lastrowid
     c.executemany("INSERT INTO throughput_samples (download_id, bin_index, t_start_s, bytes) VALUES (?,?,?,?)",
                   [(did, i, i * BIN_S, b) for i, b in enumerate(bins)])
     c.executemany("INSERT INTO stalls (download_id, seq, start_s, media_position_s, duration_s, ongoing)"
