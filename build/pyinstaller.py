@@ -34,6 +34,19 @@ def deno_options(sep: str) -> list[str]:
     return ["--add-binary", f"{deno}{sep}{BUNDLED_DENO_DIR}"]
 
 
+def commit_file() -> Path:
+    """Write ``pytomo/_commit.txt`` (the checkout's commit) for the bundle: ``pytomo.version.commit()`` reads it."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from pytomo.version import COMMIT_FILE, commit
+    finally:
+        sys.path.pop(0)
+    path = ROOT / ".pyinstaller" / COMMIT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((commit() or "unknown") + "\n", encoding="ascii")
+    return path
+
+
 def options() -> list[str]:
     """PyInstaller's command line: one file, our data, the packages that carry binaries or data of their own."""
     sep = ";" if sys.platform == "win32" else ":"
@@ -44,6 +57,7 @@ def options() -> list[str]:
         "--distpath", str(ROOT / "dist"), "--workpath", str(work / "work"), "--specpath", str(work),
         "--paths", str(ROOT),
         "--add-data", f"{ROOT / 'templates'}{sep}templates",
+        "--add-data", f"{commit_file()}{sep}pytomo",  # the commit, as pytomo/_commit.txt in the bundle
         "--add-data", f"{ROOT / 'pytomo' / 'lab' / 'scenarios'}{sep}pytomo/lab/scenarios",
         "--add-data", f"{ROOT / 'pytomo' / 'lab' / 'recordings'}{sep}pytomo/lab/recordings",
         # every module of ours, found statically; binaries and data of the libraries that need them

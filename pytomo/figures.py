@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pytomo.engine.p1203 import build_input
-from pytomo.results import iso
+from pytomo.results import iso, local_iso
 
 # A figure's value is read from the video's measurement ``m`` and, in ``downloads``, one of its downloads ``d``:
 # either an attribute path (``"d.transfer.first_byte_s"``: None as soon as one step is None) or a function.
@@ -192,12 +192,25 @@ FIGURES: tuple[Figure, ...] = (
                       20, pages=(("qos", 13),), legacy="CacheServerDelay"),)),
     Figure(V, "available_wait_s", "REAL", "waited for the format's available_at before the first media request",
            "m.available_wait_s", since=3),
+    Figure(V, "started_at_local", "TEXT",
+           "when the video's measurement began, the volunteer's local time with its UTC offset (started_at is UTC)",
+           lambda m, d: local_iso(m.started_at), since=5),
     # downloads: network
     Figure(D, "url", "TEXT NOT NULL", "the media URL requested", "d.transfer.url"),
     Figure(D, "host", "TEXT NOT NULL", "its host", lambda m, d: urlsplit(d.transfer.url).hostname or ""),
     Figure(D, "address", "TEXT NOT NULL", "the address it was fetched from", "d.transfer.address"),
     Figure(D, "started_at", "TEXT NOT NULL", "when the request was sent (UTC)",
            lambda m, d: iso(d.transfer.started_at)),
+    Figure(D, "started_at_local", "TEXT",
+           "when the request was sent, the volunteer's local time with its UTC offset (the 2015 ID's clock)",
+           lambda m, d: local_iso(d.transfer.started_at), since=5),
+    Figure(D, "as_number", "INTEGER", "AS number of the address, from the offline IP databases (--ip-db; the 2015 "
+           "ASNumber)", "d.origin.as_number", since=5),
+    Figure(D, "as_name", "TEXT", "the AS's name (organisation) in those databases", "d.origin.as_name", since=5),
+    Figure(D, "country", "TEXT", "country of the address (ISO 3166-1 alpha-2) in those databases", "d.origin.country",
+           since=5),
+    Figure(D, "ip_db_problem", "TEXT", "why as_number, as_name or country is NULL: no --ip-db, a private or loopback "
+           "address, not in the databases", "d.origin.problem", since=5),
     Figure(D, "window_s", "REAL NOT NULL", "the download window", "d.transfer.window_s"),
     Figure(D, "http_status", "INTEGER", "HTTP status of the media response (the cache server's answer)",
            "d.transfer.status", old_name="status_code",

@@ -17,6 +17,7 @@ from pytomo.engine.http import HttpClient
 from pytomo.engine.pipeline import Pipeline
 from pytomo.engine.resolve import DnsProbe, ResolverSpec, addresses, parse_resolver
 from pytomo.engine.targets import TargetPolicy
+from pytomo.engine.vantage import Vantage
 from pytomo.errors import LabError, UsageError
 from pytomo.results import CrawlSummary, Sink
 from pytomo.rrd.recorder import RrdRecorder
@@ -76,6 +77,8 @@ class CrawlRun:
                     raise
                 lab = Lab(scenario, truth_path=s.lab_truth).start()
                 stack.callback(lab.stop)
+            # AS and country of the cache servers from the user's offline databases; the lab's are on loopback
+            vantage = stack.enter_context(Vantage(s.ip_db, lookup_private=lab is not None))
             specs, primary = self._resolvers(lab)
             dns = DnsProbe(specs, timeout_s=s.dns_timeout_s, getaddrinfo_fallback=lab is None)
             policy = TargetPolicy(allow_private=s.allow_private_targets or lab is not None)
@@ -92,7 +95,7 @@ class CrawlRun:
             db = RunDatabase.create(s.database_dir, s, lab_scenario=lab.scenario.source if lab else None)
             setup_logging(s.log_level, db.path.with_suffix(".log"))
             log.info("run %s: service %s, %d seeds, settings %s", db.path.name, s.service, len(seeds), s.as_dict())
-            pipeline = Pipeline(s, http, dns, primary, self.stop)
+            pipeline = Pipeline(s, http, dns, primary, self.stop, vantage=vantage)
             # the database first (a full disk stops the crawl), then the RRD files beside it and the console line,
             # whose failures never stop the crawl
             sinks: list[Sink] = [DatabaseSink(db), RrdRecorder(db.path), ConsoleSink()]

@@ -167,6 +167,12 @@ class Settings:
         shown="off: refused", note="CGNAT, multicast and documentation ranges too, IPv4 and IPv6; by default such a "
         "connection is refused before anything is sent and stored as `redirects/forbidden_address`. URLs given on "
         "the command line or in `-f`, the API and recording URLs of the settings, and the lab may always reach theirs")
+    ip_db: tuple[str, ...] = _opt((), "an offline IP database in MaxMind's format (.mmdb: GeoLite2 or DB-IP Lite, "
+                                  "ASN or country) giving the AS and country of each cache server (repeatable)",
+                                  group="probes", flag="--ip-db", metavar="FILE",
+                                  note="no online lookup; the first file that has a field gives it; private and "
+                                  "loopback addresses are not looked up (the lab's are); the volunteer's own address "
+                                  "is never looked up nor stored")
     # download and playout
     download_time_s: float = _opt(30.0, "download window per video; <= 0: {max_download_time_s}", group="download",
                                   flag="-D", unit="s", metavar="SECONDS", note="counted from the response headers")
@@ -213,6 +219,19 @@ class Settings:
                              flag="--database-dir", metavar="DIR")
     provider: str = _opt("", "ISP label, put into file names", group="output", flag="--provider", metavar="ISP",
                          note="and into the run row")
+    # upload to a collector (pytomo/upload, docs/web.md)
+    centralise: bool = _opt(False, "upload the run database to the collector (--collector) when the run ends",
+                            group="output", flag=("-c", "--centralise", "--centralize"),
+                            note="the 2015 option, now an authenticated upload; what is sent, where, and how to "
+                            "withdraw are said before the first crawl; with `-b`, giving `-c` is the consent. A run "
+                            "that cannot be sent stays in the outbox for `pytomo upload`")
+    collector_url: str = _opt("", "the collector that -c and `pytomo upload` send runs to", group="output",
+                              flag="--collector", metavar="URL", check=http_url,
+                              note="https://, or plain http:// to a loopback address only")
+    collector_token: str = _opt("", "this volunteer's token for the collector", group="output",
+                                env="PYTOMO_COLLECTOR_TOKEN", secret=True,
+                                note="config file or environment only (a command line is seen by every user); "
+                                "never stored")
     no_log_ip: bool = _opt(True, "do not record the public address (always the case: this version never looks it "
                            "up)", group="output", flag=("-x", "--no-log-ip"), note="there is no option to record "
                            "it; the option is kept for old scripts")

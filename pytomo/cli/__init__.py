@@ -1,4 +1,5 @@
-"""The one command: ``pytomo crawl | server | lab | rrd | p1203``, every entry point's way in and its exit status."""
+"""The one command: ``pytomo crawl | server | lab | rrd | p1203 | export | analyse | upload | tokens``, every entry
+point's way in and its exit status."""
 
 from __future__ import annotations
 
@@ -40,6 +41,13 @@ COMMANDS: dict[str, Command] = {
     "rrd": Command("pytomo.cli.server", "rrd_main",
                    "rebuild the RRD files of run databases (start_server.py --rebuild-rrd)"),
     "p1203": Command("pytomo.cli.tools", "p1203_main", "the ITU-T P.1203 inputs of a run's videos, JSON lines"),
+    "upload": Command("pytomo.cli.upload", "upload_main",
+                      "send finished runs to a collector (--collector URL), or show the outbox (--status)"),
+    "tokens": Command("pytomo.cli.tokens", "tokens_main", "add a collector token (tokens add NAME --tokens FILE)"),
+    "export": Command("pytomo.cli.export", "export_main",
+                      "run databases as a Hive-partitioned Parquet dataset (or CSV files) for researchers"),
+    "analyse": Command("pytomo.cli.analyse", "analyse_main",
+                       "the five first analyses of a Parquet dataset, with DuckDB (default) or Dask: tables, PNGs"),
 }
 CHILDREN = {"_delayline": ("pytomo.lab.delayline", "main"), "_mediainfo": ("pytomo.media.sandbox", "child_main")}
 """Pytomo's own child processes (pytomo/paths.py child_command), not listed: their argv comes from the parent."""

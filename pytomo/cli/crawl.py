@@ -21,10 +21,7 @@ log = logging.getLogger("pytomo")
 
 PROG = "start_crawl.py"
 REMOVED = {
-    "-c": "the anonymous FTP upload was removed",
-    "--centralise": "the anonymous FTP upload was removed",
-    "--centralize": "the anonymous FTP upload was removed",
-    "--centralisation_server": "the anonymous FTP upload was removed",
+    "--centralisation_server": "the anonymous FTP server was replaced by a collector: -c --collector URL",
     "--snmp": "the SNMP sub-agent was removed",
     "-H": "the 2015 YouTube itag order was removed; choose the format with --format",
     "--hd": "the 2015 YouTube itag order was removed; choose the format with --format",
@@ -155,11 +152,39 @@ def _confirm(s: settings_mod.Settings) -> bool:
     return ask(s, sys.stdin, sys.stdout)
 
 
+def _uploader(s: settings_mod.Settings) -> Any:
+    """-c: the uploader to the collector (checked now), or None without -c."""
+    if not s.centralise:
+        if s.collector_url:
+            log.debug("--collector without -c: nothing is sent")
+        return None
+    if not s.collector_url:
+        raise UsageError("-c needs --collector URL (or collector_url in the config file)")
+    from pytomo.upload.client import Uploader
+
+    return Uploader(s.collector_url, s.collector_token)
+
+
+def _upload(uploader: Any, db_path: Path, prog: str) -> bool:
+    """Send the run's database when the run ends; a failure is one line (the outbox keeps it for pytomo upload)."""
+    from pytomo.upload.client import UploadFailed
+
+    try:
+        answer = uploader.upload(db_path)
+    except UploadFailed as exc:
+        print(f"{prog}: error: upload to {uploader.collector} failed: {exc}; `pytomo upload` sends it later",
+              file=sys.stderr, flush=True)
+        return False
+    print(f"{prog}: uploaded to {uploader.collector}: {answer.message}", file=sys.stderr, flush=True)
+    return True
+
+
 def _crawl(argv: list[str], prog: str) -> int:
     from pytomo.console import summary_table
     from pytomo.run import CrawlRun
 
     s = parse_crawl_args(argv, prog)
+    uploader = _uploader(s)  # -c: a bad collector URL or no token is a usage error before anything is measured
     if not _confirm(s):
         print(f"{prog}: not started", file=sys.stderr)
         return ExitStatus.OK
@@ -177,6 +202,8 @@ def _crawl(argv: list[str], prog: str) -> int:
     outcome = run.execute(_logging_setup(prog))
     summary_table(outcome.summary, sys.stdout)
     print(outcome.db_path, flush=True)
+    if uploader is not None and not _upload(uploader, outcome.db_path, prog):
+        return ExitStatus.FAILURE
     if outcome.summary.error:
         print(f"{prog}: error: {outcome.summary.error}", file=sys.stderr)
         return ExitStatus.FAILURE

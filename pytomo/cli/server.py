@@ -49,6 +49,14 @@ def server_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--rebuild-rrd", action="store_true",
                    help="rebuild the RRD files of -f DB (or of every database in -d DIR) and exit")
     _zone_options(p, "with --rebuild-rrd: ")
+    collect = p.add_argument_group("collector mode (docs/web.md)")
+    collect.add_argument("--collect", metavar="DIR", help="be a collector: take run uploads into DIR (files, index, "
+                         "Parquet dataset) on /api/v1/runs instead of showing pages")
+    collect.add_argument("--tokens", metavar="FILE", help="with --collect: the tokens file (pytomo tokens add)")
+    collect.add_argument("--ip-db", dest="ip_db", metavar="FILE", action="append", default=[],
+                         help="with --collect: IP database (.mmdb) giving the uploader's AS and country (repeatable)")
+    collect.add_argument("--max-upload-mib", dest="max_upload_mib", type=int, default=256, metavar="MIB",
+                         help="with --collect: the largest upload, compressed or not (default 256)")
     p.add_argument("-V", "--version", action="version", version=f"pytomo {__version__}")
     return p
 
@@ -83,10 +91,38 @@ def _rebuild_all(ns: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def _collect(ns: argparse.Namespace, prog: str) -> int:
+    """``--collect DIR --tokens FILE``: the collector."""
+    from pytomo.collector.app import Service, serve_collector, vantage_lookup
+    from pytomo.collector.store import Collector
+    from pytomo.collector.tokens import TokenStore
+
+    if not ns.tokens:
+        raise UsageError("--collect needs --tokens FILE (make one with: pytomo tokens add NAME --tokens FILE)")
+    if not 1 <= ns.max_upload_mib <= 65536:
+        raise UsageError("--max-upload-mib must be within 1-65536")
+    _logging(ns)
+    tokens = TokenStore(Path(ns.tokens))
+    lookup = vantage_lookup(ns.ip_db)
+    service = Service(Collector(Path(ns.collect), lookup=lookup, max_bytes=ns.max_upload_mib * 1024 * 1024), tokens)
+    try:
+        serve_collector(service, ns.bind, ns.port, lookup=lookup,
+                        on_ready=lambda url: print(f"collecting on {url}api/v1/runs", flush=True))
+    except KeyboardInterrupt:
+        print(f"{prog}: stopped", file=sys.stderr)
+    finally:
+        service.collector.close()
+    return ExitStatus.OK
+
+
 def _serve(argv: list[str], prog: str) -> int:
     ns = server_parser(prog).parse_args(argv)
     if ns.rebuild_rrd:
         return _rebuild_all(ns)
+    if ns.collect:
+        return _collect(ns, prog)
+    if ns.tokens or ns.ip_db:
+        raise UsageError("--tokens and --ip-db are options of --collect")
     _logging(ns)
     from pytomo.web.app import Site, serve
     from pytomo.web.catalog import Catalog

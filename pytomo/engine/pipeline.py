@@ -22,6 +22,7 @@ from pytomo.engine.ping import probe_rtt
 from pytomo.engine.player import SegmentPlayer
 from pytomo.engine.progressive import fetch_progressive
 from pytomo.engine.resolve import DnsProbe, addresses
+from pytomo.engine.vantage import Vantage
 from pytomo.errors import (
     BLOCKED_STATUSES,
     BlockedClient,
@@ -84,8 +85,9 @@ class Pipeline:
     """Runs the measurement stages for one page URL; expected failures become the video's stored outcome."""
 
     def __init__(self, settings: Settings, http: HttpClient, dns: DnsProbe, primary_resolvers: set[str],
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, vantage: Vantage | None = None) -> None:
         self.settings = settings
+        self.vantage = vantage or Vantage()  # AS and country of each download's address (--ip-db)
         self.http = http
         self.dns = dns
         self.primary = primary_resolvers
@@ -115,6 +117,8 @@ class Pipeline:
             log.exception("unexpected failure measuring %s", page_url)
             m.status, m.error_stage, m.error_kind = "error", "internal", "bug"
             m.error_message = f"{exc.__class__.__name__}: {exc}"
+        for d in m.downloads:
+            d.origin = self.vantage.lookup(d.transfer.address)
         m.ended_at = utc_now()
         return m
 

@@ -1,10 +1,11 @@
 """Frozen records of what each measurement stage observed; summaries are derived properties; imports nothing else."""
 
-from pytomo.results.clock import iso, utc_now
+from pytomo.results.clock import iso, local_iso, utc_now
 from pytomo.results.media import MediaInfoResult, Presentation, Segment, Track
 from pytomo.results.network import (
     TCP_INFO_FIELD_NAMES,
     TCP_INFO_LAYOUT,
+    AddressOrigin,
     ConnectionUse,
     DnsAnswer,
     Hop,
@@ -17,8 +18,9 @@ from pytomo.results.transfer import SegmentedSession, SegmentRecord, Transfer
 from pytomo.results.video import CrawlSummary, DownloadAnalysis, Sink, VideoMeasurement
 
 __all__ = [
-    "TCP_INFO_FIELD_NAMES", "TCP_INFO_LAYOUT", "BufferPoint", "ConnectionUse", "CrawlSummary", "DnsAnswer",
+    "TCP_INFO_FIELD_NAMES", "TCP_INFO_LAYOUT", "AddressOrigin", "BufferPoint", "ConnectionUse", "CrawlSummary",
+    "DnsAnswer",
     "DownloadAnalysis", "Hop", "MediaDescriptor", "MediaInfoResult", "MediaStream", "PlayoutParams", "PlayoutResult",
     "Presentation", "RttResult", "RttSample", "Segment", "SegmentRecord", "SegmentedSession", "Sink", "Stall", "Track",
-    "Transfer", "VideoMeasurement", "iso", "utc_now",
+    "Transfer", "VideoMeasurement", "iso", "local_iso", "utc_now",
 ]

@@ -15,3 +15,10 @@ def iso(ts: datetime | None) -> str | None:
     if ts is None:
         return None
     return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def local_iso(ts: datetime | None) -> str | None:
+    """The same instant in the volunteer's local time, ISO-8601 with its UTC offset (``...T16:35:03.608000+01:00``)."""
+    if ts is None:
+        return None
+    return ts.astimezone().isoformat(timespec="microseconds")

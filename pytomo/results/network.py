@@ -124,3 +124,14 @@ class ConnectionUse:
     tcp_connect_s: float | None  # TCP handshake, for a new connection
     tls_handshake_s: float | None  # TLS handshake after it, for a new HTTPS connection
     request_on_connection: int  # 1 for the first request of a connection
+
+
+@dataclass(frozen=True)
+class AddressOrigin:
+    """Who holds an address, from the offline IP databases (``--ip-db``): its AS and country; ``problem`` says why
+    a field is None (no database given, a private address, not in the databases)."""
+
+    as_number: int | None = None
+    as_name: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2
+    problem: str | None = None

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pytomo.errors import ParserFailure
 from pytomo.results.media import MediaInfoResult
-from pytomo.results.network import DnsAnswer, Hop, RttResult
+from pytomo.results.network import AddressOrigin, DnsAnswer, Hop, RttResult
 from pytomo.results.playout import BufferPoint, PlayoutParams, PlayoutResult
 from pytomo.results.transfer import SegmentRecord, Transfer
 
@@ -41,6 +41,7 @@ class DownloadAnalysis:
     stream_role: str = "progressive"  # progressive, or video / audio of a pair played together
     pair_bytes: int | None = None  # a pair's video row: bytes of both streams
     pair_avg_throughput_bps: float | None = None  # a pair's video row: both streams' bytes over their common span
+    origin: AddressOrigin | None = None  # AS and country of the address it came from (pytomo/engine/vantage.py)
 
     @property
     def initial_rate_bps(self) -> float | None:

@@ -7,20 +7,34 @@ from pytomo.results import TCP_INFO_FIELD_NAMES as TCP_INFO_FIELDS
 
 # 2: videos.extractor_json; 3: connection use, content encoding, byte ranges, pairs; 4: figures declared in
 # pytomo/figures.py, renamed (Figure.old_name), throughput_2015_bps, resolve_s and ping_*_ms per download, NULL stall
-# figures when playback never started, the run's service as the plugin's label
-SCHEMA_VERSION = 4
+# figures when playback never started, the run's service as the plugin's label; 5: a run that travels (run_uuid,
+# timezone, utc_offset_s, local times beside UTC ones, software_commit, settings without paths, credentials or host
+# name, host_label NULL unless --label), as_number/as_name/country per download from --ip-db (the view's ASNumber)
+SCHEMA_VERSION = 5
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY,
+    run_uuid TEXT NOT NULL UNIQUE,       -- uuid4: names the run wherever the file goes
     schema_version INTEGER NOT NULL,
     software_version TEXT NOT NULL,
+    software_commit TEXT,                -- git commit (short, -dirty when changed); NULL: not known
     started_at TEXT NOT NULL,            -- UTC ISO-8601
     ended_at TEXT,
-    host_label TEXT NOT NULL,
+    started_at_local TEXT,               -- the volunteer's local time, ISO-8601 with its UTC offset
+    ended_at_local TEXT,
+    timezone TEXT,                       -- IANA zone (Europe/Paris); NULL: not known, timezone_problem says why
+    timezone_source TEXT,                -- TZ, /etc/timezone, /etc/localtime
+    timezone_problem TEXT,
+    utc_offset_s INTEGER NOT NULL,       -- local time - UTC at the start, in seconds
+    host_label TEXT,                     -- --label; NULL: none given (the host name is never stored)
     service TEXT NOT NULL,
     provider TEXT,
-    settings_json TEXT NOT NULL,         -- every setting of the run
+    settings_json TEXT NOT NULL,         -- every setting of the run: paths as base names, no credentials
+    vantage_as_number INTEGER,           -- the volunteer's network: always NULL here (the collector looks it up
+    vantage_as_name TEXT,                -- from the uploader's address and keeps only AS and country)
+    vantage_country TEXT,
+    vantage_problem TEXT,
     python_version TEXT,
     platform TEXT,
     lab_scenario TEXT,
@@ -169,7 +183,9 @@ SELECT
     ha.address AS IP,
     ha.resolver AS Resolver,
     ha.resolve_s AS ResolveTime,
-    NULL AS ASNumber,
+    (SELECT x.as_number FROM downloads x
+     WHERE x.video_row_id = ha.video_row_id AND x.address = ha.address AND x.as_number IS NOT NULL
+     ORDER BY x.id LIMIT 1) AS ASNumber,
     coalesce(icmp.mn, tcp.mn) AS PingMin,
     coalesce(icmp.av, tcp.av) AS PingAvg,
     coalesce(icmp.mx, tcp.mx) AS PingMax,
@@ -190,7 +206,8 @@ SELECT
     d.peak_1s_bps / 1000.0 AS MaxInstantThp,
     (SELECT n.origin FROM hops n WHERE n.video_row_id = ha.video_row_id AND n.hop_index = ha.hop_index + 1)
         AS RedirectUrl,
-    ha.status_code AS StatusCode
+    ha.status_code AS StatusCode,
+    replace(substr(coalesce(d.started_at_local, v.started_at_local), 1, 26), 'T', ' ') AS LocalID
 FROM hop_addresses ha
 JOIN videos v ON v.id = ha.video_row_id
 JOIN last_hop lh ON lh.video_row_id = ha.video_row_id

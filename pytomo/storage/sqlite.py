@@ -1,27 +1,32 @@
-"""The per-run SQLite database: created with the schema, one transaction per measured video, WAL mode."""
+"""The per-run SQLite database: created with the schema, one transaction per measured video, WAL mode while the
+run lasts, one self-contained file (journal_mode=DELETE) once it is finished."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import re
 import socket
 import sqlite3
 import sys
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pytomo.errors import StorageError, UsageError
 from pytomo.figures import datasette_metadata
 from pytomo.figures import row as figure_row
-from pytomo.results import iso, utc_now
+from pytomo.results import iso, local_iso, utc_now
+from pytomo.settings import SETTINGS
 from pytomo.storage.schema import SCHEMA_VERSION, TABLES, TCP_INFO_FIELDS, VIEW
-from pytomo.version import __version__
+from pytomo.version import __version__, commit
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from pytomo.results import DownloadAnalysis, VideoMeasurement
     from pytomo.settings import Settings
 
@@ -88,6 +93,146 @@ def service_label(service: str) -> str:
         return service
 
 
+# ------------------------------------------------------------------------------------ what the run row may hold
+
+IANA_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}")
+PATH_METAVARS = ("FILE", "DIR")  # settings naming a local file or directory: only their base names are stored
+
+
+@dataclass(frozen=True)
+class LocalZone:
+    """The volunteer's IANA time zone (None with ``problem`` when it cannot be known) and where it was read."""
+
+    name: str | None
+    source: str | None = None
+    problem: str | None = None
+
+
+def _zone_name(text: str) -> str | None:
+    text = text.strip().removeprefix(":")
+    if "zoneinfo/" in text:  # /usr/share/zoneinfo/Europe/Paris, or TZ=:/usr/share/zoneinfo/...
+        text = text.split("zoneinfo/", 1)[1].removeprefix("posix/").removeprefix("right/")
+    return text if IANA_ZONE.fullmatch(text) and text not in ("localtime", "posixrules") else None
+
+
+def local_zone(environ: dict[str, str] | None = None, etc: Path = Path("/etc")) -> LocalZone:
+    """The IANA zone of this computer: ``$TZ``, ``/etc/timezone``, the target of the ``/etc/localtime`` link."""
+    env = os.environ if environ is None else environ
+    tz = env.get("TZ")
+    if tz is not None:
+        name = _zone_name(tz)
+        return LocalZone(name, "TZ") if name else LocalZone(None, "TZ", f"TZ={tz!r} is not an IANA zone name")
+    try:
+        name = _zone_name((etc / "timezone").read_text(encoding="utf-8").splitlines()[0])
+        if name:
+            return LocalZone(name, "/etc/timezone")
+    except (OSError, UnicodeDecodeError, IndexError):
+        pass
+    try:
+        name = _zone_name(os.readlink(etc / "localtime"))
+        if name:
+            return LocalZone(name, "/etc/localtime")
+    except OSError:
+        pass
+    if sys.platform == "win32":
+        return LocalZone(None, problem="Windows time zones are not IANA names; not mapped")
+    return LocalZone(None, problem="no TZ, no /etc/timezone, /etc/localtime is not a link into zoneinfo")
+
+
+def utc_offset_s(at: datetime) -> int:
+    """Local time minus UTC at ``at``, in seconds."""
+    offset = at.astimezone().utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def _redacted_url(value: str) -> str:
+    """A URL without its user:password (``http://<redacted>@proxy:3128``)."""
+    try:
+        parts = urlsplit(value if "://" in value else f"http://{value}")
+    except ValueError:
+        return "<set>"
+    if parts.username is None and parts.password is None:
+        return value
+    host = parts.hostname or ""
+    netloc = "<redacted>@" + (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc)) if "://" in value else netloc
+
+
+def _base_name(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_base_name(v) for v in value)
+    return Path(value).name or "<set>" if isinstance(value, str) and value else value
+
+
+def stored_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as ``run.settings_json`` keeps them: secrets as ``<set>``, local paths by their base names
+    (a directory as ``<set>`` unless the default), credentials in URLs redacted; no host name."""
+    out = settings.as_dict()
+    for s in SETTINGS:
+        value = out[s.name]
+        if s.metavar == "DIR" and value and value != s.default:
+            out[s.name] = "<set>"
+        elif s.metavar in PATH_METAVARS:
+            out[s.name] = _base_name(value)
+        elif isinstance(value, str) and "@" in value and (s.name.endswith("_url") or s.name.endswith("proxy")):
+            out[s.name] = _redacted_url(value)
+    return out
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What names and places a run, from its ``run`` row (None: the file's schema has no such column)."""
+
+    run_uuid: str | None
+    schema_version: int | None
+    software_version: str | None
+    software_commit: str | None
+    service: str
+    provider: str | None
+    host_label: str | None
+    started_at: str
+    ended_at: str | None
+    started_at_local: str | None
+    timezone: str | None
+    utc_offset_s: int | None
+    status: str | None
+
+
+def read_run_facts(conn: sqlite3.Connection) -> RunFacts:
+    """The facts of the run stored in ``conn`` (one ``run`` row), whatever its schema version (4 and later).
+
+    Raises StorageError when the database has no run row. The connection may be read-only or immutable.
+    """
+    try:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(run)")}
+        names = [f for f in RunFacts.__dataclass_fields__ if f in cols]
+        row = conn.execute(f"SELECT {', '.join(names)} FROM run ORDER BY id LIMIT 1").fetchone() if names else None
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the run row: {exc}") from exc
+    if row is None or "service" not in names or "started_at" not in names:
+        raise StorageError("not a Pytomo run database: no run row")
+    values: dict[str, Any] = dict(zip(names, tuple(row)))
+    facts: dict[str, Any] = {f: values.get(f) for f in RunFacts.__dataclass_fields__}
+    return RunFacts(**facts)
+
+
+def run_facts(path: str | Path) -> RunFacts:
+    """The facts of the run database at ``path``, opened read-only and immutable (nothing in it executes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise StorageError(f"no database at {path}")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the database {path}: {exc}") from exc
+    try:
+        conn.execute("PRAGMA trusted_schema=OFF")
+        return read_run_facts(conn)
+    finally:
+        conn.close()
+
+
 class RunDatabase:
     """One run's database. ``add_video`` commits each video as soon as it is measured."""
 
@@ -101,7 +246,9 @@ class RunDatabase:
                lab_scenario: str | None = None) -> RunDatabase:
         """Create a new database file for a run starting now."""
         started = utc_now()
-        host = host_label or settings.label or socket.gethostname()  # --label replaces the host name
+        stored_label = host_label or settings.label or None  # --label; the host name is never stored in the file
+        host = stored_label or socket.gethostname()  # the file name keeps the host name when no --label is given
+        zone = local_zone()
         directory = Path(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -117,11 +264,16 @@ class RunDatabase:
             conn.executescript(TABLES + VIEW)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             cur = conn.execute(
-                "INSERT INTO run (schema_version, software_version, started_at, host_label, service, provider,"
-                " settings_json, python_version, platform, lab_scenario) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (SCHEMA_VERSION, __version__, iso(started), host, service_label(settings.service), settings.provider,
-                 json.dumps(settings.as_dict(), default=str, sort_keys=True), sys.version.split()[0],
-                 platform.platform(), lab_scenario))
+                "INSERT INTO run (run_uuid, schema_version, software_version, software_commit, started_at,"
+                " started_at_local, timezone, timezone_source, timezone_problem, utc_offset_s, host_label, service,"
+                " provider, settings_json, vantage_problem, python_version, platform, lab_scenario)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (str(uuid.uuid4()), SCHEMA_VERSION, __version__, commit(), iso(started), local_iso(started),
+                 zone.name, zone.source, zone.problem, utc_offset_s(started), stored_label,
+                 service_label(settings.service), settings.provider,
+                 json.dumps(stored_settings(settings), default=str, sort_keys=True),
+                 "looked up by the collector from the uploader's address, never here", sys.version.split()[0],
+                 platform.platform(), Path(lab_scenario).name if lab_scenario else None))
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot create the run database in {directory}: {exc}") from exc
         return cls(path, conn, _rowid(cur))
@@ -131,9 +283,10 @@ class RunDatabase:
         try:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            self.conn.execute("UPDATE run SET ended_at=?, status=?, stop_reason=? WHERE id=?",
-                              (iso(utc_now()), status, stop_reason, self.run_id))
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            ended = utc_now()
+            self.conn.execute("UPDATE run SET ended_at=?, ended_at_local=?, status=?, stop_reason=? WHERE id=?",
+                              (iso(ended), local_iso(ended), status, stop_reason, self.run_id))
+            self._self_contained()
         except sqlite3.Error as exc:  # the transaction is rolled back: what was stored stays whole
             log.warning("cannot close the run row of %s: %s", self.path, exc)
         finally:
@@ -142,6 +295,14 @@ class RunDatabase:
             write_metadata(self.path)
         except OSError as exc:
             log.warning("cannot write the Datasette metadata beside %s: %s", self.path, exc)
+
+    def _self_contained(self) -> None:
+        """Fold the WAL into the file and leave WAL mode: one file, which opens with ``?mode=ro`` anywhere."""
+        busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        mode = self.conn.execute("PRAGMA journal_mode=DELETE").fetchone()
+        if (busy and busy[0]) or not mode or str(mode[0]).lower() != "delete":  # a reader kept the WAL open
+            log.warning("%s stays in WAL mode (a reader had it open): copy it with its -wal file, or open it with "
+                        "immutable=1", self.path)
 
     def add_video(self, m: VideoMeasurement) -> int:
         """Store one video with everything observed, in one transaction."""

@@ -9,8 +9,9 @@ Layers, lowest first (a module may import its own layer and the layers below it)
   engine    pytomo.engine except crawl: the measurement stages (HTTP, DNS, RTT, download, player, playout)
   services  pytomo.services: the plugins (page URL -> media descriptor, seeds); they see URLs and settings only
   crawl     pytomo.engine.crawl, pytomo.seeds: rounds of videos, each handed to the run's sinks
-  outputs   pytomo.figures, pytomo.storage, pytomo.rrd, pytomo.web, pytomo.console, pytomo.consent: the sinks
-            (the database, the RRD files, the console line) and what reads what they wrote
+  outputs   pytomo.figures, pytomo.storage, pytomo.rrd, pytomo.web, pytomo.console, pytomo.consent, pytomo.dataset,
+            pytomo.upload, pytomo.collector: the sinks (the database, the RRD files, the console line) and what reads
+            what they wrote
   run       pytomo.run: one crawl wired together (lab, resolvers, plugin, sinks)
   cli       pytomo.cli, every ``__main__`` and ``*_cli`` module: the commands
 
@@ -34,7 +35,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engine", ("pytomo.engine",)),
     ("services", ("pytomo.services",)),
     ("crawl", ("pytomo.engine.crawl", "pytomo.seeds")),
-    ("outputs", ("pytomo.figures", "pytomo.storage", "pytomo.rrd", "pytomo.web", "pytomo.console", "pytomo.consent")),
+    ("outputs", ("pytomo.figures", "pytomo.storage", "pytomo.rrd", "pytomo.web", "pytomo.console", "pytomo.consent",
+                 "pytomo.dataset", "pytomo.upload", "pytomo.collector")),
     ("run", ("pytomo.run",)),
     ("cli", ("pytomo.cli",)),
 )

@@ -71,7 +71,9 @@ def test_config_file_is_between_defaults_and_command_line(tmp_path):
     (["ftp://example.org/x"], "not an http(s) URL"),
     (["http://"], "not an http(s) URL"),
     (["http://host:99999/x"], "not an http(s) URL"),
-    (["-c"], "no longer exists"),
+    (["-c"], "needs --collector"),
+    (["-c", "--collector", "http://collector.example/"], "only to a loopback"),
+    (["--centralisation_server", "x"], "no longer exists"),
     (["--snmp"], "no longer exists"),
 ])
 def test_bad_options_give_one_clear_line_and_status_2(argv, words, capsys):

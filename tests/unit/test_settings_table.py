@@ -23,7 +23,7 @@ def test_every_field_is_one_row_with_the_fields_default():
         assert s.group in settings_mod.GROUPS, s.name
         assert s.help and "\n" not in s.help, s.name
     assert "extra" not in BY_NAME  # no mutable catch-all in the frozen settings
-    assert settings_mod.SECRETS == ("youtube_api_key", "dailymotion_access_token")
+    assert settings_mod.SECRETS == ("collector_token", "youtube_api_key", "dailymotion_access_token")
 
 
 def test_docs_options_md_is_generated_from_the_table():

@@ -1,0 +1,392 @@
+"""The five first analyses of a Pytomo Parquet dataset, with DuckDB (embedded, the default) or Dask (a cluster).
+
+Every analysis is one specification (``Analysis``): the per-download frame it reads, its group keys and its
+aggregates. DuckDB runs it as SQL over ``read_parquet('<root>/<table>/**/*.parquet', hive_partitioning=true)``;
+Dask reads the same files with ``dask.dataframe.read_parquet`` on a ``distributed`` client, sums and counts on the
+workers and takes percentiles exactly over the collected column. Percentiles are linear interpolation between
+order statistics in both (DuckDB ``quantile_cont``, pandas ``quantile``), so both give the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.dataset as pds
+
+from pytomo.errors import UsageError
+
+DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+"""Nothing is downloaded: Parquet is built into DuckDB."""
+
+RTT_BINS = (10.0, 20.0, 50.0, 100.0, 200.0)  # ms: bins [0, 10), [10, 20), ... [200, inf)
+CDF_QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
+
+
+@dataclass(frozen=True)
+class Agg:
+    """One aggregate: ``rows`` (count of rows), ``count``/``sum`` (of non-NULL values), ``quantile`` (exact,
+    linear), ``nunique``."""
+
+    name: str
+    kind: str
+    column: str = ""
+    q: float = 0.5
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    title: str
+    keys: tuple[str, ...]
+    aggs: tuple[Agg, ...]
+    require: tuple[str, ...] = ()  # rows where these are not NULL
+    ratios: tuple[tuple[str, str, str], ...] = ()  # (name, numerator, denominator) computed after
+    drop: tuple[str, ...] = ()  # helper columns left out of the table
+
+
+def _q(column: str, qs: tuple[float, ...], prefix: str = "p") -> tuple[Agg, ...]:
+    return tuple(Agg(f"{prefix}{round(q * 100):02d}", "quantile", column, q) for q in qs)
+
+
+ANALYSES: tuple[Analysis, ...] = (
+    Analysis("throughput_cdf", "Throughput CDF per cache-server AS (bit/s)", ("cache_group",),
+             (Agg("downloads", "count", "throughput_bps"), Agg("sum_bps", "sum", "throughput_bps"),
+              *_q("throughput_bps", CDF_QUANTILES)),
+             require=("throughput_bps",), ratios=(("mean_bps", "sum_bps", "downloads"),), drop=("sum_bps",)),
+    Analysis("stall_ratio", "Stall ratio per service and country", ("service", "country"),
+             (Agg("videos", "rows"), Agg("started", "sum", "started"), Agg("stalled", "sum", "stalled"),
+              Agg("stall_s", "sum", "stall_s"), Agg("played_s", "sum", "played_s"),
+              Agg("watched_s", "sum", "watched_s")),
+             ratios=(("stalled_share", "stalled", "started"), ("stall_time_ratio", "stall_s", "watched_s")),
+             drop=("watched_s",)),
+    Analysis("time_to_start", "Time to start playback per service (s)", ("service",),
+             (Agg("videos", "rows"), Agg("started", "sum", "started"), Agg("sum_s", "sum", "time_to_start_s"),
+              *_q("time_to_start_s", (0.10, 0.50, 0.90))),
+             ratios=(("started_share", "started", "videos"), ("mean_s", "sum_s", "started")), drop=("sum_s",)),
+    Analysis("rtt_throughput", "RTT against throughput (RTT bins, ms; throughput, bit/s)", ("rtt_bin",),
+             (Agg("downloads", "rows"), Agg("sum_rtt_ms", "sum", "rtt_ms"),
+              *_q("throughput_bps", (0.25, 0.50, 0.75), "thr_p")),
+             require=("rtt_ms", "throughput_bps"), ratios=(("mean_rtt_ms", "sum_rtt_ms", "downloads"),),
+             drop=("sum_rtt_ms",)),
+    Analysis("hourly", "Median per hour of the day across runs", ("hour",),
+             (Agg("runs", "nunique", "run_uuid"), Agg("videos", "rows"),
+              Agg("median_throughput_bps", "quantile", "throughput_bps", 0.5),
+              Agg("median_time_to_start_s", "quantile", "time_to_start_s", 0.5),
+              Agg("started", "sum", "started"), Agg("stalled", "sum", "stalled")),
+             ratios=(("stalled_share", "stalled", "started"),)),
+)
+BY_NAME = {a.name: a for a in ANALYSES}
+
+
+@dataclass
+class Layout:
+    """Which optional columns the dataset has, and what the analyses say about the ones it lacks."""
+
+    downloads: set[str]
+    run: set[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def as_column(self) -> bool:
+        return "as_number" in self.downloads
+
+    @property
+    def country(self) -> str | None:
+        """``run.vantage_country`` (the volunteer's), else ``downloads.country`` (the cache server's), else None."""
+        if "vantage_country" in self.run:
+            return "run.vantage_country"
+        if "country" in self.downloads:
+            return "downloads.country"
+        return None
+
+    @property
+    def local_time(self) -> bool:
+        return "started_at_local" in self.downloads
+
+
+def layout_of(root: Path) -> Layout:
+    """The columns of the ``downloads`` and ``run`` datasets, and the notes on what is absent."""
+    def cols(table: str) -> set[str]:
+        path = Path(root) / table
+        if not path.is_dir():
+            raise UsageError(f"{root} is not a Pytomo dataset: no {table}/ in it")
+        return set(pds.dataset(path, format="parquet", partitioning="hive").schema.names)
+
+    lay = Layout(cols("downloads"), cols("run"))
+    lay.notes.append("throughput_cdf: grouped by " + ("the cache server's AS (downloads.as_number)" if lay.as_column
+                                                      else "cache-server address: the dataset has no as_number"))
+    lay.notes.append("stall_ratio: country is " + (lay.country or "absent from the dataset (shown as 'unknown')"))
+    lay.notes.append("hourly: hours are " + ("the volunteer's local time (downloads.started_at_local)"
+                                             if lay.local_time else "UTC: the dataset has no local time column"))
+    return lay
+
+
+# --- the per-download frame, once in SQL and once in pandas --------------------------------------------------------
+
+def frame_sql(root: Path, lay: Layout) -> str:
+    """The per-download frame (audio rows of a pair left out) as a DuckDB query."""
+    base = str(Path(root)).replace("'", "''")
+    src = f"read_parquet('{base}/{{t}}/**/*.parquet', hive_partitioning=true, union_by_name=true)"
+    group = ("CASE WHEN d.as_number IS NULL THEN 'unknown AS' ELSE 'AS' || CAST(d.as_number AS BIGINT) END"
+             if lay.as_column else "coalesce(d.address, d.host, 'unknown')")
+    country = {"run.vantage_country": "r.vantage_country", "downloads.country": "d.country"}.get(lay.country or "",
+                                                                                                   "NULL")
+    ts = "d.started_at_local" if lay.local_time else "d.started_at"
+    bins = " ".join(f"WHEN d.ping_min_ms < {b} THEN '{_bin_label(i)}'" for i, b in enumerate(RTT_BINS))
+    join = (f"LEFT JOIN {src.format(t='run')} r ON r.run_uuid = d.run_uuid" if country.startswith("r.") else "")
+    return f"""SELECT d.run_uuid, CAST(d.service AS VARCHAR) AS service,
+       {group} AS cache_group,
+       coalesce(CAST({country} AS VARCHAR), 'unknown') AS country,
+       d.avg_throughput_bps AS throughput_bps,
+       d.time_to_start_s,
+       CAST(d.time_to_start_s IS NOT NULL AS INTEGER) AS started,
+       CAST(coalesce(d.stall_count, 0) > 0 AS INTEGER) AS stalled,
+       CASE WHEN d.time_to_start_s IS NOT NULL THEN d.stall_total_s END AS stall_s,
+       CASE WHEN d.time_to_start_s IS NOT NULL THEN d.played_s END AS played_s,
+       CASE WHEN d.time_to_start_s IS NOT NULL THEN coalesce(d.stall_total_s, 0) + coalesce(d.played_s, 0) END
+           AS watched_s,
+       d.ping_min_ms AS rtt_ms,
+       CASE WHEN d.ping_min_ms IS NULL THEN NULL {bins} ELSE '{_bin_label(len(RTT_BINS))}' END AS rtt_bin,
+       coalesce(TRY_CAST(substr({ts}, 12, 2) AS INTEGER), -1) AS hour
+FROM {src.format(t='downloads')} d {join}
+WHERE coalesce(d.stream_role, 'progressive') <> 'audio'"""
+
+
+def _bin_label(i: int) -> str:
+    low = 0.0 if i == 0 else RTT_BINS[i - 1]
+    return f"{low:03.0f}-{RTT_BINS[i]:03.0f} ms" if i < len(RTT_BINS) else f"{low:03.0f}+ ms"
+
+
+def frame_pandas(d: pd.DataFrame, lay: Layout, run: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The same per-download frame from a pandas ``downloads`` (and ``run``) frame."""
+    d = d[d["stream_role"].fillna("progressive") != "audio"] if "stream_role" in d else d
+    out = pd.DataFrame({"run_uuid": d["run_uuid"].astype(str), "service": d["service"].astype(str)}, index=d.index)
+    if lay.as_column:
+        asn = pd.to_numeric(d["as_number"], errors="coerce")
+        out["cache_group"] = ("AS" + asn.astype("Int64").astype(str)).where(asn.notna(), "unknown AS")
+    else:
+        out["cache_group"] = d["address"].fillna(d["host"]).fillna("unknown").astype(str)
+    if lay.country == "run.vantage_country" and run is not None:
+        countries = run.drop_duplicates("run_uuid").set_index("run_uuid")["vantage_country"]
+        out["country"] = out["run_uuid"].map(countries).fillna("unknown").astype(str)
+    elif lay.country == "downloads.country":
+        out["country"] = d["country"].fillna("unknown").astype(str)
+    else:
+        out["country"] = "unknown"
+    started = d["time_to_start_s"].notna()
+    out["throughput_bps"] = d["avg_throughput_bps"].astype("float64")
+    out["time_to_start_s"] = d["time_to_start_s"].astype("float64")
+    out["started"] = started.astype("int64")
+    out["stalled"] = (d["stall_count"].fillna(0) > 0).astype("int64")
+    out["stall_s"] = d["stall_total_s"].astype("float64").where(started)
+    out["played_s"] = d["played_s"].astype("float64").where(started)
+    out["watched_s"] = (d["stall_total_s"].fillna(0) + d["played_s"].fillna(0)).astype("float64").where(started)
+    out["rtt_ms"] = d["ping_min_ms"].astype("float64")
+    bins = pd.cut(out["rtt_ms"], [-float("inf"), *RTT_BINS, float("inf")], right=False,
+                  labels=[_bin_label(i) for i in range(len(RTT_BINS) + 1)])
+    out["rtt_bin"] = bins.astype(object).where(bins.notna(), None)
+    ts = d["started_at_local" if lay.local_time else "started_at"].astype("string")
+    out["hour"] = pd.to_numeric(ts.str.slice(11, 13), errors="coerce").fillna(-1).astype("int64")
+    return out
+
+
+# --- running a specification -------------------------------------------------------------------------------------
+
+def _sql_agg(a: Agg) -> str:
+    return {"rows": "count(*)", "count": f"count({a.column})", "sum": f"sum({a.column})",
+            "quantile": f"quantile_cont({a.column}, {a.q})", "nunique": f"count(DISTINCT {a.column})"}[a.kind]
+
+
+def analysis_sql(a: Analysis, frame: str) -> str:
+    """One analysis as DuckDB SQL over the per-download frame."""
+    keys = ", ".join(a.keys)
+    where = " AND ".join(f"{c} IS NOT NULL" for c in a.require) or "TRUE"
+    aggs = ",\n       ".join(f"{_sql_agg(g)} AS {g.name}" for g in a.aggs)
+    return f"WITH d AS ({frame})\nSELECT {keys},\n       {aggs}\nFROM d WHERE {where}\nGROUP BY {keys} ORDER BY {keys}"
+
+
+def finish(a: Analysis, table: pd.DataFrame) -> pd.DataFrame:
+    """Ratios, helper columns dropped, rows sorted by the keys, plain types: the analysis's table."""
+    table = table.copy()
+    for name, num, den in a.ratios:
+        n, dd = pd.to_numeric(table[num], errors="coerce"), pd.to_numeric(table[den], errors="coerce")
+        table[name] = (n / dd).where(dd > 0)
+    table = table.drop(columns=list(a.drop)).sort_values(list(a.keys)).reset_index(drop=True)
+    for col in table.columns:
+        if col in a.keys:
+            table[col] = table[col].astype("int64") if col == "hour" else table[col].astype(str)
+        else:
+            table[col] = pd.to_numeric(table[col], errors="coerce").astype("float64")
+    return table
+
+
+def run_duckdb(root: Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The five analyses with DuckDB; also returns the notes on absent columns."""
+    import duckdb
+
+    lay = layout_of(root)
+    frame = frame_sql(root, lay)
+    con = duckdb.connect(config=dict(DUCKDB_CONFIG))
+    try:
+        return {a.name: finish(a, con.execute(analysis_sql(a, frame)).df()) for a in ANALYSES}, lay.notes
+    finally:
+        con.close()
+
+
+def _dask_frame(root: Path, lay: Layout) -> Any:
+    import dask.dataframe as dd
+
+    wanted = {"run_uuid", "service", "stream_role", "address", "host", "as_number", "country", "avg_throughput_bps",
+              "time_to_start_s", "stall_count", "stall_total_s", "played_s", "ping_min_ms", "started_at",
+              "started_at_local"}
+    columns = sorted((lay.downloads | {"service"}) & wanted)
+    downloads = dd.read_parquet(str(Path(root) / "downloads"), columns=columns, dataset={"partitioning": "hive"})
+    run = None
+    if lay.country == "run.vantage_country":
+        run = dd.read_parquet(str(Path(root) / "run"), columns=["run_uuid", "vantage_country"]).compute()
+    meta = frame_pandas(downloads._meta, lay, run)
+    return downloads.map_partitions(frame_pandas, lay, run, meta=meta)
+
+
+def _dask_one(a: Analysis, frame: Any) -> pd.DataFrame:
+    import dask
+
+    keys = list(a.keys)
+    for col in a.require:
+        frame = frame[~frame[col].isna()]
+    frame = frame.persist()
+    grouped = frame.groupby(keys)
+    lazy, names = [], []
+    for g in a.aggs:  # sums and counts on the workers, all in one pass
+        if g.kind == "rows":
+            lazy.append(grouped.size())
+        elif g.kind == "nunique":
+            lazy.append(grouped[g.column].nunique())
+        elif g.kind in ("count", "sum"):
+            lazy.append(getattr(grouped[g.column], g.kind)())
+        else:
+            continue
+        names.append(g.name)
+    sum_columns = [g.column for g in a.aggs if g.kind == "sum"]
+    quantiles = [g for g in a.aggs if g.kind == "quantile"]
+    collect = frame[keys + sorted({g.column for g in quantiles})] if quantiles else frame[keys].head(0, compute=False)
+    *results, counts, collected = dask.compute(*lazy, grouped[sum_columns or ["run_uuid"]].count(), collect)
+    parts = [r.rename(n) for r, n in zip(results, names)]
+    for g in quantiles:  # exact, over the collected column (as DuckDB's quantile_cont)
+        parts.append(collected.groupby(keys)[g.column].quantile(g.q).rename(g.name))
+    sums = {g.name for g in a.aggs if g.kind == "sum"}
+    table = pd.concat(parts, axis=1)
+    for g in a.aggs:  # a sum over no value is NULL, as in SQL
+        if g.name in sums:
+            table[g.name] = table[g.name].where(counts[g.column].reindex(table.index) > 0)
+    return finish(a, table[[g.name for g in a.aggs]].reset_index())
+
+
+def run_dask(root: Path, scheduler: str | None = None,
+             cluster_factory: Callable[[], Any] | None = None) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The five analyses with Dask on a ``distributed`` client: ``scheduler`` an address, else a LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    lay = layout_of(root)
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = cluster_factory() if cluster_factory else LocalCluster(n_workers=2, threads_per_worker=1,
+                                                                         processes=True, dashboard_address=None,
+                                                                         silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        frame = _dask_frame(root, lay)
+        return {a.name: _dask_one(a, frame) for a in ANALYSES}, lay.notes
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# --- output ------------------------------------------------------------------------------------------------------
+
+def text_table(table: pd.DataFrame) -> str:
+    """A table for the terminal."""
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "" if pd.isna(v) else f"{v:.6g}"
+        return str(v)
+    rows = [list(map(str, table.columns))] + [[cell(v) for v in row] for row in table.itertuples(index=False)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def plot(name: str, table: pd.DataFrame, path: Path) -> None:
+    """A PNG of one analysis's table (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    try:
+        _draw(name, table, ax)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+
+
+def _draw(name: str, t: pd.DataFrame, ax: Any) -> None:
+    ax.set_title(BY_NAME[name].title)
+    if t.empty:
+        ax.text(0.5, 0.5, "no data", ha="center")
+        return
+    if name == "throughput_cdf":
+        cols = [f"p{round(q * 100):02d}" for q in CDF_QUANTILES]
+        for _, row in t.sort_values("downloads", ascending=False).head(10).iterrows():
+            ax.step([row[c] / 1e6 for c in cols], CDF_QUANTILES, where="post", label=row["cache_group"])
+        ax.set_xlabel("throughput (Mbit/s)")
+        ax.set_ylabel("CDF")
+        ax.legend(fontsize=7)
+    elif name == "stall_ratio":
+        ax.bar([f"{s}\n{c}" for s, c in zip(t["service"], t["country"])], t["stalled_share"].fillna(0))
+        ax.set_ylabel("share of started videos that stalled")
+    elif name == "time_to_start":
+        ax.errorbar(t["service"], t["p50"], yerr=[t["p50"] - t["p10"], t["p90"] - t["p50"]], fmt="o")
+        ax.set_ylabel("time to start (s): p10, median, p90")
+    elif name == "rtt_throughput":
+        ax.errorbar(t["rtt_bin"], t["thr_p50"] / 1e6, yerr=[(t["thr_p50"] - t["thr_p25"]) / 1e6,
+                                                            (t["thr_p75"] - t["thr_p50"]) / 1e6], fmt="o")
+        ax.set_xlabel("RTT (ms)")
+        ax.set_ylabel("throughput (Mbit/s): median, p25-p75")
+    else:
+        ax.plot(t["hour"], t["median_throughput_bps"] / 1e6, marker="o")
+        ax.set_xlabel("hour of the day")
+        ax.set_ylabel("median throughput (Mbit/s)")
+
+
+def write_outputs(tables: dict[str, pd.DataFrame], notes: list[str], out: Path | None) -> str:
+    """Every table printed (and, with ``out``, as CSV and PNG there)."""
+    lines = [f"note: {n}" for n in notes]
+    for a in ANALYSES:
+        lines += ["", f"== {a.name}: {a.title}", text_table(tables[a.name])]
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            tables[a.name].to_csv(out / f"{a.name}.csv", index=False)
+            plot(a.name, tables[a.name], out / f"{a.name}.png")
+    return "\n".join(lines)
+
+
+def compare(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame], rtol: float = 1e-9) -> list[str]:
+    """The differences between two engines' tables (empty: the same numbers)."""
+    wrong = []
+    for a in ANALYSES:
+        x, y = left[a.name], right[a.name]
+        try:
+            pd.testing.assert_frame_equal(x, y, check_exact=False, rtol=rtol, atol=1e-9)
+        except AssertionError as exc:
+            wrong.append(f"{a.name}: {exc}")
+    return wrong

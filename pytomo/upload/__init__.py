@@ -1,0 +1,1 @@
+"""Sending finished run databases to a collector: the run's identity, the outbox, the HTTP client."""
