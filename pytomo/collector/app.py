@@ -16,7 +16,7 @@ import web
 
 from pytomo.collector.store import BadUpload, Collector, Origin, Result, TooLarge
 from pytomo.collector.tokens import Holder, TokenStore
-from pytomo.web.app import BACKLOG, MAX_HEADER_BYTES, THREADS
+from pytomo.web.app import BACKLOG, THREADS, run_server
 from pytomo.web.wsgi import finished
 
 log = logging.getLogger(__name__)
@@ -184,14 +184,4 @@ def serve_collector(service: Service, bind: str, port: int, *, lookup: Callable[
     app = make_collector_app(service)
     server = wsgi.Server((bind, port), without_address(finished(app.wsgifunc()), lookup), numthreads=threads,
                          server_name="pytomo-collector", request_queue_size=BACKLOG)
-    server.max_request_header_size = MAX_HEADER_BYTES
-    server.max_request_body_size = service.collector.max_bytes  # a larger Content-Length: 413 before reading
-    server.prepare()
-    host, real_port = server.bind_addr[:2]
-    shown = f"[{host}]" if ":" in host else host
-    if on_ready:
-        on_ready(f"http://{shown}:{real_port}/")
-    try:
-        server.serve()
-    finally:
-        server.stop()
+    run_server(server, on_ready, max_body_bytes=service.collector.max_bytes)

@@ -116,8 +116,17 @@ def serve(site: Site, bind: str, port: int, *, on_ready: Callable[[str], None] |
     app = make_app(site)
     server = wsgi.Server((bind, port), finished(app.wsgifunc()), numthreads=threads, server_name="pytomo",
                          request_queue_size=backlog)
+    run_server(server, on_ready)
+
+
+def run_server(server: Any, on_ready: Callable[[str], None] | None = None, max_body_bytes: int = 0) -> None:
+    """Bind a cheroot server (OSError when the port is taken), tell ``on_ready`` its URL, serve until interrupted.
+
+    ``max_body_bytes`` (0: none): a larger Content-Length is answered 413 before the body is read.
+    """
     server.max_request_header_size = MAX_HEADER_BYTES
-    server.prepare()  # binds: OSError when the port is taken
+    server.max_request_body_size = max_body_bytes
+    server.prepare()
     host, real_port = server.bind_addr[:2]
     shown = f"[{host}]" if ":" in host else host
     if on_ready:
