@@ -2,8 +2,8 @@
 
 Layers, lowest first (a module may import its own layer and the layers below it):
 
-  records   pytomo (the package), pytomo.results, pytomo.errors, pytomo.version, pytomo.paths: what was observed,
-            the error tree and the file places; they import nothing else of ours
+  records   pytomo (the package), pytomo.results, pytomo.errors, pytomo.version, pytomo.paths, pytomo.zones: what
+            was observed, the error tree, the file places and the time zones; they import nothing else of ours
   settings  pytomo.settings: the frozen settings of a run
   media     pytomo.media: container indexes and MediaInfo
   engine    pytomo.engine except crawl: the measurement stages (HTTP, DNS, RTT, download, player, playout)
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2] / "pytomo"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("records", ("pytomo", "pytomo.results", "pytomo.errors", "pytomo.version", "pytomo.paths")),
+    ("records", ("pytomo", "pytomo.results", "pytomo.errors", "pytomo.version", "pytomo.paths", "pytomo.zones")),
     ("settings", ("pytomo.settings",)),
     ("media", ("pytomo.media",)),
     ("engine", ("pytomo.engine",)),
