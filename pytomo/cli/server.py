@@ -129,7 +129,7 @@ def _serve(argv: list[str], prog: str) -> int:
 
     if ns.db_file and not Path(ns.db_file).is_file():
         raise UsageError(f"no database at {ns.db_file}")
-    site = Site(Catalog(Path(ns.db_dir), Path(ns.db_file) if ns.db_file else None))
+    site = Site(Catalog(Path(ns.db_dir), Path(ns.db_file) if ns.db_file else None), tz=getattr(ns, "tz", None))
     try:
         serve(site, ns.bind, ns.port, on_ready=lambda url: print(f"serving {url}", flush=True))
     except KeyboardInterrupt:  # the way a server is stopped: not an interruption

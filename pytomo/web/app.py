@@ -34,8 +34,9 @@ SECURITY_HEADERS = (
 class Site:
     """What every request needs: the database allow-list, templates, static files and the graph cache."""
 
-    def __init__(self, catalog: Catalog, cache_dir: Path | None = None) -> None:
+    def __init__(self, catalog: Catalog, cache_dir: Path | None = None, tz: str | None = None) -> None:
         self.catalog = catalog
+        self.tz = tz  # --tz: the zone of the local times of 2015 databases (None: "local, zone unknown")
         self.templates_dir = paths.templates_dir()
         shared = template_globals()
         self.render = web.template.render(str(self.templates_dir), cache=True, globals=shared)
@@ -74,7 +75,7 @@ def template_globals() -> dict[str, Any]:
     from pytomo.web import views
 
     return {"fmt": views.fmt, "pct": views.pct, "kbps": views.kbps, "when": views.when, "safe_href": views.safe_href,
-            "str": str}
+            "at": views.at, "str": str}
 
 
 def make_app(site: Site) -> web.application:

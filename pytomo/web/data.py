@@ -6,8 +6,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from pytomo.errors import UsageError
 from pytomo.figures import renamed
 from pytomo.rrd.points import TABLE_NAME, crawl_tables
+from pytomo.zones import Clock, zone
 
 PER_PAGE = 50
 
@@ -53,12 +55,29 @@ def _one(conn: sqlite3.Connection, sql: str, args: tuple = ()) -> dict[str, Any]
 def run_info(conn: sqlite3.Connection, layout: Layout) -> dict[str, Any]:
     """Service, host, start, end and status of the run."""
     if layout.kind == "ours":
+        have = {r[1] for r in conn.execute("PRAGMA table_info(run)")}
+        zone = "timezone" if "timezone" in have else "NULL AS timezone"
         return _one(conn, "SELECT service, host_label, provider, started_at, ended_at, status, stop_reason,"
-                          " software_version FROM run ORDER BY id LIMIT 1")
+                          f" software_version, {zone} FROM run ORDER BY id LIMIT 1")
     if layout.table is None:
         return {}
     return _one(conn, f'SELECT min(Service) AS service, min(ID) AS started_at, max(ID) AS ended_at,'
                       f' NULL AS status FROM "{layout.table}"')
+
+
+def clock_for(info: dict[str, Any], layout: Layout, tz: str | None) -> Clock:
+    """How this database's times are shown: a 2015 table's local times in ``tz`` (--tz) or as "local, zone
+    unknown"; ours in the run's own zone when it is stored and known, else UTC."""
+    if layout.kind != "ours":
+        return Clock(tz) if tz else Clock(None)
+    name = info.get("timezone")
+    if isinstance(name, str) and name:
+        try:
+            zone(name)
+            return Clock(name)
+        except UsageError:
+            pass
+    return Clock("UTC")
 
 
 def summary(conn: sqlite3.Connection, layout: Layout) -> dict[str, Any]:

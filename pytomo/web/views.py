@@ -18,6 +18,7 @@ from pytomo.storage.readonly import open_readonly
 from pytomo.web import data, svg
 from pytomo.web.catalog import ID_PATTERN, RunEntry
 from pytomo.web.graphs import FORMATS, SPANS_S
+from pytomo.zones import Clock
 
 SRC_PATTERN = re.compile(r"(service|server)-[A-Za-z0-9_.-]{1,80}")
 PAGE_PATTERN = re.compile(r"[0-9]{1,7}")  # ASCII digits only: int() also reads "²" (500) and 5,000 digits (slow)
@@ -56,6 +57,12 @@ def when(text: Any) -> str:
     if not isinstance(text, str):
         return "–"
     return text.replace("T", " ")[:19] + (" UTC" if text.endswith("Z") else "")
+
+
+def at(text: Any, clock: Clock | None) -> str:
+    """A stored time shown in the database's clock, with its zone (``2013-05-01 18:24:00 CEST``)."""
+    clock = clock or Clock()
+    return clock.show(clock.epoch(text))
 
 
 def safe_href(url: Any) -> str | None:
@@ -233,7 +240,9 @@ def _summary_page(entry: RunEntry, active: str, title: str) -> tuple[Page, Db]:
     db = Db(entry)
     info = db.memo("run", lambda: data.run_info(db.conn, db.layout))
     figures = db.memo("summary", lambda: data.summary(db.conn, db.layout))
-    return base_page(entry, active, title, run=Page(info), summary=Page(figures), layout=db.layout.kind), db
+    clock = data.clock_for(info, db.layout, web.ctx.site.tz)
+    return base_page(entry, active, title, run=Page(info), summary=Page(figures), layout=db.layout.kind,
+                     clock=clock), db
 
 
 # ---- handlers ----
