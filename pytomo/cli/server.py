@@ -10,6 +10,7 @@ from pathlib import Path
 from pytomo.cli.status import ExitStatus, Parser, guarded
 from pytomo.errors import UsageError
 from pytomo.version import __version__
+from pytomo.zones import Clock, zone
 
 PROG = "start_server.py"
 
@@ -32,11 +33,25 @@ def _databases_options(p: argparse.ArgumentParser, first: str) -> None:
                    help="folder of the run databases (default databases)")
 
 
-def _zone_options(p: argparse.ArgumentParser, prefix: str) -> None:
+def _zone_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--tz ZONE (--utc: --tz UTC): the zone of the local times of 2015 databases; --local is refused."""
     zone = p.add_mutually_exclusive_group()
-    zone.add_argument("--local", dest="utc_2015", action="store_false", default=False,
-                      help=f"{prefix}the IDs of 2015 tables are local time of this machine (default)")
-    zone.add_argument("--utc", dest="utc_2015", action="store_true", help=f"{prefix}the IDs of 2015 tables are UTC")
+    zone.add_argument("--tz", metavar="ZONE", help=f"IANA zone (Europe/Paris) of the local times of 2015 databases: "
+                      f"{what} (default: zone unknown, times shown as \"local, zone unknown\")")
+    zone.add_argument("--utc", dest="tz", action="store_const", const="UTC", help="the same as --tz UTC")
+    zone.add_argument("--local", action="store_true", help=argparse.SUPPRESS)
+
+
+def _zone(ns: argparse.Namespace) -> str | None:
+    """The checked ``--tz`` (None: zone unknown); UsageError for --local or an unknown zone."""
+    if getattr(ns, "local", False):
+        raise UsageError("--local is gone: the local times of 2015 databases are never read in this machine's zone; "
+                         "give their zone with --tz ZONE (an IANA name such as Europe/Paris), or nothing to show "
+                         "them as \"local, zone unknown\"")
+    tz = getattr(ns, "tz", None)
+    if tz is not None:
+        zone(tz)
+    return tz
 
 
 def server_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -48,7 +63,7 @@ def server_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--rebuild-rrd", action="store_true",
                    help="rebuild the RRD files of -f DB (or of every database in -d DIR) and exit")
-    _zone_options(p, "with --rebuild-rrd: ")
+    _zone_options(p, "how the pages show them, and how --rebuild-rrd reads them")
     collect = p.add_argument_group("collector mode (docs/web.md)")
     collect.add_argument("--collect", metavar="DIR", help="be a collector: take run uploads into DIR (files, index, "
                          "Parquet dataset) on /api/v1/runs instead of showing pages")
@@ -65,7 +80,7 @@ def rrd_parser(prog: str = "pytomo rrd") -> argparse.ArgumentParser:
     """The options of ``pytomo rrd`` (the same as ``start_server.py --rebuild-rrd``)."""
     p = Parser(prog=prog, description="Rebuild the RRD files of run databases, ours or 2015's (see docs/rrd.md).")
     _databases_options(p, "the database to rebuild (default: every database in -d DIR)")
-    _zone_options(p, "")
+    _zone_options(p, "the rebuild reads them in this zone")
     return p
 
 
@@ -79,15 +94,16 @@ def _rebuild_all(ns: argparse.Namespace) -> int:
     from pytomo.web.catalog import DB_GLOB
 
     _logging(ns)
+    tz = _zone(ns)
     targets = [Path(ns.db_file)] if ns.db_file else sorted(Path(ns.db_dir).glob(DB_GLOB))
     if not targets:
         raise UsageError(f"no run database in {ns.db_dir}")
     for db in targets:
         if not db.is_file():
             raise UsageError(f"no database at {db}")
-        r = rebuild(db, utc_2015=ns.utc_2015)
+        r = rebuild(db, tz=tz)
         print(f"{r.folder}: {r.layout} layout, {r.points} points, {r.skipped} out of order, "
-              f"{r.bad_times} without a time, {len(r.files)} files", flush=True)
+              f"{r.bad_times} without a time, {len(r.files)} files, times {Clock(r.zone).label}", flush=True)
     return ExitStatus.OK
 
 
@@ -123,6 +139,7 @@ def _serve(argv: list[str], prog: str) -> int:
         return _collect(ns, prog)
     if ns.tokens or ns.ip_db:
         raise UsageError("--tokens and --ip-db are options of --collect")
+    _zone(ns)
     _logging(ns)
     from pytomo.web.app import Site, serve
     from pytomo.web.catalog import Catalog

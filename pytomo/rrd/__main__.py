@@ -1,4 +1,4 @@
-"""``python -m pytomo.rrd [-f DB | -d DIR] [--utc|--local]``: an alias of ``pytomo rrd``."""
+"""``python -m pytomo.rrd [-f DB | -d DIR] [--tz ZONE | --utc]``: an alias of ``pytomo rrd``."""
 
 import sys
 

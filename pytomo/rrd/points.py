@@ -6,10 +6,12 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from pytomo.errors import UsageError
 from pytomo.figures import FIGURES, figures, graph_value, graphs, legacy_value, renamed
+from pytomo.zones import Clock, zone
 
 if TYPE_CHECKING:
     from pytomo.results import VideoMeasurement
@@ -22,7 +24,7 @@ TABLE_NAME = re.compile(r"^pytomo_crawl(_\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2})?$"
 class Point:
     """The figures of one measured download (a "crawled" row: DownloadTime > 0) at its start time."""
 
-    t_s: float  # start of the download, seconds since the epoch (UTC)
+    t_s: float  # start of the download, seconds since the epoch (floating: a 2015 local time of an unknown zone)
     service: str
     server: str  # the cache server's address
     host: str | None  # the cache server's ``scheme://host[:port]``
@@ -46,17 +48,26 @@ def values_from_columns(row: Mapping[str, Any], extra: Mapping[str, Any] | None 
     return {g.ds: legacy_value(g, row) if g.shared else graph_value(f, g, get) for f, g in graphs()}
 
 
-def parse_id(text: Any, *, utc: bool = True) -> float | None:
-    """Seconds since the epoch of an ``ID`` (``YYYY-MM-DD HH:MM:SS[.ffffff]``), read as UTC or as local time."""
-    if not isinstance(text, str):
-        return None
+def parse_id(text: Any, tz: str | None = "UTC") -> float | None:
+    """Seconds since the epoch of an ``ID`` (``YYYY-MM-DD HH:MM:SS[.ffffff]``), a wall time of the zone ``tz``;
+    ``tz`` None: a local time of an unknown zone, read as if it were UTC ("floating" seconds)."""
+    return Clock(tz).epoch(text)
+
+
+def run_zone(conn: sqlite3.Connection) -> str:
+    """The zone a run of our layout is shown in: its ``run.timezone`` when that is a known IANA name, else UTC."""
     try:
-        dt = datetime.fromisoformat(text.strip().replace("T", " ").rstrip("Z"))
-    except ValueError:
-        return None
-    if dt.tzinfo is not None:
-        return dt.timestamp()
-    return dt.replace(tzinfo=UTC).timestamp() if utc else dt.timestamp()
+        row = conn.execute("SELECT timezone FROM run ORDER BY id LIMIT 1").fetchone()
+    except sqlite3.Error:  # schema versions before 5 have no run.timezone
+        return "UTC"
+    name = row[0] if row else None
+    if not isinstance(name, str) or not name:
+        return "UTC"
+    try:
+        zone(name)
+    except UsageError:
+        return "UTC"
+    return name
 
 
 def crawl_tables(conn: sqlite3.Connection) -> tuple[str, list[str]]:
@@ -129,17 +140,19 @@ class ReadReport:
     layout: str
     points: list[Point]
     bad_times: int = 0
+    zone: str | None = "UTC"  # the zone the times are shown in; None: local times of an unknown zone
 
 
-def read_points(conn: sqlite3.Connection, *, utc_2015: bool = False) -> ReadReport:
+def read_points(conn: sqlite3.Connection, *, tz: str | None = None) -> ReadReport:
     """Every crawled row of a run database, in time order.
 
     Our layout is read through its ``pytomo_crawl`` view (IDs in UTC) plus the normalised tables for the new
-    figures; the 2015 layout through its flat table, whose IDs are local time unless ``utc_2015``.
+    figures; the 2015 layout through its flat table, whose IDs are wall times of the zone ``tz`` (an IANA name),
+    or of an unknown zone when ``tz`` is None (then read as if UTC: "floating" seconds).
     """
     conn.row_factory = sqlite3.Row
     layout, tables = crawl_tables(conn)
-    report = ReadReport(layout, [])
+    report = ReadReport(layout, [], zone=run_zone(conn) if layout == "ours" else tz)
     if layout == "ours" and "transfer_s" in _columns(conn, "downloads"):
         _figure_points(conn, report)
         report.points.sort(key=lambda p: p.t_s)
@@ -150,7 +163,7 @@ def read_points(conn: sqlite3.Connection, *, utc_2015: bool = False) -> ReadRepo
             continue
         for r in conn.execute(f'SELECT * FROM "{table}" WHERE DownloadTime > 0'):
             row = dict(r)
-            t = parse_id(row.get("ID"), utc=layout == "ours" or utc_2015)
+            t = parse_id(row.get("ID"), "UTC" if layout == "ours" else tz)
             if t is None:
                 report.bad_times += 1
                 continue

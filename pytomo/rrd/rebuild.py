@@ -28,29 +28,32 @@ class RebuildReport:
     skipped: int = 0  # out of time order (for instance the hour repeated when summer time ends)
     bad_times: int = 0  # rows whose ID is not a time
     files: list[str] = field(default_factory=list)
+    zone: str | None = "UTC"  # the zone of the times (None: local times of an unknown zone), as in range.json
 
 
-def rebuild(db_path: Path, *, utc_2015: bool = False, folder: Path | None = None) -> RebuildReport:
+def rebuild(db_path: Path, *, tz: str | None = None, folder: Path | None = None) -> RebuildReport:
     """Write the RRD files of ``db_path`` into ``folder`` (default: beside it), replacing those there.
 
     The files are written into a temporary folder first and swapped in whole, so a reader never sees a half-built
-    set. IDs of a 2015 table are read as local time of this machine unless ``utc_2015``.
+    set. IDs of a 2015 table are wall times of the zone ``tz`` (IANA name); None: of an unknown zone, kept as
+    floating seconds and labelled "local, zone unknown". Ours are UTC, shown in the run's own zone.
     """
     db_path = Path(db_path)
     final = Path(folder) if folder else rrd_dir_for(db_path)
     conn = open_readonly(db_path)
     try:
-        read = read_points(conn, utc_2015=utc_2015)
+        read = read_points(conn, tz=tz)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot read the crawled rows of {db_path}: {exc}") from exc
     finally:
         conn.close()
     tmp = final.with_name(f"{final.name}.rebuild-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    store = RrdStore(tmp)
+    store = RrdStore(tmp, zone=read.zone)
     try:
         for p in read.points:
             store.add(p)
+        store.close()
         tmp.mkdir(parents=True, exist_ok=True)
         old = final.with_name(f"{final.name}.old-{os.getpid()}")
         if final.exists():
@@ -60,6 +63,6 @@ def rebuild(db_path: Path, *, utc_2015: bool = False, folder: Path | None = None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report = RebuildReport(db_path, final, read.layout, store.points, store.skipped, read.bad_times,
-                           sorted(p.name for p in final.glob("*.rrd")))
+                           sorted(p.name for p in final.glob("*.rrd")), read.zone)
     log.info("rebuilt %s: %d points, %d skipped, %d files", final, report.points, report.skipped, len(report.files))
     return report

@@ -7,12 +7,25 @@ from pathlib import Path
 
 from pytomo.errors import NotConfigured
 from pytomo.results import Sink, VideoMeasurement
-from pytomo.rrd.points import points_from_measurement
+from pytomo.rrd.points import points_from_measurement, run_zone
 from pytomo.rrd.store import RrdStore, rrd_dir_for, rrdtool_module
+from pytomo.storage.readonly import open_readonly
 
 log = logging.getLogger(__name__)
 
 MAX_FAILURES = 5  # after this many failed videos in a row the recorder turns itself off
+
+
+def _zone_of(db_path: Path) -> str:
+    """The run's own zone (``run.timezone``), else UTC: what the graphs' time axes are drawn in."""
+    try:
+        conn = open_readonly(db_path)
+    except Exception:  # intended catch-all: a zone the recorder cannot read only changes the axis, as UTC
+        return "UTC"
+    try:
+        return run_zone(conn)
+    finally:
+        conn.close()
 
 
 class RrdRecorder(Sink):
@@ -20,7 +33,7 @@ class RrdRecorder(Sink):
 
     def __init__(self, db_path: Path) -> None:
         self.folder = rrd_dir_for(Path(db_path))
-        self.store = RrdStore(self.folder)
+        self.store = RrdStore(self.folder, zone=_zone_of(Path(db_path)))
         self.failures = 0
         self.enabled = True
         try:
@@ -46,3 +59,13 @@ class RrdRecorder(Sink):
                 log.warning("Disabled RRD files after %d failures in a row; rebuild them with "
                             "'./start_server.py --rebuild-rrd -f DB'", self.failures)
                 self.enabled = False
+
+    def close(self, status: str, stop_reason: str | None = None) -> None:
+        """The run is over: complete the files' last intervals so the last videos reach every archive."""
+        if not self.enabled:
+            return
+        try:
+            self.store.close()
+        except Exception as exc:  # intended catch-all, as in add
+            log.warning("RRD: cannot close the files in %s: %s; rebuild them with "
+                        "'./start_server.py --rebuild-rrd -f DB'", self.folder, exc)

@@ -9,6 +9,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pytomo.errors import NotConfigured, PytomoError
 from pytomo.figures import graphs
@@ -16,16 +17,24 @@ from pytomo.rrd.points import Point
 
 log = logging.getLogger(__name__)
 
+LAYOUT = 2  # 1: a video's value held until the next one (heartbeat 900 s); 2: each video covers its own second
 STEP_S = 1  # a point is written at the end of the second it falls in, so its primary point is complete at once
-HEARTBEAT_S = 900  # a video's value stands for the time since the previous one, up to 15 minutes
-XFF = 0.5
+HEARTBEAT_S = 1  # a value never stands for more than its own second: the second before a video is written unknown
 # (primary points per row, rows): 1 s for 30 min, 1 min for 1 day, 5 min for 1 week, 30 min for 31 days,
 # 6 h for a year; each as AVERAGE, MIN and MAX (about 5 MB a file).
 ARCHIVES: tuple[tuple[int, int], ...] = ((1, 1800), (60, 1440), (300, 2016), (1800, 1488), (21600, 1464))
+COARSEST_S = max(steps for steps, _rows in ARCHIVES) * STEP_S
+# An interval of an archive is known as soon as one of its seconds holds a video (rrdtool allows xff < 1): one
+# video in 6 hours is 21599 unknown seconds of 21600, below XFF * 21600; an interval without video stays unknown.
+XFF = 0.99999
 MAX_PUSH_S = 60  # a point in a second already written moves to the next free second, at most this far
 MAX_SERVER_FILES = 50  # beyond this many cache servers in one run, points go to the service file only
 RRD_DIR_SUFFIX = ".rrd"
-RANGE_FILE = "range.json"  # {"first_s": time of the first point}: where the span "all" of the graphs starts
+# {"layout": LAYOUT, "first_s": time of the first point (where the span "all" starts), "zone": the zone of the
+# times (IANA name, or null: local times of an unknown zone kept as "floating" seconds), "last_s": {file: its last
+# point}, written when the files are closed}
+RANGE_FILE = "range.json"
+REBUILD_HINT = "./start_server.py --rebuild-rrd -f DB"
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 RRD_LOCK = threading.Lock()  # librrd keeps per-call state in globals: one call at a time in this process
@@ -33,6 +42,10 @@ RRD_LOCK = threading.Lock()  # librrd keeps per-call state in globals: one call 
 
 class RrdError(PytomoError):
     """An RRD file could not be created, updated or read."""
+
+
+class OutdatedRrd(RrdError):
+    """The RRD files are of an older layout (values held until the next video): they must be rebuilt."""
 
 
 def rrdtool_module():
@@ -83,41 +96,95 @@ def _value(v: float | None) -> str:
     return "U" if v is None else repr(float(v))
 
 
+@dataclass(frozen=True)
+class RangeInfo:
+    """What ``range.json`` says of a folder's files."""
+
+    layout: int = 1
+    first_s: float | None = None
+    zone: str | None = "UTC"  # None: local times of an unknown zone, kept as floating seconds
+    last_s: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def outdated(self) -> bool:
+        """True when the files are of an older layout and must be rebuilt."""
+        return self.layout < LAYOUT
+
+
+def range_info(folder: Path) -> RangeInfo:
+    """The ``range.json`` of ``folder``; a missing or unreadable one is taken as the old layout."""
+    try:
+        data: Any = json.loads((folder / RANGE_FILE).read_text())
+    except (OSError, ValueError):
+        return RangeInfo()
+    if not isinstance(data, dict):
+        return RangeInfo()
+    first, zone, last, layout = data.get("first_s"), data.get("zone"), data.get("last_s"), data.get("layout")
+    layout = layout if isinstance(layout, int) else 1
+    return RangeInfo(layout, float(first) if isinstance(first, (int, float)) else None,
+                     zone if isinstance(zone, str) else None,
+                     {k: int(v) for k, v in last.items() if isinstance(v, int)} if isinstance(last, dict) else {})
+
+
+def check_layout(folder: Path) -> RangeInfo:
+    """The folder's range, or OutdatedRrd saying how to rebuild files of an older layout."""
+    info = range_info(folder)
+    if info.outdated:
+        raise OutdatedRrd(f"the RRD files in {folder.name} are of an older layout, which held each video's value "
+                          f"until the next video: rebuild them with '{REBUILD_HINT}'")
+    return info
+
+
 @dataclass
 class RrdStore:
-    """Writes points into the service and server files of one folder; times only go forward."""
+    """Writes points into the service and server files of one folder; times only go forward.
+
+    ``zone`` is recorded in ``range.json``: the zone the times are shown in (None: local times of an unknown zone).
+    """
 
     folder: Path
+    zone: str | None = "UTC"
     last_s: dict[Path, int] = field(default_factory=dict)
     points: int = 0
     skipped: int = 0
 
-    def _prepare(self, path: Path, t_s: float) -> int | None:
-        """The second to update ``path`` at, creating the file if needed; None to skip an out-of-order point."""
+    def _write_range(self, first_s: int, last_s: dict[str, int] | None = None) -> None:
+        data: dict[str, Any] = {"layout": LAYOUT, "first_s": first_s, "zone": self.zone}
+        if last_s is not None:
+            data["last_s"] = last_s
+        (self.folder / RANGE_FILE).write_text(json.dumps(data, sort_keys=True))
+
+    def _create(self, path: Path, t: int) -> int:
+        """Create ``path`` for a first point at ``t``; the time of its last update."""
         rrdtool = rrdtool_module()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        rrdtool.create(str(path), *create_args(t - 2 * STEP_S))
+        if not (self.folder / RANGE_FILE).exists():
+            self._write_range(t)
+        return t - 2 * STEP_S
+
+    def _prepare(self, path: Path, t_s: float) -> tuple[int, int] | None:
+        """The second to update ``path`` at and its last update, creating the file if needed; None to skip an
+        out-of-order point."""
         t = math.ceil(t_s)
         last = self.last_s.get(path)
         if last is None:
-            if path.exists():
-                last = int(rrdtool.last(str(path)))
-            else:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                rrdtool.create(str(path), *create_args(t - STEP_S))
-                if not (self.folder / RANGE_FILE).exists():
-                    (self.folder / RANGE_FILE).write_text(json.dumps({"first_s": t}))
-                last = t - STEP_S
+            last = int(rrdtool_module().last(str(path))) if path.exists() else self._create(path, t)
         if t <= last:
             if last - t >= MAX_PUSH_S:
                 return None
             t = last + STEP_S  # rrdtool takes one update per second and file: the next free second
-        return t
+        return t, last
 
     def _update(self, path: Path, point: Point) -> bool:
         rrdtool = rrdtool_module()
-        t = self._prepare(path, point.t_s)
-        if t is None:
+        prepared = self._prepare(path, point.t_s)
+        if prepared is None:
             return False
+        t, last = prepared
         values = ":".join(_value(point.values.get(g.ds)) for _f, g in graphs())
+        if last < t - STEP_S:  # the time since the last point is unknown, not this video's value
+            rrdtool.update(str(path), f"{t - STEP_S}:{':'.join('U' for _ in graphs())}")
         rrdtool.update(str(path), f"{t}:{values}")
         self.last_s[path] = t
         return True
@@ -140,14 +207,39 @@ class RrdStore:
             self.skipped += 1
         return ok
 
+    def close(self) -> None:
+        """Complete every archive's last interval (an unknown update up to the next 6 h boundary) and record each
+        file's last point in ``range.json``: without it the last videos of a run would never reach the coarser
+        archives. Nothing can be added to the files afterwards."""
+        if not self.last_s:
+            return
+        rrdtool = rrdtool_module()
+        unknown = ":".join("U" for _ in graphs())
+        try:
+            with RRD_LOCK:
+                for path, last in self.last_s.items():
+                    end = -(-last // COARSEST_S) * COARSEST_S
+                    if end > last:
+                        rrdtool.update(str(path), f"{end}:{unknown}")
+                first = range_info(self.folder).first_s
+                self._write_range(int(first) if first is not None else min(self.last_s.values()),
+                                  {p.name: t for p, t in sorted(self.last_s.items())})
+        except Exception as exc:  # as in add
+            raise RrdError(f"cannot close the RRD files in {self.folder}: {exc}") from exc
+
     def _server_count(self) -> int:
         return sum(1 for p in self.folder.glob("server-*.rrd")) if self.folder.exists() else 0
 
 
 def first_point_s(folder: Path) -> float | None:
     """Time of the first point written into ``folder``, or None."""
-    try:
-        value = json.loads((folder / RANGE_FILE).read_text()).get("first_s")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
+    return range_info(folder).first_s
+
+
+def last_point_s(rrd: Path) -> int:
+    """Time of the last point of one file: as recorded when the files were closed, else its last update."""
+    recorded = range_info(rrd.parent).last_s.get(rrd.name)
+    if recorded is not None:
+        return recorded
+    with RRD_LOCK:
+        return int(rrdtool_module().last(str(rrd)))

@@ -11,7 +11,7 @@ import pytest
 from pytomo import figures
 from pytomo.figures import FIGURES, Figure, Graph
 from pytomo.rrd.points import values_from_figures
-from pytomo.rrd.store import create_args
+from pytomo.rrd.store import HEARTBEAT_S, create_args
 from tests.conftest import ROOT
 
 
@@ -58,7 +58,7 @@ def test_a_new_figure_follows_everywhere_from_one_declaration(one_more):
     assert figures.renamed("downloads").get("headers_wait_ms") is None
     row = {f.key: None for f in figures.FIGURES} | {"downloads.headers_wait_ms": 250.0}
     assert values_from_figures(row)["headers_wait_ms"] == 250.0
-    assert "DS:headers_wait_ms:GAUGE:900:U:U" in create_args(1000)
+    assert f"DS:headers_wait_ms:GAUGE:{HEARTBEAT_S}:U:U" in create_args(1000)
     assert figures.graph_pages()["qos"][1][-1] == "headers_wait_ms"
     assert "headers_wait_ms" in figures.graph_pages()["all"][1]
     assert "| `headers_wait_ms` | REAL | ms | request sent -> response headers, in ms | `headers_wait_ms`" in (

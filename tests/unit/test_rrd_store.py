@@ -1,4 +1,5 @@
-"""RRD layout and updates: data-source names, archive coverage, same-second points, out-of-order points, 2015 IDs."""
+"""RRD layout and updates: data-source names, archive coverage, same-second points, out-of-order points, 2015 IDs,
+closing, the layout version."""
 
 from __future__ import annotations
 
@@ -16,7 +17,19 @@ from pytomo.rrd.metrics import GROUPS, METRICS
 from pytomo.rrd.points import Point, parse_id, read_points, values_from_columns
 from pytomo.rrd.rebuild import rebuild
 from pytomo.rrd.recorder import MAX_FAILURES, RrdRecorder
-from pytomo.rrd.store import ARCHIVES, HEARTBEAT_S, STEP_S, RrdStore, create_args, first_point_s, server_file
+from pytomo.rrd.store import (
+    ARCHIVES,
+    LAYOUT,
+    STEP_S,
+    XFF,
+    OutdatedRrd,
+    RrdStore,
+    check_layout,
+    create_args,
+    first_point_s,
+    range_info,
+    server_file,
+)
 
 T0 = 1_790_000_000.25
 
@@ -27,8 +40,9 @@ def _point(t: float, thp: float, server: str = "10.0.0.1") -> Point:
     return Point(t, "Svc", server, "http://cache", values)
 
 
-def _series(path, start: int, end: int, ds: str = "avg_thp_kbps") -> list[tuple[int, float | None]]:
-    (s, _e, step), names, rows = rrdtool.fetch(str(path), "AVERAGE", "-r", "1", "-s", str(start), "-e", str(end))
+def _series(path, start: int, end: int, ds: str = "avg_thp_kbps", res: int = 1) -> list[tuple[int, float | None]]:
+    """``(end of the interval, value)`` of one data source."""
+    (s, _e, step), names, rows = rrdtool.fetch(str(path), "AVERAGE", "-r", str(res), "-s", str(start), "-e", str(end))
     i = names.index(ds)
     return [(s + (k + 1) * step, row[i]) for k, row in enumerate(rows)]
 
@@ -48,7 +62,12 @@ def test_archives_cover_months_at_one_video_a_minute():
     assert max(coverage_s.values()) >= 365 * 86400
     assert any(res <= 60 and cov >= 86400 for res, cov in coverage_s.items())  # a day at one minute
     assert any(res <= 1800 and cov >= 31 * 86400 for res, cov in coverage_s.items())  # a month at 30 min
-    assert HEARTBEAT_S > 60  # one video a minute never leaves a gap
+
+
+def test_one_video_keeps_an_interval_of_every_archive_known_and_none_leaves_it_unknown():
+    for steps, _rows in ARCHIVES:  # rrdtool: a row is unknown when more than xff * steps of its seconds are
+        assert steps - 1 <= XFF * steps < steps
+    assert 0 <= XFF < 1  # what rrdtool accepts
 
 
 def test_points_in_the_same_second_are_all_kept(tmp_path):
@@ -69,14 +88,43 @@ def test_a_point_far_before_the_last_is_skipped_and_counted(tmp_path):
     assert store.skipped == 1 and store.points == 1
 
 
-def test_a_video_stands_for_the_time_since_the_previous_one(tmp_path):
+def test_a_video_covers_its_own_second_only(tmp_path):
     store = RrdStore(tmp_path / "r.rrd")
     store.add(_point(T0, 10.0))
     store.add(_point(T0 + 60, 20.0))
     path = tmp_path / "r.rrd" / "service-Svc.rrd"
     t1 = int(T0) + 1  # the first point, written at the end of its second
-    got = dict(_series(path, t1 - 1, t1 + 62))
-    assert got[t1] == 10.0 and [got[t] for t in range(t1 + 1, t1 + 61)] == [20.0] * 60 and got[t1 + 61] is None
+    got = dict(_series(path, t1 - 3, t1 + 62))
+    assert got[t1] == 10.0 and got[t1 + 60] == 20.0
+    assert [got[t] for t in range(t1 + 1, t1 + 60)] == [None] * 59 and got[t1 + 61] is None and got[t1 - 1] is None
+
+
+def test_closing_puts_the_last_videos_into_every_archive_and_records_them(tmp_path):
+    store = RrdStore(tmp_path / "r.rrd", zone="Europe/Paris")
+    store.add(_point(T0, 10.0))
+    store.add(_point(T0 + 90, 30.0))
+    path = tmp_path / "r.rrd" / "service-Svc.rrd"
+    coarsest = ARCHIVES[-1][0] * STEP_S
+    (_s, _e, step), names, rows = rrdtool.fetch(str(path), "AVERAGE", "-r", str(coarsest), "-s",
+                                                str(int(T0) - coarsest), "-e", str(int(T0) + coarsest))
+    assert step == coarsest and all(r[names.index("avg_thp_kbps")] is None for r in rows)  # not complete yet
+    store.close()
+    (_s, _e, step), names, rows = rrdtool.fetch(str(path), "AVERAGE", "-r", str(coarsest), "-s",
+                                                str(int(T0) - coarsest), "-e", str(int(T0) + coarsest))
+    assert [r[names.index("avg_thp_kbps")] for r in rows if r[names.index("avg_thp_kbps")] is not None] == [20.0]
+    info = range_info(tmp_path / "r.rrd")
+    assert info.layout == LAYOUT and info.zone == "Europe/Paris" and info.first_s == int(T0) + 1
+    assert info.last_s["service-Svc.rrd"] == int(T0) + 91 and not info.outdated
+
+
+def test_files_of_the_old_layout_are_recognised(tmp_path):
+    old = tmp_path / "old.rrd"
+    old.mkdir()
+    (old / "range.json").write_text('{"first_s": 1790000000}')  # as the first layout wrote it
+    with pytest.raises(OutdatedRrd, match="--rebuild-rrd"):
+        check_layout(old)
+    assert range_info(tmp_path / "missing").outdated
+    assert first_point_s(old) == 1790000000
 
 
 def test_ipv6_server_files_have_no_colon(tmp_path):
@@ -93,12 +141,14 @@ def test_values_from_2015_columns_derive_the_2015_indicators():
     assert none["avg_thp_kbps"] is None and none["stalled_videos"] == 0.0 and none["start_s"] is None
 
 
-def test_ids_are_read_as_utc_or_local_time(monkeypatch):
+def test_ids_are_read_in_the_zone_given_never_in_this_machines(monkeypatch):
     assert parse_id("2026-01-05 00:00:00.500000") == 1767571200.5
-    monkeypatch.setenv("TZ", "Europe/Paris")
+    monkeypatch.setenv("TZ", "America/New_York")  # this machine's zone plays no part
     time.tzset()
     try:
-        assert parse_id("2026-01-05 01:00:00", utc=False) == 1767571200.0
+        assert parse_id("2026-01-05 01:00:00", "Europe/Paris") == 1767571200.0
+        assert parse_id("2026-07-05 02:00:00", "Europe/Paris") == 1783209600.0  # summer time
+        assert parse_id("2026-01-05 01:00:00", None) == 1767574800.0  # zone unknown: floating, read as if UTC
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
@@ -118,14 +168,14 @@ def test_rebuild_of_a_2015_table(tmp_path):
     conn.executemany("INSERT INTO pytomo_crawl_2013_11_29_14_03_12 VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
     conn.commit()
     conn.close()
-    report = rebuild(db, utc_2015=True)
+    report = rebuild(db, tz="UTC")
     assert report.layout == "2015" and report.points == 2 and report.bad_times == 1
     assert report.files == ["server-1.1.1.1.rrd", "server-2.2.2.2.rrd", "service-YouTube.rrd"]
-    t2 = int(parse_id(rows[2][0]))
-    got = dict(_series(report.folder / "service-YouTube.rrd", t2 - 5, t2 + 1, "stalled_videos"))
-    assert got[t2] == 1.0
-    assert dict(_series(report.folder / "service-YouTube.rrd", t2 - 5, t2 + 1))[t2] == 1000.0
-    again = rebuild(db, utc_2015=True)  # replaces the files whole
+    minute = (int(parse_id(rows[2][0])) // 60 + 1) * 60  # closed: the second archive is gone, minutes remain
+    got = dict(_series(report.folder / "service-YouTube.rrd", minute - 120, minute, "stalled_videos", 60))
+    assert got[minute] == 1.0 and got[minute - 60] == 0.0
+    assert dict(_series(report.folder / "service-YouTube.rrd", minute - 120, minute, res=60))[minute] == 1000.0
+    again = rebuild(db, tz="UTC")  # replaces the files whole
     assert again.files == report.files and not list(tmp_path.glob("*.rebuild-*")) and not list(tmp_path.glob("*.old-*"))
 
 

@@ -32,3 +32,29 @@ def make_2015_database(ours: Path, folder: Path) -> Path:
     conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in COLUMNS_2015)})", rows)
     conn.close()
     return path
+
+
+REAL_2013 = Path(__file__).resolve().parents[2].parent / "shared" / "pytomo2013"  # ../shared beside the clone
+# The 24 columns of the 2013 dumps (the 2015 table without CacheServerDelay, ResolveTime, ASNumber, StatusCode and
+# TimeTogetFirstByte).
+COLUMNS_2013 = (
+    ("ID", "TIMESTAMP"), ("Service", "text"), ("Url", "text"), ("CacheUrl", "text"), ("IP", "text"),
+    ("Resolver", "text"), ("PingMin", "real"), ("PingAvg", "real"), ("PingMax", "real"), ("DownloadTime", "real"),
+    ("VideoType", "text"), ("VideoDuration", "real"), ("VideoLength", "real"), ("EncodingRate", "real"),
+    ("DownloadBytes", "int"), ("DownloadInterruptions", "int"), ("InitialData", "real"), ("InitialRate", "real"),
+    ("InitialPlaybackBuffer", "real"), ("BufferingDuration", "real"), ("PlaybackDuration", "real"),
+    ("BufferDurationAtEnd", "real"), ("MaxInstantThp", "real"), ("RedirectUrl", "text"),
+)
+
+def real_2013_database(dump: Path, folder: Path) -> Path:
+    """A database of the 2015 layout holding the rows of one dump, as the volunteer's machine had it."""
+    rows = [[v if v != "" else None for v in line.split("|")] for line in dump.read_text().splitlines() if line]
+    first = min(r[0] for r in rows)
+    site = dump.stem.split("_")[2].lower()
+    path = folder / f"{site}.youtube.{first[:10]}.{first[11:19].replace(':', '_')}.pytomo_database.db"
+    table = f"pytomo_crawl_{first[:19].replace('-', '_').replace(' ', '_').replace(':', '_')}"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {t}' for c, t in COLUMNS_2013)})")
+    conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in COLUMNS_2013)})", rows)
+    conn.close()
+    return path

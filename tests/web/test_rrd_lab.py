@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,16 +15,26 @@ import requests
 import rrdtool
 
 from pytomo.rrd.metrics import METRICS
+from pytomo.rrd.points import run_zone
 from pytomo.rrd.rebuild import rebuild
-from pytomo.rrd.store import rrd_dir_for
+from pytomo.rrd.store import ARCHIVES, HEARTBEAT_S, LAYOUT, STEP_S, range_info, rrd_dir_for
 from tests.conftest import ROOT
 from tests.web.conftest import Server, read_db
 from tests.web.legacy import make_2015_database
 
+RESOLUTIONS_S = [steps * STEP_S for steps, _rows in ARCHIVES if steps > 1]  # the 1 s archive ends with the run
 
-def _fetch(path: Path, start: int, end: int) -> dict[str, list[float | None]]:
-    (_s, _e, _step), names, rows = rrdtool.fetch(str(path), "AVERAGE", "-r", "1", "-s", str(start), "-e", str(end))
+
+def _fetch(path: Path, start: int, end: int, res: int = 60, cf: str = "AVERAGE") -> dict[str, list[float | None]]:
+    (_s, _e, step), names, rows = rrdtool.fetch(str(path), cf, "-r", str(res), "-s", str(start), "-e", str(end))
+    assert step == res
     return {n: [row[i] for row in rows] for i, n in enumerate(names)}
+
+
+def _fetch_all(path: Path, start: int, end: int) -> list[tuple[str, int, dict[str, list[float | None]]]]:
+    """Every archive (consolidation, resolution) over the run."""
+    return [(cf, res, _fetch(path, start - res, end, res, cf)) for res in RESOLUTIONS_S
+            for cf in ("AVERAGE", "MIN", "MAX")]
 
 
 def _close(x: float | None, y: float | None) -> bool:
@@ -37,13 +48,16 @@ def _same(a: list[float | None], b: list[float | None]) -> bool:
 
 
 def _window(folder: Path) -> tuple[int, int]:
-    last = max(rrdtool.last(str(p)) for p in folder.glob("*.rrd"))
-    return last - 600, last
+    """From the first to the last point of the run (the files are closed: their last update is later)."""
+    info = range_info(folder)
+    assert info.first_s is not None and info.last_s
+    return int(info.first_s), max(info.last_s.values())
 
 
 @pytest.fixture(scope="module")
 def rebuilt(lab_db, tmp_path_factory):
-    """Our database rebuilt into another folder, and a 2015-layout copy rebuilt by the command (IDs read as UTC)."""
+    """Our database rebuilt into another folder, and a 2015-layout copy rebuilt by the command (IDs read as UTC:
+    ``--utc`` is ``--tz UTC``)."""
     out = tmp_path_factory.mktemp("rebuilt")
     ours = rebuild(lab_db, folder=out / "ours.rrd")
     legacy_db = make_2015_database(lab_db, out / "legacy")
@@ -65,6 +79,30 @@ def test_crawler_keeps_service_and_server_files(lab_db):
     info = rrdtool.info(str(folder / "service-Lab.rrd"))
     assert info["step"] == 1 and {f"ds[{m.name}].type" for m in METRICS} <= set(info)
     assert all(info[f"ds[{m.name}].type"] == "GAUGE" for m in METRICS)
+    assert all(info[f"ds[{m.name}].minimal_heartbeat"] == HEARTBEAT_S for m in METRICS)
+    conn = read_db(lab_db)
+    zone = run_zone(conn)
+    conn.close()
+    rng = range_info(folder)
+    assert rng.layout == LAYOUT and rng.zone == zone and set(rng.last_s) == names  # the crawler closed them
+
+
+def test_each_minute_holds_the_share_of_its_videos_with_stalls(lab_db):
+    folder = rrd_dir_for(lab_db)
+    conn = read_db(lab_db)
+    rows = conn.execute("SELECT ID, DownloadInterruptions FROM pytomo_crawl WHERE DownloadTime > 0").fetchall()
+    conn.close()
+    points: list[tuple[int, int | None]] = []  # (second written at, stalls): one per second, the next free one
+    for when, stalls in sorted((datetime.fromisoformat(r[0]).replace(tzinfo=UTC).timestamp(), r[1]) for r in rows):
+        t = math.ceil(when)
+        points.append((max(t, points[-1][0] + 1) if points else t, stalls))
+    start, end = _window(folder)
+    (s, _e, step), names, data = rrdtool.fetch(str(folder / "service-Lab.rrd"), "AVERAGE", "-r", "60",
+                                               "-s", str(start - 60), "-e", str(end))
+    assert step == 60 and points
+    for k, row in enumerate(data):
+        known = [float(n > 0) for t, n in points if s + k * step < t <= s + (k + 1) * step and n is not None]
+        assert _close(row[names.index("stalled_videos")], sum(known) / len(known) if known else None), k
 
 
 def test_live_files_equal_a_rebuild_from_the_database(lab_db, rebuilt):
@@ -72,14 +110,16 @@ def test_live_files_equal_a_rebuild_from_the_database(lab_db, rebuilt):
     live = rrd_dir_for(lab_db)
     start, end = _window(live)
     assert sorted(p.name for p in live.glob("*.rrd")) == ours.files
+    assert range_info(live) == range_info(ours.folder)
     known = 0
     for name in ours.files:
-        a, b = _fetch(live / name, start, end), _fetch(ours.folder / name, start, end)
-        for m in METRICS:
-            assert _same(a[m.name], b[m.name]), (name, m.name)
-            known += sum(v is not None for v in a[m.name])
+        for (cf, res, a), (_cf, _res, b) in zip(_fetch_all(live / name, start, end),
+                                                _fetch_all(ours.folder / name, start, end)):
+            for m in METRICS:
+                assert _same(a[m.name], b[m.name]), (name, m.name, cf, res)
+                known += sum(v is not None for v in a[m.name])
     assert known > 100
-    series = _fetch(live / "service-Lab.rrd", start, end)
+    series = _fetch(live / "service-Lab.rrd", start - 60, end)
     assert any(v for v in series["start_s"] if v) and any(v for v in series["avg_thp_kbps"] if v)
 
 
@@ -88,13 +128,15 @@ def test_a_2015_layout_database_gives_the_same_graphs(rebuilt):
     legacy = rrd_dir_for(legacy_db)
     assert sorted(p.name for p in legacy.glob("*.rrd")) == ours.files
     start, end = _window(ours.folder)
+    assert range_info(legacy).zone == "UTC"
     for name in ours.files:
-        a, b = _fetch(ours.folder / name, start, end), _fetch(legacy / name, start, end)
-        for m in METRICS:
-            if m.shared:
-                assert _same(a[m.name], b[m.name]), (name, m.name)
-            else:
-                assert all(v is None for v in b[m.name]), (name, m.name)
+        for (cf, res, a), (_cf, _res, b) in zip(_fetch_all(ours.folder / name, start, end),
+                                                _fetch_all(legacy / name, start, end)):
+            for m in METRICS:
+                if m.shared:
+                    assert _same(a[m.name], b[m.name]), (name, m.name, cf, res)
+                else:
+                    assert all(v is None for v in b[m.name]), (name, m.name)
 
 
 def test_the_server_shows_a_2015_database(rebuilt, tmp_path):
@@ -103,7 +145,7 @@ def test_the_server_shows_a_2015_database(rebuilt, tmp_path):
     shutil.copytree(legacy_db.parent, folder)
     srv = Server(["-d", str(folder)], tmp_path / "cache")
     try:
-        main = requests.get(srv.url, timeout=20).text
+        main = requests.get(srv.url + "graphs/main", timeout=20).text
         assert "2015 layout" in main and legacy_db.name in main
         graphs = re.findall(r'<img src="(/graph/[^"]+)"', main)
         assert graphs
