@@ -24,6 +24,7 @@ from pytomo.figures import row as figure_row
 from pytomo.results import iso, local_iso, utc_now
 from pytomo.settings import SETTINGS
 from pytomo.storage.schema import SCHEMA_VERSION, TABLES, TCP_INFO_FIELDS, VIEW
+from pytomo.storage.writer_lock import WriterLock
 from pytomo.version import __version__, commit
 
 if TYPE_CHECKING:
@@ -234,12 +235,17 @@ def run_facts(path: str | Path) -> RunFacts:
 
 
 class RunDatabase:
-    """One run's database. ``add_video`` commits each video as soon as it is measured."""
+    """One run's database. ``add_video`` commits each video as soon as it is measured.
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, run_id: int) -> None:
+    While it is open, the writer lock (``<database>.writer``, an exclusive flock) tells readers a crawler is
+    writing it; ``finish`` releases and deletes it.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, run_id: int, lock: WriterLock | None = None) -> None:
         self.path = path
         self.conn = conn
         self.run_id = run_id
+        self.lock = lock
 
     @classmethod
     def create(cls, directory: str | Path, settings: Settings, *, host_label: str | None = None,
@@ -250,6 +256,7 @@ class RunDatabase:
         host = stored_label or socket.gethostname()  # the file name keeps the host name when no --label is given
         zone = local_zone()
         directory = Path(directory)
+        lock: WriterLock | None = None
         try:
             directory.mkdir(parents=True, exist_ok=True)
             path = directory / database_name(host, settings.service, settings.provider, started)
@@ -258,6 +265,8 @@ class RunDatabase:
                 n += 1
                 path = directory / database_name(host, settings.service, settings.provider, started).replace(
                     DB_SUFFIX, f"-{n}{DB_SUFFIX}")
+            lock = WriterLock(path)
+            lock.acquire()  # before the file exists: a reader never sees the run without its writer
             conn = sqlite3.connect(path, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -275,8 +284,10 @@ class RunDatabase:
                  "looked up by the collector from the uploader's address, never here", sys.version.split()[0],
                  platform.platform(), Path(lab_scenario).name if lab_scenario else None))
         except (OSError, sqlite3.Error) as exc:
+            if lock is not None:
+                lock.release()
             raise StorageError(f"cannot create the run database in {directory}: {exc}") from exc
-        return cls(path, conn, _rowid(cur))
+        return cls(path, conn, _rowid(cur), lock)
 
     def finish(self, status: str, stop_reason: str | None = None) -> None:
         """Close the run row and the database; when the disk is full the row keeps ``running`` and a line says so."""
@@ -290,11 +301,19 @@ class RunDatabase:
         except sqlite3.Error as exc:  # the transaction is rolled back: what was stored stays whole
             log.warning("cannot close the run row of %s: %s", self.path, exc)
         finally:
-            self.conn.close()
+            self.close()
         try:
             write_metadata(self.path)
         except OSError as exc:
             log.warning("cannot write the Datasette metadata beside %s: %s", self.path, exc)
+
+    def close(self) -> None:
+        """Close the connection and release the writer lock (its file deleted); the run row is left as it is."""
+        try:
+            self.conn.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
     def _self_contained(self) -> None:
         """Fold the WAL into the file and leave WAL mode: one file, which opens with ``?mode=ro`` anywhere."""
