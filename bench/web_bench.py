@@ -26,8 +26,10 @@ from bench.web_make_db import make_database  # noqa: E402
 from pytomo.rrd.metrics import METRICS  # noqa: E402
 from pytomo.rrd.rebuild import rebuild  # noqa: E402
 
-PAGES = ["", "graphs/qoe", "graphs/qos", "graphs/characteristics", "graphs/all", "videos", "videos?page=150",
-         "servers", "archive"]
+PAGES = ["", "?span=hour", "?span=all", "overview/plays.svg", "overview/ratio.svg", "overview/rtt.svg", "graphs/main",
+         "graphs/qoe", "graphs/qos", "graphs/characteristics", "graphs/all", "videos", "videos?page=150",
+         "videos?sort=throughput", "servers", "archive", "history", "history/start.svg", "api/v1/verdict",
+         "api/v1/videos", "metrics"]
 VIDEOS = [10_000]  # the database's size, set by main(): video ids and the deep page are drawn within it
 SPANS = ("hour", "day", "week", "month", "all")
 

@@ -7,6 +7,7 @@ import json
 import random
 import sqlite3
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -107,10 +108,10 @@ def make_database(directory: Path, videos: int = 10_000, seed: int = 42) -> Path
     c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     end = START + timedelta(minutes=videos)
     run_id = c.execute(
-        "INSERT INTO run (schema_version, software_version, started_at, ended_at, host_label, service, provider,"
-        " settings_json, status, stop_reason) VALUES (?,?,?,?,?,?,?,?,?,?)",
-        (SCHEMA_VERSION, __version__, iso(START), iso(end), "bench", "bench", "", json.dumps({"seed": seed}),
-         "finished", "done")).lastrowid
+        "INSERT INTO run (run_uuid, schema_version, software_version, started_at, ended_at, timezone, utc_offset_s,"
+        " host_label, service, provider, settings_json, status, stop_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (str(uuid.UUID(int=seed, version=4)), SCHEMA_VERSION, __version__, iso(START), iso(end), "UTC", 0, "bench",
+         "bench", "", json.dumps({"seed": seed}), "finished", "done")).lastrowid
     c.execute("BEGIN")
     for n in range(videos):
         _video(c, rng, run_id, n, START + timedelta(minutes=n, seconds=rng.uniform(0, 20)))

@@ -42,7 +42,8 @@ class Clock:
         """What axes and tables say of the times: ``UTC``, ``Europe/Paris`` or ``local, zone unknown``."""
         return self.name or UNKNOWN_LABEL
 
-    def _tz(self) -> tzinfo:
+    def tz(self) -> tzinfo:
+        """The zone times are shown in (UTC for floating local times)."""
         return zone(self.name) if self.name else UTC
 
     def epoch(self, text: object) -> float | None:
@@ -55,14 +56,14 @@ class Clock:
         except ValueError:
             return None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC if text.strip().endswith("Z") else self._tz())
+            dt = dt.replace(tzinfo=UTC if text.strip().endswith("Z") else self.tz())
         return dt.timestamp()
 
     def show(self, t_s: float | None, *, seconds: bool = True) -> str:
         """A time as ``2013-05-01 18:24:00 CEST`` (in this clock's zone), or ``… (local, zone unknown)``."""
         if t_s is None:
             return "–"
-        dt = datetime.fromtimestamp(t_s, self._tz())
+        dt = datetime.fromtimestamp(t_s, self.tz())
         text = dt.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
         if not self.known:
             return f"{text} (local, zone unknown)"
@@ -70,5 +71,5 @@ class Clock:
 
     def offset_s(self, t_s: float) -> float:
         """Local time minus UTC at ``t_s`` (0 for UTC and for an unknown zone)."""
-        off = datetime.fromtimestamp(t_s, self._tz()).utcoffset()
+        off = datetime.fromtimestamp(t_s, self.tz()).utcoffset()
         return off.total_seconds() if off else 0.0

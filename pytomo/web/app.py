@@ -80,10 +80,11 @@ def template_globals() -> dict[str, Any]:
 
 def make_app(site: Site) -> web.application:
     """The web.py application bound to ``site``."""
-    from pytomo.web import views
+    from pytomo.web import api, history, operator_pages, views
 
     urls = (
-        "/", views.GroupPage,
+        "/", operator_pages.Overview,
+        r"/overview/(plays|start|ratio|rtt)\.svg", operator_pages.OverviewChart,
         "/graphs/(main|qoe|qos|characteristics|all)", views.GroupPage,
         "/videos", views.Videos,
         r"/video/([0-9]{1,12})", views.Video,
@@ -93,6 +94,13 @@ def make_app(site: Site) -> web.application:
         "/archive", views.Archive,
         r"/static/([A-Za-z0-9_-]{1,64}\.(?:css|svg|png))", views.Static,
         "/favicon.ico", views.Favicon,
+        "/api/v1/verdict", api.Verdict,
+        "/api/v1/runs", api.Runs,
+        "/api/v1/videos", api.Videos,
+        r"/api/v1/video/([0-9]{1,12})", api.Video,
+        "/metrics", api.Metrics,
+        "/history", history.History,
+        r"/history/(plays|start|ratio|rtt)\.svg", history.HistoryChart,
     )
     app = web.application(urls, {}, autoreload=False)
 

@@ -220,3 +220,183 @@ def servers(conn: sqlite3.Connection, layout: Layout) -> list[dict[str, Any]]:
         f' avg(8.0 * DownloadBytes / DownloadTime / 1000.0) AS throughput_kbps,'
         f' avg(DownloadInterruptions > 0) AS stalled_share, NULL AS start_s, avg(TimeTogetFirstByte) AS ttfb_s,'
         f' avg(PingAvg) AS rtt_ms FROM "{layout.table}" WHERE DownloadTime > 0 GROUP BY IP ORDER BY throughput_kbps')]
+
+
+VANTAGE_COLUMNS = ("vantage_as_number", "vantage_as_name", "vantage_country")
+
+
+def archive_facts(conn: sqlite3.Connection, layout: Layout) -> dict[str, Any]:
+    """What the archive lists of a run: service, vantage point, status, zone, first and last video, videos played."""
+    out = dict(run_info(conn, layout))
+    if layout.kind == "ours":
+        have = {r[1] for r in conn.execute("PRAGMA table_info(run)")}
+        wanted = [c for c in VANTAGE_COLUMNS if c in have]
+        if wanted:
+            out.update(_one(conn, f"SELECT {', '.join(wanted)} FROM run ORDER BY id LIMIT 1"))
+        out.update(_one(conn, "SELECT min(started_at) AS first_at, max(coalesce(ended_at, started_at)) AS last_at"
+                              " FROM videos"))
+        out["played"] = conn.execute(
+            "SELECT count(DISTINCT video_row_id) FROM downloads WHERE bytes > 0").fetchone()[0]
+        return out
+    if layout.table is None:
+        return out
+    out.update(_one(conn, f'SELECT min(ID) AS first_at, max(ID) AS last_at, count(DISTINCT Url || ID) AS played'
+                          f' FROM "{layout.table}" WHERE DownloadTime > 0'))
+    return out
+
+
+# ---- the videos list in any order ----
+
+SORT_KEYS: dict[str, tuple[str, str]] = {  # name: (expression in our layout, in a 2015 table)
+    "started": ("v.started_at", "ID"),
+    "title": ("coalesce(v.title, v.video_id, v.page_url)", "Url"),
+    "status": ("v.status", "'ok'"),
+    "server": ("d.host || ' ' || d.address", "CacheUrl || ' ' || IP"),
+    "throughput": ("d.avg_throughput_bps", "8.0 * DownloadBytes / DownloadTime"),
+    "start": ("d.time_to_start_s", "NULL"),
+    "stalls": ("d.stall_count", "DownloadInterruptions"),
+    "stall_s": ("d.stall_total_s", "BufferingDuration"),
+}
+MAIN_DOWNLOAD_JOIN = "LEFT JOIN downloads d ON d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = v.id)"
+
+
+@dataclass(frozen=True)
+class VideoOrder:
+    """The ids of a run's played videos by one key, ascending (ties by id), and those without a value."""
+
+    valued: tuple[int, ...]
+    missing: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.valued) + len(self.missing)
+
+    def page(self, number: int, descending: bool, per_page: int = PER_PAGE) -> list[int]:
+        """The ids of one page (from 1): values ascending or descending, videos without a value last."""
+        ids = (self.valued[::-1] + self.missing[::-1]) if descending else self.valued + self.missing
+        start = (number - 1) * per_page
+        return list(ids[start:start + per_page])
+
+
+def video_order(conn: sqlite3.Connection, layout: Layout, key: str) -> VideoOrder:
+    """Every video id ordered by ``key`` (one of SORT_KEYS), NULLs apart; meant to be cached per database version."""
+    ours, old = SORT_KEYS[key]
+    if layout.kind == "ours":
+        join = MAIN_DOWNLOAD_JOIN if "d." in ours else ""
+        sql = f"SELECT v.id, ({ours}) IS NULL AS missing FROM videos v {join} ORDER BY missing, {ours}, v.id"
+    elif layout.table is not None:
+        sql = (f'SELECT rowid, ({old}) IS NULL AS missing FROM "{layout.table}" WHERE DownloadTime > 0'
+               f' ORDER BY missing, {old}, rowid')
+    else:
+        return VideoOrder((), ())
+    valued: list[int] = []
+    missing: list[int] = []
+    for ident, none in conn.execute(sql):
+        (missing if none else valued).append(ident)
+    return VideoOrder(tuple(valued), tuple(missing))
+
+
+def videos_by_id(conn: sqlite3.Connection, layout: Layout, ids: list[int]) -> list[dict[str, Any]]:
+    """The rows of the videos list for these ids, in their order."""
+    if not ids:
+        return []
+    marks = ", ".join("?" for _ in ids)
+    if layout.kind == "ours":
+        sql = f"""
+            SELECT v.id, v.started_at, v.title, v.page_url, v.video_id, v.status, v.error_stage, v.error_kind,
+                   d.host, d.address, d.avg_throughput_bps / 1000.0 AS throughput_kbps, d.stall_count,
+                   d.stall_total_s, d.time_to_start_s
+            FROM videos v {MAIN_DOWNLOAD_JOIN} WHERE v.id IN ({marks})"""
+    elif layout.table is not None:
+        sql = (f'SELECT rowid AS id, ID AS started_at, NULL AS title, Url AS page_url, NULL AS video_id,'
+               f' \'ok\' AS status, NULL AS error_stage, NULL AS error_kind, CacheUrl AS host,'
+               f' IP AS address, 8.0 * DownloadBytes / DownloadTime / 1000.0 AS throughput_kbps,'
+               f' DownloadInterruptions AS stall_count, BufferingDuration AS stall_total_s,'
+               f' NULL AS time_to_start_s FROM "{layout.table}" WHERE rowid IN ({marks})')
+    else:
+        return []
+    found = {r["id"]: dict(r) for r in conn.execute(sql, tuple(ids))}
+    return [found[i] for i in ids if i in found]
+
+
+# ---- segmented (HLS/DASH) sessions and TCP_INFO of one download ----
+
+SEGMENTS_SHOWN = 200
+
+
+def segments(conn: sqlite3.Connection, download_id: int,
+             limit: int = SEGMENTS_SHOWN) -> tuple[list[dict[str, Any]], int]:
+    """The first ``limit`` requests of a segmented session, in order, and how many there are."""
+    total = conn.execute("SELECT count(*) FROM segment_requests WHERE download_id = ?", (download_id,)).fetchone()[0]
+    rows = conn.execute(
+        "SELECT seq, stream, kind, rendition_id, bandwidth_bps, http_status, bytes, trequest_s, tresponse_s,"
+        " tfinish_s, media_start_s, media_duration_s, new_connection, error FROM segment_requests"
+        " WHERE download_id = ? ORDER BY seq LIMIT ?", (download_id, limit))
+    return [dict(r) for r in rows], total
+
+
+def renditions(conn: sqlite3.Connection, download_id: int) -> list[dict[str, Any]]:
+    """Each rendition a session fetched media from: its stream, declared bandwidth and number of media segments."""
+    return [dict(r) for r in conn.execute(
+        "SELECT stream, rendition_id, max(bandwidth_bps) AS bandwidth_bps, count(*) AS segments,"
+        " sum(bytes) AS bytes FROM segment_requests WHERE download_id = ? AND kind = 'media'"
+        " AND rendition_id IS NOT NULL GROUP BY stream, rendition_id ORDER BY stream, min(seq)", (download_id,))]
+
+
+def rendition_switches(conn: sqlite3.Connection, download_id: int) -> list[dict[str, Any]]:
+    """Every change of rendition between consecutive media segments of one stream, in request order."""
+    last: dict[str, dict[str, Any]] = {}
+    out = []
+    for r in conn.execute(
+            "SELECT seq, stream, rendition_id, bandwidth_bps, media_start_s, trequest_s FROM segment_requests"
+            " WHERE download_id = ? AND kind = 'media' AND rendition_id IS NOT NULL ORDER BY seq", (download_id,)):
+        before = last.get(r["stream"])
+        if before is not None and before["rendition_id"] != r["rendition_id"]:
+            out.append({"seq": r["seq"], "stream": r["stream"], "from_rendition": before["rendition_id"],
+                        "from_bps": before["bandwidth_bps"], "to_rendition": r["rendition_id"],
+                        "to_bps": r["bandwidth_bps"], "media_start_s": r["media_start_s"],
+                        "trequest_s": r["trequest_s"]})
+        last[r["stream"]] = dict(r)
+    return out
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _spread(values: list[Any], scale: float) -> dict[str, float | None]:
+    """first, last, min, median and max of a series (None values left out), each times ``scale``."""
+    kept = [float(v) * scale for v in values if v is not None]
+    if not kept:
+        return {"first": None, "last": None, "min": None, "median": None, "max": None}
+    return {"first": kept[0], "last": kept[-1], "min": min(kept), "median": _median(kept), "max": max(kept)}
+
+
+TCP_INFO_SHOWN = (  # column, label, unit shown, factor from the kernel's unit
+    ("tcpi_rtt", "Smoothed RTT (tcpi_rtt)", "ms", 1e-3),  # µs
+    ("tcpi_rttvar", "RTT variation (tcpi_rttvar)", "ms", 1e-3),  # µs
+    ("tcpi_min_rtt", "Minimum RTT (tcpi_min_rtt)", "ms", 1e-3),  # µs
+    ("tcpi_rcv_rtt", "Receiver RTT estimate (tcpi_rcv_rtt)", "ms", 1e-3),  # µs
+    ("tcpi_delivery_rate", "Delivery rate (tcpi_delivery_rate)", "kbit/s", 8e-3),  # bytes/s
+    ("tcpi_total_retrans", "Retransmitted segments (tcpi_total_retrans)", "segments", 1.0),  # cumulative count
+)
+
+
+def tcp_info_summary(conn: sqlite3.Connection, download_id: int) -> dict[str, Any]:
+    """The TCP_INFO snapshots of a download summed up: how many, over what time, and per field first, last, min,
+    median and max in the units shown (``rows`` empty: none recorded)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(tcp_info_samples)")}
+    fields = [f for f in TCP_INFO_SHOWN if f[0] in have]
+    if not fields:
+        return {"samples": 0, "rows": []}
+    samples = conn.execute(
+        f"SELECT t_s, {', '.join(f[0] for f in fields)} FROM tcp_info_samples WHERE download_id = ?"
+        f" ORDER BY t_s, rowid", (download_id,)).fetchall()
+    if not samples:
+        return {"samples": 0, "rows": []}
+    rows = [{"name": name, "label": label, "unit": unit, **_spread([s[name] for s in samples], factor)}
+            for name, label, unit, factor in fields]
+    return {"samples": len(samples), "first_s": samples[0]["t_s"], "last_s": samples[-1]["t_s"], "rows": rows}

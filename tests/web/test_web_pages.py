@@ -11,7 +11,8 @@ import requests
 
 from tests.web.conftest import HOSTILE_TITLE, folder_state, read_db
 
-PAGES = ["", "graphs/qoe", "graphs/qos", "graphs/characteristics", "graphs/all", "videos", "servers", "archive"]
+PAGES = ["", "graphs/main", "graphs/qoe", "graphs/qos", "graphs/characteristics", "graphs/all", "videos", "servers",
+         "history", "archive"]
 MENU_LINKS = ["/?db=", "/graphs/qoe?db=", "/graphs/qos?db=", "/graphs/characteristics?db=", "/graphs/all?db=",
               "/videos?db=", "/servers?db=", "/archive?db="]
 
@@ -50,7 +51,7 @@ def test_every_page_answers_with_the_menu_and_graphs_of_the_crawl(server, lab_db
         for href in MENU_LINKS:
             assert href in r.text, (page, href)
         assert lab_db.name in r.text
-    main = requests.get(srv.url, timeout=20).text
+    main = requests.get(srv.url + "graphs/main", timeout=20).text
     graphs = re.findall(r'<img src="(/graph/[^"]+)"', main)
     assert len(graphs) == 4
     for src in graphs:

@@ -1,0 +1,74 @@
+"""The operator's view of one run: its videos read once per database version, the verdict, the summary and charts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import web
+
+from pytomo.web import data, observe, timecharts
+from pytomo.web.observe import Obs
+from pytomo.web.verdict import (
+    FIGURES,
+    Bin,
+    Row,
+    Window,
+    bins,
+    figures_of,
+    selected,
+    shown,
+    spread_of,
+    verdict,
+    window,
+    within,
+)
+from pytomo.zones import Clock
+
+
+@dataclass(frozen=True)
+class View:
+    """What one page shows of a run over a span: its clock, the window, the verdict and the chosen videos' figures."""
+
+    clock: Clock
+    window: Window | None
+    rows: list[Row]
+    figures: dict[str, float | None]
+    spread: dict[str, Any]
+    bins: list[Bin]
+
+    def summary(self) -> list[tuple[str, str]]:
+        """The summary's lines: each declared figure with its value as shown."""
+        return [(f.label, shown(self.figures[f.key], f.unit)) for f in FIGURES]
+
+
+def observations(db: Any, clock: Clock) -> list[Obs]:
+    """Every video of the database, read once per database version and clock."""
+    return db.memo(("observations", clock.label), lambda: observe.load(db.conn, db.layout, clock))
+
+
+def view(db: Any, clock: Clock, span: str, src: str | None) -> View:
+    """The view of ``span`` (ending at the newest video) for the videos of ``src`` (all when None), cached."""
+
+    return db.memo(("view", clock.label, span, src), lambda: build(observations(db, clock), clock, span, src))
+
+
+def build(every: list[Obs], clock: Clock, span: str, src: str | None) -> View:
+    """The view of ``span`` of these time-ordered videos (ending at the newest) for those of ``src``."""
+    win = window(every, span)
+    if win is None:
+        return View(clock, None, [], figures_of([]), spread_of([]), [])
+    chosen = selected(every, src)
+    in_span = within(chosen, win.start_s, win.end_s)
+    return View(clock, win, verdict(every, win), figures_of(in_span), spread_of(in_span), bins(chosen, win))
+
+
+def clock_of(db: Any) -> Clock:
+    """The clock of a database (the run's zone, --tz for 2015 tables, else UTC)."""
+    info = db.memo("run", lambda: data.run_info(db.conn, db.layout))
+    return data.clock_for(info, db.layout, web.ctx.site.tz)
+
+
+def chart(v: View, name: str) -> str:
+    """One of the span's charts as an SVG document."""
+    return timecharts.CHARTS[name][1](v.bins, v.clock)
