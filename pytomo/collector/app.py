@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import web
 
 from pytomo.collector.store import BadUpload, Collector, Origin, Result, TooLarge
 from pytomo.collector.tokens import Holder, TokenStore
+from pytomo.dataset.parquet import open_run_database
+from pytomo.web.across import Combined, combine, history_doc
 from pytomo.web.app import BACKLOG, THREADS, run_server
+from pytomo.web.verdict import SPAN_LENGTH_S
 from pytomo.web.wsgi import finished
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,16 @@ class Service:
     def __init__(self, collector: Collector, tokens: TokenStore) -> None:
         self.collector = collector
         self.tokens = tokens
+        self.lock = threading.Lock()
+        self.history: tuple[tuple[Path, ...], Combined] | None = None  # the stored runs' videos, while they last
+
+    def combined(self) -> Combined:
+        """Every stored run's videos (2015 databases are not taken by the collector), read again when runs arrive."""
+        files = tuple(self.collector.stored_files())
+        with self.lock:
+            if self.history is None or self.history[0] != files:
+                self.history = (files, combine(files, open_run_database, None))
+            return self.history[1]
 
 
 def answer(status: int, payload: Any, *, extra: Iterable[tuple[str, str]] = ()) -> bytes:
@@ -116,6 +132,25 @@ class Runs:
         return answer(200, {"runs": service.collector.listing()})
 
 
+class History:
+    """``GET /api/v1/history?span=``: every stored run together, per service and cache server, and day by day, with
+    the web pages' definitions (researcher)."""
+
+    def GET(self) -> bytes:
+        who = holder("researcher")
+        if isinstance(who, bytes):
+            return who
+        try:
+            query = parse_qs(web.ctx.env.get("QUERY_STRING", ""), keep_blank_values=True, max_num_fields=5)
+        except ValueError:
+            query = {"": []}
+        spans = query.pop("span", ["month"])
+        if query or spans[-1] not in SPAN_LENGTH_S:
+            return answer(400, {"error": "query", "message": f"span= one of {', '.join(SPAN_LENGTH_S)}, nothing else"})
+        service: Service = web.ctx.service
+        return answer(200, history_doc(service.combined(), spans[-1]))
+
+
 class RunFile:
     """``GET /api/v1/runs/<uuid>.db``: the database as uploaded (researcher)."""
 
@@ -134,8 +169,8 @@ class RunFile:
 
 def make_collector_app(service: Service) -> web.application:
     """The web.py application of the collector."""
-    urls = ("/api/v1/runs", Runs, rf"/api/v1/runs/{UUID_PATTERN}\.db", RunFile)
-    app = web.application(urls, {"Runs": Runs, "RunFile": RunFile}, autoreload=False)
+    urls = ("/api/v1/runs", Runs, rf"/api/v1/runs/{UUID_PATTERN}\.db", RunFile, "/api/v1/history", History)
+    app = web.application(urls, {"Runs": Runs, "RunFile": RunFile, "History": History}, autoreload=False)
 
     def attach() -> None:
         web.ctx.service = service

@@ -257,6 +257,12 @@ class Collector:
                                 "ORDER BY received_at, run_uuid").fetchall()
         return [dict(r) for r in rows]
 
+    def stored_files(self) -> list[Path]:
+        """The stored databases, oldest upload first."""
+        with self._index() as conn:
+            rows = conn.execute("SELECT sha256 FROM runs WHERE state = 'stored' ORDER BY received_at, run_uuid")
+            return [self.files / f"{r['sha256']}.db" for r in rows]
+
     def file_of(self, run_uuid: str) -> Path | None:
         """The stored database of a run, or None."""
         with self._index() as conn:

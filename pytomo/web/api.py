@@ -14,7 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from pytomo.web import data, overview
 from pytomo.web.catalog import RunEntry
 from pytomo.web.verdict import FIGURES, LEVELS
-from pytomo.web.views import Db, chosen_entry, chosen_page, chosen_span, not_found, query
+from pytomo.web.views import Db, chosen_entry, chosen_page, chosen_sort, chosen_span, not_found, query
 
 API_VERSION = 1
 METRICS_SPAN = "hour"
@@ -113,19 +113,21 @@ class Runs:
 
 
 class Videos:
-    """``/api/v1/videos?db=&page=``: one page of the run's videos, newest first."""
+    """``/api/v1/videos?db=&page=&sort=&order=``: one page of the run's videos, in the videos list's order."""
 
     def GET(self) -> str:
-        q = query("db", "page")
+        q = query("db", "page", "sort", "order")
         number = chosen_page(q)
+        sort, order = chosen_sort(q)
         entry = _entry(q)
         with Db(entry) as db:
-            rows, total = data.videos_page(db.conn, db.layout, number)
-        pages = max(1, math.ceil(total / data.PER_PAGE))
-        if number > pages:
-            raise not_found("There is no such page of videos.")
-        return answer({"api_version": API_VERSION, "run": entry.id, "total": total, "page": number, "pages": pages,
-                       "per_page": data.PER_PAGE, "videos": rows})
+            ordered = db.memo(f"order-{sort}", lambda: data.video_order(db.conn, db.layout, sort))
+            pages = max(1, math.ceil(len(ordered) / data.PER_PAGE))
+            if number > pages:
+                raise not_found("There is no such page of videos.")
+            rows = data.videos_by_id(db.conn, db.layout, ordered.page(number, order == "desc"))
+        return answer({"api_version": API_VERSION, "run": entry.id, "total": len(ordered), "page": number,
+                       "pages": pages, "per_page": data.PER_PAGE, "sort": sort, "order": order, "videos": rows})
 
 
 class Video:

@@ -74,7 +74,7 @@ def template_globals() -> dict[str, Any]:
     """Formatting helpers the templates may call."""
     from pytomo.web import views
 
-    return {"fmt": views.fmt, "pct": views.pct, "kbps": views.kbps, "when": views.when, "safe_href": views.safe_href,
+    return {"fmt": views.fmt, "pct": views.pct, "kbps": views.kbps, "safe_href": views.safe_href,
             "at": views.at, "str": str}
 
 

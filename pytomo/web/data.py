@@ -80,63 +80,6 @@ def clock_for(info: dict[str, Any], layout: Layout, tz: str | None) -> Clock:
     return Clock("UTC")
 
 
-def summary(conn: sqlite3.Connection, layout: Layout) -> dict[str, Any]:
-    """The figures shown beside the graphs, counting videos (not rows)."""
-    if layout.kind == "ours":
-        out = _one(conn, "SELECT count(*) AS videos, sum(status = 'ok') AS ok, sum(status = 'error') AS failed,"
-                         " min(started_at) AS first_at, max(coalesce(ended_at, started_at)) AS last_at FROM videos")
-        out.update(_one(conn, f"""
-            SELECT count(*) AS played, avg(d.{_col(conn, "downloads", "transfer_s")}) AS download_s,
-                   avg(d.stall_count) AS stalls,
-                   avg(d.stall_count > 0) AS stalled_share, avg(d.stall_total_s) AS stall_s,
-                   avg(d.avg_throughput_bps) / 1000.0 AS throughput_kbps, avg(d.time_to_start_s) AS start_s,
-                   count(DISTINCT d.address) AS servers
-            FROM downloads d WHERE d.bytes > 0
-              AND d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = d.video_row_id)"""))
-        out.update(_one(conn, """
-            SELECT avg(s.rtt_ms) AS rtt_ms FROM rtt_samples s
-            JOIN downloads d ON d.video_row_id = s.video_row_id AND d.address = s.address
-            WHERE s.method != 'tcp-connect'"""))
-        return out
-    if layout.table is None:
-        return {}
-    t = layout.table
-    out = _one(conn, f'SELECT count(DISTINCT Url || ID) AS played, min(ID) AS first_at, max(ID) AS last_at,'
-                     f' avg(DownloadTime) AS download_s, avg(DownloadInterruptions) AS stalls,'
-                     f' avg(DownloadInterruptions > 0) AS stalled_share, avg(BufferingDuration) AS stall_s,'
-                     f' avg(8.0 * DownloadBytes / DownloadTime / 1000.0) AS throughput_kbps,'
-                     f' avg(PingAvg) AS rtt_ms, count(DISTINCT IP) AS servers'
-                     f' FROM "{t}" WHERE DownloadTime > 0')
-    out["videos"] = out.get("played")
-    return out
-
-
-def videos_page(conn: sqlite3.Connection, layout: Layout, page: int) -> tuple[list[dict[str, Any]], int]:
-    """One page of the played videos, newest first, and the number of videos."""
-    offset = (page - 1) * PER_PAGE
-    if layout.kind == "ours":
-        total = conn.execute("SELECT count(*) FROM videos").fetchone()[0]
-        rows = conn.execute("""
-            SELECT v.id, v.started_at, v.title, v.page_url, v.video_id, v.status, v.error_stage, v.error_kind,
-                   d.host, d.address, d.avg_throughput_bps / 1000.0 AS throughput_kbps, d.stall_count,
-                   d.stall_total_s, d.time_to_start_s
-            FROM videos v
-            LEFT JOIN downloads d ON d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = v.id)
-            ORDER BY v.id DESC LIMIT ? OFFSET ?""", (PER_PAGE, offset)).fetchall()
-        return [dict(r) for r in rows], total
-    if layout.table is None:
-        return [], 0
-    t = layout.table
-    total = conn.execute(f'SELECT count(*) FROM "{t}" WHERE DownloadTime > 0').fetchone()[0]
-    rows = conn.execute(f'SELECT rowid AS id, ID AS started_at, NULL AS title, Url AS page_url, NULL AS video_id,'
-                        f' \'ok\' AS status, NULL AS error_stage, NULL AS error_kind, CacheUrl AS host,'
-                        f' IP AS address, 8.0 * DownloadBytes / DownloadTime / 1000.0 AS throughput_kbps,'
-                        f' DownloadInterruptions AS stall_count, BufferingDuration AS stall_total_s,'
-                        f' NULL AS time_to_start_s FROM "{t}" WHERE DownloadTime > 0'
-                        f' ORDER BY ID DESC, rowid DESC LIMIT ? OFFSET ?', (PER_PAGE, offset)).fetchall()
-    return [dict(r) for r in rows], total
-
-
 def video(conn: sqlite3.Connection, layout: Layout, video_id: int) -> dict[str, Any] | None:
     """Everything stored for one video (our layout), or its 2015 row; None when there is no such video."""
     if layout.kind != "ours":

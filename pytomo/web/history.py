@@ -2,80 +2,30 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
-
 import web
 
+from pytomo.storage.readonly import open_readonly
 from pytomo.web import overview, timecharts
+from pytomo.web.across import UTC, Combined, combine, daily
 from pytomo.web.graphs import SPANS_S
-from pytomo.web.observe import Obs
-from pytomo.web.verdict import FIGURES, Row, shown, verdict, window, within
-from pytomo.web.views import Db, Page, _html, base_page, chosen_entry, chosen_span, link, query
-from pytomo.zones import Clock
+from pytomo.web.verdict import FIGURES, shown
+from pytomo.web.views import Page, _html, base_page, chosen_entry, chosen_span, link, query
 
 DEFAULT_SPAN = "month"
-DAY_S = 86400
-UTC = Clock("UTC")
-
-
-@dataclass(frozen=True)
-class Combined:
-    """The videos of every readable run in UTC, the runs used, and those left out with the reason."""
-
-    obs: list[Obs]
-    runs: int
-    left_out: list[tuple[str, str]]
-
-
-def _combine(entries: list[Any]) -> Combined:
-    every: list[Obs] = []
-    left_out, runs = [], 0
-    for e in entries:
-        try:
-            with Db(e) as db:
-                clock = overview.clock_of(db)
-                if not clock.known:
-                    left_out.append((e.name, "2015 local times of an unknown zone: start the server with --tz"))
-                    continue
-                every += overview.observations(db, clock)
-                runs += 1
-        except web.HTTPError:
-            left_out.append((e.name, "cannot be read"))
-    every.sort(key=lambda o: o.t_s)
-    return Combined(every, runs, left_out)
 
 
 def combined() -> tuple[tuple, Combined]:
     """Every run's videos and their cache key, cached until a database is added, removed or changed."""
     entries = web.ctx.site.catalog.entries()
     key = ("history", web.ctx.site.tz, tuple((e.id, e.mtime_s, e.size_bytes) for e in entries))
-    return key, web.ctx.site.remember(key, lambda: _combine(entries))
+    return key, web.ctx.site.remember(key, lambda: combine([e.path for e in entries], open_readonly,
+                                                           web.ctx.site.tz))
 
 
 def history_view(span: str) -> tuple[tuple, Combined, overview.View]:
     """The combined videos' view over ``span``."""
     key, c = combined()
     return key, c, web.ctx.site.remember((key, "view", span), lambda: overview.build(c.obs, UTC, span, None))
-
-
-def days(obs: list[Obs], start_s: float, end_s: float) -> list[tuple[float, float]]:
-    """The UTC days from the one holding ``start_s`` to the one holding ``end_s``."""
-    first = math.floor(start_s / DAY_S) * DAY_S
-    return [(float(d), float(d + DAY_S)) for d in range(int(first), int(end_s) + 1, DAY_S)]
-
-
-def grid(obs: list[Obs], rows: list[Row], spans: list[tuple[float, float]]) -> dict[str, list[Row | None]]:
-    """Each row's verdict day by day (None: no video that day)."""
-    out: dict[str, list[Row | None]] = {r.key: [] for r in rows}
-    for a, b in spans:
-        day = list(within(obs, a, b, closed=False))
-        win = window(day, "all")
-        found = {r.key: r for r in verdict(day, win)} if win else {}
-        for r in rows:
-            out[r.key].append(found.get(r.key))
-    return out
 
 
 class History:
@@ -91,10 +41,9 @@ class History:
             view=v, runs=c.runs, left_out=c.left_out, columns=FIGURES, shown=shown, run=Page(service="every run"),
             summary=v.summary(), counts=Page(v.spread), summary_of=f"the videos of {c.runs} run(s)")
         if v.window is not None:
-            spans = days(c.obs, v.window.start_s, v.window.end_s)
-            cells = web.ctx.site.remember((key, "grid", span), lambda: grid(c.obs, v.rows, spans))
-            labels = [UTC.show(a, seconds=False)[:10] for a, _b in spans]
-            page.update(grid={k: list(zip(labels, row, strict=True)) for k, row in cells.items()},
+            win = v.window
+            cells = web.ctx.site.remember((key, "grid", span), lambda: daily(c.obs, win))
+            page.update(grid={r.key: [(UTC.show(a)[:10], found.get(r.key)) for a, found in cells] for r in v.rows},
                         charts=[Page(label=label, src=link(f"/history/{name}.svg", span=span))
                                 for name, (label, _draw) in timecharts.CHARTS.items()])
         return _html(web.ctx.site.render.history(page))

@@ -72,8 +72,9 @@ def _expr(conn: sqlite3.Connection, table: str, alias: str, name: str) -> str:
 def _probe_rtts(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[list[float], int, int]]:
     """Per (video, address): the answered RTTs of its preferred method, probes sent and lost."""
     by_method: dict[tuple[int, str], dict[str, list[float | None]]] = {}
-    for vid, address, method, rtt in conn.execute(
-            "SELECT video_row_id, address, method, rtt_ms FROM rtt_samples ORDER BY video_row_id, id"):
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: a run can hold millions of samples
+    for vid, address, method, rtt in cur.execute("SELECT video_row_id, address, method, rtt_ms FROM rtt_samples"):
         by_method.setdefault((vid, address), {}).setdefault(method, []).append(rtt)
     out = {}
     for key, methods in by_method.items():
@@ -95,7 +96,9 @@ def _ours(conn: sqlite3.Connection, clock: Clock) -> Iterator[Obs]:
         FROM videos v LEFT JOIN downloads d
           ON d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = v.id)
         ORDER BY v.id"""
-    for r in conn.execute(sql):
+    cur = conn.cursor()
+    cur.row_factory = None
+    for r in cur.execute(sql):
         t = clock.epoch(r[1])
         if t is None:
             continue

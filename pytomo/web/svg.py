@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from html import escape
 
 WIDTH_PX, HEIGHT_PX = 640, 200
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 28, 34
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 36, 34
 COLOURS = ("#B03A2E", "#1F618D", "#117A65", "#7D3C98", "#B9770E", "#5D6D7E")
 
 
@@ -21,27 +21,42 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.3g}"
 
 
+def legend_places(names: Sequence[str], char_px: float = 6.5, gap_px: float = 14) -> list[tuple[float, int]]:
+    """Where each series' label goes, ``(x, row)``: one after the other, as wide as its text, on as many rows as
+    needed, so that every series is labelled."""
+    out, x, row = [], float(LEFT), 0
+    for name in names:
+        width = char_px * len(name)
+        if x > LEFT and x + width > WIDTH_PX - RIGHT:
+            x, row = float(LEFT), row + 1
+        out.append((x, row))
+        x += width + gap_px
+    return out
+
+
 def chart(title: str, x_label: str, y_label: str, series: Sequence[tuple[str, Sequence[tuple[float, float]]]], *,
           bands: Sequence[tuple[float, float]] = (), dots: bool = False, x_max: float | None = None) -> str:
     """An SVG document: one polyline (or dots) per named series, grey bands for intervals (stalls)."""
+    legend = legend_places([name for name, _pts in series])
+    top = TOP + 13 * max(0, max((row for _x, row in legend), default=0))
     xs = [x for _n, pts in series for x, _y in pts] + [a + b for a, b in bands]
     ys = [y for _n, pts in series for _x, y in pts if y is not None]
     x1 = max([x_max or 0.0, *xs, 1e-9])
     y1 = max([*ys, 0.0]) * 1.08 or 1.0
-    w, h = WIDTH_PX - LEFT - RIGHT, HEIGHT_PX - TOP - BOTTOM
+    w, h = WIDTH_PX - LEFT - RIGHT, HEIGHT_PX - top - BOTTOM
 
     def px(x: float) -> float:
         return LEFT + x / x1 * w
 
     def py(y: float) -> float:
-        return TOP + h - y / y1 * h
+        return top + h - y / y1 * h
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH_PX}" height="{HEIGHT_PX}" '
            f'viewBox="0 0 {WIDTH_PX} {HEIGHT_PX}" font-family="sans-serif" font-size="11">',
            f'<rect width="{WIDTH_PX}" height="{HEIGHT_PX}" fill="#fff"/>',
            f'<text x="{WIDTH_PX / 2}" y="16" text-anchor="middle" font-size="13">{escape(title)}</text>']
     for a, b in bands:
-        out.append(f'<rect x="{px(a):.1f}" y="{TOP}" width="{max(px(a + b) - px(a), 1):.1f}" height="{h}" '
+        out.append(f'<rect x="{px(a):.1f}" y="{top}" width="{max(px(a + b) - px(a), 1):.1f}" height="{h}" '
                    f'fill="#ddd"/>')
     step = _nice_step(y1)
     v = 0.0
@@ -52,12 +67,12 @@ def chart(title: str, x_label: str, y_label: str, series: Sequence[tuple[str, Se
     step = _nice_step(x1)
     v = 0.0
     while v <= x1:
-        out.append(f'<text x="{px(v):.1f}" y="{TOP + h + 14}" text-anchor="middle">{_fmt(v)}</text>')
+        out.append(f'<text x="{px(v):.1f}" y="{top + h + 14}" text-anchor="middle">{_fmt(v)}</text>')
         v += step
-    out.append(f'<rect x="{LEFT}" y="{TOP}" width="{w}" height="{h}" fill="none" stroke="#888"/>')
+    out.append(f'<rect x="{LEFT}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#888"/>')
     out.append(f'<text x="{LEFT + w / 2}" y="{HEIGHT_PX - 4}" text-anchor="middle">{escape(x_label)}</text>')
-    out.append(f'<text x="12" y="{TOP + h / 2}" text-anchor="middle" '
-               f'transform="rotate(-90 12 {TOP + h / 2})">{escape(y_label)}</text>')
+    out.append(f'<text x="12" y="{top + h / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 12 {top + h / 2})">{escape(y_label)}</text>')
     for i, (name, pts) in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         valid = [(x, y) for x, y in pts if y is not None]
@@ -66,8 +81,9 @@ def chart(title: str, x_label: str, y_label: str, series: Sequence[tuple[str, Se
         elif valid:
             path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in valid)
             out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
-        out.append(f'<text x="{LEFT + 8 + 150 * i}" y="{TOP + 12}" fill="{colour}">{escape(name)}</text>')
+        lx, row = legend[i]
+        out.append(f'<text x="{lx:.1f}" y="{TOP - 6 + 13 * row}" fill="{colour}">{escape(name)}</text>')
     if not any(pts for _n, pts in series):
-        out.append(f'<text x="{LEFT + w / 2}" y="{TOP + h / 2}" text-anchor="middle" fill="#888">no data</text>')
+        out.append(f'<text x="{LEFT + w / 2}" y="{top + h / 2}" text-anchor="middle" fill="#888">no data</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -55,13 +55,6 @@ def pct(value: Any) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
 
 
-def when(text: Any) -> str:
-    """A stored time shown as ``YYYY-MM-DD HH:MM:SS``."""
-    if not isinstance(text, str):
-        return "–"
-    return text.replace("T", " ")[:19] + (" UTC" if text.endswith("Z") else "")
-
-
 def at(text: Any, clock: Clock | None) -> str:
     """A stored time shown in the database's clock, with its zone (``2013-05-01 18:24:00 CEST``)."""
     clock = clock or Clock()

@@ -221,5 +221,25 @@ def test_two_volunteers_a_repeat_and_hostile_uploads(collector, tmp_path):
     total = con.execute("SELECT count(DISTINCT run_uuid) FROM read_parquet(?, hive_partitioning=true)",
                         [str(folder / "dataset" / "videos" / "**" / "*.parquet")]).fetchone()[0]
     assert total == 2
+    history_of_every_run(base, folder, tokens, con)
 
     hostile_uploads(base, folder, first, tmp_path, tokens["bob"])
+
+
+def history_of_every_run(base: str, folder: Path, tokens: dict, con) -> None:
+    """/api/v1/history: the stored runs together, as the web pages count them; played videos checked against the
+    Parquet dataset read by DuckDB (each video's first download that received bytes)."""
+    status, body = request(base + "api/v1/history?span=all", tokens["rita"])
+    assert status == 200, body
+    doc = json.loads(body)
+    glob = str(folder / "dataset" / "downloads" / "**" / "*.parquet")
+    played = con.execute(
+        "SELECT count(*) FROM (SELECT run_uuid, video_row_id, arg_min(bytes, id) AS first_bytes"
+        " FROM read_parquet(?, hive_partitioning=true) GROUP BY run_uuid, video_row_id) WHERE first_bytes > 0",
+        [glob]).fetchone()[0]
+    assert doc["runs"] == 2 and doc["left_out"] == []
+    assert doc["summary"]["counts"]["played"] == played > 0
+    assert sum(r["counts"]["played"] for r in doc["rows"] if r["kind"] == "service") == played
+    assert doc["days"] and all(d["rows"] for d in doc["days"])
+    assert request(base + "api/v1/history", tokens["alice"])[0] == 403  # researchers only
+    assert request(base + "api/v1/history?span=year", tokens["rita"])[0] == 400

@@ -47,3 +47,16 @@ def test_only_web_links_become_links():
     for bad in ("javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x", "//evil", None, 3):
         assert views.safe_href(bad) is None
     assert views.link("/videos", db="ab", page=2) == "/videos?db=ab&page=2"
+
+
+def test_every_series_of_a_chart_gets_its_own_label():
+    from pytomo.web import svg
+
+    names = [f"2001:db8::{i:x} icmp-raw" for i in range(9)] + ["127.0.0.1 tcp-connect"]
+    doc = svg.chart("RTT samples", "probe", "ms", [(n, [(1.0, float(i))]) for i, n in enumerate(names)], dots=True)
+    for n in names:
+        assert f">{n}</text>" in doc
+    places = svg.legend_places(names)
+    for (x1, r1), (x2, r2), n in zip(places, places[1:], names, strict=False):
+        assert r2 > r1 or x2 >= x1 + len(n) * 6.5  # never on top of the previous label
+    assert all(x + 6.5 * len(n) <= svg.WIDTH_PX for (x, _r), n in zip(places, names, strict=True))
