@@ -33,7 +33,7 @@ def run_videos(conn: sqlite3.Connection, tz: str | None) -> tuple[Clock, list[Ob
     conn.row_factory = sqlite3.Row
     layout = data.layout_of(conn)
     clock = data.clock_for(data.run_info(conn, layout), layout, tz)
-    return clock, observe.load(conn, layout, clock) if clock.known else []
+    return clock, observe.load(conn, layout, clock).obs if clock.known else []
 
 
 def combine(paths: Iterable[Path], open_db: Callable[[Path], sqlite3.Connection], tz: str | None) -> Combined:

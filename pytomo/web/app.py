@@ -14,6 +14,7 @@ import web
 from pytomo import paths
 from pytomo.web.catalog import Catalog
 from pytomo.web.graphs import GraphCache
+from pytomo.web.overview import ObservationCache
 from pytomo.web.wsgi import finished
 
 web.config.debug = False  # no tracebacks to clients, no autoreload, cached templates
@@ -45,6 +46,7 @@ class Site:
         self.static = load_static(self.templates_dir / "static")
         self.graphs = GraphCache((cache_dir or paths.cache_dir()) / "web-graphs")
         self.memo: dict[tuple, Any] = {}
+        self.observations = ObservationCache()
         self.memo_lock = threading.Lock()
 
     def remember(self, key: tuple, compute: Callable[[], Any]) -> Any:

@@ -69,12 +69,14 @@ def _expr(conn: sqlite3.Connection, table: str, alias: str, name: str) -> str:
     return f"{alias}.{col}" if col in have else "NULL"
 
 
-def _probe_rtts(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[list[float], int, int]]:
-    """Per (video, address): the answered RTTs of its preferred method, probes sent and lost."""
+def _probe_rtts(conn: sqlite3.Connection, after_id: int) -> dict[tuple[int, str], tuple[list[float], int, int]]:
+    """Per (video, address) of the videos after ``after_id``: the answered RTTs of its preferred method, probes sent
+    and lost."""
     by_method: dict[tuple[int, str], dict[str, list[float | None]]] = {}
     cur = conn.cursor()
     cur.row_factory = None  # plain tuples: a run can hold millions of samples
-    for vid, address, method, rtt in cur.execute("SELECT video_row_id, address, method, rtt_ms FROM rtt_samples"):
+    for vid, address, method, rtt in cur.execute(
+            "SELECT video_row_id, address, method, rtt_ms FROM rtt_samples WHERE video_row_id > ?", (after_id,)):
         by_method.setdefault((vid, address), {}).setdefault(method, []).append(rtt)
     out = {}
     for key, methods in by_method.items():
@@ -85,26 +87,27 @@ def _probe_rtts(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[list[fl
     return out
 
 
-def _ours(conn: sqlite3.Connection, clock: Clock) -> Iterator[Obs]:
+def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tuple[int, Obs | None]]:
     e = {n: _expr(conn, "downloads", "d", n) for n in (
         "time_to_start_s", "stall_count", "throughput_to_encoding_ratio", "avg_throughput_bps", "encoding_rate_bps")}
-    rtts = _probe_rtts(conn)
+    rtts = _probe_rtts(conn, after_id)
     sql = f"""
         SELECT v.id, v.started_at, v.service, v.status, d.address, d.host, d.bytes, {e["time_to_start_s"]} AS start_s,
                {e["stall_count"]} AS stalls, {e["throughput_to_encoding_ratio"]} AS ratio,
                {e["avg_throughput_bps"]} AS thp, {e["encoding_rate_bps"]} AS enc
         FROM videos v LEFT JOIN downloads d
           ON d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = v.id)
-        ORDER BY v.id"""
+        WHERE v.id > ? ORDER BY v.id"""
     cur = conn.cursor()
     cur.row_factory = None
-    for r in cur.execute(sql):
+    for r in cur.execute(sql, (after_id,)):
         t = clock.epoch(r[1])
         if t is None:
+            yield r[0], None
             continue
         answered, sent, lost = rtts.get((r[0], r[4]), ([], 0, 0))
         played = bool(r[6] and r[6] > 0)
-        yield Obs(t, str(r[2] or "Unknown"), str(r[4] or ""), r[5], r[3] == "ok", played,
+        yield r[0], Obs(t, str(r[2] or "Unknown"), str(r[4] or ""), r[5], r[3] == "ok", played,
                   played and r[7] is not None, r[8], r[7], r[9] if r[9] is not None else _ratio(r[10], r[11]),
                   r[10], statistics.median(answered) if answered else None, min(answered, default=None),
                   max(answered, default=None), sent, lost)
@@ -126,16 +129,32 @@ def _legacy(conn: sqlite3.Connection, table: str, clock: Clock) -> Iterator[Obs]
                   _legacy_figure("ping_max_ms", row), 0, 0)
 
 
-def load(conn: sqlite3.Connection, layout: Layout, clock: Clock) -> list[Obs]:
-    """Every video of the database in time order (videos whose time cannot be read are left out)."""
+def load(conn: sqlite3.Connection, layout: Layout, clock: Clock, *, after: Loaded | None = None) -> Loaded:
+    """Every video of the database in time order (videos whose time cannot be read are left out).
+
+    ``after``: what an earlier call read of the same run; only the videos stored since are read (a video is written
+    whole in one transaction and never changed, so what was read stays true).
+    """
     conn.row_factory = sqlite3.Row
-    if layout.kind == "ours":
-        rows = list(_ours(conn, clock))
-    elif layout.table is not None:
-        rows = list(_legacy(conn, layout.table, clock))
-    else:
-        rows = []
-    return sorted(rows, key=lambda o: o.t_s)
+    if layout.kind != "ours":
+        rows = list(_legacy(conn, layout.table, clock)) if layout.table is not None else []
+        return Loaded(0, sorted(rows, key=lambda o: o.t_s))
+    last = after.last_id if after else 0
+    new = []
+    for vid, o in _ours(conn, clock, last):
+        last = max(last, vid)
+        if o is not None:
+            new.append(o)
+    rows = (after.obs if after else []) + new
+    return Loaded(last, sorted(rows, key=lambda o: o.t_s) if new else rows)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The videos read from a run, and the highest video id read (0 for a 2015 table, always read whole)."""
+
+    last_id: int
+    obs: list[Obs]
 
 
 def scope_of(o: Obs) -> tuple[str, str]:

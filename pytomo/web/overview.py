@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +43,39 @@ class View:
         return [(f.label, shown(self.figures[f.key], f.unit)) for f in FIGURES]
 
 
+class ObservationCache:
+    """The videos read from each run database, kept across its versions: a run being written is read again only
+    from its last video on (its older videos never change), a replaced file from the start."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.loaded: dict[tuple[str, str], tuple[tuple, observe.Loaded]] = {}
+
+    def get(self, db: Any, clock: Clock) -> list[Obs]:
+        """Every video of the database, in time order."""
+        key = (str(db.entry.path), clock.label)
+        info = db.memo("run", lambda: data.run_info(db.conn, db.layout))
+        ident = (db.layout, info.get("started_at"), info.get("service"))
+        with self.lock:
+            kept = self.loaded.get(key)
+        before = kept[1] if kept and kept[0] == ident and self._same_videos(db, kept[1]) else None
+        fresh = observe.load(db.conn, db.layout, clock, after=before)
+        with self.lock:
+            self.loaded[key] = (ident, fresh)
+        return fresh.obs
+
+    @staticmethod
+    def _same_videos(db: Any, loaded: observe.Loaded) -> bool:
+        """The file still holds the video read last (it was not replaced by a shorter one)."""
+        if not loaded.last_id:
+            return db.layout.kind == "ours"
+        return db.conn.execute("SELECT 1 FROM videos WHERE id = ?", (loaded.last_id,)).fetchone() is not None
+
+
 def observations(db: Any, clock: Clock) -> list[Obs]:
-    """Every video of the database, read once per database version and clock."""
-    return db.memo(("observations", clock.label), lambda: observe.load(db.conn, db.layout, clock))
+    """Every video of the database, read once per database version and clock (and only the new ones of a run being
+    written)."""
+    return db.memo(("observations", clock.label), lambda: web.ctx.site.observations.get(db, clock))
 
 
 def view(db: Any, clock: Clock, span: str, src: str | None) -> View:
