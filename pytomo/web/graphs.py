@@ -37,7 +37,7 @@ WIDTH_PX, HEIGHT_PX = 640, 150
 MIN_BIN_PX = 1  # an archive interval is never narrower than a pixel: rrdtool never merges two of them
 PLAIN_UNITS = {"ms", "s", "%", "ratio", "stalls", "code"}  # numbers drawn as they are, no SI prefix
 FORMATS = {"png": ("PNG", "image/png"), "svg": ("SVG", "image/svg+xml")}
-STYLE_VERSION = "2"  # part of the cache key: change it when the drawing changes
+STYLE_VERSION = "p2"  # part of the cache key: change it when the drawing changes
 MAX_CACHED_FILES = 2000
 EMPTY_TEXT = "no video in this span"
 ZONEINFO = Path("/usr/share/zoneinfo")
@@ -161,7 +161,8 @@ def graph_args(rrd: Path, metric: str, span: str, fmt: str, *, tz: str | None = 
     return [
         "--imgformat", FORMATS[fmt][0], "--start", str(f.start_s), "--end", str(f.end_s), "--step", str(f.step_s),
         "--width", str(WIDTH_PX), "--height", str(HEIGHT_PX), "--title", m.label, "--vertical-label", m.unit,
-        *(["--logarithmic"] if g.log_axis else ["--lower-limit", "0"]), "--alt-autoscale-max",
+        *(["--logarithmic"] if g.log_axis else ["--lower-limit", "0"]),
+        *(["--upper-limit", "100", "--rigid"] if m.unit == "%" else ["--alt-autoscale-max"]),
         *(["--units-exponent", "0"] if m.unit in PLAIN_UNITS else []),
         "--color", "BACK#FFFFFF", "--color", "CANVAS#FFFFFF", "--color", "SHADEA#FFFFFF", "--color", "SHADEB#FFFFFF",
         f"DEF:raw={p}:{metric}:AVERAGE", f"DEF:rawlo={p}:{metric}:MIN", f"DEF:rawhi={p}:{metric}:MAX",

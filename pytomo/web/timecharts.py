@@ -17,6 +17,7 @@ SMOOTH, STALLED, NOT_STARTED = "#2E8B57", "#C0392B", "#7F8C8D"
 LINE, BAND = "#1F618D", "#AED6F1"
 LOSS_COLOURS = ((0.0, "#2E8B57"), (0.05, "#1F618D"), (0.10, "#8E44AD"), (0.25, "#C0392B"))  # Smokeping-like steps
 EMPTY = "no video in this span"
+NOT_MEASURED = "not measured for the videos of this span"
 
 
 @dataclass
@@ -110,8 +111,9 @@ def _close(out: list[str], bins: Sequence[Bin], f: Frame, has_data: bool) -> str
     w, h = WIDTH_PX - LEFT - RIGHT, HEIGHT_PX - TOP - BOTTOM
     out.append(f'<rect x="{LEFT}" y="{TOP}" width="{w}" height="{h}" fill="none" stroke="#888"/>')
     if not has_data:
+        text = NOT_MEASURED if any(b.spread["videos"] for b in bins) else EMPTY
         out.append(f'<text x="{LEFT + w / 2}" y="{TOP + h / 2}" text-anchor="middle" fill="#555" '
-                   f'class="empty">{EMPTY}</text>')
+                   f'class="empty">{text}</text>')
     for b in bins:  # the numbers behind every interval, for readers and tests (no scripts run on these pages)
         attrs = " ".join(f'data-{k.replace("_", "-")}="{_data(v)}"' for k, v in b.spread.items())
         out.append(f'<g class="bin" data-start="{b.start_s:.3f}" data-end="{b.end_s:.3f}" {attrs}/>')
@@ -156,7 +158,7 @@ def band(bins: Sequence[Bin], clock: Clock, title: str, y_label: str, keys: tupl
                   max(positive + [reference or 1.0]) * 1.3, log=True)
     else:
         f = Frame(bins[0].start_s if bins else 0, bins[-1].end_s if bins else 1, 0.0,
-                  max(values + [reference or 0.0, 1e-9]) * 1.1 or 1.0)
+                  (max(values + [reference or 0.0]) * 1.1 or 1.0) if values else 1.0)
     out = _frame_svg(title, y_label, f, clock, ((legend[0], LINE), (legend[1], BAND)))
     if reference is not None:
         out.append(f'<line x1="{LEFT}" x2="{WIDTH_PX - RIGHT}" y1="{f.y(reference):.1f}" y2="{f.y(reference):.1f}" '

@@ -14,8 +14,8 @@ from pytomo.web.observe import Obs
 
 SPAN_LENGTH_S: dict[str, int | None] = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400,
                                         "all": None}
-SPAN_PHRASE = {"hour": "in the last hour", "day": "in the last day", "week": "in the last week",
-               "month": "in the last month", "all": "over the whole run"}
+SPAN_PHRASE = {"hour": "in the run's last hour", "day": "in the run's last day", "week": "in the run's last week",
+               "month": "in the run's last month", "all": "over the whole run"}
 BIN_WIDTHS_S = (10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 MAX_BINS = 48
 LEVELS = ("none", "good", "warn", "bad")  # worst last
@@ -165,7 +165,7 @@ class Window:
 
     @property
     def phrase(self) -> str:
-        """``in the last hour``, ``over the whole run``."""
+        """``in the run's last hour``, ``over the whole run``."""
         return SPAN_PHRASE[self.name]
 
 

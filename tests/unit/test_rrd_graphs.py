@@ -119,3 +119,13 @@ def test_files_of_the_old_layout_get_a_notice_not_a_graph(tmp_path):
     assert image.startswith(b"\x89PNG") and etag
     legend = rrdtool.graphv("-", *graphs.notice_args(path, "ping_avg_ms", "png", str(err.value)))
     assert "--rebuild-rrd" in " ".join(v for k, v in legend.items() if k.startswith("legend["))
+
+
+def test_a_share_without_stalls_is_drawn_on_a_0_to_100_percent_axis(tmp_path):
+    store = RrdStore(tmp_path / "r.rrd")
+    for i in range(5):
+        store.add(_point(T0 + 60 * i, stalled_videos=0.0))
+    store.close()
+    path = service_file(tmp_path / "r.rrd", "Svc")
+    info = graphs.draw(path, "stalled_videos", "hour", "png")
+    assert (info["value_min"], info["value_max"]) == (0.0, 100.0)  # not rrdtool's 0-1.1 autoscale of zeros
