@@ -72,20 +72,31 @@ def stall_run(tmp_path_factory):
 
 
 def truth(db: Path) -> list[dict]:
-    """Each video's first download, read by the test's own query: the independent side of every comparison."""
+    """Each video's first download and its ICMP probes to that server, read by the test's own queries: the
+    independent side of every comparison."""
+    from datetime import datetime
+
     conn = read_db(db)
     rows = conn.execute("""
-        SELECT v.started_at, v.status, d.address, d.bytes, d.time_to_start_s, d.stall_count,
-               d.throughput_to_encoding_ratio AS ratio
+        SELECT v.id, v.started_at, v.status, d.address, d.bytes, d.time_to_start_s, d.stall_count,
+               d.throughput_to_encoding_ratio AS ratio, d.avg_throughput_bps AS thp
         FROM videos v LEFT JOIN downloads d ON d.video_row_id = v.id
         WHERE d.id IS NULL OR d.id = (SELECT min(id) FROM downloads WHERE video_row_id = v.id)""").fetchall()
-    conn.close()
-    from datetime import datetime
     out = []
     for r in rows:
+        probes = [p[0] for p in conn.execute("SELECT rtt_ms FROM rtt_samples WHERE video_row_id = ? AND address = ?"
+                                             " AND method LIKE 'icmp%'", (r["id"], r["address"]))]
+        answered = [p for p in probes if p is not None]
         t = datetime.fromisoformat(r["started_at"].replace("Z", "+00:00")).timestamp()
-        out.append({**dict(r), "t": t})
+        out.append({**dict(r), "t": t, "sent": len(probes), "lost": len(probes) - len(answered),
+                    "rtt": statistics.median(answered) if answered else None})
+    conn.close()
     return out
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 class _Summary(HTMLParser):
@@ -161,22 +172,34 @@ def test_summary_and_charts_agree_with_each_other_and_with_the_database(stall_ru
     assert sum(int(b["stalled"]) for b in plays) == len(stalled)
     assert summary["Stalled plays"] == f"{len(stalled)} of {len(played)}"
     assert summary["Played without a stall"] == f"{100 * len(smooth) / len(played):.1f} %"
-    median = statistics.median(t["time_to_start_s"] for t in played if t["time_to_start_s"] is not None)
+    median = _median(t["time_to_start_s"] for t in played)
     assert summary["Median time to start"] == f"{median:.2f} s"
-    # every interval's median is the median of the database's videos in that interval
-    for b in starts:
+    ratio, thp = _median(t["ratio"] for t in played), _median(t["thp"] for t in played)
+    assert summary["Median throughput ÷ encoding rate"] == f"{ratio:.2f}"
+    assert summary["Median throughput"] == f"{thp / 1e6:.2f} Mbit/s"
+    rtt = _median(t["rtt"] for t in rows)
+    assert summary["Median RTT"] in (f"{rtt:.0f} ms", f"{rtt:.2g} ms")
+    sent, lost = sum(t["sent"] for t in rows), sum(t["lost"] for t in rows)
+    assert sent > 0 and summary["Probe loss"] == f"{100 * lost / sent:.1f} %"
+    # every interval of every chart holds what the database's videos of that interval give
+    charts = {name: chart_bins(requests.get(srv.url + f"overview/{name}.svg", params={"span": span}, timeout=30).text)
+              for name in ("ratio", "rtt")}
+    for i, b in enumerate(starts):
         a, z = float(b["start"]), float(b["end"])
-        last = b is starts[-1]
-        inside = [t["time_to_start_s"] for t in played if t["time_to_start_s"] is not None
-                  and a - 1e-3 <= t["t"] and (t["t"] <= z + 1e-3 if last else t["t"] < z)]
-        if inside:
-            assert float(b["start-median-s"]) == pytest.approx(statistics.median(inside))
-        else:
-            assert b["start-median-s"] == ""
+        last = i == len(starts) - 1
+        inside = [t for t in rows if a - 1e-3 <= t["t"] and (t["t"] <= z + 1e-3 if last else t["t"] < z)]
+        were_played = [t for t in inside if t["bytes"]]
+        for got, want in ((b["start-median-s"], _median(t["time_to_start_s"] for t in were_played)),
+                          (charts["ratio"][i]["ratio-median"], _median(t["ratio"] for t in were_played)),
+                          (charts["rtt"][i]["rtt-median-ms"], _median(t["rtt"] for t in inside))):
+            assert (got == "") if want is None else float(got) == pytest.approx(want)
+        assert int(plays[i]["played"]) == len(were_played)
+        assert int(charts["rtt"][i]["probes-lost"]) == sum(t["lost"] for t in inside)
     # and the API says the same
     api = requests.get(srv.url + "api/v1/verdict", params={"span": span}, timeout=30).json()
     assert api["summary"]["counts"]["played"] == len(played)
     assert api["summary"]["figures"]["start_median_s"] == pytest.approx(median)
+    assert api["summary"]["figures"]["rtt_median_ms"] == pytest.approx(rtt)
 
 
 def test_charts_have_units_zones_and_say_when_a_span_is_empty(stall_run):

@@ -30,8 +30,10 @@ def _pages(base: str, lab_db) -> list[str]:
     main = requests.get(base, timeout=20).text
     db = re.search(r"db=([0-9a-f]{16})", main).group(1)
     server_src = re.search(r"src=(server-[0-9.]+)", main).group(1)
-    pages = ["", "graphs/qoe", "graphs/qos", "graphs/characteristics", "graphs/all", "videos", "servers", "archive",
-             f"?db={db}&span=hour", f"graphs/qos?db={db}&span=day&src={server_src}"]
+    pages = ["", "graphs/main", "graphs/qoe", "graphs/qos", "graphs/characteristics", "graphs/all", "videos",
+             "videos?sort=throughput&order=desc", "servers", "history", "history?span=all", "archive",
+             f"?db={db}&span=hour", f"?db={db}&span=all&src={server_src}",
+             f"graphs/qos?db={db}&span=day&src={server_src}"]
     return [base + p for p in pages] + [f"{base}video/{v}?db={db}" for v in videos]
 
 
