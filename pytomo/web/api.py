@@ -13,8 +13,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from pytomo.web import data, overview
 from pytomo.web.catalog import RunEntry
+from pytomo.web.run_pages import chosen_sort
 from pytomo.web.verdict import FIGURES, LEVELS
-from pytomo.web.views import Db, chosen_entry, chosen_page, chosen_sort, chosen_span, not_found, query
+from pytomo.web.views import Db, chosen_entry, chosen_page, chosen_span, not_found, query
 
 API_VERSION = 1
 METRICS_SPAN = "hour"

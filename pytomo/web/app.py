@@ -82,18 +82,18 @@ def template_globals() -> dict[str, Any]:
 
 def make_app(site: Site) -> web.application:
     """The web.py application bound to ``site``."""
-    from pytomo.web import api, history, operator_pages, views
+    from pytomo.web import api, graph_pages, history, operator_pages, run_pages, views
 
     urls = (
         "/", operator_pages.Overview,
         r"/overview/(plays|start|ratio|rtt)\.svg", operator_pages.OverviewChart,
-        "/graphs/(main|qoe|qos|characteristics|all)", views.GroupPage,
-        "/videos", views.Videos,
-        r"/video/([0-9]{1,12})", views.Video,
-        r"/video/([0-9]{1,12})/(throughput|playout|rtt)\.svg", views.VideoGraph,
-        r"/graph/([a-z0-9_]{1,19})\.(png|svg)", views.Graph,
-        "/servers", views.Servers,
-        "/archive", views.Archive,
+        "/graphs/(main|qoe|qos|characteristics|all)", graph_pages.GroupPage,
+        "/videos", run_pages.Videos,
+        r"/video/([0-9]{1,12})", run_pages.Video,
+        r"/video/([0-9]{1,12})/(throughput|playout|rtt)\.svg", run_pages.VideoGraph,
+        r"/graph/([a-z0-9_]{1,19})\.(png|svg)", graph_pages.Graph,
+        "/servers", run_pages.Servers,
+        "/archive", run_pages.Archive,
         r"/static/([A-Za-z0-9_-]{1,64}\.(?:css|svg|png))", views.Static,
         "/favicon.ico", views.Favicon,
         "/api/v1/verdict", api.Verdict,

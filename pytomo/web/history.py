@@ -9,7 +9,7 @@ from pytomo.web import overview, timecharts
 from pytomo.web.across import UTC, Combined, combine, daily
 from pytomo.web.graphs import SPANS_S
 from pytomo.web.verdict import FIGURES, shown
-from pytomo.web.views import Page, _html, base_page, chosen_entry, chosen_span, link, query
+from pytomo.web.views import Page, base_page, chosen_entry, chosen_span, html_answer, link, query
 
 DEFAULT_SPAN = "month"
 
@@ -46,7 +46,7 @@ class History:
             page.update(grid={r.key: [(UTC.show(a)[:10], found.get(r.key)) for a, found in cells] for r in v.rows},
                         charts=[Page(label=label, src=link(f"/history/{name}.svg", span=span))
                                 for name, (label, _draw) in timecharts.CHARTS.items()])
-        return _html(web.ctx.site.render.history(page))
+        return html_answer(web.ctx.site.render.history(page))
 
 
 class HistoryChart:

@@ -11,15 +11,15 @@ from pytomo.web.views import (
     SRC_PATTERN,
     Db,
     Page,
-    _html,
-    _summary_page,
     bad_parameter,
     base_page,
     chosen_entry,
     chosen_span,
+    html_answer,
     link,
     not_found,
     query,
+    summary_page,
 )
 
 DEFAULT_SPAN = "day"
@@ -64,12 +64,12 @@ class Overview:
         span = chosen_span(q) if "span" in q else DEFAULT_SPAN
         entry = chosen_entry(q)
         if entry is None:
-            return _html(web.ctx.site.render.empty(base_page(None, "/", "Overview")))
+            return html_answer(web.ctx.site.render.empty(base_page(None, "/", "Overview")))
         with Db(entry) as db:
             clock = overview.clock_of(db)
             whole = overview.view(db, clock, span, None)
             src = _src(q, {r.key for r in whole.rows})
-        page, db = _summary_page(entry, "/", "Overview", span, src)
+        page, db = summary_page(entry, "/", "Overview", span, src)
         db.conn.close()
         rows = [Page(kind=r.kind, key=r.key, name=r.name, figures=r.values, levels=r.levels, level=r.level,
                      sentence=r.sentence, href=link("/", db=entry.id, span=span, src=r.key)) for r in whole.rows]
@@ -84,7 +84,7 @@ class Overview:
             charts=[Page(label=label, caption=CAPTIONS[name],
                          src=link(f"/overview/{name}.svg", db=entry.id, span=span, src=src))
                     for name, (label, _draw) in timecharts.CHARTS.items()])
-        return _html(web.ctx.site.render.overview(page))
+        return html_answer(web.ctx.site.render.overview(page))
 
 
 class OverviewChart:

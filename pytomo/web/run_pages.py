@@ -1,0 +1,236 @@
+"""The pages of one run's rows: the videos (sortable), one video, its charts, the cache servers, the archive."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+import web
+
+from pytomo.rrd.store import file_label
+from pytomo.web import data, svg
+from pytomo.web.catalog import RunEntry
+from pytomo.web.views import (
+    Db,
+    Page,
+    at,
+    bad_parameter,
+    base_page,
+    chosen_entry,
+    chosen_page,
+    html_answer,
+    link,
+    not_found,
+    query,
+    sources,
+    summary_page,
+)
+
+VIDEO_COLUMNS = (("started", "Started"), ("title", "Title"), ("status", "Status"), ("server", "Cache server"),
+                 ("throughput", "Throughput kbit/s"), ("start", "Start s"), ("stalls", "Stalls"),
+                 ("stall_s", "Stall s"))
+DEFAULT_SORT = "started"
+ORDERS = ("asc", "desc")
+
+
+def natural_order(sort: str) -> str:
+    """The order a column is first sorted in: newest first for the start time, ascending for the rest."""
+    return "desc" if sort == "started" else "asc"
+
+
+def chosen_sort(q: dict[str, str]) -> tuple[str, str]:
+    """``sort`` (one of the videos list's columns, default started) and ``order`` (asc or desc)."""
+    sort = q.get("sort", DEFAULT_SORT)
+    if sort not in data.SORT_KEYS:
+        raise bad_parameter("sort", sort, f"it must be one of {', '.join(data.SORT_KEYS)}.")
+    order = q.get("order", natural_order(sort))
+    if order not in ORDERS:
+        raise bad_parameter("order", order, "it must be asc or desc.")
+    return sort, order
+
+
+def sort_headers(db: str, sort: str, order: str) -> list[Page]:
+    """The column headers of the videos list: each a link sorting by it (the active one flips its order)."""
+    out = []
+    for key, label in VIDEO_COLUMNS:
+        active = key == sort
+        then = ("asc" if order == "desc" else "desc") if active else natural_order(key)
+        out.append(Page(key=key, label=label, active=active, mark=("▼" if order == "desc" else "▲") if active else "",
+                        href=link("/videos", db=db, sort=key, order=then)))
+    return out
+
+
+class Videos:
+    """The played videos, a page at a time, sorted by any column (newest first by default), missing values last."""
+
+    def GET(self) -> str:
+        q = query("db", "page", "sort", "order")
+        number = chosen_page(q)
+        sort, order = chosen_sort(q)
+        entry = chosen_entry(q)
+        if entry is None:
+            return html_answer(web.ctx.site.render.empty(base_page(None, "/videos", "Played videos")))
+        page, db = summary_page(entry, "/videos", "Played videos")
+        with db:
+            ordered = db.memo(f"order-{sort}", lambda: data.video_order(db.conn, db.layout, sort))
+            pages = max(1, math.ceil(len(ordered) / data.PER_PAGE))
+            if number > pages:
+                raise not_found("There is no such page of videos.")
+            rows = data.videos_by_id(db.conn, db.layout, ordered.page(number, order == "desc"))
+
+        def at_page(n: int) -> str:
+            return link("/videos", db=entry.id, sort=sort, order=order, page=n)
+
+        page.update(videos=[Page(r, href=link(f"/video/{r['id']}", db=entry.id)) for r in rows], total=len(ordered),
+                    number=number, pages=pages, sort=sort, order=order, headers=sort_headers(entry.id, sort, order),
+                    sorted_by=dict(VIDEO_COLUMNS)[sort].lower(),
+                    previous=at_page(number - 1) if number > 1 else None,
+                    next=at_page(number + 1) if number < pages else None)
+        return html_answer(web.ctx.site.render.videos(page))
+
+
+def segmented_parts(conn: sqlite3.Connection, download: dict[str, Any] | None) -> dict[str, Any]:
+    """The segments, renditions and switches of a video's main download when it is an HLS or DASH session."""
+    if not download or download.get("delivery") not in ("hls", "dash"):
+        return {"segmented": None}
+    rows, total = data.segments(conn, download["id"])
+    return {"segmented": Page(delivery=download["delivery"], total=total, shown=len(rows),
+                              segments=[Page(r) for r in rows],
+                              renditions=[Page(r) for r in data.renditions(conn, download["id"])],
+                              switches=[Page(r) for r in data.rendition_switches(conn, download["id"])])}
+
+
+def video_parts(conn: sqlite3.Connection, found: dict[str, Any]) -> dict[str, Any]:
+    """What the page of one video of our layout shows, beside the template's own tables."""
+    main = found["downloads"][0] if found["downloads"] else None
+    tcp: dict[str, Any] = data.tcp_info_summary(conn, main["id"]) if main else {"samples": 0, "rows": []}
+    return {"main_download": Page(main) if main else None,
+            "tcp": Page(tcp, rows=[Page(r) for r in tcp["rows"]]), **segmented_parts(conn, main)}
+
+
+class Video:
+    """One video: its hops, DNS answers, RTT, downloads, segments (HLS/DASH), TCP_INFO, and its series as graphs."""
+
+    def GET(self, ident: str) -> str:
+        q = query("db")
+        entry = chosen_entry(q)
+        if entry is None:
+            raise not_found("There is no database.")
+        page, db = summary_page(entry, "/videos", "Video")
+        with db:
+            found = data.video(db.conn, db.layout, int(ident))
+            if found is None:
+                raise not_found("This run has no such video.")
+            if "legacy" in found:
+                page.update(legacy=sorted(found["legacy"].items()), title="Video (2015 row)")
+                return html_answer(web.ctx.site.render.video(page))
+            page.update(video_parts(db.conn, found))
+        v = found["video"]
+        page.update(title=f"Video {v.get('video_id') or v['id']}", video=Page(v),
+                    hops=[Page(h) for h in found["hops"]], dns=[Page(a) for a in found["dns"]],
+                    rtt=[Page(r) for r in found["rtt"]], downloads=[Page(d) for d in found["downloads"]],
+                    charts=[Page(kind=k, label=label, src=link(f"/video/{ident}/{k}.svg", db=entry.id))
+                            for k, label in (("throughput", "Throughput"), ("playout", "Playout"),
+                                             ("rtt", "RTT samples"))])
+        return html_answer(web.ctx.site.render.video(page))
+
+
+class VideoGraph:
+    """The SVG charts of one video: throughput bins, buffer level with stalls, RTT samples."""
+
+    def GET(self, ident: str, kind: str) -> str:
+        q = query("db")
+        entry = chosen_entry(q)
+        if entry is None:
+            raise not_found("There is no database.")
+        with Db(entry) as db:
+            if db.layout.kind != "ours" or not data.has_video(db.conn, int(ident)):
+                raise not_found("This run has no such video.")
+            vid = int(ident)
+            did = data.main_download_id(db.conn, vid)
+            if kind == "throughput":
+                series = data.throughput(db.conn, did) if did else []
+                body = svg.chart("Throughput (100 ms bins)", "seconds since the request", "kbit/s",
+                                 [("throughput", series)])
+            elif kind == "playout":
+                level, stalls = data.playout(db.conn, did) if did else ([], [])
+                body = svg.chart("Buffer level (grey: stalls)", "seconds since the request", "media seconds",
+                                 [("buffer", level)], bands=stalls)
+            else:
+                samples = data.rtt_samples(db.conn, vid)
+                groups: dict[str, list[tuple[float, float]]] = {}
+                for s in samples:
+                    groups.setdefault(f"{s['address']} {s['method']}", []).append((s["seq"] + 1, s["rtt_ms"]))
+                body = svg.chart("RTT samples", "probe", "ms", list(groups.items()), dots=True,
+                                 x_max=max([x for pts in groups.values() for x, _y in pts], default=1) + 1)
+        web.header("Content-Type", "image/svg+xml")
+        web.header("Cache-Control", "no-cache")
+        return body
+
+
+class Servers:
+    """The cache servers of a run, slowest first, each with a link to its graphs."""
+
+    def GET(self) -> str:
+        q = query("db")
+        entry = chosen_entry(q)
+        if entry is None:
+            return html_answer(web.ctx.site.render.empty(base_page(None, "/servers", "Cache servers")))
+        page, db = summary_page(entry, "/servers", "Cache servers")
+        with db:
+            rows = db.memo("servers", lambda: data.servers(db.conn, db.layout))
+        available = set(sources(entry))
+        out = []
+        for r in rows:
+            src = f"server-{file_label(str(r['address']))}"
+            out.append(Page(r, href=link("/", db=entry.id, src=src) if src in available else None))
+        page.update(servers=out)
+        return html_answer(web.ctx.site.render.servers(page))
+
+
+def size_text(size_bytes: int) -> str:
+    """A file size a reader can compare: ``512 B``, ``40 kB`` under 1 MB, ``3.4 MB``, ``1,234 MB``."""
+    if size_bytes < 1000:
+        return f"{size_bytes} B"
+    if size_bytes < 999_500:
+        return f"{size_bytes / 1e3:.0f} kB"
+    return f"{size_bytes / 1e6:,.1f} MB" if size_bytes < 99_950_000 else f"{size_bytes / 1e6:,.0f} MB"
+
+
+def vantage_text(facts: dict[str, Any]) -> str:
+    """Where a run measured from: its label, network (AS number and name) and country, as far as known."""
+    asn = facts.get("vantage_as_number")
+    parts = [facts.get("host_label"), f"AS{asn}" if asn is not None else None, facts.get("vantage_as_name"),
+             facts.get("vantage_country")]
+    return " · ".join(str(p) for p in parts if p not in (None, "")) or "–"
+
+
+def archive_row(e: RunEntry, chosen: RunEntry | None) -> Page:
+    """One database of the archive: its run's facts (read once per version of the file), or why there are none."""
+    facts = web.ctx.site.catalog.facts(e)
+    row = Page(id=e.id, name=e.name, href=link("/", db=e.id), chosen=chosen is not None and chosen.id == e.id,
+               size=size_text(e.size_bytes + e.wal_bytes), live=e.live, state=e.state,
+               changed=datetime.fromtimestamp(e.mtime_s, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+               problem=facts.get("problem"))
+    if facts.get("problem"):
+        return row
+    ours = facts.get("layout") == "ours"
+    clock = data.clock_for(facts, data.Layout("ours") if ours else data.Layout("2015"), web.ctx.site.tz)
+    row.update(service=facts.get("service"), vantage=vantage_text(facts), played=facts.get("played"),
+               first=at(facts.get("first_at"), clock), last=at(facts.get("last_at"), clock),
+               state=e.state if ours else "2015 layout")
+    return row
+
+
+class Archive:
+    """Every run database found, newest first, with its run's service, vantage point, span, videos and status."""
+
+    def GET(self) -> str:
+        q = query("db")
+        entry = chosen_entry(q)
+        runs = [archive_row(e, entry) for e in web.ctx.site.catalog.entries()]
+        page = base_page(entry, "/archive", "Archive", runs=runs,
+                         folder=str(web.ctx.site.catalog.directory))
+        return html_answer(web.ctx.site.render.archive(page))
