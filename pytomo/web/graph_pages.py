@@ -34,7 +34,7 @@ class GroupPage:
             return html_answer(web.ctx.site.render.empty(base_page(None, active, label)))
         src = chosen_source(entry, q)
         page, db = summary_page(entry, active, label, span, src)
-        db.conn.close()
+        db.release()
         page.update(
             span=span, src=src,
             spans=[Page(name=s, href=link(active, db=entry.id, span=s, src=src), active=s == span) for s in SPANS_S],

@@ -8,7 +8,7 @@ from pytomo.storage.readonly import open_readonly
 from pytomo.web import overview, timecharts
 from pytomo.web.across import UTC, Combined, combine, daily
 from pytomo.web.graphs import SPANS_S
-from pytomo.web.verdict import FIGURES, shown
+from pytomo.web.verdict import FIGURES, Row, Window, shown
 from pytomo.web.views import Page, base_page, chosen_entry, chosen_span, html_answer, link, query
 
 DEFAULT_SPAN = "month"
@@ -28,6 +28,14 @@ def history_view(span: str) -> tuple[tuple, Combined, overview.View]:
     return key, c, web.ctx.site.remember((key, "view", span), lambda: overview.build(c.obs, UTC, span, None))
 
 
+def grid(obs: list, v: overview.View, win: Window) -> dict[str, list[tuple[str, Row | None]]]:
+    """Per verdict row, each UTC day's label and row (None: no video that day)."""
+    cells = daily(obs, win)
+    labels = [UTC.show(a)[:10] for a, _found in cells]
+    return {r.key: [(label, found.get(r.key)) for label, (_a, found) in zip(labels, cells, strict=True)]
+            for r in v.rows}
+
+
 class History:
     """``/history?span=``: the runs of the folder together, per service and cache server, with a day grid."""
 
@@ -42,8 +50,7 @@ class History:
             summary=v.summary(), counts=Page(v.spread), summary_of=f"the videos of {c.runs} run(s)")
         if v.window is not None:
             win = v.window
-            cells = web.ctx.site.remember((key, "grid", span), lambda: daily(c.obs, win))
-            page.update(grid={r.key: [(UTC.show(a)[:10], found.get(r.key)) for a, found in cells] for r in v.rows},
+            page.update(grid=web.ctx.site.remember((key, "grid", span), lambda: grid(c.obs, v, win)),
                         charts=[Page(label=label, src=link(f"/history/{name}.svg", span=span))
                                 for name, (label, _draw) in timecharts.CHARTS.items()])
         return html_answer(web.ctx.site.render.history(page))

@@ -70,7 +70,7 @@ class Overview:
             whole = overview.view(db, clock, span, None)
             src = _src(q, {r.key for r in whole.rows})
         page, db = summary_page(entry, "/", "Overview", span, src)
-        db.conn.close()
+        db.release()
         rows = [Page(kind=r.kind, key=r.key, name=r.name, figures=r.values, levels=r.levels, level=r.level,
                      sentence=r.sentence, href=link("/", db=entry.id, span=span, src=r.key)) for r in whole.rows]
         page.update(

@@ -6,7 +6,10 @@ import json
 import math
 import re
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -195,14 +198,45 @@ def link(path: str, **params: Any) -> str:
 
 # ---- database access ----
 
+POOLED_PER_THREAD = 8  # finished databases kept open by each worker thread, least recently used closed first
+_POOL = threading.local()
+
+
+def _pooled(entry: RunEntry) -> tuple[sqlite3.Connection, data.Layout]:
+    """This thread's open connection to a finished database, opened again when the file changed."""
+    pool: OrderedDict[str, tuple[tuple[float, int], sqlite3.Connection, data.Layout]] | None = getattr(
+        _POOL, "dbs", None)
+    if pool is None:
+        pool = _POOL.dbs = OrderedDict()
+    key, version = str(entry.path), (entry.mtime_s, entry.size_bytes)
+    found = pool.pop(key, None)
+    if found is not None and found[0] == version:
+        pool[key] = found
+        return found[1], found[2]
+    if found is not None:
+        found[1].close()
+    conn = open_readonly(entry.path)
+    pool[key] = (version, conn, data.layout_of(conn))
+    while len(pool) > POOLED_PER_THREAD:
+        _key, (_version, old, _layout) = pool.popitem(last=False)
+        old.close()
+    return conn, pool[key][2]
+
+
 class Db:
-    """A read-only connection for the length of a request."""
+    """A read-only connection for the length of a request: kept open by the worker thread for a finished database
+    (opened as immutable: nothing can change under it), opened and closed per request for one being written (so
+    that no snapshot of its WAL outlives the request)."""
 
     def __init__(self, entry: RunEntry) -> None:
         self.entry = entry
+        self.pooled = not Path(f"{entry.path}-wal").exists()
         try:
-            self.conn = open_readonly(entry.path)
-            self.layout = data.layout_of(self.conn)
+            if self.pooled:
+                self.conn, self.layout = _pooled(entry)
+            else:
+                self.conn = open_readonly(entry.path)
+                self.layout = data.layout_of(self.conn)
         except (StorageError, sqlite3.Error):
             raise not_found("This database cannot be read.") from None
 
@@ -210,7 +244,12 @@ class Db:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.conn.close()
+        self.release()
+
+    def release(self) -> None:
+        """Done with the connection for this request."""
+        if not self.pooled:
+            self.conn.close()
 
     def memo(self, name: object, compute: Callable[[], Any]) -> Any:
         """A figure cached until the database changes."""

@@ -60,3 +60,28 @@ def test_every_series_of_a_chart_gets_its_own_label():
     for (x1, r1), (x2, r2), n in zip(places, places[1:], names, strict=False):
         assert r2 > r1 or x2 >= x1 + len(n) * 6.5  # never on top of the previous label
     assert all(x + 6.5 * len(n) <= svg.WIDTH_PX for (x, _r), n in zip(places, names, strict=True))
+
+
+def test_a_finished_database_stays_open_in_its_thread_until_the_file_changes(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "r.pytomo_database.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE pytomo_crawl_2013_01_24_18_23_56 (ID TIMESTAMP, DownloadTime real)")
+    conn.commit()
+    conn.close()
+    entry = Catalog(tmp_path).entries()[0]
+    with views.Db(entry) as first:
+        pass
+    with views.Db(entry) as again:
+        assert again.conn is first.conn and again.pooled  # kept open, not reopened
+        assert again.conn.execute("SELECT count(*) FROM pytomo_crawl_2013_01_24_18_23_56").fetchone()[0] == 0
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO pytomo_crawl_2013_01_24_18_23_56 VALUES ('2013-01-24 18:24:00', 3.5)")
+    conn.commit()
+    conn.close()
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    changed = Catalog(tmp_path).entries()[0]
+    with views.Db(changed) as fresh:
+        assert fresh.conn is not first.conn  # a new version of the file: opened again, never read stale
+        assert fresh.conn.execute("SELECT count(*) FROM pytomo_crawl_2013_01_24_18_23_56").fetchone()[0] == 1
