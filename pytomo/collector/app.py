@@ -20,7 +20,7 @@ import web
 from pytomo.collector.store import BadUpload, Collector, Origin, Result, TooLarge
 from pytomo.collector.tokens import Holder, TokenStore
 from pytomo.dataset.parquet import open_run_database
-from pytomo.web.across import Combined, combine, history_doc
+from pytomo.web.across import Combined, combine, history_doc, reader
 from pytomo.web.app import BACKLOG, THREADS, run_server
 from pytomo.web.verdict import SPAN_LENGTH_S
 from pytomo.web.wsgi import finished
@@ -49,7 +49,7 @@ class Service:
         files = tuple(self.collector.stored_files())
         with self.lock:
             if self.history is None or self.history[0] != files:
-                self.history = (files, combine(files, open_run_database, None))
+                self.history = (files, combine(files, reader(open_run_database, None)))
             return self.history[1]
 
 

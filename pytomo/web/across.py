@@ -36,17 +36,26 @@ def run_videos(conn: sqlite3.Connection, tz: str | None) -> tuple[Clock, list[Ob
     return clock, observe.load(conn, layout, clock).obs if clock.known else []
 
 
-def combine(paths: Iterable[Path], open_db: Callable[[Path], sqlite3.Connection], tz: str | None) -> Combined:
+def reader(open_db: Callable[[Path], sqlite3.Connection], tz: str | None) -> Callable[[Path], tuple[Clock, list[Obs]]]:
+    """Reads a run's clock and videos through ``open_db``, closing the connection after."""
+
+    def read(path: Path) -> tuple[Clock, list[Obs]]:
+        conn = open_db(path)
+        try:
+            return run_videos(conn, tz)
+        finally:
+            conn.close()
+
+    return read
+
+
+def combine(paths: Iterable[Path], read: Callable[[Path], tuple[Clock, list[Obs]]]) -> Combined:
     """Every run's videos together; 2015 local times of an unknown zone and unreadable files are left out, named."""
     every: list[Obs] = []
     left_out, runs = [], 0
     for path in paths:
         try:
-            conn = open_db(path)
-            try:
-                clock, videos = run_videos(conn, tz)
-            finally:
-                conn.close()
+            clock, videos = read(path)
         except (StorageError, sqlite3.Error):
             left_out.append((path.name, "cannot be read"))
             continue

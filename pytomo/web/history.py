@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import web
 
-from pytomo.storage.readonly import open_readonly
+from pytomo.errors import StorageError
 from pytomo.web import overview, timecharts
 from pytomo.web.across import UTC, Combined, combine, daily
+from pytomo.web.catalog import RunEntry
 from pytomo.web.graphs import SPANS_S
+from pytomo.web.observe import Obs
 from pytomo.web.verdict import FIGURES, Row, Window, shown
-from pytomo.web.views import Page, base_page, chosen_entry, chosen_span, html_answer, link, query
+from pytomo.web.views import Db, Page, base_page, chosen_entry, chosen_span, html_answer, link, query
+from pytomo.zones import Clock
 
 DEFAULT_SPAN = "month"
 
 
+def _videos(entry: RunEntry) -> tuple[Clock, list[Obs]]:
+    """A run's clock and videos as its own pages read them (the same cache: read once, then only new videos)."""
+    try:
+        with Db(entry) as db:
+            clock = overview.clock_of(db)
+            return clock, overview.observations(db, clock) if clock.known else []
+    except web.HTTPError:  # Db's 404 for a file that cannot be read
+        raise StorageError(f"cannot read {entry.path}") from None
+
+
 def combined() -> tuple[tuple, Combined]:
     """Every run's videos and their cache key, cached until a database is added, removed or changed."""
-    entries = web.ctx.site.catalog.entries()
-    key = ("history", web.ctx.site.tz, tuple((e.id, e.mtime_s, e.size_bytes) for e in entries))
-    return key, web.ctx.site.remember(key, lambda: combine([e.path for e in entries], open_readonly,
-                                                           web.ctx.site.tz))
+    entries = {e.path: e for e in web.ctx.site.catalog.entries()}
+    key = ("history", web.ctx.site.tz, tuple((e.id, e.mtime_s, e.size_bytes) for e in entries.values()))
+    return key, web.ctx.site.remember(key, lambda: combine(list(entries), lambda p: _videos(entries[p])))
 
 
 def history_view(span: str) -> tuple[tuple, Combined, overview.View]:
