@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pytomo.web.wsgi import finished
 web.config.debug = False  # no tracebacks to clients, no autoreload, cached templates
 
 THREADS = 8  # workers: idle keep-alive connections wait in cheroot's selector; 16 gave p95 ×2 at 50 clients (GIL)
+MEMO_ENTRIES = 500  # figures, views and charts kept in memory (least recently used dropped first)
 BACKLOG = 128  # listen backlog: 5 (cheroot's default) made the kernel drop SYNs from 50 clients
 MAX_HEADER_BYTES = 256 * 1024  # request line and headers: beyond it cheroot answers 414/413 itself
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
@@ -45,20 +47,22 @@ class Site:
         shared["footer"] = self.render.footer
         self.static = load_static(self.templates_dir / "static")
         self.graphs = GraphCache((cache_dir or paths.cache_dir()) / "web-graphs")
-        self.memo: dict[tuple, Any] = {}
+        self.memo: OrderedDict[tuple, Any] = OrderedDict()
         self.observations = ObservationCache()
         self.memo_lock = threading.Lock()
 
     def remember(self, key: tuple, compute: Callable[[], Any]) -> Any:
-        """A value cached under ``key`` (which holds the database's mtime, so a change recomputes it)."""
+        """A value cached under ``key`` (which holds the database's mtime, so a change recomputes it); the least
+        recently used values go first once there are ``MEMO_ENTRIES``."""
         with self.memo_lock:
             if key in self.memo:
+                self.memo.move_to_end(key)
                 return self.memo[key]
         value = compute()
         with self.memo_lock:
-            if len(self.memo) > 500:
-                self.memo.clear()
             self.memo[key] = value
+            while len(self.memo) > MEMO_ENTRIES:
+                self.memo.popitem(last=False)
         return value
 
 

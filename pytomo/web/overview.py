@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +48,10 @@ class ObservationCache:
     """The videos read from each run database, kept across its versions: a run being written is read again only
     from its last video on (its older videos never change), a replaced file from the start."""
 
-    def __init__(self) -> None:
+    def __init__(self, runs: int = 64) -> None:
         self.lock = threading.Lock()
-        self.loaded: dict[tuple[str, str], tuple[tuple, observe.Loaded]] = {}
+        self.runs = runs  # databases kept (least recently used dropped first)
+        self.loaded: OrderedDict[tuple[str, str], tuple[tuple, observe.Loaded]] = OrderedDict()
 
     def get(self, db: Any, clock: Clock) -> list[Obs]:
         """Every video of the database, in time order."""
@@ -62,6 +64,9 @@ class ObservationCache:
         fresh = observe.load(db.conn, db.layout, clock, after=before)
         with self.lock:
             self.loaded[key] = (ident, fresh)
+            self.loaded.move_to_end(key)
+            while len(self.loaded) > self.runs:
+                self.loaded.popitem(last=False)
         return fresh.obs
 
     @staticmethod

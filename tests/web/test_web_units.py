@@ -85,3 +85,23 @@ def test_a_finished_database_stays_open_in_its_thread_until_the_file_changes(tmp
     with views.Db(changed) as fresh:
         assert fresh.conn is not first.conn  # a new version of the file: opened again, never read stale
         assert fresh.conn.execute("SELECT count(*) FROM pytomo_crawl_2013_01_24_18_23_56").fetchone()[0] == 1
+
+
+def test_the_memo_drops_the_least_recently_used_value_not_everything(tmp_path, monkeypatch):
+    from pytomo.web import app
+
+    monkeypatch.setattr(app, "MEMO_ENTRIES", 3)
+    site = Site(Catalog(tmp_path), cache_dir=tmp_path / "cache")
+    computed = []
+
+    def value(k):
+        return site.remember((k,), lambda: computed.append(k) or k)
+
+    for k in "abc":
+        value(k)
+    value("a")  # used again: now the most recent
+    value("d")  # drops b, the least recently used
+    value("a")
+    value("c")
+    value("b")
+    assert computed == ["a", "b", "c", "d", "b"]
