@@ -13,7 +13,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from pytomo.web import data, overview
 from pytomo.web.catalog import RunEntry
-from pytomo.web.run_pages import chosen_sort
+from pytomo.web.run_pages import chosen_sort, videos_page
 from pytomo.web.verdict import FIGURES, LEVELS
 from pytomo.web.views import Db, chosen_entry, chosen_page, chosen_span, not_found, query
 
@@ -122,12 +122,8 @@ class Videos:
         sort, order = chosen_sort(q)
         entry = _entry(q)
         with Db(entry) as db:
-            ordered = db.memo(f"order-{sort}", lambda: data.video_order(db.conn, db.layout, sort))
-            pages = max(1, math.ceil(len(ordered) / data.PER_PAGE))
-            if number > pages:
-                raise not_found("There is no such page of videos.")
-            rows = data.videos_by_id(db.conn, db.layout, ordered.page(number, order == "desc"))
-        return answer({"api_version": API_VERSION, "run": entry.id, "total": len(ordered), "page": number,
+            rows, total, pages = videos_page(db, sort, order, number)
+        return answer({"api_version": API_VERSION, "run": entry.id, "total": total, "page": number,
                        "pages": pages, "per_page": data.PER_PAGE, "sort": sort, "order": order, "videos": rows})
 
 

@@ -45,6 +45,7 @@ class Site:
         self.render = web.template.render(str(self.templates_dir), cache=True, globals=shared)
         shared["header"] = self.render.header  # every page starts and ends with these two
         shared["footer"] = self.render.footer
+        shared["choices"] = self.render.choices  # a row of links, the chosen one marked (spans, sources)
         self.static = load_static(self.templates_dir / "static")
         self.graphs = GraphCache((cache_dir or paths.cache_dir()) / "web-graphs")
         self.memo: OrderedDict[tuple, Any] = OrderedDict()

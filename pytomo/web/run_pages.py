@@ -62,6 +62,16 @@ def sort_headers(db: str, sort: str, order: str) -> list[Page]:
     return out
 
 
+def videos_page(db: Db, sort: str, order: str, number: int) -> tuple[list[dict[str, Any]], int, int]:
+    """One page of the videos in the list's order, the number of videos and of pages; 404 past the last page (the
+    order of the ids is computed once per database version)."""
+    ordered = db.memo(f"order-{sort}", lambda: data.video_order(db.conn, db.layout, sort))
+    pages = max(1, math.ceil(len(ordered) / data.PER_PAGE))
+    if number > pages:
+        raise not_found("There is no such page of videos.")
+    return data.videos_by_id(db.conn, db.layout, ordered.page(number, order == "desc")), len(ordered), pages
+
+
 class Videos:
     """The played videos, a page at a time, sorted by any column (newest first by default), missing values last."""
 
@@ -74,16 +84,12 @@ class Videos:
             return html_answer(web.ctx.site.render.empty(base_page(None, "/videos", "Played videos")))
         page, db = summary_page(entry, "/videos", "Played videos")
         with db:
-            ordered = db.memo(f"order-{sort}", lambda: data.video_order(db.conn, db.layout, sort))
-            pages = max(1, math.ceil(len(ordered) / data.PER_PAGE))
-            if number > pages:
-                raise not_found("There is no such page of videos.")
-            rows = data.videos_by_id(db.conn, db.layout, ordered.page(number, order == "desc"))
+            rows, total, pages = videos_page(db, sort, order, number)
 
         def at_page(n: int) -> str:
             return link("/videos", db=entry.id, sort=sort, order=order, page=n)
 
-        page.update(videos=[Page(r, href=link(f"/video/{r['id']}", db=entry.id)) for r in rows], total=len(ordered),
+        page.update(videos=[Page(r, href=link(f"/video/{r['id']}", db=entry.id)) for r in rows], total=total,
                     number=number, pages=pages, sort=sort, order=order, headers=sort_headers(entry.id, sort, order),
                     sorted_by=dict(VIDEO_COLUMNS)[sort].lower(),
                     previous=at_page(number - 1) if number > 1 else None,

@@ -11,13 +11,15 @@ LEFT, RIGHT, TOP, BOTTOM = 56, 16, 36, 34
 COLOURS = ("#B03A2E", "#1F618D", "#117A65", "#7D3C98", "#B9770E", "#5D6D7E")
 
 
-def _nice_step(span: float, ticks: int = 5) -> float:
+def nice_step(span: float, ticks: int = 5) -> float:
+    """A round tick step (1, 2, 2.5 or 5 times a power of ten) giving about ``ticks`` ticks over ``span``."""
     raw = span / ticks if span > 0 else 1.0
     mag = 10 ** math.floor(math.log10(raw))
     return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
 
 
-def _fmt(v: float) -> str:
+def tick_text(v: float) -> str:
+    """A tick's number: whole from 100 up, else 3 significant digits."""
     return f"{v:.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.3g}"
 
 
@@ -58,16 +60,16 @@ def chart(title: str, x_label: str, y_label: str, series: Sequence[tuple[str, Se
     for a, b in bands:
         out.append(f'<rect x="{px(a):.1f}" y="{top}" width="{max(px(a + b) - px(a), 1):.1f}" height="{h}" '
                    f'fill="#ddd"/>')
-    step = _nice_step(y1)
+    step = nice_step(y1)
     v = 0.0
     while v <= y1:
         out.append(f'<line x1="{LEFT}" x2="{LEFT + w}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#eee"/>'
-                   f'<text x="{LEFT - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{_fmt(v)}</text>')
+                   f'<text x="{LEFT - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{tick_text(v)}</text>')
         v += step
-    step = _nice_step(x1)
+    step = nice_step(x1)
     v = 0.0
     while v <= x1:
-        out.append(f'<text x="{px(v):.1f}" y="{top + h + 14}" text-anchor="middle">{_fmt(v)}</text>')
+        out.append(f'<text x="{px(v):.1f}" y="{top + h + 14}" text-anchor="middle">{tick_text(v)}</text>')
         v += step
     out.append(f'<rect x="{LEFT}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#888"/>')
     out.append(f'<text x="{LEFT + w / 2}" y="{HEIGHT_PX - 4}" text-anchor="middle">{escape(x_label)}</text>')

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
+from pytomo.web.svg import nice_step, tick_text
 from pytomo.web.verdict import Bin
 from pytomo.zones import Clock
 
@@ -45,16 +46,6 @@ class Frame:
         return TOP + h - (v - lo) / max(hi - lo, 1e-12) * h
 
 
-def _nice_step(span: float, ticks: int = 4) -> float:
-    raw = span / ticks if span > 0 else 1.0
-    mag = 10 ** math.floor(math.log10(raw))
-    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-
-
-def _num(v: float) -> str:
-    return f"{v:.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.3g}"
-
-
 def _y_ticks(f: Frame) -> list[float]:
     if f.log:
         out = []
@@ -62,7 +53,7 @@ def _y_ticks(f: Frame) -> list[float]:
         for e in range(math.floor(math.log10(f.y_min)), math.ceil(math.log10(f.y_max)) + 1):
             out += [m * 10 ** e for m in steps if f.y_min <= m * 10 ** e <= f.y_max]
         return out
-    step = _nice_step(f.y_max - f.y_min)
+    step = nice_step(f.y_max - f.y_min, 4)
     return [f.y_min + i * step for i in range(int((f.y_max - f.y_min) / step + 1e-9) + 1)]
 
 
@@ -92,7 +83,7 @@ def _frame_svg(title: str, y_label: str, f: Frame, clock: Clock, legend: Sequenc
            f'<text x="{WIDTH_PX / 2}" y="15" text-anchor="middle" font-size="13">{escape(title)}</text>']
     for v in _y_ticks(f):
         out.append(f'<line x1="{LEFT}" x2="{LEFT + w}" y1="{f.y(v):.1f}" y2="{f.y(v):.1f}" stroke="#eee"/>'
-                   f'<text x="{LEFT - 4}" y="{f.y(v) + 4:.1f}" text-anchor="end">{_num(v)}</text>')
+                   f'<text x="{LEFT - 4}" y="{f.y(v) + 4:.1f}" text-anchor="end">{tick_text(v)}</text>')
     for t, text in _x_ticks(f, clock):
         out.append(f'<line x1="{f.x(t):.1f}" x2="{f.x(t):.1f}" y1="{TOP + h}" y2="{TOP + h + 4}" stroke="#888"/>'
                    f'<text x="{f.x(t):.1f}" y="{TOP + h + 15}" text-anchor="middle">{escape(text)}</text>')
