@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 from pytomo.errors import UsageError
 
 TIME_FRAMES = ("today", "week", "month", "all_time")
-ABR_MODES = ("fixed", "buffer")
+ABR_MODES = ("fixed", "buffer", "player")
+PLAYER_PROFILES = ("2015", "dashjs", "shaka", "hlsjs", "native")  # pytomo/engine/profiles.py
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 YOUTUBE_RELATED = ("search", "channel", "none")
 DAILYMOTION_MEDIA = ("yt-dlp", "api")
@@ -58,6 +59,13 @@ http_url = matches(r"https?://[^/\s]+.*", "an http(s) URL")
 def _rendition(label: str, value: str) -> str | None:
     ok = value in ("highest", "lowest") or value.isdigit()
     return None if ok else f"{label} must be highest, lowest, an index or a bit/s cap, not {value!r}"
+
+
+def _players(label: str, value: str) -> str | None:
+    names = [n.strip() for n in value.split(",")]
+    bad = [n for n in names if n not in PLAYER_PROFILES]
+    return None if not bad else (f"{label} must be a comma-separated list of {', '.join(PLAYER_PROFILES)}, "
+                                 f"not {value!r}")
 
 
 GROUPS = {  # argparse groups and docs/options.md sections, in order
@@ -188,6 +196,12 @@ class Settings:
                                metavar="SECONDS", check=not_negative)
     restart_buffer_s: float = _opt(1.0, "buffer needed to resume after a stall", group="download",
                                    flag="--restart-buffer", unit="s", metavar="SECONDS", check=not_negative)
+    player: str = _opt("2015", "playout profiles to run over every download, comma-separated: 2015, dashjs, shaka, "
+                       "hlsjs, native", group="download", flag="--player", metavar="LIST", check=_players,
+                       label="--player", note="each profile follows one player's rules (docs/measurement.md); one "
+                       "row per profile in `playouts`; the first also decides what an HLS/DASH session fetches "
+                       "(its buffer goal, and its ABR rule with `--abr player`); the 2015 profile always feeds the "
+                       "`downloads` and `pytomo_crawl` columns")
     # budgets for untrusted input: crossing one is an outcome with its kind, never a crash or a silent cut
     page_limit_bytes: int = _opt(2 * 1024 * 1024, "HTML read from a page to find its <video>", group="budgets",
                                  unit="bytes", check=at_least(1))
@@ -202,10 +216,12 @@ class Settings:
     stage_deadline_s: float = _opt(120.0, "resolving the page, and walking the redirects, of one video",
                                    group="budgets", unit="s", check=positive)
     # segmented streaming (HLS, DASH)
-    abr: str = _opt("fixed", "HLS/DASH: fixed (one rendition at full rate) or buffer (buffer-based adaptation)",
+    abr: str = _opt("fixed", "HLS/DASH: fixed (one rendition at full rate), buffer (buffer-based adaptation) or "
+                    "player (the first --player profile's rule)",
                     group="download", flag="--abr", metavar="MODE", check=one_of(ABR_MODES),
                     note="`fixed` adapts nothing (as SamKnows, for reproducibility); `buffer` adapts the video "
-                    "rendition to the buffer level (BBA-0)")
+                    "rendition to the buffer level (BBA-0); `player` estimates the throughput as that player does "
+                    "and takes the highest rendition its safety factor allows")
     rendition: str = _opt("highest", "HLS/DASH fixed mode: highest, lowest, an index from the lowest, or a bit/s "
                           "cap", group="download", flag="--rendition", metavar="CHOICE", check=_rendition,
                           label="rendition")

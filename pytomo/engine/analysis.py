@@ -5,11 +5,20 @@ from __future__ import annotations
 import logging
 
 from pytomo.engine.playout import simulate
+from pytomo.engine.profiles import PlayerProfile
 from pytomo.errors import MediaError, ParserFailure
 from pytomo.media.index import MediaIndexer
 from pytomo.media.info import probe
 from pytomo.media.timeline import MediaTimeline
-from pytomo.results import BufferPoint, DownloadAnalysis, MediaInfoResult, PlayoutParams, Transfer
+from pytomo.results import (
+    BufferPoint,
+    DownloadAnalysis,
+    MediaInfoResult,
+    PlayoutInput,
+    PlayoutParams,
+    ProfilePlayout,
+    Transfer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +169,7 @@ def _play(a: DownloadAnalysis, transfer: Transfer, timeline: MediaTimeline, para
     else:
         end_s = transfer.last_byte_s or transfer.headers_s or 0.0
     a.media_events = events
+    a.playout_input = PlayoutInput(tuple(events), end_s, a.media_duration_s, transfer.complete)
     a.playout = simulate(events, end_s, params, media_duration_s=a.media_duration_s, complete=transfer.complete)
     a.timeline_points = downsample(a.playout.timeline, transfer.bin_s)
 
@@ -204,5 +214,22 @@ def analyse_segments(session, params: PlayoutParams) -> DownloadAnalysis:
     a.media_time_source = "segment-durations"
     a.playout = session.playout
     if a.playout is not None:
+        a.playout_input = PlayoutInput(tuple(session.events), a.playout.end_s, pres.duration_s,
+                                       t.ended_by == "eof")
+        a.playout = simulate(session.events, a.playout.end_s, params, pres.duration_s, complete=t.ended_by == "eof")
         a.timeline_points = downsample(a.playout.timeline, t.bin_s)
     return a
+
+
+def play_profiles(a: DownloadAnalysis, chosen: tuple[PlayerProfile, ...], driving: str | None = None) -> None:
+    """Every chosen profile's playout over the arrivals the 2015 one played (``a.profile_playouts``)."""
+    a.profile_playouts = []
+    for prof in chosen:
+        drove = prof.name == driving
+        if a.playout_input is None:
+            a.profile_playouts.append(ProfilePlayout(prof.name, drove, None, a.playout_problem or "no playout"))
+            continue
+        i = a.playout_input
+        result = simulate(i.events, i.end_s, prof.params(), media_duration_s=i.media_duration_s, complete=i.complete)
+        a.profile_playouts.append(ProfilePlayout(prof.name, drove, result,
+                                                 None if result.started else "not_started"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pytomo.engine.analysis import downsample
 from pytomo.engine.playout import simulate
-from pytomo.results import DownloadAnalysis, PlayoutParams
+from pytomo.results import DownloadAnalysis, PlayoutInput, PlayoutParams
 
 
 def play_pair(video: DownloadAnalysis, audio: DownloadAnalysis, audio_offset_s: float,
@@ -25,11 +25,11 @@ def play_pair(video: DownloadAnalysis, audio: DownloadAnalysis, audio_offset_s: 
     counted = video.pair_bytes - vt.first_read_bytes - at.first_read_bytes
     if firsts and lasts and max(lasts) > min(firsts):
         video.pair_avg_throughput_bps = counted * 8 / (max(lasts) - min(firsts))
-    audio.playout = None
+    audio.playout, audio.playout_input = None, None
     audio.timeline_points = []
     audio.playout_problem = "played together with the video stream: the pair's playout is on the video row"
     if video.playout is None or not audio.media_events:
-        video.playout, video.timeline_points = None, []
+        video.playout, video.playout_input, video.timeline_points = None, None, []
         video.playout_problem = (video.playout_problem or audio.playout_problem
                                  or "no media time for one stream of the pair")
         if not audio.media_events:
@@ -44,6 +44,8 @@ def play_pair(video: DownloadAnalysis, audio: DownloadAnalysis, audio_offset_s: 
         events.append((t_s, latest_bytes[0] + latest_bytes[1], min(latest_media)))
     durations = [d for d in (video.media_duration_s, audio.media_duration_s) if d]
     end_s = video.playout.end_s
+    duration_s = min(durations) if durations else None
+    video.playout_input = PlayoutInput(tuple(events), end_s, duration_s, vt.complete and at.complete)
     video.playout = simulate(events, end_s, params, media_duration_s=min(durations) if durations else None,
                              complete=vt.complete and at.complete)
     video.timeline_points = downsample(video.playout.timeline, vt.bin_s)

@@ -13,13 +13,14 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 
-from pytomo.engine.analysis import analyse, analyse_segments
+from pytomo.engine.analysis import analyse, analyse_segments, play_profiles
 from pytomo.engine.download import fetch_range
 from pytomo.engine.http import HttpClient, host_and_port
 from pytomo.engine.manifest import sniff
 from pytomo.engine.pair import play_pair
 from pytomo.engine.ping import probe_rtt
 from pytomo.engine.player import SegmentPlayer
+from pytomo.engine.profiles import profiles
 from pytomo.engine.progressive import fetch_progressive
 from pytomo.engine.resolve import DnsProbe, addresses
 from pytomo.engine.vantage import Vantage
@@ -93,6 +94,7 @@ class Pipeline:
         self.primary = primary_resolvers
         self.stop = stop
         self.params = PlayoutParams(settings.initial_buffer_s, settings.min_buffer_s, settings.restart_buffer_s)
+        self.profiles = profiles(settings)  # --player: each plays every download
 
     def _check(self, stage: str) -> None:
         if self.stop.is_set():
@@ -147,6 +149,9 @@ class Pipeline:
                 m.downloads.extend(self._download_pair(final_url, address, stream, audio, m))
             else:
                 m.downloads.append(self._download(final_url, address, stream))
+        driving = self.profiles[0].name if delivery else None
+        for d in m.downloads:
+            play_profiles(d, self.profiles, driving)
         main = m.downloads[0]
         self._raise_for(main, final_url, platform=bool(stream.http_headers))
         if audio is not None and len(m.downloads) > 1:
@@ -297,7 +302,7 @@ class Pipeline:
         return chosen
 
     def _play_segments(self, url: str, address: str, protocol: str, stream: MediaStream) -> DownloadAnalysis:
-        player = SegmentPlayer(self.http, address, self.settings, self.params, should_stop=self.stop.is_set,
+        player = SegmentPlayer(self.http, address, self.settings, self.profiles[0], should_stop=self.stop.is_set,
                                headers=dict(stream.http_headers))
         return analyse_segments(player.play(url, protocol), self.params)
 

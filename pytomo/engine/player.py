@@ -2,9 +2,11 @@
 
 Default mode ``fixed`` streams one rendition at full rate with no adaptation, as SamKnows does for
 reproducibility; ``buffer`` adapts the video rendition to the buffer level (BBA-0: the lowest rendition under
-``bba_reservoir_s``, the highest above reservoir + cushion, linear in between). The player keeps separate audio and
-video buffers when the streams are separate (playable media is the smaller), never buffers more than
-``max_buffer_s`` ahead, and records every request in the shape of ISO/IEC 23009-1 Annex D (trequest, tresponse,
+``bba_reservoir_s``, the highest above reservoir + cushion, linear in between); ``player`` follows the driving
+profile's rule (``ThroughputRule``: an exponentially weighted throughput estimate, the highest rendition within its
+safety factor). The player keeps separate audio and video buffers when the streams are separate (playable media is
+the smaller), never buffers more than the driving profile's buffer goal (``max_buffer_s`` for the 2015 profile)
+ahead, and records every request in the shape of ISO/IEC 23009-1 Annex D (trequest, tresponse,
 tfinish, bytes, URL, rendition, status).
 """
 
@@ -18,9 +20,9 @@ from pytomo.engine.download import download, merge_arrivals
 from pytomo.engine.http import HttpClient
 from pytomo.engine.manifest import parse_dash, parse_hls
 from pytomo.engine.playout import PLAYING, simulate
+from pytomo.engine.profiles import PlayerProfile, driving_profile
 from pytomo.errors import BLOCKED_STATUSES, BlockedClient, HttpStatusError, ManifestError, MediaError
 from pytomo.results import (
-    PlayoutParams,
     Presentation,
     Segment,
     SegmentedSession,
@@ -56,6 +58,31 @@ def choose_bba(tracks: tuple[Track, ...], buffer_s: float, reservoir_s: float, c
     target = rates[0] + (rates[-1] - rates[0]) * (buffer_s - reservoir_s) / cushion_s
     fitting = [t for t, r in zip(tracks, rates) if r <= target]
     return fitting[-1] if fitting else tracks[0]
+
+
+class ThroughputRule:
+    """A player's throughput-based choice: an EWMA of segment throughput weighted by download time."""
+
+    def __init__(self, profile: PlayerProfile) -> None:
+        self.profile = profile
+        self.estimate_bps = profile.abr_start_bps or 0.0
+        self._weight_s = 0.0
+
+    def sample(self, size_bytes: int, seconds: float) -> None:
+        """One media segment's download."""
+        if seconds <= 0 or size_bytes <= 0:
+            return
+        alpha = 0.5 ** (seconds / self.profile.abr_half_life_s)
+        rate = size_bytes * 8 / seconds
+        self.estimate_bps = rate if self._weight_s == 0 and not self.profile.abr_start_bps else (
+            alpha * self.estimate_bps + (1 - alpha) * rate)
+        self._weight_s += seconds
+
+    def choose(self, tracks: tuple[Track, ...]) -> Track:
+        """The highest rendition whose declared bandwidth fits the estimate times the safety factor."""
+        budget = self.estimate_bps * self.profile.abr_safety
+        fitting = [t for t in tracks if (t.bandwidth_bps or 0) <= budget]
+        return fitting[-1] if fitting else tracks[0]
 
 
 class _Play:
@@ -131,13 +158,15 @@ class _Play:
 class SegmentPlayer:
     """Plays one HLS or DASH presentation for the download window."""
 
-    def __init__(self, http: HttpClient, address: str, settings: Settings, params: PlayoutParams,
+    def __init__(self, http: HttpClient, address: str, settings: Settings, profile: PlayerProfile | None = None,
                  should_stop: Callable[[], bool] | None = None, headers: dict[str, str] | None = None) -> None:
         self.http = http
         self.headers = dict(headers or {})  # a platform format's http_headers, sent with every request
         self.address = address
         self.s = settings
-        self.params = params
+        self.profile = profile or driving_profile(settings)
+        self.params = self.profile.params()
+        self.buffer_goal_s = self.profile.buffer_goal_s or settings.max_buffer_s
         self.should_stop: Callable[[], bool] = should_stop or (lambda: False)
 
     def _address_for(self, url: str, manifest_host: str) -> str | None:
@@ -193,7 +222,9 @@ class SegmentPlayer:
     def _stream(self, run: _Play, pres: Presentation, deadline: float) -> None:
         """Fetch init and media segments, video and audio in step, until the play ends (``agg.ended_by``)."""
         s, agg, session = self.s, run.agg, run.session
-        video = choose_fixed(pres.video, "lowest" if s.abr == "buffer" else s.rendition)
+        rule = ThroughputRule(self.profile)
+        video = {"buffer": lambda: pres.video[0], "player": lambda: rule.choose(pres.video)}.get(
+            s.abr, lambda: choose_fixed(pres.video, s.rendition))()
         audio = pres.audio[0] if pres.audio and video.stream == "video" else None
         inits_done: set[tuple[str | None, tuple[int, int] | None]] = set()
         ends = {"video": 0.0, "audio": 0.0}
@@ -208,14 +239,15 @@ class SegmentPlayer:
             if agg.ended_by is not None:
                 break
             level = simulate(session.events, now, self.params, pres.duration_s)
-            if level.state_at_end == PLAYING and level.buffer_at_end_s > s.max_buffer_s:
-                time.sleep(min(deadline - now, level.buffer_at_end_s - s.max_buffer_s + 0.01))
+            if level.state_at_end == PLAYING and level.buffer_at_end_s > self.buffer_goal_s:
+                time.sleep(min(deadline - now, level.buffer_at_end_s - self.buffer_goal_s + 0.01))
                 continue
             stream = "audio" if v_done or (not a_done and ends["audio"] < ends["video"]) else "video"
             track = audio if stream == "audio" else video
             assert track is not None  # audio is chosen only while it has segments left
-            if stream == "video" and s.abr == "buffer":
-                chosen = choose_bba(pres.video, level.buffer_at_end_s, s.bba_reservoir_s, s.bba_cushion_s)
+            if stream == "video" and s.abr != "fixed":
+                chosen = rule.choose(pres.video) if s.abr == "player" else choose_bba(
+                    pres.video, level.buffer_at_end_s, s.bba_reservoir_s, s.bba_cushion_s)
                 if chosen is not video:
                     session.switches += 1
                     video = track = chosen
@@ -231,6 +263,8 @@ class SegmentPlayer:
             if r is None:
                 break
             index[stream] += 1
+            if stream == "video" and r.tresponse_s is not None:
+                rule.sample(r.bytes, r.tfinish_s - r.trequest_s)
             ends[stream] = seg.start_s + seg.duration_s
             playable = ends["video"] if audio is None else min(ends["video"], ends["audio"])
             session.events.append((r.tfinish_s, run.state["bytes"], playable))

@@ -7,11 +7,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PlayoutParams:
-    """Thresholds of the player, in seconds of media."""
+    """Thresholds of the player, in seconds of media, and the profile (pytomo/engine/profiles.py) they come from.
+
+    After each stall the resume threshold is multiplied by ``restart_growth`` up to ``restart_max_s`` (Chromium's
+    renderer raises the audio it wants queued after every underflow); 1.0 keeps it fixed, as in 2015.
+    """
 
     initial_buffer_s: float = 2.0
     min_buffer_s: float = 0.1
     restart_buffer_s: float = 1.0
+    restart_growth: float = 1.0
+    restart_max_s: float | None = None
+    profile: str = "2015"
 
 
 @dataclass(frozen=True)
@@ -64,3 +71,24 @@ class PlayoutResult:
     def stall_total_s(self) -> float:
         """Total time spent stalled after playback started, in seconds."""
         return sum(s.duration_s for s in self.stalls)
+
+
+@dataclass(frozen=True)
+class PlayoutInput:
+    """What the playout model plays: arrival events ``(t_s, bytes, playable_s)`` up to ``end_s``, run by every
+    profile alike."""
+
+    events: tuple[tuple[float, int, float], ...]
+    end_s: float
+    media_duration_s: float | None
+    complete: bool
+
+
+@dataclass(frozen=True)
+class ProfilePlayout:
+    """One player profile's playout of a download (a row of ``playouts``); ``result`` None: ``problem`` says why."""
+
+    profile: str
+    drove_fetch: bool  # this profile decided what an HLS/DASH session fetched
+    result: PlayoutResult | None
+    problem: str | None = None

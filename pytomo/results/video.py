@@ -8,7 +8,7 @@ from datetime import datetime
 from pytomo.errors import ParserFailure
 from pytomo.results.media import MediaInfoResult
 from pytomo.results.network import AddressOrigin, DnsAnswer, Hop, RttResult
-from pytomo.results.playout import BufferPoint, PlayoutParams, PlayoutResult
+from pytomo.results.playout import BufferPoint, PlayoutInput, PlayoutParams, PlayoutResult, ProfilePlayout
 from pytomo.results.transfer import SegmentRecord, Transfer
 
 
@@ -29,6 +29,8 @@ class DownloadAnalysis:
     parser_failure: ParserFailure | None = None  # MediaInfo crashed, hung or ran out of memory: the video's outcome
     playout: PlayoutResult | None = None
     playout_problem: str | None = None
+    playout_input: PlayoutInput | None = None  # what every profile plays
+    profile_playouts: list[ProfilePlayout] = field(default_factory=list)  # one per --player profile
     timeline_points: list[BufferPoint] = field(default_factory=list)
     not_media: bool = False  # nothing to measure: not media, or (``media_problem_kind``) media with nothing playable
     media_problem_kind: str | None = None  # with not_media: the outcome's kind when it is not plain not_media

@@ -9,8 +9,9 @@ from pytomo.results import TCP_INFO_FIELD_NAMES as TCP_INFO_FIELDS
 # pytomo/figures.py, renamed (Figure.old_name), throughput_2015_bps, resolve_s and ping_*_ms per download, NULL stall
 # figures when playback never started, the run's service as the plugin's label; 5: a run that travels (run_uuid,
 # timezone, utc_offset_s, local times beside UTC ones, software_commit, settings without paths, credentials or host
-# name, host_label NULL unless --label), as_number/as_name/country per download from --ip-db (the view's ASNumber)
-SCHEMA_VERSION = 5
+# name, host_label NULL unless --label), as_number/as_name/country per download from --ip-db (the view's ASNumber);
+# 6: playouts and playout_stalls, one row per --player profile and download (pytomo/engine/profiles.py)
+SCHEMA_VERSION = 6
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS run (
@@ -135,6 +136,34 @@ CREATE TABLE IF NOT EXISTS playout_timeline (
     playhead_s REAL NOT NULL,
     buffer_s REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS playouts (
+    id INTEGER PRIMARY KEY,
+    download_id INTEGER NOT NULL REFERENCES downloads(id),
+    profile TEXT NOT NULL,               -- --player: 2015, dashjs, shaka, hlsjs, native (pytomo/engine/profiles.py)
+    drove_fetch INTEGER NOT NULL,        -- 1: its buffer goal and ABR rule decided what the HLS/DASH session fetched
+    initial_buffer_threshold_s REAL NOT NULL,
+    min_buffer_threshold_s REAL NOT NULL,
+    restart_buffer_threshold_s REAL NOT NULL,  -- at the first stall; multiplied by restart_growth after each
+    restart_growth REAL NOT NULL,
+    time_to_start_s REAL,                -- seconds since the request was sent; NULL: problem says why
+    stall_count INTEGER,                 -- NULL: playback never started
+    stall_total_s REAL,
+    played_s REAL,
+    buffer_at_end_s REAL,
+    media_received_s REAL,
+    end_s REAL,
+    state_at_end TEXT,
+    problem TEXT                         -- not_started, or why the download has no playout
+);
+CREATE TABLE IF NOT EXISTS playout_stalls (
+    playout_id INTEGER NOT NULL REFERENCES playouts(id),
+    seq INTEGER NOT NULL,
+    start_s REAL NOT NULL,               -- seconds since the request was sent
+    media_position_s REAL NOT NULL,
+    duration_s REAL NOT NULL,
+    ongoing INTEGER NOT NULL,
+    PRIMARY KEY (playout_id, seq)
+);
 CREATE TABLE IF NOT EXISTS tcp_info_samples (
     download_id INTEGER NOT NULL REFERENCES downloads(id),
     t_s REAL NOT NULL,                   -- seconds since the request was sent
@@ -150,6 +179,7 @@ CREATE INDEX IF NOT EXISTS downloads_video ON downloads(video_row_id);
 CREATE INDEX IF NOT EXISTS stalls_download ON stalls(download_id);
 CREATE INDEX IF NOT EXISTS timeline_download ON playout_timeline(download_id);
 CREATE INDEX IF NOT EXISTS tcp_info_download ON tcp_info_samples(download_id);
+CREATE INDEX IF NOT EXISTS playouts_download ON playouts(download_id);
 """.replace("{tcp_columns}", ",\n    ".join(f"{name} INTEGER" for name in TCP_INFO_FIELDS)).replace(
     "{videos}", ddl("videos")).replace("{downloads}", ddl("downloads"))
 

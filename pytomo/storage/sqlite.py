@@ -389,6 +389,7 @@ class RunDatabase:
         self.conn.executemany(
             "INSERT INTO throughput_samples (download_id, bin_index, t_start_s, bytes) VALUES (?,?,?,?)",
             [(did, i, i * t.bin_s, b) for i, b in enumerate(t.bins_bytes)])
+        self._add_playouts(did, d)
         if p:
             self.conn.executemany(
                 "INSERT INTO stalls (download_id, seq, start_s, media_position_s, duration_s, ongoing)"
@@ -397,3 +398,28 @@ class RunDatabase:
             self.conn.executemany(
                 "INSERT INTO playout_timeline (download_id, t_s, state, playhead_s, buffer_s) VALUES (?,?,?,?,?)",
                 [(did, b.t_s, b.state, b.playhead_s, b.buffer_s) for b in d.timeline_points])
+
+    def _add_playouts(self, did: int, d: DownloadAnalysis) -> None:
+        """One ``playouts`` row per --player profile, with its stalls."""
+        for pp in d.profile_playouts:
+            r = pp.result
+            started = r is not None and r.started
+            params = r.params if r is not None else None
+            pid = _insert(self.conn, "playouts", {
+                "download_id": did, "profile": pp.profile, "drove_fetch": int(pp.drove_fetch),
+                "initial_buffer_threshold_s": params.initial_buffer_s if params else d.params.initial_buffer_s,
+                "min_buffer_threshold_s": params.min_buffer_s if params else d.params.min_buffer_s,
+                "restart_buffer_threshold_s": params.restart_buffer_s if params else d.params.restart_buffer_s,
+                "restart_growth": params.restart_growth if params else 1.0,
+                "time_to_start_s": r.time_to_start_s if r else None,
+                "stall_count": r.stall_count if started and r else None,
+                "stall_total_s": r.stall_total_s if started and r else None,
+                "played_s": r.played_s if r else None, "buffer_at_end_s": r.buffer_at_end_s if r else None,
+                "media_received_s": r.media_received_s if r else None, "end_s": r.end_s if r else None,
+                "state_at_end": r.state_at_end if r else None, "problem": pp.problem})
+            if started and r is not None:
+                self.conn.executemany(
+                    "INSERT INTO playout_stalls (playout_id, seq, start_s, media_position_s, duration_s, ongoing)"
+                    " VALUES (?,?,?,?,?,?)",
+                    [(pid, i, x.start_s, x.media_position_s, x.duration_s, int(x.ongoing))
+                     for i, x in enumerate(r.stalls)])
