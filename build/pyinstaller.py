@@ -70,6 +70,9 @@ def options() -> list[str]:
         "--collect-submodules", "yt_dlp_ejs", "--collect-data", "yt_dlp_ejs",
         *deno_options(sep),
         "--exclude-module", "tests", "--exclude-module", "pytest", "--exclude-module", "tkinter",
+        # the lab's reference players (pytomo/lab/reference.py) are a test harness: neither playwright nor the npm
+        # packages of pytomo/lab/players (never added as data) go into the volunteer executable
+        "--exclude-module", "playwright",
     ]
 
 

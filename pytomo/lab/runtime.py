@@ -47,6 +47,7 @@ class Lab:
         self.platforms: LabServer | None = None  # recorded YouTube/Dailymotion APIs (pytomo/lab/platforms.py)
         self._threads: list[threading.Thread] = []
         self.path: NetPath | None = None  # with network_path = true: the cache servers' namespace path
+        self.dns_records: dict[str, list[str]] = {}  # what the lab's DNS server answers, once started
 
     # lifecycle
     def start(self) -> Lab:
@@ -101,6 +102,7 @@ class Lab:
         records.update({h: [ip] for h, ip in zip(REDIRECTOR_HOSTS, REDIRECTOR_IPS)})
         records.update({p.host: [p.ip] for p in self.scenario.servers})
         records.update(dns_records())
+        self.dns_records = records
         self.dns = LabDnsServer(records, ttl_s=self.scenario.dns_ttl_s, host=DNS_IP).start()
 
     def _serve(self, ip: str, handler, profile: ServerProfile | None = None) -> LabServer:
@@ -251,6 +253,17 @@ class Lab:
     def media_url(self, video_id: str) -> str:
         """The media URL written into the watch page (first URL of the chain)."""
         return self.redirect_chain(video_id)[0]
+
+    def stream_url(self, video_id: str) -> str:
+        """The URL of a video's media (progressive) or manifest (HLS, DASH) at its cache server."""
+        video = self.scenario.video(video_id)
+        if video is None:
+            raise LabError(f"the lab has no video {video_id!r}")
+        return self.cache_url(video)
+
+    def host_map(self) -> dict[str, str]:
+        """Every lab host name and its address, as the lab's DNS server answers (first address of each)."""
+        return {host: ips[0] for host, ips in self.dns_records.items() if ips}
 
     def popular(self, time_frame: str) -> list[VideoSpec]:
         """The videos of a popular list, in scenario order."""
