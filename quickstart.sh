@@ -17,7 +17,7 @@ esac
 # System packages: build tools for the rrdtool binding, MediaInfo, nginx (a cache server of the lab), ping,
 # a font for the graphs, and chromium for the web page tests.
 packages=(python3 python3-venv python3-dev build-essential pkg-config librrd-dev rrdtool libmediainfo0v5 nginx-light
-          iputils-ping iproute2 curl fonts-dejavu-core chromium)
+          iputils-ping iproute2 curl fonts-dejavu-core chromium mkvtoolnix lighttpd apache2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

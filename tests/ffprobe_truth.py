@@ -22,6 +22,8 @@ Definition (what a player holding the first X bytes of the file can present with
 * FLV: ffprobe's ``pos`` is where the tag starts and ``size`` the frame data without its codec header, so
   ``pos + size`` lies before the end of the tag (16 bytes for AVC). A tag is followed by its 4-byte PreviousTagSize,
   then the next tag: a packet ends 4 bytes before the next packet's ``pos`` (the end of the file for the last one).
+* Matroska lacing: the frames of one laced block all have the block's ``pos``, each with its own ``size``; they
+  arrive together, so each ends at ``pos`` plus the sizes of all of them.
 * MPEG-TS: a PES is spread over 188-byte packets interleaved with other streams, and ffmpeg's parsers split a PES
   of several AAC frames into packets without ``pos``; so ``pos + size`` says nothing of where a packet ends. There,
   a packet is complete at X when ffprobe run on the first X bytes alone lists it with its full size (matched by its
@@ -172,6 +174,16 @@ def ffprobe_path() -> str:
     return path
 
 
+def _laced(packets: list[Packet]) -> list[Packet]:
+    """Frames of one Matroska block (lacing: ffmpeg gives each the block's ``pos``) end where the block ends."""
+    lace_end: dict[tuple[int, int], int] = {}
+    for p in packets:
+        key = (p.stream, p.pos)
+        lace_end[key] = lace_end.get(key, p.pos) + p.size if p.pos >= 0 else p.end
+    return [p if lace_end[(p.stream, p.pos)] == p.pos + p.size else replace(p, end=lace_end[(p.stream, p.pos)])
+            for p in packets]
+
+
 def probe_truth(path: Path) -> ProbeTruth:
     """Run ffprobe on ``path`` (packets, streams, format) and build its truth."""
     done = subprocess.run(
@@ -220,5 +232,6 @@ def probe_truth(path: Path) -> ProbeTruth:
     flv = fmt.get("format_name", "") == "flv"
     packets = [replace(p, end=max(p.pos + p.size, nxt.pos - 4 if flv and nxt else size_bytes if flv else 0))
                for p, nxt in zip(packets, [*packets[1:], None])]
+    packets = _laced(packets)
     return ProbeTruth(path, tuple(packets), start_s, _float(fmt.get("duration")), size_bytes,
                       {s: streams[s] for s in raw}, {s: codecs[s] for s in raw}, fmt.get("format_name", ""))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 BOX_LIMIT_BYTES = 64 * 1024 * 1024  # default budget of one box or element held whole (Settings.media_box_limit_bytes)
-SAMPLE_BYTES_PER_BUDGET = 64  # one listed sample is counted against the budget as this many bytes (it costs ~100)
+SAMPLE_BYTES_PER_BUDGET = 64  # one index entry is counted against the budget as this many bytes (it costs ~100)
 
 
 class IndexLimitError(Exception):
@@ -21,7 +21,12 @@ class IndexLimitError(Exception):
 
 
 class IndexBudget:
-    """The limits one indexer works within: the largest box held whole, the file's size, the samples listed."""
+    """The limits one indexer works within: the largest box held whole, the file's size, the samples listed.
+
+    The sample budget counts the bytes the index itself holds: one entry per sample listed, where a sample is a
+    frame, a tag or a block, but one entry per run of fixed-size audio frames (PCM, which a sample table lists
+    frame by frame: a million in 25 s of 48 kHz audio), as a player reads them.
+    """
 
     def __init__(self, box_limit_bytes: int = BOX_LIMIT_BYTES, file_size_bytes: int | None = None) -> None:
         if box_limit_bytes < 1:
@@ -51,7 +56,7 @@ class IndexBudget:
                                   f"{self.box_limit_bytes}-byte budget", "box_too_large")
 
     def add_samples(self, count: int) -> None:
-        """``count`` more samples are about to be listed."""
+        """``count`` more index entries (samples, or runs of audio frames) are about to be listed."""
         self.samples += count
         if self.samples > self.samples_max:
             raise IndexLimitError(f"the index lists more than {self.samples_max} samples (the budget of "

@@ -7,12 +7,15 @@ import struct
 from collections.abc import Generator
 
 from pytomo.media.budget import IndexBudget
-from pytomo.media.timeline import MediaTimeline, TrackSamples, build_timeline
+from pytomo.media.timeline import REORDER_PRIOR, MediaTimeline, TrackSamples, build_timeline
 
 AUDIO, VIDEO, SCRIPT = 8, 9, 18
 MAX_SCRIPT_BYTES = 1024 * 1024  # a larger script tag is skipped unread
 _MS = 1000  # FLV timestamps are milliseconds
 _CONFIG_PACKETS = frozenset({0, 2, 4, 5})  # enhanced FLV: sequence start/end, metadata, MPEG-2 TS sequence start
+_HAS_AUDIO, _HAS_VIDEO = 0x04, 0x01  # the header's flags: the file has audio, video tags
+_REORDERING_CODECS = frozenset({7, 12})  # AVC, HEVC: may have B-frames (VP6, H.263, screen video may not)
+_REORDERING_FOURCCS = frozenset({b"avc1", b"hvc1", b"vvc1"})  # the same in enhanced FLV
 
 # A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped (it is then sent b"").
 Parser = Generator[int, bytes, None]
@@ -76,6 +79,13 @@ def metadata_duration_s(body: bytes) -> float | None:
     return float(duration) if isinstance(duration, (int, float)) and 0 < duration < math.inf else None
 
 
+def _reorders(head: bytes) -> bool:
+    """Whether the codec of a video tag starting with ``head`` may reorder frames (B-frames)."""
+    if head[0] & 0x80:
+        return bytes(head[1:5]) in _REORDERING_FOURCCS
+    return head[0] & 0x0F in _REORDERING_CODECS
+
+
 class FlvIndex:
     """What the tags of an FLV file say about its frames; ``run`` is fed the file's bytes in order."""
 
@@ -85,6 +95,8 @@ class FlvIndex:
         self._audio = TrackSamples("audio", _MS)
         self._video = TrackSamples("video", _MS)
         self._header_seen = False
+        self._declared: tuple[TrackSamples, ...] = ()  # the tracks the header's flags announce
+        self.complete = False  # every tag of the file has been listed
 
     @property
     def waiting_for(self) -> str | None:
@@ -99,6 +111,8 @@ class FlvIndex:
         data_offset = struct.unpack_from(">I", header, 5)[0]
         if data_offset < 9:
             raise ValueError(f"FLV header size {data_offset}")
+        self._declared = tuple(t for t, flag in ((self._audio, _HAS_AUDIO), (self._video, _HAS_VIDEO))
+                               if header[4] & flag)
         if data_offset > 9:
             yield -(data_offset - 9)
         yield -4  # PreviousTagSize0
@@ -113,10 +127,7 @@ class FlvIndex:
             read = 0
             if kind == VIDEO and size:
                 read = min(size, 8)
-                cts = self._video_cts((yield read))
-                if cts is not None:
-                    self._budget.add_samples(1)
-                    self._video.add(end, timestamp + cts, None, timestamp)
+                self._video_tag((yield read), end, timestamp)
             elif kind == AUDIO and size:
                 read = min(size, 2)
                 head = yield read
@@ -132,6 +143,15 @@ class FlvIndex:
                 yield read - size
             yield -4  # PreviousTagSize
             pos = end + 4
+
+    def _video_tag(self, head: bytes, end: int, timestamp: int) -> None:
+        """List the frame of a video tag starting with ``head`` and ending at ``end``, if it carries one."""
+        if not len(self._video) and _reorders(head):
+            self._video.reorder_min = REORDER_PRIOR
+        cts = self._video_cts(head)
+        if cts is not None:
+            self._budget.add_samples(1)
+            self._video.add(end, timestamp + cts, None, timestamp)
 
     @staticmethod
     def _video_cts(head: bytes) -> int | None:
@@ -158,8 +178,15 @@ class FlvIndex:
             return "no tag: the file holds no audio or video tag"
         return None
 
+    def end_of_file(self) -> None:
+        """Every byte of the file has been fed: the tags listed are all there are."""
+        self.complete = True
+
     def timeline(self) -> MediaTimeline | None:
         """The timeline once the header is known, else None."""
         if not self._header_seen:
             return None
-        return build_timeline("flv-tags", (self._audio, self._video), self.duration_s)
+        tracks = [t for t in (self._audio, self._video) if len(t) or t in self._declared]
+        # Until the file ends, tags not listed yet may be presented before listed ones (B-frames), and a track the
+        # header declares may still show.
+        return build_timeline("flv-tags", tracks, self.duration_s, open_ended=not self.complete)

@@ -29,6 +29,8 @@ class _ContainerIndex(Protocol):
 
     def unplayable(self, whole: bool) -> str | None: ...
 
+    def end_of_file(self) -> None: ...
+
 
 _INDEXES: dict[str, Callable[[IndexBudget], _ContainerIndex]] = {
     "mp4": Mp4Index, "webm": WebmIndex, "flv": FlvIndex, "ts": TsIndex}
@@ -276,9 +278,10 @@ class MediaIndexer:
 
     def end_of_file(self) -> None:
         """Every byte of the file has been fed: a parser that can only close its last unit on the next one
-        (an MPEG-TS PES without a length) closes it now."""
+        (an MPEG-TS PES without a length) closes it now, and one that lists samples as they come (WebM, FLV) knows
+        that no other follows."""
         index = self._index
-        if self._fatal is None and isinstance(index, TsIndex):
+        if self._fatal is None and index is not None:
             self._parsed_version += 1
             try:
                 index.end_of_file()

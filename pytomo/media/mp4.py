@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
+from bisect import bisect_right
 from collections.abc import Generator, Iterator
 from itertools import accumulate, repeat
 
@@ -14,6 +15,7 @@ from pytomo.media.timeline import MediaTimeline, TrackSamples, build_timeline
 TOP_LEVEL_TYPES = frozenset(b"ftyp styp moov moof mdat free skip wide pdin sidx uuid meta".split())
 _TO_END = 1 << 62  # "skip everything that follows"
 _HANDLERS = {b"vide": "video", b"soun": "audio"}
+FRAME_RUN_S = 0.02  # fixed-size audio frames (PCM) are indexed in runs of at most this long, one entry a run
 
 # A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped (it is then sent b"").
 Parser = Generator[int, bytes, None]
@@ -82,6 +84,97 @@ def _child(buf: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | N
         if child_kind == kind:
             return child_start, child_end
     return None
+
+
+def _size_header(buf: bytes, boxes: dict[bytes, tuple[int, int]]) -> tuple[int, int]:
+    """(size of every sample, or 0 when each has its own; sample count) from the stsz or stz2 box."""
+    if b"stsz" in boxes:
+        fixed, count = struct.unpack_from(">II", buf, boxes[b"stsz"][0] + 4)
+        return fixed, count
+    if b"stz2" in boxes:
+        return 0, _u32(buf, boxes[b"stz2"][0] + 8)
+    return 0, 0
+
+
+def _variable_sizes(buf: bytes, boxes: dict[bytes, tuple[int, int]], count: int) -> list[int]:
+    """The ``count`` sizes the stsz or stz2 box lists one by one."""
+    if b"stsz" in boxes:
+        return list(_uints(buf, boxes[b"stsz"][0] + 12, count))
+    start = boxes[b"stz2"][0]
+    field_bits = buf[start + 7]
+    if field_bits == 16:
+        return list(_uints(buf, start + 12, count, "H"))
+    if field_bits == 8:
+        return list(buf[start + 12:start + 12 + count])
+    if field_bits == 4:
+        nibbles = [n for b in buf[start + 12:start + 12 + (count + 1) // 2] for n in (b >> 4, b & 15)]
+        return nibbles[:count]
+    raise ValueError(f"stz2 field size {field_bits}")
+
+
+def _chunks(buf: bytes, boxes: dict[bytes, tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """(file offset, sample count) of each chunk in file order, from stco or co64 and stsc."""
+    if b"stco" in boxes:
+        chunk_offsets = _uints(buf, boxes[b"stco"][0] + 8, _u32(buf, boxes[b"stco"][0] + 4))
+    elif b"co64" in boxes:
+        chunk_offsets = _uints(buf, boxes[b"co64"][0] + 8, _u32(buf, boxes[b"co64"][0] + 4), "Q")
+    else:
+        raise ValueError("sample table without chunk offsets")
+    stsc = boxes.get(b"stsc")
+    if stsc is None:
+        raise ValueError("sample table without stsc")
+    runs = _uints(buf, stsc[0] + 8, 3 * _u32(buf, stsc[0] + 4))
+    return _chunk_walk(chunk_offsets, runs)
+
+
+def _chunk_walk(chunk_offsets: array, runs: array) -> Iterator[tuple[int, int]]:
+    """(offset, samples) of each chunk; runs of chunks never go back, so each chunk is visited once."""
+    entries = len(runs) // 3
+    next_chunk = 0
+    for e in range(entries):
+        first_chunk, per_chunk = runs[3 * e], runs[3 * e + 1]
+        last_chunk = min(runs[3 * (e + 1)] - 1 if e + 1 < entries else len(chunk_offsets), len(chunk_offsets))
+        first = max(first_chunk - 1, next_chunk)
+        next_chunk = max(next_chunk, last_chunk)
+        for chunk in range(first, last_chunk):
+            yield chunk_offsets[chunk], per_chunk
+
+
+def _sample_ends(chunks: Iterator[tuple[int, int]], sizes: list[int]) -> list[int]:
+    """Where each sample ends in the file, in sample order."""
+    ends: list[int] = []
+    sample = 0
+    for offset, per_chunk in chunks:
+        if sample >= len(sizes):
+            break
+        run = accumulate(sizes[sample:sample + per_chunk], initial=offset)
+        next(run)  # the chunk's start
+        ends.extend(run)
+        sample += per_chunk
+    return ends
+
+
+def _frames_per_entry(samples: TrackSamples, stts: array) -> int:
+    """How many fixed-size samples one index entry stands for: audio frames (PCM) up to ``FRAME_RUN_S``, else 1."""
+    longest = max(stts[1::2], default=0)
+    if samples.kind != "audio" or not longest:
+        return 1
+    return max(1, int(samples.timescale * FRAME_RUN_S) // longest)
+
+
+class _DecodeTimes:
+    """The decode time of any sample number from the run-length stts table, without expanding it."""
+
+    def __init__(self, stts: array) -> None:
+        self._deltas = stts[1::2]
+        self._firsts = list(accumulate(stts[::2], initial=0))  # first sample of each run
+        self._times = list(accumulate((n * d for n, d in zip(stts[::2], self._deltas)), initial=0))
+
+    def __call__(self, sample: int) -> int:
+        run = min(bisect_right(self._firsts, sample) - 1, len(self._deltas) - 1)
+        if run < 0:
+            return 0
+        return self._times[run] + (sample - self._firsts[run]) * self._deltas[run]
 
 
 class _Track:
@@ -242,39 +335,22 @@ class Mp4Index:
 
     def _parse_stbl(self, buf: bytes, start: int, stop: int, track: _Track) -> None:
         boxes = {kind: (s, e) for kind, s, e in _children(buf, start, stop)}
-        sizes = self._sample_sizes(buf, boxes, self._budget)
-        if not sizes:
+        fixed, count = _size_header(buf, boxes)
+        if not count:
             return
-        if b"stco" in boxes:
-            chunk_offsets = _uints(buf, boxes[b"stco"][0] + 8, _u32(buf, boxes[b"stco"][0] + 4))
-        elif b"co64" in boxes:
-            chunk_offsets = _uints(buf, boxes[b"co64"][0] + 8, _u32(buf, boxes[b"co64"][0] + 4), "Q")
-        else:
-            raise ValueError("sample table without chunk offsets")
-        stsc = boxes.get(b"stsc")
-        if stsc is None:
-            raise ValueError("sample table without stsc")
-        runs = _uints(buf, stsc[0] + 8, 3 * _u32(buf, stsc[0] + 4))
-        ends: list[int] = []
-        sample = 0
-        entries = len(runs) // 3
-        next_chunk = 0  # runs of chunks never go back: each chunk is visited once, however the entries lie
-        for e in range(entries):
-            first_chunk, per_chunk = runs[3 * e], runs[3 * e + 1]
-            last_chunk = min(runs[3 * (e + 1)] - 1 if e + 1 < entries else len(chunk_offsets), len(chunk_offsets))
-            first = max(first_chunk - 1, next_chunk)
-            next_chunk = max(next_chunk, last_chunk)
-            for chunk in range(first, last_chunk):
-                offset = chunk_offsets[chunk]
-                for size in sizes[sample:sample + per_chunk]:
-                    offset += size
-                    ends.append(offset)
-                sample += per_chunk
-        count = min(len(ends), len(sizes))
+        chunks = _chunks(buf, boxes)
         stts = boxes.get(b"stts")
         if stts is None:
             raise ValueError("sample table without stts")
         table = _uints(buf, stts[0] + 8, 2 * _u32(buf, stts[0] + 4))
+        group = _frames_per_entry(track.samples, table) if fixed and b"ctts" not in boxes else 1
+        if group > 1:
+            self._list_frame_runs(chunks, fixed, min(count, sum(table[::2])), table, group, track)
+            return
+        self._budget.add_samples(count)
+        sizes = [fixed] * count if fixed else _variable_sizes(buf, boxes, count)
+        ends = _sample_ends(chunks, sizes)
+        count = min(len(ends), len(sizes))
         deltas = _expand(table[::2], table[1::2], count)
         count = len(deltas)
         dts = list(accumulate(deltas, initial=0))
@@ -292,26 +368,27 @@ class Mp4Index:
         samples.durations.extend(deltas)
         track.next_dts = dts[count]
 
-    @staticmethod
-    def _sample_sizes(buf: bytes, boxes: dict[bytes, tuple[int, int]], budget: IndexBudget) -> list[int]:
-        if b"stsz" in boxes:
-            start = boxes[b"stsz"][0]
-            fixed, count = struct.unpack_from(">II", buf, start + 4)
-            budget.add_samples(count)
-            return [fixed] * count if fixed else list(_uints(buf, start + 12, count))
-        if b"stz2" in boxes:
-            start = boxes[b"stz2"][0]
-            field_bits, count = buf[start + 7], _u32(buf, start + 8)
-            budget.add_samples(count)
-            if field_bits == 16:
-                return list(_uints(buf, start + 12, count, "H"))
-            if field_bits == 8:
-                return list(buf[start + 12:start + 12 + count])
-            if field_bits == 4:
-                nibbles = [n for b in buf[start + 12:start + 12 + (count + 1) // 2] for n in (b >> 4, b & 15)]
-                return nibbles[:count]
-            raise ValueError(f"stz2 field size {field_bits}")
-        return []
+    def _list_frame_runs(self, chunks: Iterator[tuple[int, int]], size: int, count: int, stts: array, group: int,
+                         track: _Track) -> None:
+        """List ``count`` audio frames of ``size`` bytes each (PCM) as runs of at most ``group`` frames of a chunk.
+
+        A sample table lists uncompressed audio frame by frame (a million frames in 25 s of 48 kHz stereo); one
+        entry per run keeps the index, and its budget, to what a player reads at once (ffmpeg: 1024 frames).
+        """
+        decode_time = _DecodeTimes(stts)
+        samples, shift = track.samples, track.shift
+        sample = 0
+        for offset, per_chunk in chunks:
+            if sample >= count:
+                break
+            n = min(per_chunk, count - sample)
+            self._budget.add_samples(-(-n // group))
+            for first in range(sample, sample + n, group):
+                last = min(first + group, sample + n)
+                dts = decode_time(first)
+                samples.add(offset + (last - sample) * size, dts + shift, decode_time(last) - dts, dts)
+            sample += n
+        track.next_dts = decode_time(sample)
 
     # --- fragments ---------------------------------------------------------------------------------------
 
@@ -417,6 +494,9 @@ class Mp4Index:
         if not any(len(t.samples) for t in self._tracks.values()):
             return "no sample: the audio and video tracks list no sample"
         return None
+
+    def end_of_file(self) -> None:
+        """Every byte of the file has been fed: nothing to close (the moov or each moof lists its samples whole)."""
 
     def declared_duration_s(self) -> float | None:
         """The duration the header declares: mvhd for a plain file; mehd or sidx for a fragmented one."""

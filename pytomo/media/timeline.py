@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -12,6 +12,10 @@ SOURCES = ("mp4-sample-table", "mp4-fragments", "webm-blocks", "flv-tags", "mpeg
 
 _AVERAGE_STEP_S = 0.1  # resolution of the linear fallback
 _AVERAGE_MAX_POINTS = 100_000
+_REORDER_WINDOW = 256  # the reorder depth of a track is measured over its last samples listed
+REORDER_PRIOR = 2  # frames a codec with B-frames may reorder before its listing shows it (x264's B-pyramid)
+_HOLE_INTERVALS = 1.5  # a gap in presentation order wider than this many frame intervals awaits a sample
+TRACK_WAIT_S = 5.0  # a declared track with no sample yet holds playback at 0 until the others list this much
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class TrackSamples:
     next sample (the previous gap for the last one).
     """
 
-    __slots__ = ("kind", "timescale", "end_bytes", "pts", "dts", "durations")
+    __slots__ = ("kind", "timescale", "end_bytes", "pts", "dts", "durations", "reorder_min")
 
     def __init__(self, kind: str, timescale: float) -> None:
         if kind not in ("audio", "video"):
@@ -100,6 +104,7 @@ class TrackSamples:
         self.pts: list[float] = []
         self.dts: list[float] = []
         self.durations: list[float | None] = []
+        self.reorder_min = 0  # frames its codec may reorder before the listing shows it (B-frames: REORDER_PRIOR)
 
     def __len__(self) -> int:
         return len(self.end_bytes)
@@ -140,19 +145,66 @@ class TrackSamples:
         return durations  # type: ignore[return-value]
 
 
-def _track_steps(track: TrackSamples, last_end: float | None, origin_s: float) -> Iterator[tuple[int, float]]:
+def _reorder_depth(pts: Sequence[float]) -> int:
+    """The most samples decoded before one and presented after it, over the last samples listed."""
+    seen: list[float] = []
+    depth = 0
+    for p in pts[-_REORDER_WINDOW:]:
+        depth = max(depth, len(seen) - bisect_right(seen, p))
+        insort(seen, p)
+    return depth
+
+
+def _frame_interval(track: TrackSamples) -> float:
+    """A sample's interval over the last ones listed: the shortest gap between presentation starts or between
+    decode times, or the shortest duration the container lists."""
+    recent = sorted(set(track.pts[-_REORDER_WINDOW:]))
+    decode = track.dts[-_REORDER_WINDOW:]
+    gaps = [b - a for a, b in zip(recent, recent[1:])]
+    gaps += [b - a for a, b in zip(decode, decode[1:]) if b > a]
+    gaps += [d for d in track.durations[-_REORDER_WINDOW:] if d]
+    return min(gaps, default=math.inf)
+
+
+def unlisted_floor(track: TrackSamples, durations: Sequence[float]) -> float:
+    """The earliest presentation start (ticks) a sample not yet listed may have, the listing being cut short.
+
+    With a reorder depth R (the deepest seen, at least the track's ``reorder_min``, as the first frames cannot show
+    it yet), at most R samples decoded before any other are presented after it, so every sample presented up to
+    the (R+1)-th latest start listed has been listed. From there, the listed samples run on without a hole while
+    each starts within 1.5 intervals of the previous one; the first sample missing is presented where the last of
+    them ends (a video frame lasts one interval there, not up to the next listed frame).
+    """
+    pts = track.pts
+    depth = max(_reorder_depth(pts), track.reorder_min)
+    top = heapq.nlargest(depth + 1, range(len(pts)), key=pts.__getitem__)
+    interval = _frame_interval(track)
+    last = top[-1]
+    for i in reversed(top[:-1]):
+        if pts[i] - pts[last] > _HOLE_INTERVALS * interval:
+            break
+        last = i
+    step = durations[last] if track.kind == "audio" else min(durations[last], interval)
+    return pts[last] + step
+
+
+def _track_steps(track: TrackSamples, last_end: float | None, origin_s: float,
+                 open_ended: bool = False) -> Iterator[tuple[int, float]]:
     """(bytes needed, playable seconds) after each sample of one track, in decode order.
 
     Once the first k samples in decode order are complete, [0, t) is playable for t = the latest presentation
     end among them, capped by the earliest presentation start of the samples still missing (with reordered
     frames a later-decoded one may be shown first). Presentation time is counted from ``origin_s``, the start
-    common to all tracks, so a track that starts late keeps its offset.
+    common to all tracks, so a track that starts late keeps its offset. ``open_ended``: samples not listed yet
+    may follow, and cap every step where they may be presented (:func:`unlisted_floor`).
     """
     n = len(track)
     scale = 1.0 / track.timescale
     starts = [p * scale - origin_s for p in track.pts]
     durations = track.filled_durations(last_end)
     suffix_min = [math.inf] * (n + 1)
+    if open_ended:
+        suffix_min[n] = unlisted_floor(track, durations) * scale - origin_s
     for i in range(n - 1, -1, -1):
         suffix_min[i] = min(suffix_min[i + 1], starts[i])
     need = 0
@@ -163,26 +215,41 @@ def _track_steps(track: TrackSamples, last_end: float | None, origin_s: float) -
         yield need, max(0.0, min(covered, suffix_min[k + 1]))
 
 
-def _tagged(index: int, track: TrackSamples, last_end_s: float | None,
-            origin_s: float) -> Iterator[tuple[int, int, float]]:
+def _awaited(tracks: Sequence[TrackSamples]) -> bool:
+    """Whether a declared track has no sample yet while it may still come: a player waits for it (as ffmpeg does,
+    up to its analysis duration of 5 s) rather than start without it."""
+    listed = [t for t in tracks if len(t)]
+    if len(listed) == len(tracks):
+        return False
+    return all((max(t.pts) - min(t.pts)) / t.timescale < TRACK_WAIT_S for t in listed)
+
+
+def _tagged(index: int, track: TrackSamples, last_end_s: float | None, origin_s: float,
+            open_ended: bool) -> Iterator[tuple[int, int, float]]:
     last_end = None if last_end_s is None else last_end_s * track.timescale
-    for need, t in _track_steps(track, last_end, origin_s):
+    for need, t in _track_steps(track, last_end, origin_s, open_ended):
         yield need, index, t
 
 
 def build_timeline(source: str, tracks: Iterable[TrackSamples], duration_s: float | None,
-                   last_end_s: float | None = None, origin_s: float | None = None) -> MediaTimeline:
+                   last_end_s: float | None = None, origin_s: float | None = None,
+                   open_ended: bool = False) -> MediaTimeline:
     """Merge the tracks: at each byte count, playable time is the minimum over the tracks that list samples.
 
     Times count from ``origin_s`` (seconds in the container's time base; default: the earliest presentation
     start over the tracks, where a player starts). ``last_end_s`` is the presentation end of the whole file
     (seconds, in the container's time base) when the parser knows it has seen every sample; it then ends the
-    final sample of each track lacking a duration.
+    final sample of each track lacking a duration. ``open_ended``: the listing may go on (a file cut short, whose
+    index lists samples as they arrive), so samples not listed yet may be presented before listed ones, and a
+    track with no sample yet may still get some (:func:`_awaited`).
     """
+    tracks = list(tracks)
     listed: Sequence[TrackSamples] = [t for t in tracks if len(t)]
+    if open_ended and _awaited(tracks):
+        listed = []
     if origin_s is None:
         origin_s = min((min(t.pts) / t.timescale for t in listed), default=0.0)
-    streams = [_tagged(index, track, last_end_s, origin_s) for index, track in enumerate(listed)]
+    streams = [_tagged(index, track, last_end_s, origin_s, open_ended) for index, track in enumerate(listed)]
     current = [0.0] * len(listed)
     offsets: list[int] = []
     times: list[float] = []

@@ -7,7 +7,7 @@ import struct
 from collections.abc import Generator, Iterator
 
 from pytomo.media.budget import IndexBudget, IndexLimitError
-from pytomo.media.timeline import MediaTimeline, TrackSamples, build_timeline
+from pytomo.media.timeline import REORDER_PRIOR, MediaTimeline, TrackSamples, build_timeline
 
 EBML = 0x1A45DFA3
 SEGMENT = 0x18538067
@@ -18,6 +18,7 @@ TRACK_ENTRY = 0xAE
 TRACK_NUMBER = 0xD7
 TRACK_TYPE = 0x83
 DEFAULT_DURATION = 0x23E383
+CODEC_ID = 0x86
 TIMECODE_SCALE = 0x2AD7B1
 DURATION = 0x4489
 TIMECODE = 0xE7
@@ -29,6 +30,7 @@ BLOCK_DURATION = 0x9B
 CLUSTER_CHILDREN = frozenset({TIMECODE, SIMPLE_BLOCK, BLOCK_GROUP, 0xA7, 0xAB, 0xAF, 0x5854, 0xEC, 0xBF})
 MAX_UINT_BYTES = 8  # an EBML unsigned integer (Timecode, BlockDuration) has at most 8 bytes
 _TRACK_KINDS = {1: "video", 2: "audio"}
+_REORDERING_CODECS = (b"V_MPEG", b"V_MS/VFW", b"V_REAL")  # MPEG-1/2/4, AVC, HEVC, VfW: may have B-frames
 _TO_END = 1 << 62
 
 # A parser generator yields n > 0 to be sent the next n bytes, or -n to have n bytes skipped (it is then sent b"").
@@ -102,7 +104,7 @@ class WebmIndex:
         self._budget = budget or IndexBudget()
         self.timecode_scale_ns = 1_000_000
         self.duration_ticks: float | None = None
-        self.segment_complete = False  # every block of the Segment has been listed
+        self.segment_complete = False  # every block of the Segment has been listed (or the file has ended)
         self._tracks: dict[int, TrackSamples] = {}
         self._default_duration_ns: dict[int, int] = {}
         self._tracks_seen = False
@@ -242,19 +244,33 @@ class WebmIndex:
         for element_id, start, end in _elements(buf):
             if element_id != TRACK_ENTRY:
                 continue
-            number = kind = default_ns = None
-            for child, c_start, c_end in _elements(buf, start, end):
-                if child == TRACK_NUMBER:
-                    number = _uint(buf, c_start, c_end)
-                elif child == TRACK_TYPE:
-                    kind = _TRACK_KINDS.get(_uint(buf, c_start, c_end))
-                elif child == DEFAULT_DURATION:
-                    default_ns = _uint(buf, c_start, c_end)
-            if number is not None and kind is not None:
-                self._tracks[number] = TrackSamples(kind, 1e9 / self.timecode_scale_ns)
-                if default_ns:
-                    self._default_duration_ns[number] = default_ns
+            self._parse_track_entry(buf, start, end)
         self._tracks_seen = True
+
+    def _parse_track_entry(self, buf: bytes, start: int, end: int) -> None:
+        number = kind = default_ns = None
+        codec = b""
+        for child, c_start, c_end in _elements(buf, start, end):
+            if child == TRACK_NUMBER:
+                number = _uint(buf, c_start, c_end)
+            elif child == TRACK_TYPE:
+                kind = _TRACK_KINDS.get(_uint(buf, c_start, c_end))
+            elif child == DEFAULT_DURATION:
+                default_ns = _uint(buf, c_start, c_end)
+            elif child == CODEC_ID:
+                codec = bytes(buf[c_start:c_end])
+        if number is None or kind is None:
+            return
+        track = TrackSamples(kind, 1e9 / self.timecode_scale_ns)
+        if kind == "video" and codec.startswith(_REORDERING_CODECS):
+            track.reorder_min = REORDER_PRIOR
+        self._tracks[number] = track
+        if default_ns:
+            self._default_duration_ns[number] = default_ns
+
+    def end_of_file(self) -> None:
+        """Every byte of the file has been fed: the blocks listed are all there are."""
+        self.segment_complete = True
 
     def duration_s(self) -> float | None:
         """The Segment duration from Info, when given."""
@@ -278,4 +294,6 @@ class WebmIndex:
             return None
         # The Segment's Duration is not where each track ends (tracks end apart, and it may count from 0 while the
         # first block is later), so a final block without a duration lasts as long as the gap before it.
-        return build_timeline("webm-blocks", self._tracks.values(), self.duration_s())
+        # Until the Segment ends, blocks not listed yet may be presented before listed ones (B-frames).
+        return build_timeline("webm-blocks", self._tracks.values(), self.duration_s(),
+                              open_ended=not self.segment_complete)
