@@ -241,14 +241,16 @@ FIGURES: tuple[Figure, ...] = (
     Figure(D, "first_read_bytes", "INTEGER", "bytes of the first read (they arrived with the first byte)",
            "d.transfer.first_read_bytes"),
     Figure(D, "avg_throughput_bps", "REAL",
-           "measured throughput: (bytes - first read) * 8 / (last byte - first byte); the first read and the "
-           "headers' wait are left out, so it is the rate of the body once it flows", "d.transfer.avg_throughput_bps",
+           "measured throughput: cut by the window (ended_by window), bytes * 8 / window_s, idle time after the "
+           "last burst included; else (bytes - first read) * 8 / (last byte - first byte), the rate of the body "
+           "once it flows", "d.transfer.avg_throughput_bps",
            graphs=(_g("meas_thp_kbps", "Measured throughput", "kbit/s",
-                      "Throughput from the first to the last byte, first read excluded (new in this version).", 8,
+                      "Throughput over the window when the window cut the download, else from the first to the "
+                      "last byte, first read excluded (new in this version).", 8,
                       pages=(("qos", 1),), scale=0.001, log_axis=True),)),
     Figure(D, "throughput_2015_bps", "REAL",
-           "the 2015 AvgThroughput: bytes * 8 / transfer_s (headers -> last byte, first read included); lower than "
-           "avg_throughput_bps when the first byte waits after the headers or the first read is large",
+           "the 2015 AvgThroughput: bytes * 8 / transfer_s (headers -> last byte, first read included, idle time "
+           "after the last byte left out, even when the window cut the download)",
            lambda m, d: throughput_2015_bps(d), since=4,
            graphs=(_g("avg_thp_kbps", "Average throughput", "kbit/s",
                       "Bytes received over the download time, per video "

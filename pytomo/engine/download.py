@@ -7,7 +7,7 @@ import select
 import socket
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import requests
 import urllib3.exceptions
@@ -19,6 +19,8 @@ from pytomo.results import Transfer, utc_now
 READ_CHUNK_BYTES = 1 << 20
 TAIL_LIMIT_BYTES = 64 << 20
 DECODE_STEP_BYTES = 1 << 20  # decoded bytes produced per step from a compressed body (bounded memory)
+DECODED_RATIO_MAX = 100  # a compressed body may decode to this many times its wire bytes (media does not shrink)...
+DECODED_FREE_BYTES = 8 << 20  # ...past these first decoded bytes (more than a page's or a manifest's budget)
 
 
 def _classify(exc: BaseException) -> tuple[str, str]:
@@ -49,8 +51,8 @@ class _Decoder:
         self._z = zlib.decompressobj(wbits)
         self._first = True
 
-    def decode(self, data: bytes) -> list[bytes]:
-        """The decoded pieces of the next wire bytes, each at most DECODE_STEP_BYTES."""
+    def decode(self, data: bytes) -> Iterator[bytes]:
+        """The decoded pieces of the next wire bytes, each at most DECODE_STEP_BYTES, made one at a time."""
         if self._first and self.encoding == "deflate":
             self._first = False
             try:  # "deflate" is zlib-wrapped by the RFC, raw deflate in practice for some servers
@@ -58,20 +60,30 @@ class _Decoder:
                 probe.decompress(data[:2])
             except zlib.error:
                 self._z = zlib.decompressobj(-zlib.MAX_WBITS)
-        out: list[bytes] = []
         pending = data
-        while pending:
+        while pending:  # a few wire bytes can decode to gigabytes: never more than one step held at once
             piece = self._z.decompress(pending, DECODE_STEP_BYTES)
             if piece:
-                out.append(piece)
+                yield piece
             pending = self._z.unconsumed_tail
             if self._z.eof:
                 break
-        return out
 
 
 class _TooLarge(Exception):
-    """The body outgrew the budget its caller gave (a manifest, an index)."""
+    """The body outgrew a budget: its caller's (a manifest, an index: too_large), or decoding's (decoded_too_large)."""
+
+    def __init__(self, message: str, kind: str = "too_large") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _check_expansion(decoded_bytes: int, wire_bytes: int) -> None:
+    """Refuse a compressed body that decodes to more than its budget (a gzip bomb), before it costs memory or time."""
+    if decoded_bytes > DECODED_FREE_BYTES + DECODED_RATIO_MAX * wire_bytes:
+        raise _TooLarge(f"the compressed body decodes to more than {DECODED_RATIO_MAX} times its {wire_bytes} bytes "
+                        f"on the wire (past the first {DECODED_FREE_BYTES} bytes): refused as a decompression bomb",
+                        kind="decoded_too_large")
 
 
 def _content_length(value: str | None) -> int | None:
@@ -243,7 +255,7 @@ class _BodyReader:
                 bins[k] += n
                 deliver(data, total)
         except _TooLarge as exc:
-            tr.ended_by, tr.error_kind, tr.error = "error", "too_large", str(exc)
+            tr.ended_by, tr.error_kind, tr.error = "error", exc.kind, str(exc)
         except (*NETWORK_ERRORS, zlib.error) as exc:
             tr.ended_by = "error"
             tr.error_kind, tr.error = _classify(exc)
@@ -277,10 +289,11 @@ class _BodyReader:
         """Decode the bytes just read (``total`` so far on the wire), keep the head, pass them to ``on_data``."""
         tr, decoder, head, head_limit_bytes = self.tr, self.decoder, self.head, self.head_limit_bytes
         body_limit_bytes, on_data = self.body_limit_bytes, self.on_data
-        pieces = [data] if decoder is None else decoder.decode(data)
+        pieces = (data,) if decoder is None else decoder.decode(data)
         for piece in pieces:
             if decoder is not None:
                 tr.decoded_bytes = (tr.decoded_bytes or 0) + len(piece)
+                _check_expansion(tr.decoded_bytes, total)
             if body_limit_bytes is not None and (tr.decoded_bytes or total) > body_limit_bytes:
                 raise _TooLarge(f"the body is larger than the {body_limit_bytes} bytes allowed")
             if len(head) < head_limit_bytes:

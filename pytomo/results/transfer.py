@@ -70,7 +70,10 @@ class Transfer:
 
     @property
     def avg_throughput_bps(self) -> float | None:
-        """Bytes after the first read over the time from first to last byte, in bit/s; None if not measurable."""
+        """In bit/s: cut by the window, every byte over the window; else the bytes after the first read over the
+        first -> last byte time. None if not measurable."""
+        if self.ended_by == "window" and self.headers_s is not None and self.window_s > 0:
+            return self.bytes_total * 8 / self.window_s  # the idle time after the last burst is the viewer's too
         if self.first_byte_s is None or self.last_byte_s is None or self.last_byte_s <= self.first_byte_s:
             return None
         return (self.bytes_total - self.first_read_bytes) * 8 / (self.last_byte_s - self.first_byte_s)
