@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pytomo.console import ConsoleSink
@@ -42,9 +43,10 @@ class RunOutcome:
 class CrawlRun:
     """Builds the components of a run from its settings and executes it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, lab: Any = None) -> None:
         self.settings = settings
         self.stop = threading.Event()
+        self.lab = lab  # a lab already running (bench/players.py crawls and plays in one lab run); None: start one
 
     def _resolvers(self, lab) -> tuple[list[ResolverSpec], set[str]]:
         s = self.settings
@@ -64,8 +66,8 @@ class CrawlRun:
         s = self.settings
         service_cls = by_name(s.service)
         with ExitStack() as stack:
-            lab = None
-            if service_cls.NAME == "lab" or s.lab:  # --lab: youtube/dailymotion against the lab's recordings
+            lab = self.lab
+            if lab is None and (service_cls.NAME == "lab" or s.lab):  # --lab: youtube/dailymotion on recordings
                 from pytomo.lab.runtime import Lab
                 from pytomo.lab.scenario import default_scenario_path, load_scenario
 

@@ -34,7 +34,7 @@ def test_full_disk_mid_crawl_gives_one_line_the_summary_and_a_whole_database(cli
     with ScriptedServer(routes) as srv:
         urls = [f"{srv.base}/clip.mp4?n={i}" for i in range(60)]
         proc = run_crawler(["-s", "generic", "-b", "-D", "1", "-n", "1", "-S", "0", "--database-dir", str(tmp_path),
-                            *urls], preexec_fn=_limit_file_size(400_000), timeout_s=300)
+                            *urls], preexec_fn=_limit_file_size(600_000), timeout_s=300)
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("start_crawl.py: error:")]
     assert len(errors) == 1 and "the disk is full" in errors[0], proc.stderr
