@@ -15,9 +15,11 @@ case "$job" in
 esac
 
 # System packages: build tools for the rrdtool binding, MediaInfo, nginx (a cache server of the lab), ping,
-# a font for the graphs, and chromium for the web page tests.
+# a font for the graphs, chromium for the web page tests and the lab's reference players, and node with npm to
+# install those players (Debian's npm only where no npm is there: NodeSource's nodejs carries its own).
 packages=(python3 python3-venv python3-dev build-essential pkg-config librrd-dev rrdtool libmediainfo0v5 nginx-light
-          iputils-ping iproute2 curl fonts-dejavu-core chromium mkvtoolnix lighttpd apache2)
+          iputils-ping iproute2 curl fonts-dejavu-core chromium mkvtoolnix lighttpd apache2 nodejs
+          $(command -v npm >/dev/null || echo npm))
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -48,6 +50,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,build]'
   echo "$want" > "$stamp"
+fi
+
+# The lab's reference players (dash.js, Shaka Player, hls.js: pytomo/lab/players), from npm at the versions of its
+# package-lock.json, reinstalled only when the lock changes; never fetched at run time, never in the executable.
+players="pytomo/lab/players"
+players_want="$(sha256sum "$players/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$players/node_modules/.pytomo-installed" 2>/dev/null)" != "$players_want" ]; then
+  echo "quickstart: installing the lab's reference players into $players/node_modules" >&2
+  npm ci --prefix "$players" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$players_want" > "$players/node_modules/.pytomo-installed"
 fi
 
 case "$job" in
