@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pytomo.engine.picture import simulate_picture
 from pytomo.engine.playout import simulate
 from pytomo.engine.profiles import PlayerProfile
 from pytomo.errors import MediaError, ParserFailure
@@ -215,7 +216,7 @@ def analyse_segments(session, params: PlayoutParams) -> DownloadAnalysis:
     a.playout = session.playout
     if a.playout is not None:
         a.playout_input = PlayoutInput(tuple(session.events), a.playout.end_s, pres.duration_s,
-                                       t.ended_by == "eof")
+                                       t.ended_by == "eof", av_events=tuple(session.av_events))
         a.playout = simulate(session.events, a.playout.end_s, params, pres.duration_s, complete=t.ended_by == "eof")
         a.timeline_points = downsample(a.playout.timeline, t.bin_s)
     return a
@@ -230,6 +231,11 @@ def play_profiles(a: DownloadAnalysis, chosen: tuple[PlayerProfile, ...], drivin
             a.profile_playouts.append(ProfilePlayout(prof.name, drove, None, a.playout_problem or "no playout"))
             continue
         i = a.playout_input
-        result = simulate(i.events, i.end_s, prof.params(), media_duration_s=i.media_duration_s, complete=i.complete)
+        if prof.video_underflow_grace_s is not None and i.av_events:  # separate audio and video buffers
+            result = simulate_picture(i.av_events, i.end_s, prof.params(), prof.video_underflow_grace_s,
+                                      media_duration_s=i.media_duration_s, complete=i.complete)
+        else:
+            result = simulate(i.events, i.end_s, prof.params(), media_duration_s=i.media_duration_s,
+                              complete=i.complete)
         a.profile_playouts.append(ProfilePlayout(prof.name, drove, result,
                                                  None if result.started else "not_started"))

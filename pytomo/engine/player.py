@@ -12,8 +12,12 @@ tfinish, bytes, URL, rendition, status).
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from pytomo.engine.download import download, merge_arrivals
@@ -61,27 +65,37 @@ def choose_bba(tracks: tuple[Track, ...], buffer_s: float, reservoir_s: float, c
 
 
 class ThroughputRule:
-    """A player's throughput-based choice: an EWMA of segment throughput weighted by download time."""
+    """A player's throughput-based choice: the smaller of a fast and a slow EWMA of segment throughput, weighted by
+    download time (dash.js, Shaka Player and hls.js alike), and the highest rendition within the safety factor."""
 
     def __init__(self, profile: PlayerProfile) -> None:
         self.profile = profile
-        self.estimate_bps = profile.abr_start_bps or 0.0
-        self._weight_s = 0.0
+        self.fast_bps = self.slow_bps = profile.abr_start_bps or 0.0
+        self.sampled_s = 0.0
+
+    @property
+    def estimate_bps(self) -> float:
+        """The current estimate: the profile's first one until a segment has been measured."""
+        return min(self.fast_bps, self.slow_bps)
 
     def sample(self, size_bytes: int, seconds: float) -> None:
         """One media segment's download."""
         if seconds <= 0 or size_bytes <= 0:
             return
-        alpha = 0.5 ** (seconds / self.profile.abr_half_life_s)
         rate = size_bytes * 8 / seconds
-        self.estimate_bps = rate if self._weight_s == 0 and not self.profile.abr_start_bps else (
-            alpha * self.estimate_bps + (1 - alpha) * rate)
-        self._weight_s += seconds
+        if self.sampled_s == 0:
+            self.fast_bps = self.slow_bps = rate
+        else:
+            a_fast = 0.5 ** (seconds / self.profile.abr_fast_half_life_s)
+            a_slow = 0.5 ** (seconds / self.profile.abr_slow_half_life_s)
+            self.fast_bps = a_fast * self.fast_bps + (1 - a_fast) * rate
+            self.slow_bps = a_slow * self.slow_bps + (1 - a_slow) * rate
+        self.sampled_s += seconds
 
     def choose(self, tracks: tuple[Track, ...]) -> Track:
         """The highest rendition whose declared bandwidth fits the estimate times the safety factor."""
-        budget = self.estimate_bps * self.profile.abr_safety
-        fitting = [t for t in tracks if (t.bandwidth_bps or 0) <= budget]
+        share = self.profile.abr_safety if self.sampled_s else self.profile.abr_start_safety
+        fitting = [t for t in tracks if (t.bandwidth_bps or 0) <= self.estimate_bps * share]
         return fitting[-1] if fitting else tracks[0]
 
 
@@ -97,11 +111,12 @@ class _Play:
         self.session = SegmentedSession(presentation=None, transfer=self.agg, mode=s.abr)
         self.host = urlsplit(url).hostname or ""
         self.state = {"bytes": 0}
+        self.lock = threading.Lock()  # two streams' requests end at once (_ParallelStreams)
 
     def fetch(self, target: str, stream: str, kind: str, track: Track | None, seg: Segment | None = None,
               window_s: float = 30.0, byte_range: tuple[int, int] | None = None) -> tuple[Transfer, SegmentRecord]:
         """One request, merged into the aggregate transfer and recorded."""
-        player, s, session = self.player, self.player.s, self.session
+        player, s = self.player, self.player.s
         start = time.perf_counter() - self.t0
         text_like = kind in ("manifest", "index")
         tr = download(player.http, target, player._address_for(target, self.host) or player._resolve(target),
@@ -110,7 +125,14 @@ class _Play:
                       should_stop=player.should_stop, timeout_s=s.http_timeout_s, byte_range=byte_range,
                       headers=player.headers,
                       body_limit_bytes=s.manifest_limit_bytes if text_like else None)
-        merge_arrivals(self.agg, tr, start, self.state)
+        with self.lock:
+            merge_arrivals(self.agg, tr, start, self.state)
+            return tr, self._record(tr, start, stream, kind, track, seg, target, byte_range)
+
+    def _record(self, tr: Transfer, start: float, stream: str, kind: str, track: Track | None, seg: Segment | None,
+                target: str, byte_range: tuple[int, int] | None) -> SegmentRecord:
+        """The request's record, appended to the session's."""
+        session = self.session
         complete = tr.complete and tr.status in (200, 206)
         conn = tr.connection
         rec = SegmentRecord(
@@ -125,7 +147,7 @@ class _Play:
             tcp_connect_s=conn.tcp_connect_s if conn else None,
             tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding)
         session.records.append(rec)
-        return tr, rec
+        return rec
 
     def fetch_text(self, u: str) -> str:
         """A media playlist, as text."""
@@ -166,7 +188,6 @@ class SegmentPlayer:
         self.s = settings
         self.profile = profile or driving_profile(settings)
         self.params = self.profile.params()
-        self.buffer_goal_s = self.profile.buffer_goal_s or settings.max_buffer_s
         self.should_stop: Callable[[], bool] = should_stop or (lambda: False)
 
     def _address_for(self, url: str, manifest_host: str) -> str | None:
@@ -184,7 +205,10 @@ class SegmentPlayer:
                 else parse_dash(url, text, fetch_range=run.fetch_index, max_segments=s.manifest_segments_max))
         run.session.presentation = pres
         deadline = (run.agg.headers_s or 0.0) + s.window_s
-        self._stream(run, pres, deadline)
+        if self.profile.parallel_streams and pres.audio and pres.video[0].stream == "video":
+            _ParallelStreams(self, run, pres, deadline).play()
+        else:
+            self._stream(run, pres, deadline)
         agg, session = run.agg, run.session
         end_s = deadline if agg.ended_by in ("window", "eof") else (agg.last_byte_s or 0.0)
         session.playout = simulate(session.events, end_s, self.params, pres.duration_s,
@@ -239,8 +263,10 @@ class SegmentPlayer:
             if agg.ended_by is not None:
                 break
             level = simulate(session.events, now, self.params, pres.duration_s)
-            if level.state_at_end == PLAYING and level.buffer_at_end_s > self.buffer_goal_s:
-                time.sleep(min(deadline - now, level.buffer_at_end_s - self.buffer_goal_s + 0.01))
+            over = level.buffer_at_end_s - self.goal_s(video, pres.video[-1], video.segments[0].duration_s
+                                                       if video.segments else 0.0)
+            if level.state_at_end == PLAYING and over > 0:
+                time.sleep(min(deadline - now, over + 0.01))
                 continue
             stream = "audio" if v_done or (not a_done and ends["audio"] < ends["video"]) else "video"
             track = audio if stream == "audio" else video
@@ -268,6 +294,20 @@ class SegmentPlayer:
             ends[stream] = seg.start_s + seg.duration_s
             playable = ends["video"] if audio is None else min(ends["video"], ends["audio"])
             session.events.append((r.tfinish_s, run.state["bytes"], playable))
+            if audio is not None:
+                session.av_events.append((r.tfinish_s, run.state["bytes"], ends["video"], ends["audio"]))
+
+    def goal_s(self, track: Track, top: Track, segment_s: float) -> float:
+        """How far ahead the driving profile fetches ``track`` (``top``: the highest rendition)."""
+        p = self.profile
+        if p.name == "2015":
+            return self.s.max_buffer_s
+        goal = p.buffer_goal_top_s if p.buffer_goal_top_s and track is top else (p.buffer_goal_s or self.s.max_buffer_s)
+        if p.buffer_goal_bytes and track.bandwidth_bps:
+            goal = max(goal, p.buffer_goal_bytes * 8 / track.bandwidth_bps)
+        if p.buffer_goal_max_s:
+            goal = min(goal, p.buffer_goal_max_s)
+        return goal - segment_s if p.goal_counts_next_segment else goal
 
     def _resolve(self, url: str) -> str:
         host = urlsplit(url).hostname or ""
@@ -283,3 +323,137 @@ class SegmentPlayer:
         agg.error = tr.error or f"HTTP {tr.status} for {tr.url}"
         if agg.error_kind == "http_status":
             agg.status = tr.status  # the session's outcome is the refused request's status
+
+
+class _ParallelStreams:
+    """Video and audio fetched at once, each on its own connection, as dash.js, Shaka Player and hls.js do.
+
+    Each stream has one request outstanding at most, fetches while its own buffer ahead of the playhead is under
+    the profile's goal, and audio never runs more than one segment ahead of video (Shaka's run-ahead limit, hls.js's
+    buffer sync limit; dash.js keeps audio at video's level + 1 s).
+    """
+
+    def __init__(self, player: SegmentPlayer, run: _Play, pres: Presentation, deadline: float) -> None:
+        s = player.s
+        self.player, self.run, self.pres, self.deadline = player, run, pres, deadline
+        self.rule = ThroughputRule(player.profile)
+        self.tracks = {"video": {"buffer": lambda: pres.video[0], "player": lambda: self.rule.choose(pres.video)}.get(
+            s.abr, lambda: choose_fixed(pres.video, s.rendition))(), "audio": pres.audio[0]}
+        self.ends = {"video": 0.0, "audio": 0.0}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def play(self) -> None:
+        """Both streams until both end or one ends the play; then the session's series in time order."""
+        agg = self.run.agg
+        agg.ended_by = None
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stream") as pool:
+            done = [pool.submit(self._stream, name) for name in ("video", "audio")]
+            for f in done:
+                f.result()
+        if agg.ended_by is None:
+            agg.ended_by = "eof"
+        _in_time_order(agg, self.run.session)
+
+    def _playhead(self, now: float) -> float:
+        with self.lock:
+            events = sorted(self.run.session.events)
+        level = simulate(events, now, self.player.params, self.pres.duration_s)
+        return level.timeline[-1].playhead_s if level.timeline else 0.0
+
+    def _wait_s(self, name: str, now: float) -> float:
+        """How long the stream ``name`` waits before its next request (0: fetch now)."""
+        track = self.tracks[name]
+        seg_s = track.segments[0].duration_s if track.segments else 0.0
+        ahead = self.ends[name] - self._playhead(now)
+        goal = self.player.goal_s(track, self.pres.video[-1], seg_s) if name == "video" else min(
+            self.player.goal_s(self.tracks["video"], self.pres.video[-1], seg_s), self.ends["video"] + seg_s
+            - self._playhead(now))
+        return max(0.0, min(ahead - goal, self.deadline - now)) if ahead > goal else 0.0
+
+    def _stream(self, name: str) -> None:
+        """One stream's requests (its init segment, then its media segments in order)."""
+        run, agg = self.run, self.run.agg
+        track = self.tracks[name]
+        if track.init_url and not self._fetch(track, "init", None):
+            return
+        index = 0
+        while not self.stop.is_set():
+            now = time.perf_counter() - run.t0
+            reason = self.player._stop_reason(now, self.deadline, index >= len(self.tracks[name].segments))
+            if reason is not None:
+                if reason != "eof":
+                    agg.ended_by = agg.ended_by or reason
+                    self.stop.set()
+                return
+            wait_s = self._wait_s(name, now)
+            if wait_s > 0:
+                self.stop.wait(min(wait_s, 0.5))
+                continue
+            track = self._choose(name, track)
+            seg = track.segments[index]
+            if not self._fetch(track, "media", seg):
+                return
+            index += 1
+
+    def _choose(self, name: str, track: Track) -> Track:
+        """The video rendition for the next segment (``--abr``); audio keeps its one."""
+        s = self.player.s
+        if name != "video" or s.abr == "fixed":
+            return track
+        chosen = self.rule.choose(self.pres.video) if s.abr == "player" else choose_bba(
+            self.pres.video, self.ends["video"] - self._playhead(time.perf_counter() - self.run.t0),
+            s.bba_reservoir_s, s.bba_cushion_s)
+        if chosen is not track:
+            self.run.session.switches += 1
+            self.tracks[name] = chosen
+            if chosen.init_url and not self._fetch(chosen, "init", None):
+                self.stop.set()
+        return chosen
+
+    def _fetch(self, track: Track, kind: str, seg: Segment | None) -> bool:
+        """One request of the stream; False when it ends the play."""
+        run = self.run
+        now = time.perf_counter() - run.t0
+        target = seg.url if seg else track.init_url
+        assert target is not None
+        r = run.fetch_part(target, track, kind, seg, max(0.0, self.deadline - now),
+                          seg.byte_range if seg else track.init_range)
+        if r is None:
+            self.stop.set()
+            return False
+        if seg is None:
+            return True
+        if track.stream == "video" and r.tresponse_s is not None:
+            self.rule.sample(r.bytes, r.tfinish_s - r.trequest_s)
+        with self.lock:
+            self.ends[track.stream] = seg.start_s + seg.duration_s
+            run.session.events.append((r.tfinish_s, run.state["bytes"], min(self.ends.values())))
+            run.session.av_events.append((r.tfinish_s, run.state["bytes"], self.ends["video"], self.ends["audio"]))
+        return True
+
+
+def _in_time_order(agg: Transfer, session: SegmentedSession) -> None:
+    """The session's arrival series sorted by time (two streams merged them as each request ended)."""
+    steps, last = [], 0
+    for t, cum in zip(agg.event_t_s, agg.event_bytes):
+        steps.append((t, cum - last))
+        last = cum
+    steps.sort(key=lambda x: x[0])
+    total, ts, cums = 0, [], []
+    for t, n in steps:
+        total += n
+        ts.append(t)
+        cums.append(total)
+    del agg.event_t_s[:], agg.event_bytes[:]
+    agg.event_t_s.extend(ts)
+    agg.event_bytes.extend(cums)
+    if steps:
+        agg.first_byte_s, agg.first_read_bytes, agg.last_byte_s = steps[0][0], steps[0][1], steps[-1][0]
+    def received(t: float) -> int:
+        return cums[bisect.bisect_right(ts, t) - 1] if ts and t >= ts[0] else 0
+
+    session.events[:] = [(t, received(t), m) for t, _, m in sorted(session.events)]
+    session.av_events[:] = [(t, received(t), v, a) for t, _, v, a in sorted(session.av_events)]
+    records = sorted(session.records, key=lambda r: r.trequest_s)
+    session.records[:] = [dataclasses.replace(r, seq=i) for i, r in enumerate(records)]

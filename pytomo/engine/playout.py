@@ -9,8 +9,9 @@ amount is constant. The player:
 - while PLAYING, the playhead advances one media second per wall second; when the buffered media ahead of the
   playhead falls to ``min_buffer_s`` the player stalls (BUFFERING), unless the whole media has already arrived;
 - in BUFFERING it resumes as soon as more than ``restart_buffer_s`` of media is ahead of the playhead, or the
-  whole media has arrived; after each stall that threshold is multiplied by ``restart_growth`` (at most
-  ``restart_max_s``), as a player whose renderer asks for more after every underflow.
+  whole media has arrived; after each stall the part of that threshold above ``min_buffer_s`` is multiplied by
+  ``restart_growth`` (at most ``restart_max_s`` in all), as a player whose renderer asks for more after every
+  underflow.
 
 Stall start times are computed exactly between events, not only at arrival times. The 2015 tool's
 ``start_playback`` bug (it kept the duration of one read instead of the elapsed time) is not reproduced: the
@@ -31,9 +32,9 @@ ENDED = "ended"
 _EPS = 1e-9
 
 
-def _grown(restart_s: float, p: PlayoutParams) -> float:
-    """The resume threshold after one more stall."""
-    grown = restart_s * p.restart_growth
+def grown(restart_s: float, p: PlayoutParams) -> float:
+    """The resume threshold after one more stall: its part above ``min_buffer_s`` times ``restart_growth``."""
+    grown = p.min_buffer_s + (restart_s - p.min_buffer_s) * p.restart_growth
     return grown if p.restart_max_s is None else min(grown, max(p.restart_max_s, restart_s))
 
 
@@ -98,7 +99,7 @@ def simulate(events: Iterable[tuple[float, int, float]], end_s: float, params: P
         elif state == BUFFERING and (media - playhead > restart_s or whole):
             stalls.append(Stall(stall_start, stall_pos, t - stall_start))
             state = PLAYING
-            restart_s = _grown(restart_s, p)
+            restart_s = grown(restart_s, p)
         elif state == PLAYING and not whole and media - playhead <= p.min_buffer_s:
             state = BUFFERING
             stall_start, stall_pos = t, playhead

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 class PlayoutParams:
     """Thresholds of the player, in seconds of media, and the profile (pytomo/engine/profiles.py) they come from.
 
-    After each stall the resume threshold is multiplied by ``restart_growth`` up to ``restart_max_s`` (Chromium's
-    renderer raises the audio it wants queued after every underflow); 1.0 keeps it fixed, as in 2015.
+    After each stall the part of the resume threshold above ``min_buffer_s`` is multiplied by ``restart_growth``, up
+    to ``restart_max_s`` in all (Chromium's renderer doubles the audio it wants queued after every underflow); 1.0
+    keeps it fixed, as in 2015.
     """
 
     initial_buffer_s: float = 2.0
@@ -82,6 +83,7 @@ class PlayoutInput:
     end_s: float
     media_duration_s: float | None
     complete: bool
+    av_events: tuple[tuple[float, int, float, float], ...] = ()  # separate buffers: (t_s, bytes, video_s, audio_s)
 
 
 @dataclass(frozen=True)

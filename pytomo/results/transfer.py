@@ -135,6 +135,7 @@ class SegmentedSession:
     transfer: Transfer
     records: list[SegmentRecord] = field(default_factory=list)
     events: list[tuple[float, int, float]] = field(default_factory=list)
+    av_events: list[tuple[float, int, float, float]] = field(default_factory=list)  # (t_s, bytes, video_s, audio_s)
     playout: PlayoutResult | None = None
     mode: str = "fixed"
     switches: int = 0

@@ -67,3 +67,64 @@ def test_a_download_without_playout_gets_a_row_per_profile_with_the_reason():
     play_profiles(a, profiles(build(overrides={"player": "dashjs,hlsjs"})))
     assert [(p.profile, p.result, p.problem) for p in a.profile_playouts] == [
         ("dashjs", None, "not a media file"), ("hlsjs", None, "not a media file")]
+
+
+# ---------------------------------------------------------------------- the picture with separate buffers
+
+MSE = PlayoutParams(0.35, 0.15, 0.55, restart_growth=2.0, restart_max_s=3.15, profile="test")
+
+
+def test_video_underflow_within_the_grace_freezes_the_picture_while_the_audio_plays_on():
+    from pytomo.engine.picture import simulate_picture
+
+    # 4 s of video and 8 s of audio at t=1; the next video segment (to 8 s) at t=6.5: the picture freezes at about
+    # 4.85 (0.15 s before the video ends), the audio clock runs on, and the picture moves again at 6.5, 1.65 s on,
+    # skipping the frames between: no `waiting`, but a frozen picture a viewer sees.
+    events = [(1.0, 100, 4.0, 8.0), (6.5, 200, 8.0, 8.0)]
+    r = simulate_picture(events, 12.0, MSE, grace_s=3.0)
+    assert r.time_to_start_s == pytest.approx(1.0)
+    assert r.stall_count == 2
+    first = r.stalls[0]
+    assert first.start_s == pytest.approx(4.85, abs=0.02) and first.duration_s == pytest.approx(1.65, abs=0.02)
+    # the clock ran on during the freeze (5.5 s of media at 6.5): the video, and now the audio too, run out 0.15 s
+    # before 8 s of media, at 8.85, and the clock stops
+    assert r.stalls[1].start_s == pytest.approx(8.85, abs=0.02) and r.stalls[1].ongoing
+
+
+def test_video_underflow_past_the_grace_stops_the_clock():
+    from pytomo.engine.picture import BUFFERING, simulate_picture
+
+    events = [(1.0, 100, 4.0, 30.0), (10.0, 200, 8.0, 30.0)]
+    r = simulate_picture(events, 12.0, MSE, grace_s=3.0)
+    s = r.stalls[0]
+    assert s.start_s == pytest.approx(4.85, abs=0.02) and s.duration_s == pytest.approx(10.0 - 4.85, abs=0.02)
+    assert any(p.state == BUFFERING for p in r.timeline)  # `waiting` 3 s after the freeze
+    # the clock stopped 3 s into the freeze: the media position then was 3.85 + 3 = 6.85 s, 2.15 s of video skipped
+    assert [p.playhead_s for p in r.timeline if p.state == BUFFERING][0] == pytest.approx(6.85, abs=0.02)
+
+
+def test_audio_underflow_stops_the_clock_at_once_and_the_resume_threshold_grows():
+    from pytomo.engine.picture import simulate_picture
+
+    events = [(1.0, 1, 2.0, 1.0), (3.0, 2, 4.0, 1.5), (3.2, 3, 4.0, 1.9), (5.0, 4, 10.0, 10.0)]
+    r = simulate_picture(events, 8.0, MSE, grace_s=3.0)
+    # stops at 0.85 s of media (t = 1.85); 1.5 s of audio is only 0.65 ahead, > 0.55: resumes at 3.0; runs out at
+    # 1.35 s of media (t=3.5; 1.9 s arrived at 3.2 gives 0.9 s ahead at 3.2, fine, stalls at 1.75 media, t = 3.9);
+    # the threshold is now 0.15 + 0.8: resumes only at t=5
+    assert [round(s.start_s, 2) for s in r.stalls] == [1.85, 3.9]
+    assert r.stalls[0].duration_s == pytest.approx(1.15, abs=0.02)
+    assert r.stalls[1].duration_s == pytest.approx(1.1, abs=0.02)
+
+
+def test_the_chromium_profiles_play_separate_buffers_with_the_picture_model():
+    t = Transfer(url="http://x/", address="127.0.0.1", started_at=utc_now(), window_s=12.0, bin_s=0.1)
+    a = DownloadAnalysis(transfer=t, params=PlayoutParams())
+    a.playout_input = PlayoutInput(((1.0, 100, 4.0), (6.5, 200, 8.0)), 12.0, 30.0, False,
+                                   av_events=((1.0, 100, 4.0, 8.0), (6.5, 200, 8.0, 8.0)))
+    play_profiles(a, profiles(build(overrides={"player": "2015,dashjs"})))
+    by = {p.profile: p.result for p in a.profile_playouts}
+    assert by["2015"] is not None and by["dashjs"] is not None
+    # the 2015 model stops the playhead at the first stall, so its second comes 4 s of media after 6.5; with the
+    # audio playing on through the frozen picture, the second segment runs out 1.65 s sooner
+    second_2015, second_dashjs = by["2015"].stalls[1].start_s, by["dashjs"].stalls[1].start_s
+    assert second_2015 - second_dashjs == pytest.approx(1.65, abs=0.05)

@@ -159,7 +159,14 @@
     const player = new shaka.Player();
     account.version = shaka.Player.version;
     await player.attach(video);
-    if (fixed) player.configure({abr: {enabled: false}});
+    if (fixed) {
+      // The first variant is chosen from the bandwidth estimate before anything is fetched: for highest and lowest
+      // make that choice the asked one (a switch after load() fetches the first segments twice, and Shaka's HLS
+      // parser has already fetched a segment of the first variant by then).
+      const first = {highest: 1e12, lowest: 1}[config.rendition];
+      player.configure({abr: first ? {enabled: false, defaultBandwidthEstimate: first, useNetworkInformation: false}
+                                   : {enabled: false}});
+    }
     const active = () => player.getVariantTracks().find((t) => t.active);
     const note = () => {
       const t = active();
