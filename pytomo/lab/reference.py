@@ -286,12 +286,25 @@ def play(player: str, url: str, *, window_s: float, host_map: dict[str, str], re
 def _run_page(browser: Any, base: str, player: str, url: str, rendition: str,
               window_s: float) -> tuple[dict, _Network]:
     """Load the harness page, wait out the window from the first request, and read the page's account."""
+    from playwright.sync_api import Error as PlaywrightError
+
     context = browser.new_context(viewport={"width": 900, "height": 560})
     page = context.new_page()
     network = _Network(ignore=base)
     network.attach(context.new_cdp_session(page))
     config = json.dumps({"player": player, "url": url, "rendition": rendition})
-    page.goto(f"{base}/harness.html?config={quote(config)}", wait_until="commit")
+    try:
+        raw = _wait_window(page, f"{base}/harness.html?config={quote(config)}", network, window_s)
+    except PlaywrightError as exc:  # the renderer crashed, or Chromium went away
+        raise LabError(f"the {player} page in Chromium stopped before the window's end: "
+                       f"{str(exc).splitlines()[0]}") from exc
+    context.close()
+    return raw, network
+
+
+def _wait_window(page: Any, address: str, network: _Network, window_s: float) -> dict:
+    """Open the page, wait for the first request and ``window_s`` seconds more, and read the page's account."""
+    page.goto(address, wait_until="commit")
     deadline = time.monotonic() + FIRST_REQUEST_TIMEOUT_S
     while network.origin_ms is None and time.monotonic() < deadline:
         page.wait_for_timeout(20)
@@ -299,12 +312,10 @@ def _run_page(browser: Any, base: str, player: str, url: str, rendition: str,
         end_ms = network.origin_ms + window_s * 1000
         while (left := end_ms - time.time() * 1000) > 0:
             page.wait_for_timeout(min(left, 200))
-    raw = page.evaluate("() => { const a = window.__pytomo || {}; "
-                        "return {samples: a.samples || [], events: a.events || [], renditions: a.renditions || [], "
-                        "frames: a.frames || [], errors: a.errors || [], version: a.version || null, "
-                        "source_buffers: (a.sourceBuffers || []).map(s => s.mime)}; }")
-    context.close()
-    return raw, network
+    return page.evaluate("() => { const a = window.__pytomo || {}; "
+                         "return {samples: a.samples || [], events: a.events || [], renditions: a.renditions || [], "
+                         "frames: a.frames || [], errors: a.errors || [], version: a.version || null, "
+                         "source_buffers: (a.sourceBuffers || []).map(s => s.mime)}; }")
 
 
 # the account and its derived figures

@@ -111,6 +111,21 @@
   }
   const fixed = config.rendition !== "auto";
 
+  // The video representations' bandwidths of a manifest as dash.js parsed it (MANIFEST_LOADED's data).
+  function dashVideoBandwidths(manifest) {
+    const list = (x) => (x == null ? [] : Array.isArray(x) ? x : [x]);
+    const out = [];
+    for (const period of list(manifest && manifest.Period)) {
+      for (const set of list(period.AdaptationSet)) {
+        for (const rep of list(set.Representation)) {
+          const kind = String(set.contentType || set.mimeType || rep.mimeType || "");
+          if (kind.startsWith("video") && rep.bandwidth) out.push(Number(rep.bandwidth));
+        }
+      }
+    }
+    return out;
+  }
+
   function startDashjs() {
     const player = dashjs.MediaPlayer().create();
     account.version = player.getVersion();
@@ -134,6 +149,13 @@
           account.errors.push(`dash.js: ${detail.error}`);
         }
         event("dashjs", name, detail);
+        if (name === "MANIFEST_LOADED" && fixed) {  // an index: start on it (initialBitrate, kbit/s, before streams)
+          const bandwidths = dashVideoBandwidths(e.data);
+          if (bandwidths.length && !["lowest", "highest"].includes(config.rendition)) {
+            const want = pick(bandwidths, (b) => b);
+            player.updateSettings({streaming: {abr: {initialBitrate: {video: want / 1000 + 0.5}}}});
+          }
+        }
         if (name === "QUALITY_CHANGE_RENDERED" && e.mediaType === "video" && e.newRepresentation) {
           const r = e.newRepresentation;
           rendition("dashjs", {bitrate_bps: r.bandwidth, width: r.width, height: r.height, id: r.id});
