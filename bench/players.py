@@ -257,7 +257,7 @@ def run(scenario_path: Path, window_s: float, players: tuple[str, ...], videos: 
         rendition: str = "highest", out: Path | None = None) -> list[Comparison]:
     """Every (video, player) pair of the scenario, in one lab run."""
     scenario = load_scenario(scenario_path)
-    work = out or Path(tempfile.mkdtemp(prefix="pytomo-players-"))
+    work = (out / "runs") if out else Path(tempfile.mkdtemp(prefix="pytomo-players-"))
     results = []
     with Lab(scenario, truth_path=(out / "truth.jsonl") if out else None) as lab:
         for video in lab.scenario.videos:  # without those the lab left out (no nginx or packager here)
