@@ -40,6 +40,7 @@ class _Picture:
         self.timeline: list[BufferPoint] = []
         self.time_to_start: float | None = None
         self.initial: tuple[int, float] | None = None
+        self.ready_at = 0.0  # when the start threshold was met
 
     @property
     def ahead(self) -> float:
@@ -54,13 +55,20 @@ class _Picture:
         self.stalls.append(Stall(self.stall_start, self.stall_pos, t - self.stall_start))
         self._to(t, PLAYING)
 
+    def _starting(self, t: float) -> None:
+        """Before the first frame: the start threshold, then the player's own set-up time."""
+        p = self.p
+        if self.initial is None and (self.ahead >= p.initial_buffer_s or (self.whole and self.ahead > 0)):
+            self.initial, self.ready_at = (self.received, self.ahead), t
+        if self.initial is not None and t >= self.ready_at + p.start_latency_s - 1e-9:
+            self.time_to_start = t
+            self._to(t, PLAYING)
+
     def step(self, t: float) -> None:
         """Decide the state at ``t`` from the buffers, then let the clock run one step."""
         p, v_ahead, a_ahead = self.p, self.video - self.playhead, self.audio - self.playhead
         if self.state == INITIAL_BUFFERING:
-            if self.ahead >= p.initial_buffer_s or (self.whole and self.ahead > 0):
-                self.time_to_start, self.initial = t, (self.received, self.ahead)
-                self._to(t, PLAYING)
+            self._starting(t)
         elif self.state == PLAYING:
             if self.whole and self.ahead <= 0:
                 self._to(t, ENDED)

@@ -38,6 +38,66 @@ def grown(restart_s: float, p: PlayoutParams) -> float:
     return grown if p.restart_max_s is None else min(grown, max(p.restart_max_s, restart_s))
 
 
+class _Model:
+    """The 2015 state machine between two arrivals: wall time ``now``, the media buffered, the playhead."""
+
+    def __init__(self, p: PlayoutParams) -> None:
+        self.p = p
+        self.state = INITIAL_BUFFERING
+        self.now = self.media = self.playhead = self.played = 0.0
+        self.whole = False
+        self.stall_start = self.stall_pos = 0.0
+        self.restart_s = p.restart_buffer_s
+        self.start_at: float | None = None  # when the first frame shows, once the threshold is met
+        self.stalls: list[Stall] = []
+        self.timeline: list[BufferPoint] = []
+        self.time_to_start: float | None = None
+        self.initial_bytes: int | None = None
+        self.initial_buffer: float | None = None
+
+    def _point(self, t: float) -> None:
+        self.timeline.append(BufferPoint(t, self.state, self.playhead, self.media - self.playhead))
+
+    def advance(self, until: float) -> None:
+        """Let wall time run from ``now`` to ``until`` with a constant amount of media."""
+        if until <= self.now:
+            return
+        if self.state == INITIAL_BUFFERING and self.start_at is not None and self.start_at < until:
+            self.now, self.state, self.time_to_start = max(self.now, self.start_at), PLAYING, self.start_at
+            self._point(self.now)  # the first frame shows
+        if self.state == PLAYING:
+            limit = self.media if self.whole else self.media - self.p.min_buffer_s
+            reach = self.now + max(0.0, limit - self.playhead)
+            if reach < until - _EPS:
+                self.played += reach - self.now
+                self.playhead = max(self.playhead, limit)
+                self.state = ENDED if self.whole else BUFFERING
+                self.stall_start, self.stall_pos = reach, self.playhead
+                self._point(reach)
+            else:
+                self.played += until - self.now
+                self.playhead += until - self.now
+        self.now = until
+
+    def arrive(self, t: float, received: int) -> None:
+        """The state after an arrival at ``t``: start, resume or stall."""
+        p, ahead = self.p, self.media - self.playhead
+        if self.state == INITIAL_BUFFERING and self.start_at is None and (
+                self.media >= p.initial_buffer_s or (self.whole and self.media > 0)):
+            self.initial_bytes, self.initial_buffer = int(received), self.media
+            self.start_at = t + p.start_latency_s
+            if p.start_latency_s <= 0:
+                self.state, self.time_to_start = PLAYING, t
+        elif self.state == BUFFERING and (ahead > self.restart_s or self.whole):
+            self.stalls.append(Stall(self.stall_start, self.stall_pos, t - self.stall_start))
+            self.state = PLAYING
+            self.restart_s = grown(self.restart_s, p)
+        elif self.state == PLAYING and not self.whole and ahead <= p.min_buffer_s:
+            self.state = BUFFERING
+            self.stall_start, self.stall_pos = t, self.playhead
+        self._point(t)
+
+
 def simulate(events: Iterable[tuple[float, int, float]], end_s: float, params: PlayoutParams | None = None,
              media_duration_s: float | None = None, complete: bool = False) -> PlayoutResult:
     """Run the player over arrival events up to wall time ``end_s``.
@@ -45,70 +105,22 @@ def simulate(events: Iterable[tuple[float, int, float]], end_s: float, params: P
     ``complete`` says the last event delivered the whole file (the download ended at end of file); with
     ``media_duration_s`` known, an event that makes the whole duration playable also counts as complete.
     """
-    p = params or PlayoutParams()
+    m = _Model(params or PlayoutParams())
     evs = list(events)
-    state = INITIAL_BUFFERING
-    now = 0.0
-    media = 0.0
-    playhead = 0.0
-    played = 0.0
-    whole = False
-    stall_start = 0.0
-    stall_pos = 0.0
-    restart_s = p.restart_buffer_s
-    stalls: list[Stall] = []
-    timeline: list[BufferPoint] = []
-    time_to_start: float | None = None
-    initial_bytes: int | None = None
-    initial_buffer: float | None = None
-
-    def advance(until: float) -> None:
-        """Let wall time run from ``now`` to ``until`` with a constant amount of media."""
-        nonlocal now, playhead, played, state, stall_start, stall_pos
-        if until <= now:
-            return
-        if state == PLAYING:
-            limit = media if whole else media - p.min_buffer_s
-            reach = now + max(0.0, limit - playhead)
-            if reach < until - _EPS:
-                played += reach - now
-                playhead = max(playhead, limit)
-                if whole:
-                    state = ENDED
-                else:
-                    state = BUFFERING
-                    stall_start, stall_pos = reach, playhead
-                timeline.append(BufferPoint(reach, state, playhead, media - playhead))
-            else:
-                played += until - now
-                playhead += until - now
-        now = until
-
     for i, (t_s, received, playable_s) in enumerate(evs):
-        t = min(max(t_s, now), end_s)
-        advance(t)
+        t = min(max(t_s, m.now), end_s)
+        m.advance(t)
         if t_s > end_s:
             break
-        media = max(media, playable_s)
-        last = i == len(evs) - 1
-        whole = whole or (complete and last) or (
-            media_duration_s is not None and media >= media_duration_s - 1e-6)
-        if state == INITIAL_BUFFERING and (media >= p.initial_buffer_s or (whole and media > 0)):
-            state = PLAYING
-            time_to_start, initial_bytes, initial_buffer = t, int(received), media
-        elif state == BUFFERING and (media - playhead > restart_s or whole):
-            stalls.append(Stall(stall_start, stall_pos, t - stall_start))
-            state = PLAYING
-            restart_s = grown(restart_s, p)
-        elif state == PLAYING and not whole and media - playhead <= p.min_buffer_s:
-            state = BUFFERING
-            stall_start, stall_pos = t, playhead
-        timeline.append(BufferPoint(t, state, playhead, media - playhead))
-    advance(end_s)
-    if state == BUFFERING:
-        stalls.append(Stall(stall_start, stall_pos, end_s - stall_start, ongoing=True))
-    timeline.append(BufferPoint(end_s, state, playhead, media - playhead))
+        m.media = max(m.media, playable_s)
+        m.whole = m.whole or (complete and i == len(evs) - 1) or (
+            media_duration_s is not None and m.media >= media_duration_s - 1e-6)
+        m.arrive(t, received)
+    m.advance(end_s)
+    if m.state == BUFFERING:
+        m.stalls.append(Stall(m.stall_start, m.stall_pos, end_s - m.stall_start, ongoing=True))
+    m._point(end_s)
     return PlayoutResult(
-        params=p, end_s=end_s, time_to_start_s=time_to_start, initial_data_bytes=initial_bytes,
-        initial_buffer_s=initial_buffer, stalls=tuple(stalls), buffer_at_end_s=max(0.0, media - playhead),
-        media_received_s=media, played_s=played, state_at_end=state, timeline=tuple(timeline))
+        params=m.p, end_s=end_s, time_to_start_s=m.time_to_start, initial_data_bytes=m.initial_bytes,
+        initial_buffer_s=m.initial_buffer, stalls=tuple(m.stalls), buffer_at_end_s=max(0.0, m.media - m.playhead),
+        media_received_s=m.media, played_s=m.played, state_at_end=m.state, timeline=tuple(m.timeline))

@@ -37,6 +37,7 @@ class PlayerProfile:
     restart_buffer_s: float  # media ahead needed to resume after a stall
     restart_growth: float = 1.0  # the resume threshold grows by this after each stall
     restart_max_s: float | None = None
+    start_latency_s: float = 0.0  # from the start threshold met to the first frame (the player's own set-up)
     buffer_goal_s: float | None = None  # HLS/DASH: fetch no further ahead; None: the --max-buffer setting
     buffer_goal_top_s: float | None = None  # the goal while playing the highest rendition (dash.js)
     buffer_goal_bytes: int | None = None  # the goal is at least this many bytes of the rendition (hls.js)
@@ -54,7 +55,8 @@ class PlayerProfile:
     def params(self) -> PlayoutParams:
         """The thresholds of the playout model."""
         return PlayoutParams(self.initial_buffer_s, self.min_buffer_s, self.restart_buffer_s,
-                             restart_growth=self.restart_growth, restart_max_s=self.restart_max_s, profile=self.name)
+                             restart_growth=self.restart_growth, restart_max_s=self.restart_max_s, profile=self.name,
+                             start_latency_s=self.start_latency_s)
 
 
 _DASHJS = "dash.js 5.2.1 (npm dashjs)"
@@ -102,9 +104,12 @@ def _chromium(name: str, player: str, cited: tuple[Cited, ...] = (), **fetching:
 PROFILES: dict[str, PlayerProfile] = {
     "native": _chromium("native", "Chromium <video> on a progressive file (Debian chromium)"),
     "dashjs": _chromium(
-        "dashjs", _DASHJS, buffer_goal_s=18.0, buffer_goal_top_s=30.0, goal_counts_next_segment=True,
+        "dashjs", _DASHJS, start_latency_s=0.05, buffer_goal_s=18.0, buffer_goal_top_s=30.0,
+        goal_counts_next_segment=True,
         abr_start_bps=1_000_000, abr_start_safety=1.0, abr_safety=0.9, abr_fast_half_life_s=3.0,
         abr_slow_half_life_s=8.0, parallel_streams=True, cited=(
+            Cited("start latency", "0.05 s from the first segments' arrival to the first frame (append, decode; "
+                  "measured, docs/measurement.md)", "lab: bench/players.py"),
             Cited("streaming.buffer.initialBufferLevel", "NaN: play() at the first append",
                   "src/core/Settings.js:1287; src/streaming/controllers/StreamController.js:897-912"),
             Cited("streaming.buffer.bufferTimeDefault", "18 s", "src/core/Settings.js:1288"),
@@ -120,9 +125,11 @@ PROFILES: dict[str, PlayerProfile] = {
             Cited("audio and video", "two request loops at once",
                   "src/streaming/StreamProcessor.js:678-693"),)),
     "shaka": _chromium(
-        "shaka", _SHAKA, buffer_goal_s=10.0, abr_start_bps=1_000_000, abr_start_safety=0.95,
+        "shaka", _SHAKA, start_latency_s=0.05, buffer_goal_s=10.0, abr_start_bps=1_000_000, abr_start_safety=0.95,
         abr_safety=0.95, abr_fast_half_life_s=2.0, abr_slow_half_life_s=5.0, parallel_streams=True,
         cited=(
+            Cited("start latency", "0.05 s from the first segments' arrival to the first frame (append, decode; "
+                  "measured, docs/measurement.md)", "lab: bench/players.py"),
             Cited("streaming.rebufferingGoal", "0: start and resume are the media element's",
                   "lib/util/player_configuration.js:191; lib/player.js:4459-4500"),
             Cited("streaming.bufferingGoal", "10 s, per stream, checked before each segment",
@@ -135,7 +142,8 @@ PROFILES: dict[str, PlayerProfile] = {
                   "lib/abr/simple_abr_manager.js:286-315; lib/util/player_configuration.js:311-312"),
             Cited("estimate", "min(EWMA 2 s, EWMA 5 s)", "lib/abr/ewma_bandwidth_estimator.js:26-50"),)),
     "hlsjs": _chromium(
-        "hlsjs", _HLSJS, buffer_goal_s=30.0, buffer_goal_bytes=60_000_000, buffer_goal_max_s=600.0,
+        "hlsjs", _HLSJS, start_latency_s=0.25, buffer_goal_s=30.0, buffer_goal_bytes=60_000_000,
+        buffer_goal_max_s=600.0,
         abr_start_bps=500_000, abr_start_safety=1.0, abr_safety=0.7, abr_fast_half_life_s=3.0,
         abr_slow_half_life_s=9.0, parallel_streams=True, video_underflow_grace_s=None, cited=(
             Cited("maxBufferLength, maxBufferSize, maxMaxBufferLength", "30 s, 60 MB, 600 s: "
@@ -148,6 +156,9 @@ PROFILES: dict[str, PlayerProfile] = {
             Cited("estimate", "min(EWMA 3 s, EWMA 9 s) of main fragments", "src/config.ts:506-509"),
             Cited("alternate audio", "in parallel, at most one fragment ahead of main",
                   "src/controller/audio-stream-controller.ts:371-461"),
+            Cited("start latency", "0.25 s from the first segments' arrival to the first frame: it transmuxes "
+                  "MPEG-TS (and remuxes fMP4) in a worker before appending (measured, docs/measurement.md)",
+                  "src/demux/transmuxer-worker.ts; lab: bench/players.py"),
             Cited("audio in the SourceBuffer", "never ahead of the video: both run dry together, the clock stops "
                   "(no frozen picture with audio playing on; measured, docs/measurement.md)",
                   "lab: bench/players.py, audio and video buffer levels of hls.js on HLS at 0.6 x"),)),

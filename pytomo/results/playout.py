@@ -20,6 +20,7 @@ class PlayoutParams:
     restart_growth: float = 1.0
     restart_max_s: float | None = None
     profile: str = "2015"
+    start_latency_s: float = 0.0  # the first frame shows this long after the start threshold is met
 
 
 @dataclass(frozen=True)
