@@ -19,9 +19,13 @@ from tests.scripted_http import Answer, Request, ScriptedServer, response
 DECODED_BYTES = 1 << 30  # from about 1 MB on the wire
 PEAK_BUDGET_BYTES = 256 << 20  # the crawler's own RSS (it was 824 MiB when one read's pieces were held at once)
 _PEAK_RSS = "PEAK_RSS_KIB"
-_CRAWL = ("import atexit, resource, sys\n"
-          f"atexit.register(lambda: print('{_PEAK_RSS}', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-          " file=sys.stderr))\n"
+# The crawler's own peak: VmHWM, whose memory map begins at exec (getrusage's ru_maxrss is kept across fork and
+# exec, so it would report the test runner's own size when that was larger)
+_CRAWL = ("import atexit, sys\n"
+          "def peak():\n"
+          "    with open('/proc/self/status') as f:\n"
+          "        return next(line.split()[1] for line in f if line.startswith('VmHWM:'))\n"
+          f"atexit.register(lambda: print('{_PEAK_RSS}', peak(), file=sys.stderr))\n"
           "from pytomo.cli import run_command\n"
           "sys.exit(run_command('crawl', sys.argv[1:], prog='start_crawl.py'))\n")
 
