@@ -99,6 +99,22 @@ class ThroughputRule:
         return fitting[-1] if fitting else tracks[0]
 
 
+def first_rendition(pres: Presentation, s: Settings, rule: ThroughputRule) -> Track:
+    """The video rendition a session starts on: ``--rendition``, the lowest (BBA-0), or the profile's rule."""
+    if s.abr == "buffer":
+        return pres.video[0]
+    return rule.choose(pres.video) if s.abr == "player" else choose_fixed(pres.video, s.rendition)
+
+
+def next_rendition(pres: Presentation, s: Settings, rule: ThroughputRule, current: Track, buffer_s: float) -> Track:
+    """The video rendition of the next segment: the current one (fixed), BBA-0's, or the profile's rule's."""
+    if s.abr == "fixed":
+        return current
+    if s.abr == "player":
+        return rule.choose(pres.video)
+    return choose_bba(pres.video, buffer_s, s.bba_reservoir_s, s.bba_cushion_s)
+
+
 class _Play:
     """One play of a presentation: its clock, the aggregate transfer, the session record, and its requests."""
 
@@ -247,8 +263,7 @@ class SegmentPlayer:
         """Fetch init and media segments, video and audio in step, until the play ends (``agg.ended_by``)."""
         s, agg, session = self.s, run.agg, run.session
         rule = ThroughputRule(self.profile)
-        video = {"buffer": lambda: pres.video[0], "player": lambda: rule.choose(pres.video)}.get(
-            s.abr, lambda: choose_fixed(pres.video, s.rendition))()
+        video = first_rendition(pres, s, rule)
         audio = pres.audio[0] if pres.audio and video.stream == "video" else None
         inits_done: set[tuple[str | None, tuple[int, int] | None]] = set()
         ends = {"video": 0.0, "audio": 0.0}
@@ -271,9 +286,8 @@ class SegmentPlayer:
             stream = "audio" if v_done or (not a_done and ends["audio"] < ends["video"]) else "video"
             track = audio if stream == "audio" else video
             assert track is not None  # audio is chosen only while it has segments left
-            if stream == "video" and s.abr != "fixed":
-                chosen = rule.choose(pres.video) if s.abr == "player" else choose_bba(
-                    pres.video, level.buffer_at_end_s, s.bba_reservoir_s, s.bba_cushion_s)
+            if stream == "video":
+                chosen = next_rendition(pres, s, rule, video, level.buffer_at_end_s)
                 if chosen is not video:
                     session.switches += 1
                     video = track = chosen
@@ -337,8 +351,7 @@ class _ParallelStreams:
         s = player.s
         self.player, self.run, self.pres, self.deadline = player, run, pres, deadline
         self.rule = ThroughputRule(player.profile)
-        self.tracks = {"video": {"buffer": lambda: pres.video[0], "player": lambda: self.rule.choose(pres.video)}.get(
-            s.abr, lambda: choose_fixed(pres.video, s.rendition))(), "audio": pres.audio[0]}
+        self.tracks = {"video": first_rendition(pres, s, self.rule), "audio": pres.audio[0]}
         self.ends = {"video": 0.0, "audio": 0.0}
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -398,12 +411,10 @@ class _ParallelStreams:
 
     def _choose(self, name: str, track: Track) -> Track:
         """The video rendition for the next segment (``--abr``); audio keeps its one."""
-        s = self.player.s
-        if name != "video" or s.abr == "fixed":
+        if name != "video" or self.player.s.abr == "fixed":
             return track
-        chosen = self.rule.choose(self.pres.video) if s.abr == "player" else choose_bba(
-            self.pres.video, self.ends["video"] - self._playhead(time.perf_counter() - self.run.t0),
-            s.bba_reservoir_s, s.bba_cushion_s)
+        chosen = next_rendition(self.pres, self.player.s, self.rule, track,
+                                self.ends["video"] - self._playhead(time.perf_counter() - self.run.t0))
         if chosen is not track:
             self.run.session.switches += 1
             self.tracks[name] = chosen
