@@ -12,7 +12,8 @@ import select
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 UP, DOWN = 0, 1  # UP: root namespace (client) -> lab namespace (server); DOWN: back
 DIRECTIONS = ("up", "down")
@@ -23,6 +24,8 @@ _SPIN_S = 0.0004
 _SPIN_MAX_QUEUED = 8
 _RT_PRIORITY = 1
 _STATS = ("packets", "bytes", "lost", "overflow", "late_max_s", "late_sum_s")
+_TIMELINE_STEP_S = 0.1  # the delivery timeline keeps a point at most this often
+_TIMELINE_POINTS = 6000  # and its newest points only (10 minutes at one a step)
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,25 @@ class _Queue:
     overflow: int = 0
     late_max_s: float = 0.0
     late_sum_s: float = 0.0
+    # what the link delivered as it went: [monotonic time, bytes, packets] after a release, about one a step
+    timeline: deque = field(default_factory=lambda: deque(maxlen=_TIMELINE_POINTS))
 
     def stats(self) -> dict:
-        return {k: getattr(self, k) for k in _STATS}
+        return {**{k: getattr(self, k) for k in _STATS}, "timeline": list(self.timeline)}
+
+    def released(self, size: int, release: float) -> None:
+        """Count one packet written out (``release``: when it was due)."""
+        now = time.monotonic()
+        late = now - release
+        self.packets += 1
+        self.bytes += size
+        self.late_sum_s += late
+        self.late_max_s = max(self.late_max_s, late)
+        point = [now, self.bytes, self.packets]
+        if len(self.timeline) >= 2 and now - self.timeline[-2][0] < _TIMELINE_STEP_S:
+            self.timeline[-1] = point  # the newest point moves until a step has passed since the one before
+        else:
+            self.timeline.append(point)
 
 
 class DelayLine:
@@ -126,11 +145,7 @@ class DelayLine:
             except OSError:
                 self.write_errors += 1
                 continue
-            late = time.monotonic() - release
-            queue.packets += 1
-            queue.bytes += len(packet)
-            queue.late_sum_s += late
-            queue.late_max_s = max(queue.late_max_s, late)
+            queue.released(len(packet), release)
         return heap[0][0] if heap else None
 
     def read_from(self, direction: int, now: float) -> None:

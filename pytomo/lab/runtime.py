@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 from pathlib import Path
@@ -19,7 +20,7 @@ from pytomo.lab.scenario import DNS_IP, LAB_DOMAIN, PLATFORM_IP, REDIRECTOR_IPS,
 from pytomo.lab.segmented import SegmentedMedia, SegmentedSpec, ensure_segmented
 from pytomo.lab.segmented import unavailable as segmented_unavailable
 from pytomo.lab.tools import nginx_exe
-from pytomo.lab.truth import TruthLog
+from pytomo.lab.truth import TruthLog, path_stats_file
 from pytomo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,8 @@ class Lab:
             self.dns.stop()
         if self.path is not None:
             self.path.stop()  # kept (stopped) for its final_stats
+            if self.truth.path is not None and self.path.final_stats is not None:
+                path_stats_file(self.truth.path).write_text(json.dumps(self.path.final_stats))
         self.platform, self.platforms, self.redirectors, self.caches, self.dns = None, None, [], {}, None
 
     # nginx cache servers (pytomo/lab/nginx.py)

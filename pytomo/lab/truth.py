@@ -78,6 +78,12 @@ class TruthLog:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def path_stats_file(truth_path: str | Path) -> Path:
+    """Where the lab leaves the network path's final counters beside a truth log (the delay line's own record)."""
+    truth_path = Path(truth_path)
+    return truth_path.with_name(truth_path.name + ".path.json")
+
+
 def read_truth(path: str | Path) -> list[dict[str, Any]]:
     """Read a ground-truth log back."""
     with open(path, encoding="utf-8") as fh:
