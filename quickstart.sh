@@ -15,10 +15,10 @@ case "$job" in
 esac
 
 # System packages: build tools for the rrdtool binding, MediaInfo, nginx (a cache server of the lab), ping,
-# a font for the graphs, chromium for the web page tests and the lab's reference players, and node with npm to
+# a font for the graphs, Caddy (an HTTPS cache server of the lab: HTTP/1.1, HTTP/2 and HTTP/3), chromium for the web page tests and the lab's reference players, and node with npm to
 # install those players (Debian's npm only where no npm is there: NodeSource's nodejs carries its own).
 packages=(python3 python3-venv python3-dev build-essential pkg-config librrd-dev rrdtool libmediainfo0v5 nginx-light
-          iputils-ping iproute2 curl fonts-dejavu-core chromium mkvtoolnix lighttpd apache2 nodejs
+          iputils-ping iproute2 curl fonts-dejavu-core chromium mkvtoolnix lighttpd apache2 caddy nodejs
           $(command -v npm >/dev/null || echo npm))
 missing=()
 for p in "${packages[@]}"; do

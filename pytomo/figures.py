@@ -284,6 +284,8 @@ FIGURES: tuple[Figure, ...] = (
            since=3),
     Figure(D, "tls_handshake_s", "REAL", "TLS handshake after it (HTTPS)", "d.transfer.connection.tls_handshake_s",
            since=3),
+    Figure(D, "tls_version", "TEXT", "TLS version of the connection (TLSv1.2, TLSv1.3); NULL: not over TLS",
+           "d.transfer.connection.tls_version", since=7),
     Figure(D, "content_encoding", "TEXT", "gzip, deflate: bytes are on the wire, decoded_bytes after decoding",
            "d.transfer.content_encoding", since=3),
     Figure(D, "decoded_bytes", "INTEGER", "body bytes after decoding a Content-Encoding", "d.transfer.decoded_bytes",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import ssl
 import tomllib
 import typing
 from collections.abc import Callable
@@ -54,6 +55,16 @@ def matches(pattern: str | re.Pattern[str], must: str) -> Check:
 
 
 http_url = matches(r"https?://[^/\s]+.*", "an http(s) URL")
+
+
+def _ca_file(label: str, value: str) -> str | None:
+    try:
+        ssl.create_default_context(cafile=value)
+    except OSError as exc:
+        return f"{label}: cannot read {value}: {exc.strerror or exc}"
+    except ssl.SSLError:
+        return f"{label}: {value} holds no PEM certificate"
+    return None
 
 
 def _rendition(label: str, value: str) -> str | None:
@@ -167,6 +178,12 @@ class Settings:
                                   metavar="PROXY", note="addresses are then chosen by the proxy")
     cookies_file: str | None = _opt(None, "cookies in Netscape format (as yt-dlp reads them), sent by yt-dlp and "
                                     "with media requests", group="probes", flag="--cookies", metavar="FILE")
+    ca_file: str | None = _opt(None, "CA certificates (PEM) trusted besides the default bundle, as on a network whose "
+                               "TLS proxy signs what it forwards", group="probes", flag="--ca-file", metavar="FILE",
+                               env="REQUESTS_CA_BUNDLE|SSL_CERT_FILE", check=_ca_file,
+                               note="taken from `REQUESTS_CA_BUNDLE` or else `SSL_CERT_FILE` when set, as Python's "
+                               "tools do, but added to certifi's bundle rather than replacing it; the lab's own CA "
+                               "is trusted only while the lab runs")
     user_agent: str = _opt("Mozilla/5.0 (X11; Linux x86_64) pytomo/4", "User-Agent of our requests",
                            group="probes")
     allow_private_targets: bool = _opt(
@@ -329,7 +346,7 @@ class Setting:
     label: str = ""  # how error messages call it (default: the name and its first flag)
     note: str = ""  # more for docs/options.md than --help has room for
     shown: str = ""  # the default as shown, when the value alone says too little ("the host name")
-    env: str = ""  # an environment variable layered under the config file
+    env: str = ""  # an environment variable layered under the config file ("A|B": the first one set)
     secret: bool = False  # stored only as "<set>"
     upper: bool = False  # case-insensitive, kept in capitals
 
@@ -350,7 +367,7 @@ class Setting:
         if self.shown:
             return self.shown
         if self.env:
-            return f"${self.env}"
+            return " or ".join(f"${name}" for name in self.env.split("|"))
         value = self.default
         if isinstance(value, bool):
             return "on" if value else "off"
@@ -442,7 +459,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 def from_environment(environ: typing.Mapping[str, str]) -> dict[str, Any]:
     """The settings that have an environment variable, from it (a layer under the config file)."""
-    return {s.name: environ[s.env] for s in SETTINGS if s.env and environ.get(s.env)}
+    out = {}
+    for setting in SETTINGS:
+        names = [n for n in setting.env.split("|") if n and environ.get(n)]  # the first one set, in order
+        if names:
+            out[setting.name] = environ[names[0]]
+    return out
 
 
 def build(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> Settings:

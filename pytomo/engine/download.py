@@ -13,7 +13,7 @@ import requests
 import urllib3.exceptions
 
 from pytomo.engine import tcpinfo
-from pytomo.engine.http import NETWORK_ERRORS, HttpClient, connection_use, socket_of
+from pytomo.engine.http import NETWORK_ERRORS, HttpClient, connection_use, http_version_of, socket_of, tls_failure
 from pytomo.results import Transfer, utc_now
 
 READ_CHUNK_BYTES = 1 << 20
@@ -24,6 +24,9 @@ DECODED_FREE_BYTES = 8 << 20  # ...past these first decoded bytes (more than a p
 
 
 def _classify(exc: BaseException) -> tuple[str, str]:
+    tls = tls_failure(exc)
+    if tls is not None:
+        return tls
     text = f"{exc.__class__.__name__}: {exc}"
     low = text.lower()
     if "incompleteread" in low or "incomplete" in low:
@@ -151,7 +154,7 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
     tr.headers_s = time.perf_counter() - t0
     tr.connection = connection_use(resp)
     tr.status = resp.status_code
-    tr.http_version = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2"}.get(getattr(resp.raw, "version", 0))
+    tr.http_version = http_version_of(resp)
     tr.content_type = resp.headers.get("Content-Type")
     chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
     tr.content_length_bytes = None if chunked else _content_length(resp.headers.get("Content-Length"))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.cookiejar
 import ipaddress
+import os
 import socket
+import ssl
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import certifi
 import requests
 import requests.cookies
 import urllib3.exceptions
@@ -19,6 +24,7 @@ import urllib3.response
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from pytomo.engine.targets import TargetPolicy
 from pytomo.errors import ResolveFailed
@@ -32,6 +38,56 @@ ACCEPT_ENCODING = "gzip, deflate"
 
 
 _local = threading.local()  # the headers deadline of the request being sent on this thread
+
+# OpenSSL's verify results (x509_vfy.h) that say which check a certificate failed
+_X509_EXPIRED = {10}  # X509_V_ERR_CERT_HAS_EXPIRED
+_X509_NOT_YET = {9}  # X509_V_ERR_CERT_NOT_YET_VALID
+_X509_NAME = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+_X509_UNKNOWN_CA = {2, 18, 19, 20, 21}  # unable to get the issuer; self-signed leaf or chain; unable to verify
+TLS_ERROR_KINDS = ("tls_unknown_ca", "tls_name_mismatch", "tls_expired", "tls_handshake")
+
+
+def tls_failure(exc: BaseException) -> tuple[str, str] | None:
+    """The kind (one of TLS_ERROR_KINDS) and a one-line message of a TLS failure anywhere in ``exc``'s chain."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            code = e.verify_code
+            message = f"the server's certificate was refused: {e.verify_message}"
+            if code in _X509_EXPIRED or code in _X509_NOT_YET:
+                return "tls_expired", message
+            if code in _X509_NAME:
+                return "tls_name_mismatch", message
+            if code in _X509_UNKNOWN_CA:
+                return "tls_unknown_ca", message + " (add its CA with --ca-file)"
+            return "tls_unknown_ca", message
+        if isinstance(e, CertificateError):  # urllib3's own check of the name (assert_hostname)
+            return "tls_name_mismatch", f"the server's certificate was refused: {e}"
+        if isinstance(e, ssl.SSLError):
+            return "tls_handshake", f"the TLS handshake failed: {e.reason or e}"
+        todo += [x for x in (e.__cause__, e.__context__) if x is not None]
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+        todo += [r for r in (getattr(e, "reason", None),) if isinstance(r, BaseException)]
+    return None
+
+
+def trust_bundle(ca_files: Sequence[str | os.PathLike[str]]) -> str | None:
+    """A PEM file of certifi's bundle followed by each of ``ca_files`` (the caller deletes it); None: no extra CA."""
+    if not ca_files:
+        return None
+    fd, path = tempfile.mkstemp(prefix="pytomo-ca-", suffix=".pem")
+    with os.fdopen(fd, "wb") as out:
+        with open(certifi.where(), "rb") as default:
+            out.write(default.read())
+        for name in ca_files:
+            with open(name, "rb") as extra:
+                out.write(b"\n" + extra.read() + b"\n")
+    return path
 
 
 class Watchdog:
@@ -71,6 +127,7 @@ class _TimedConnection(HTTPConnection):
     pytomo_fresh = False
     pytomo_tcp_connect_s: float | None = None
     pytomo_tls_handshake_s: float | None = None
+    pytomo_tls_version: str | None = None
     pytomo_requests = 0
 
     def _new_conn(self) -> socket.socket:
@@ -83,6 +140,7 @@ class _TimedConnection(HTTPConnection):
 
     # urllib3 narrows http.client's getresponse to its own response class the same way (with the same ignore).
     def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]
+        _local.connection = self  # this thread's answer came over it (urllib3 may hand it back before we look)
         limit_s = getattr(_local, "headers_deadline_s", None)
         if not limit_s:
             return super().getresponse()
@@ -111,6 +169,8 @@ class _TimedTLSConnection(_TimedConnection, HTTPSConnection):
         super().connect()
         if self.pytomo_fresh and self.pytomo_tcp_connect_s is not None:
             self.pytomo_tls_handshake_s = max(0.0, time.perf_counter() - t - self.pytomo_tcp_connect_s)
+        sock = self.sock
+        self.pytomo_tls_version = sock.version() if isinstance(sock, ssl.SSLSocket) else None
 
 
 class _TimedPool(HTTPConnectionPool):
@@ -122,15 +182,16 @@ class _TimedTLSPool(HTTPSConnectionPool):
 
 
 def connection_use(resp: requests.Response) -> ConnectionUse | None:
-    """Whether ``resp`` came over a connection opened for it; call once per response, before reading the body."""
-    conn = getattr(resp.raw, "connection", None)
+    """Whether ``resp`` came over a connection opened for it; call once per response, on the thread that sent the
+    request, before any other request of that thread."""
+    conn = getattr(resp.raw, "connection", None) or getattr(_local, "connection", None)
     if not isinstance(conn, _TimedConnection):
         return None
     conn.pytomo_requests += 1
     fresh, conn.pytomo_fresh = conn.pytomo_fresh, False
     return ConnectionUse(new=fresh, tcp_connect_s=conn.pytomo_tcp_connect_s if fresh else None,
                          tls_handshake_s=conn.pytomo_tls_handshake_s if fresh else None,
-                         request_on_connection=conn.pytomo_requests)
+                         request_on_connection=conn.pytomo_requests, tls_version=conn.pytomo_tls_version)
 
 
 class _TimedAdapter(HTTPAdapter):
@@ -153,6 +214,11 @@ class _PinnedTLSAdapter(_TimedAdapter):
             self.poolmanager.connection_pool_kw.pop("server_hostname", None)
             self.poolmanager.connection_pool_kw.pop("assert_hostname", None)
         return super().send(request, **kwargs)
+
+
+def http_version_of(resp: requests.Response) -> str | None:
+    """HTTP/1.0 or HTTP/1.1: the version of the answer's status line (None: not known)."""
+    return {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2"}.get(getattr(resp.raw, "version", 0))
 
 
 def socket_of(resp: requests.Response) -> socket.socket | None:
@@ -195,14 +261,18 @@ class HttpClient:
 
     def __init__(self, resolve: Callable[[str], list[str]], *, timeout_s: float = 5.0, user_agent: str = "",
                  proxy: str | None = None, policy: TargetPolicy | None = None,
-                 cookies: http.cookiejar.CookieJar | None = None) -> None:
+                 cookies: http.cookiejar.CookieJar | None = None,
+                 ca_files: Sequence[str | os.PathLike[str]] = ()) -> None:
         self.resolve = resolve
         self.cookies = cookies  # matched against each request's own URL (we send to an address, not a name)
         self.policy = policy or TargetPolicy(allow_private=True)
         self.timeout_s = timeout_s
         self.proxy = proxy
         self.session = requests.Session()
-        self.session.trust_env = False
+        self.session.trust_env = False  # no proxy from the environment; its CA files come in as ca_files
+        self._bundle = trust_bundle(ca_files)
+        if self._bundle is not None:
+            self.session.verify = self._bundle
         self.session.mount("http://", _TimedAdapter())
         self.session.mount("https://", _PinnedTLSAdapter())
         self.session.headers["Accept-Encoding"] = ACCEPT_ENCODING
@@ -280,3 +350,7 @@ class HttpClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
+        if self._bundle is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._bundle)
+            self._bundle = None

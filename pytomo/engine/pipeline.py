@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import logging
@@ -15,7 +16,7 @@ import requests
 
 from pytomo.engine.analysis import analyse, analyse_segments, play_profiles
 from pytomo.engine.download import fetch_range
-from pytomo.engine.http import HttpClient, host_and_port
+from pytomo.engine.http import HttpClient, connection_use, host_and_port, http_version_of, tls_failure
 from pytomo.engine.manifest import sniff
 from pytomo.engine.pair import play_pair
 from pytomo.engine.ping import probe_rtt
@@ -37,6 +38,7 @@ from pytomo.errors import (
 )
 from pytomo.media.index import MediaIndexer
 from pytomo.results import (
+    ConnectionUse,
     DownloadAnalysis,
     Hop,
     MediaDescriptor,
@@ -72,6 +74,15 @@ def _staggered(delay_s: float, address: str, count: int, port: int, timeout_s: f
     """TCP-connect probes half an interval after the ICMP ones, so that on a slow link neither queues the other."""
     time.sleep(delay_s)
     return probe_rtt(address, count, methods=(), tcp_port=port, timeout_s=timeout_s, interval_s=interval_s)
+
+
+def _unreachable(host: str, address: str, exc: requests.RequestException) -> RedirectError:
+    """The error of a hop that got no answer: a TLS failure of its kind, a timeout, or no connection."""
+    tls = tls_failure(exc)
+    if tls is not None:
+        return RedirectError(f"{host} ({address}): {tls[1]}", kind=tls[0])
+    kind = "timeout" if isinstance(exc, requests.Timeout) else "connect"
+    return RedirectError(f"cannot reach {host} ({address}): {exc.__class__.__name__}: {exc}", kind=kind)
 
 
 class Interrupted(Exception):
@@ -127,7 +138,12 @@ class Pipeline:
     def _run(self, service: PageResolver, m: VideoMeasurement) -> None:
         t0 = time.perf_counter()
         self._check("resolve_page")
-        desc = service.resolve(m.page_url)
+        with self.dns.recording() if self.dns is not None else contextlib.nullcontext([]) as page_dns:
+            try:
+                desc = service.resolve(m.page_url)
+            except MeasurementError:
+                m.dns.extend(page_dns)  # what the failed page fetch resolved, kept with its outcome
+                raise
         m.video_id, m.title, m.duration_s, m.related = desc.video_id, desc.title, desc.duration_s, list(desc.related)
         m.extractor = desc.extra.get("extractor")
         stream = desc.streams[0]
@@ -223,25 +239,17 @@ class Pipeline:
             address = found[0]
             started, t = utc_now(), time.perf_counter()
             try:
-                if headers:
-                    resp = self._first_byte(url, address, headers)
-                else:
-                    resp = self.http.request("HEAD", url, address=address)
-                if resp.status_code >= 400 and not headers:
-                    resp = self.http.request("GET", url, address=address, stream=True)
-                    resp.close()
+                resp, conn = self._ask(url, address, headers)
             except ForbiddenAddress as exc:
                 m.hops.append(Hop(index, url, host, address, None, None, 0.0, started, error=str(exc)))
                 raise
             except requests.RequestException as exc:
                 m.hops.append(Hop(index, url, host, address, None, None, time.perf_counter() - t, started,
                                   error=str(exc)))
-                kind = "timeout" if isinstance(exc, requests.Timeout) else "connect"
-                raise RedirectError(f"cannot reach {host} ({address}): {exc.__class__.__name__}: {exc}",
-                                    kind=kind) from exc
+                raise _unreachable(host, address, exc) from exc
             location = resp.headers.get("Location")
             m.hops.append(Hop(index, url, host, address, resp.status_code, location, time.perf_counter() - t,
-                              started))
+                              started, connection=conn, http_version=http_version_of(resp)))
             if resp.is_redirect and location:
                 url = urljoin(url, location)
                 continue
@@ -252,9 +260,27 @@ class Pipeline:
             return url
         raise RedirectError(f"more than {self.settings.redirect_max_hops} redirects", kind="hop_limit")
 
-    def _first_byte(self, url: str, address: str, headers: dict[str, str]) -> requests.Response:
+    def _ask(self, url: str, address: str,
+             headers: dict[str, str] | None) -> tuple[requests.Response, ConnectionUse | None]:
+        """One hop's request and how it used its connection: HEAD (asked again with GET after an error answer), or
+        the format's first byte. A HEAD's connection goes back to the pool for the next request to the same server."""
+        if headers:
+            return self._first_byte(url, address, headers)
+        resp = self.http.request("HEAD", url, address=address, stream=True)
+        conn = connection_use(resp)
+        resp.raw.read(decode_content=False)  # a HEAD answer has no body: this ends it and keeps the connection
+        resp.raw.release_conn()
+        if resp.status_code >= 400:
+            resp = self.http.request("GET", url, address=address, stream=True)
+            conn = connection_use(resp)
+            resp.close()
+        return resp, conn
+
+    def _first_byte(self, url: str, address: str,
+                    headers: dict[str, str]) -> tuple[requests.Response, ConnectionUse | None]:
         """GET the first byte with the format's headers; the connection stays in the pool when the answer is whole."""
         resp = self.http.request("GET", url, address=address, stream=True, headers={**headers, "Range": "bytes=0-0"})
+        conn = connection_use(resp)
         try:
             body, longer = self.http.read_body(resp, 64 * 1024, self.settings.request_deadline_s)
         except Exception:
@@ -264,7 +290,7 @@ class Pipeline:
             resp.close()
         else:
             resp.raw.release_conn()
-        return resp
+        return resp, conn
 
     def _probe_rtt(self, m: VideoMeasurement) -> None:
         """ICMP and TCP-connect probes to every distinct address of the chain, all at once (bounded threads)."""

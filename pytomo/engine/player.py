@@ -161,7 +161,8 @@ class _Play:
             media_duration_s=seg.duration_s if seg else None, complete=complete, error=tr.error,
             byte_range=byte_range, new_connection=conn.new if conn else None,
             tcp_connect_s=conn.tcp_connect_s if conn else None,
-            tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding)
+            tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding,
+            http_version=tr.http_version, tls_version=conn.tls_version if conn else None)
         session.records.append(rec)
         return rec
 
@@ -237,6 +238,7 @@ class SegmentPlayer:
         agg = run.agg
         tr, rec = run.fetch(url, "manifest", "manifest", None)
         agg.status, agg.content_type, agg.headers_s = tr.status, tr.content_type, tr.headers_s
+        agg.http_version, agg.connection = tr.http_version, tr.connection  # the session's first request: its transport
         if rec.complete:
             return tr.head.decode("utf-8", errors="replace")
         agg.ended_by, agg.error_kind, agg.error = "error", tr.error_kind or "http_status", (

@@ -89,4 +89,5 @@ def _record(seq: int, stream: str, tr: Transfer, start_s: float) -> SegmentRecor
         bytes=tr.bytes_total, media_start_s=None, media_duration_s=None, complete=tr.complete, error=tr.error,
         byte_range=(tr.byte_range[0], last) if tr.byte_range else None,
         new_connection=conn.new if conn else None, tcp_connect_s=conn.tcp_connect_s if conn else None,
-        tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding)
+        tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding,
+        http_version=tr.http_version, tls_version=conn.tls_version if conn else None)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import re
 import socket
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,9 +77,28 @@ class DnsProbe:
         self.timeout_s = timeout_s
         self.rdtypes = tuple(rdtypes)
         self.getaddrinfo_fallback = getaddrinfo_fallback
+        self._journal = threading.local()  # this thread's answers inside ``recording``
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[DnsAnswer]]:
+        """Every answer looked up on this thread inside the block, in order (a page fetch's, for its outcome)."""
+        seen: list[DnsAnswer] = []
+        outer = getattr(self._journal, "answers", None)
+        self._journal.answers = seen
+        try:
+            yield seen
+        finally:
+            self._journal.answers = outer
 
     def lookup(self, host: str) -> list[DnsAnswer]:
         """Every answer for host: one DnsAnswer per address record, or one per failed query."""
+        answers = self._lookup(host)
+        journal = getattr(self._journal, "answers", None)
+        if journal is not None:
+            journal.extend(answers)
+        return answers
+
+    def _lookup(self, host: str) -> list[DnsAnswer]:
         literal = _literal(host)
         if literal is not None:
             rdtype = "A" if literal.version == 4 else "AAAA"

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import struct
 import time
 from datetime import UTC, datetime
@@ -42,8 +43,9 @@ class LabServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, ip: str, handler: type[BaseHTTPRequestHandler], lab: Lab,
-                 profile: ServerProfile | None = None) -> None:
+                 profile: ServerProfile | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.ip = ip
+        self.tls = tls  # HTTPS: each accepted connection is wrapped, its handshake done in its handler's thread
         self.lab = lab
         self.profile = profile
         self.available = Availability()  # available_at of its videos, as the recorded platform gave them out
@@ -58,6 +60,21 @@ class LabServer(ThreadingHTTPServer):
     def port(self) -> int:
         """The port the server listens on."""
         return self.server_address[1]
+
+    @property
+    def scheme(self) -> str:
+        """http or https."""
+        return "https" if self.tls is not None else "http"
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that refused our certificate or hung up is the client's business: logged at debug level."""
+        log.debug("lab server %s: connection from %s ended with an error", self.ip, client_address[0], exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -207,8 +224,10 @@ class CacheHandler(_Handler):
     def _request_truth(self) -> dict:
         """The truth fields of this request as it arrived: connection, its count on it, User-Agent, rules."""
         self.requests_on_connection += 1
+        tls = self.connection.version() if isinstance(self.connection, ssl.SSLSocket) else None
         return {"connection": self.connection_id, "connection_requests": self.requests_on_connection,
-                "user_agent": self.headers.get("User-Agent"), "rules": self.profile.rules}
+                "user_agent": self.headers.get("User-Agent"), "rules": self.profile.rules,
+                "protocol": self.request_version, "tls_version": tls}
 
     def route(self, url) -> None:
         seg = re.fullmatch(r"/s/([\w-]+)/([\w./-]+)", url.path)

@@ -47,7 +47,7 @@ MIME_TYPES = {"mp4": "video/mp4", "m4s": "video/iso.segment", "webm": "video/web
 GZIP_TYPES = ("application/vnd.apple.mpegurl", "application/dash+xml")
 LOG_FIELDS = ("server_addr", "server_port", "request_method", "request_uri", "status", "body_bytes_sent",
               "bytes_sent", "request_time", "connection", "connection_requests", "msec", "http_range",
-              "sent_http_content_length", "sent_http_content_encoding")
+              "sent_http_content_length", "sent_http_content_encoding", "server_protocol", "ssl_protocol")
 READY_URI = "/.pytomo-ready"  # the lab's own probe that nginx answers (a 404 left out of the truth)
 _LOOP_STEPS = 64  # redirect_loop: ?loop=N counts up to this, then keeps appending a digit
 _START_TIMEOUT_S = 10.0
@@ -66,6 +66,7 @@ class NginxSite:
     port: int
     progressive: dict[str, Path] = field(default_factory=dict)  # URL path /v/ID.EXT -> media file
     segmented: dict[str, Path] = field(default_factory=dict)  # video id -> folder served under /s/ID/
+    cert: tuple[Path, Path] | None = None  # HTTPS (with HTTP/2 by ALPN): the certificate chain and key files
 
 
 def free_port(ip: str) -> int:
@@ -133,8 +134,11 @@ def render_config(sites: list[NginxSite], workdir: Path, user: tuple[str, str] |
 def _server_block(site: NginxSite, workdir: Path) -> list[str]:
     p = site.profile
     root = workdir / "root" / p.name
-    lines = ["    server {", f"        listen {p.ip}:{site.port};", f"        server_name {p.host};",
-             f"        root {_quote(root)};"]
+    lines = ["    server {", f"        listen {p.ip}:{site.port}{' ssl http2' if site.cert else ''};",
+             f"        server_name {p.host};", f"        root {_quote(root)};"]
+    if site.cert:  # nginx 1.22 (Debian 12): http2 is a listen parameter
+        lines += [f"        ssl_certificate {_quote(site.cert[0])};",
+                  f"        ssl_certificate_key {_quote(site.cert[1])};", "        ssl_protocols TLSv1.2 TLSv1.3;"]
     if p.rate_bps:
         lines.append(f"        limit_rate {limit_rate_bytes(p.rate_bps)};")
         if p.burst_bytes:
@@ -194,16 +198,17 @@ def parse_log_line(line: str) -> dict[str, Any] | None:
             "connection_requests": _number(raw.get("connection_requests")),
             "msec": _number(raw.get("msec"), float), "range": raw.get("http_range") or None,
             "content_length_bytes": _number(raw.get("sent_http_content_length")),
-            "content_encoding": raw.get("sent_http_content_encoding") or None}
+            "content_encoding": raw.get("sent_http_content_encoding") or None,
+            "protocol": raw.get("server_protocol") or None, "tls_version": raw.get("ssl_protocol") or None}
 
 
 def _iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat()
 
 
-def truth_record(entry: dict[str, Any], lab: Lab, profile: ServerProfile) -> dict[str, Any]:
-    """A ground-truth record (truth.TRUTH_FIELDS) from one parsed access-log entry."""
-    path = (entry["request_uri"] or "").split("?", 1)[0]
+def request_record(lab: Lab, profile: ServerProfile, request_uri: str | None) -> dict[str, Any]:
+    """The fixed part of a ground-truth record for one request a cache server logged (nginx, Caddy)."""
+    path = (request_uri or "").split("?", 1)[0]
     video_id, segment = None, None
     if m := re.fullmatch(r"/v/([\w-]+)\.\w+", path):
         video_id = m.group(1)
@@ -220,6 +225,12 @@ def truth_record(entry: dict[str, Any], lab: Lab, profile: ServerProfile) -> dic
     if segment is not None:
         seg = lab.segmented.get(video_id)
         record.update(segment=segment, size_bytes=seg.sizes.get(segment) if seg else None)
+    return record
+
+
+def truth_record(entry: dict[str, Any], lab: Lab, profile: ServerProfile) -> dict[str, Any]:
+    """A ground-truth record (truth.TRUTH_FIELDS) from one parsed access-log entry."""
+    record = request_record(lab, profile, entry["request_uri"])
     ended = entry["msec"]
     started = ended - (entry["request_time_s"] or 0.0) if ended is not None else None
     rate = profile.rate_bps
@@ -229,7 +240,7 @@ def truth_record(entry: dict[str, Any], lab: Lab, profile: ServerProfile) -> dic
         total_bytes_sent=entry["total_bytes_sent"], request_time_s=entry["request_time_s"],
         connection=entry["connection"], connection_requests=entry["connection_requests"], msec=ended,
         content_length_bytes=entry["content_length_bytes"], content_encoding=entry["content_encoding"],
-        request_uri=entry["request_uri"],
+        request_uri=entry["request_uri"], protocol=entry.get("protocol"), tls_version=entry.get("tls_version"),
         started_at=_iso(started) if started is not None else None, ended_at=_iso(ended) if ended is not None else None,
         limit_rate_bps=limit_rate_bytes(rate) * 8 if rate else None,
         limit_rate_after_bytes=int(profile.burst_bytes) if rate else None,
@@ -249,11 +260,37 @@ def _answers_as_nginx(ip: str, port: int) -> bool:
     return head.startswith("http/") and "\r\nserver: nginx" in head
 
 
+def site_of(lab: Lab, profile: ServerProfile, port: int) -> NginxSite:
+    """A cache server run by nginx or Caddy: its port, its videos' files, its certificate for HTTPS."""
+    site = NginxSite(profile, port=port)
+    if profile.tls:
+        site.cert = lab.tls.cert_files(profile.host, profile.fault)
+    for video in lab.scenario.videos:
+        if video.server != profile.name:
+            continue
+        if video.id in lab.media:
+            media = lab.media[video.id]
+            site.progressive[f"{video.id}.{media.path.suffix.lstrip('.')}"] = media.path
+        elif video.id in lab.segmented:
+            site.segmented[video.id] = lab.segmented[video.id].root
+    return site
+
+
+def make_docroot(root: Path, site: NginxSite) -> None:
+    """Symlinks to the media: only this server's videos exist under its root (anything else is a 404)."""
+    (root / "v").mkdir(parents=True)
+    (root / "s").mkdir()
+    for name, target in site.progressive.items():
+        (root / "v" / name).symlink_to(target)
+    for video_id, target in site.segmented.items():
+        (root / "s" / video_id).symlink_to(target, target_is_directory=True)
+
+
 class NginxError(LabError):
     """nginx could not be started."""
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
+def parent_death_signal() -> Callable[[], None] | None:
     """A preexec function that has the kernel stop nginx when this process dies (Linux, main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         return None  # the signal would come when this (short-lived) thread ends
@@ -290,29 +327,7 @@ class NginxServers:
 
     # configuration
     def _sites(self) -> list[NginxSite]:
-        sites = []
-        for profile in self.profiles.values():
-            site = NginxSite(profile, port=self._run_in(functools.partial(free_port, profile.ip)))
-            for video in self.lab.scenario.videos:
-                if video.server != profile.name:
-                    continue
-                if video.id in self.lab.media:
-                    media = self.lab.media[video.id]
-                    site.progressive[f"{video.id}.{media.path.suffix.lstrip('.')}"] = media.path
-                elif video.id in self.lab.segmented:
-                    site.segmented[video.id] = self.lab.segmented[video.id].root
-            sites.append(site)
-        return sites
-
-    def _docroot(self, site: NginxSite) -> None:
-        """Symlinks to the media: only this server's videos exist under its root (anything else is a 404)."""
-        root = self._dir() / "root" / site.profile.name
-        (root / "v").mkdir(parents=True)
-        (root / "s").mkdir()
-        for name, target in site.progressive.items():
-            (root / "v" / name).symlink_to(target)
-        for video_id, target in site.segmented.items():
-            (root / "s" / video_id).symlink_to(target, target_is_directory=True)
+        return [site_of(self.lab, p, self._run_in(functools.partial(free_port, p.ip))) for p in self.profiles.values()]
 
     # lifecycle
     def start(self) -> NginxServers:
@@ -352,14 +367,14 @@ class NginxServers:
         self._offset, self._partial = 0, b""
         self.sites = {s.profile.name: s for s in self._sites()}
         for site in self.sites.values():
-            self._docroot(site)
+            make_docroot(w / "root" / site.profile.name, site)
         self._by_addr = {f"{s.profile.ip}:{s.port}": s.profile for s in self.sites.values()}
         folders = [m.path.parent for m in self.lab.media.values()]
         folders += [s.root.parent for s in self.lab.segmented.values()]
         conf = w / "nginx.conf"
         conf.write_text(render_config(list(self.sites.values()), w, worker_user(folders)))
         command = [self.exe, "-p", str(w), "-c", str(conf), "-e", str(w / "error.log")]
-        preexec = None if self._in_namespace else _parent_death_signal()
+        preexec = None if self._in_namespace else parent_death_signal()
         with open(w / "stderr.log", "wb") as err:
             self.proc = self._run_in(lambda: subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=err, stderr=err, close_fds=True, preexec_fn=preexec))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import TypeVar
 
 from pytomo.errors import LabError
+from pytomo.lab.caddy import CaddyError, CaddyServers, caddy_exe
 from pytomo.lab.dns import LabDnsServer
 from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, RedirectorHandler
 from pytomo.lab.media import LabMedia, ensure_media
@@ -19,6 +22,7 @@ from pytomo.lab.platforms import PLATFORMS_HOST, PLATFORMS_IP, PlatformsHandler,
 from pytomo.lab.scenario import DNS_IP, LAB_DOMAIN, PLATFORM_IP, REDIRECTOR_IPS, Scenario, ServerProfile, VideoSpec
 from pytomo.lab.segmented import SegmentedMedia, SegmentedSpec, ensure_segmented
 from pytomo.lab.segmented import unavailable as segmented_unavailable
+from pytomo.lab.tls import LabTLS
 from pytomo.lab.tools import nginx_exe
 from pytomo.lab.truth import TruthLog, path_stats_file
 from pytomo.settings import Settings
@@ -45,22 +49,28 @@ class Lab:
         self.redirectors: list[LabServer] = []
         self.caches: dict[str, LabServer] = {}  # the lab's own cache servers (software = "lab")
         self.nginx: NginxServers | None = None  # the software = "nginx" cache servers (pytomo/lab/nginx.py)
+        self.caddy: CaddyServers | None = None  # the software = "caddy" cache servers (pytomo/lab/caddy.py)
         self.platforms: LabServer | None = None  # recorded YouTube/Dailymotion APIs (pytomo/lab/platforms.py)
         self._threads: list[threading.Thread] = []
         self.path: NetPath | None = None  # with network_path = true: the cache servers' namespace path
         self.dns_records: dict[str, list[str]] = {}  # what the lab's DNS server answers, once started
+        self.tls: LabTLS | None = None  # the lab's certificate authority and certificates, made at start
 
     # lifecycle
     def start(self) -> Lab:
         """Generate missing media, then start the HTTP servers and the DNS server."""
         if self.scenario.network_path:
             self._check_path()  # before making media: fail fast
-        exe, why = nginx_exe() if self._nginx_profiles() else (None, "")
-        if self._nginx_profiles() and exe is None:
-            self._leave_out_nginx(why)
+        self.tls = LabTLS(Path(tempfile.mkdtemp(prefix="pytomo-lab-tls-")))
+        exe, why = nginx_exe() if self._profiles("nginx") else (None, "")
+        if self._profiles("nginx") and exe is None:
+            self._leave_out_software("nginx", why)
+        caddy, why_not_caddy = caddy_exe() if self._profiles("caddy") else (None, "")
+        if self._profiles("caddy") and caddy is None:
+            self._leave_out_software("caddy", why_not_caddy)
         self._make_media()
         try:
-            self._start_servers(exe)
+            self._start_servers(exe, caddy)
         except OSError as exc:
             self.stop()
             raise LabError(f"cannot start the lab servers: {exc}") from exc
@@ -87,12 +97,14 @@ class Lab:
             self._leave_out(set(unpackaged), f"videos {', '.join(sorted(unpackaged))} left out: "
                                              f"{next(iter(unpackaged.values()))}")
 
-    def _start_servers(self, nginx: str | None) -> None:
-        """The network path, nginx (``nginx``: its executable), the HTTP servers and the DNS server."""
+    def _start_servers(self, nginx: str | None, caddy: str | None) -> None:
+        """The network path, nginx and Caddy (their executables), the HTTP servers and the DNS server."""
         if self.scenario.network_path:
             self._start_path()
-        if self._nginx_profiles() and nginx is not None:  # without an executable they were left out already
+        if self._profiles("nginx") and nginx is not None:  # without an executable they were left out already
             self._start_nginx(nginx)
+        if self._profiles("caddy") and caddy is not None:
+            self._start_caddy(caddy)
         self.platform = self._serve(PLATFORM_IP, PlatformHandler)
         self.redirectors = [self._serve(ip, RedirectorHandler) for ip in REDIRECTOR_IPS]
         self.platforms = self._serve(PLATFORMS_IP, PlatformsHandler)
@@ -106,11 +118,18 @@ class Lab:
         self.dns_records = records
         self.dns = LabDnsServer(records, ttl_s=self.scenario.dns_ttl_s, host=DNS_IP).start()
 
+    @property
+    def ca_file(self) -> Path:
+        """The lab's CA certificate (PEM): what a client of the lab trusts."""
+        return _running(self.tls, "certificate authority").ca_file
+
     def _serve(self, ip: str, handler, profile: ServerProfile | None = None) -> LabServer:
+        tls = (_running(self.tls, "certificate authority").server_context(profile.host, profile.fault)
+               if profile is not None and profile.tls else None)
         if self.path is not None and profile is not None:  # a cache server listens in the path's namespace
-            server = self.path.call(lambda: LabServer(ip, handler, self, profile))
+            server = self.path.call(lambda: LabServer(ip, handler, self, profile, tls))
         else:
-            server = LabServer(ip, handler, self, profile)
+            server = LabServer(ip, handler, self, profile, tls)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                   name=f"lab-{ip}", daemon=True)
         thread.start()
@@ -118,17 +137,24 @@ class Lab:
         return server
 
     def stop(self) -> None:
-        """Stop every server (nginx first, its last access-log lines read into the ground truth)."""
+        """Stop every server (nginx and Caddy first, their last access-log lines read into the ground truth)."""
         if self.nginx is not None:
             self.truth.remove_source(self.nginx.collect)
             self.nginx.stop()
             self.nginx = None
+        if self.caddy is not None:
+            self.truth.remove_source(self.caddy.collect)
+            self.caddy.stop()
+            self.caddy = None
         for server in [self.platform, self.platforms, *self.redirectors, *self.caches.values()]:
             if server is not None:
                 server.shutdown()
                 server.server_close()
         if self.dns is not None:
             self.dns.stop()
+        if self.tls is not None:
+            shutil.rmtree(self.tls.folder, ignore_errors=True)
+            self.tls = None
         if self.path is not None:
             self.path.stop()  # kept (stopped) for its final_stats
             if self.truth.path is not None and self.path.final_stats is not None:
@@ -136,25 +162,35 @@ class Lab:
         self.platform, self.platforms, self.redirectors, self.caches, self.dns = None, None, [], {}, None
 
     # nginx cache servers (pytomo/lab/nginx.py)
-    def _nginx_profiles(self) -> list[ServerProfile]:
-        return [p for p in self.scenario.servers if p.software == "nginx"]
+    def _profiles(self, software: str) -> list[ServerProfile]:
+        return [p for p in self.scenario.servers if p.software == software]
+
+    def _start_caddy(self, exe: str) -> None:
+        run_in = self.path.call if self.path is not None else None  # Caddy listens in the path's namespace
+        caddy = CaddyServers(self, self._profiles("caddy"), exe, run_in=run_in)
+        try:
+            self.caddy = caddy.start()
+        except (CaddyError, OSError) as exc:
+            self._leave_out_software("caddy", str(exc))
+            return
+        self.truth.add_source(self.caddy.collect)
 
     def _start_nginx(self, exe: str) -> None:
         run_in = self.path.call if self.path is not None else None  # nginx listens in the path's namespace
-        nginx = NginxServers(self, self._nginx_profiles(), exe, run_in=run_in)
+        nginx = NginxServers(self, self._profiles("nginx"), exe, run_in=run_in)
         try:
             self.nginx = nginx.start()
         except (NginxError, OSError) as exc:
-            self._leave_out_nginx(str(exc))
+            self._leave_out_software("nginx", str(exc))
             return
         self.truth.add_source(self.nginx.collect)
 
-    def _leave_out_nginx(self, why: str) -> None:
-        """Drop the nginx servers and their videos from the running scenario, saying so in one line."""
-        names = {p.name for p in self._nginx_profiles()}
+    def _leave_out_software(self, software: str, why: str) -> None:
+        """Drop the nginx (or Caddy) servers and their videos from the running scenario, saying so in one line."""
+        names = {p.name for p in self._profiles(software)}
         dropped = {v.id for v in self.scenario.videos if v.server in names}
-        self._leave_out(dropped, f"nginx cache servers {', '.join(sorted(names))} and their {len(dropped)} videos "
-                                 f"left out: {why}", servers=names)
+        self._leave_out(dropped, f"{software} cache servers {', '.join(sorted(names))} and their {len(dropped)} "
+                                 f"videos left out: {why}", servers=names)
 
     def _leave_out(self, dropped: set[str], line: str, servers: frozenset[str] | set[str] = frozenset()) -> None:
         """Drop videos (and servers) from the running scenario, saying so in one line."""
@@ -171,6 +207,8 @@ class Lab:
         """The port of cache server ``name`` (the lab's own or nginx)."""
         if name in self.caches:
             return self.caches[name].port
+        if self.caddy is not None and name in self.caddy.sites:
+            return self.caddy.port(name)
         if self.nginx is None:
             raise LabError(f"the lab has no cache server {name!r}")
         return self.nginx.port(name)
@@ -233,10 +271,14 @@ class Lab:
     def cache_url(self, video: VideoSpec) -> str:
         """The URL at the end of a video's redirect chain."""
         profile = self.scenario.server(video.server)
-        port = self.cache_port(profile.name)
+        base = self.cache_base(profile)
         if video.delivery != "progressive":
-            return f"http://{profile.host}:{port}/s/{video.id}/{self.segmented[video.id].manifest}"
-        return f"http://{profile.host}:{port}/v/{video.id}.{_EXT[video.media.container]}"
+            return f"{base}/s/{video.id}/{self.segmented[video.id].manifest}"
+        return f"{base}/v/{video.id}.{_EXT[video.media.container]}"
+
+    def cache_base(self, profile: ServerProfile) -> str:
+        """``scheme://host:port`` of a cache server."""
+        return f"{'https' if profile.tls else 'http'}://{profile.host}:{self.cache_port(profile.name)}"
 
     def redirect_chain(self, video_id: str) -> list[str]:
         """Every URL of a video's media chain, the cache URL last (hops = len - 1)."""
@@ -307,9 +349,10 @@ class Lab:
         for host, server in zip(REDIRECTOR_HOSTS, self.redirectors):
             lines.append(f"redirect http://{host}:{server.port}/  ({server.ip})")
         for profile in self.scenario.servers:
-            port = self.cache_port(profile.name)
             rate = "unlimited" if profile.rate_bps is None else f"{profile.rate_bps / 1e6:g} Mbit/s"
             extra = f", fault {profile.fault}" if profile.fault else ""
+            if profile.software == "caddy":
+                rate = "caddy (HTTP/1.1, HTTP/2, HTTP/3)"
             if profile.software == "nginx":
                 rate = f"nginx, {rate}" + (f" after {profile.burst_bytes} bytes" if profile.burst_bytes else "")
             if self.path is not None:
@@ -317,7 +360,7 @@ class Lab:
                              else "no rate limit")
                 extra += (f", path {profile.path_delay_ms:g} ms one way, {path_rate}, loss "
                           f"{profile.path_loss:g} down {profile.path_loss_up:g} up")
-            lines.append(f"cache    http://{profile.host}:{port}/  ({profile.ip}, {rate}{extra})")
+            lines.append(f"cache    {self.cache_base(profile)}/  ({profile.ip}, {rate}{extra})")
         if self.path is not None:
             lines.append(f"path     namespace {self.path.netns}, from {self.path.root_ip} on {self.path.root_link}")
         for video in self.scenario.videos:
@@ -325,7 +368,7 @@ class Lab:
         return lines
 
 
-_Server = TypeVar("_Server", LabServer, LabDnsServer)
+_Server = TypeVar("_Server", LabServer, LabDnsServer, LabTLS)
 
 
 def _running(server: _Server | None, what: str) -> _Server:

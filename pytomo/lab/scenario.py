@@ -10,15 +10,19 @@ from typing import Any
 
 from pytomo.errors import LabError
 from pytomo.lab.media import CONTAINERS, MediaSpec
+from pytomo.lab.tls import TLS_FAULTS
 
 DELIVERIES = ("progressive", "hls", "dash")
-FAULTS = ("404", "403", "500", "reset", "redirect_loop", "short_body", "html")
-SOFTWARE = ("lab", "nginx")  # lab: our scriptable server (pytomo/lab/http.py); nginx: Debian's nginx
+FAULTS = ("404", "403", "500", "reset", "redirect_loop", "short_body", "html", *TLS_FAULTS)
+# lab: our scriptable server (pytomo/lab/http.py); nginx: Debian's nginx (pytomo/lab/nginx.py); caddy: Debian's
+# Caddy, HTTPS only, HTTP/1.1, HTTP/2 and HTTP/3 on one port (pytomo/lab/caddy.py)
+SOFTWARE = ("lab", "nginx", "caddy")
 # What a lab server enforces on media requests, as a platform's media host does (pytomo/lab/http.py, docs/lab.md):
 # youtube: the recorded format's User-Agent, available_at, requests without a Range paced at 1.2 x the bitrate,
 # keep-alive between requests
 RULES = ("youtube",)
-NGINX_FAULTS = ("404", "403", "500", "redirect_loop")  # the faults nginx's configuration can express
+NGINX_FAULTS = ("404", "403", "500", "redirect_loop", *TLS_FAULTS)  # the faults nginx's configuration can express
+CADDY_FAULTS = ("404", "403", "500", *TLS_FAULTS)  # and Caddy's
 # How a segmented video is packaged: ffmpeg's own HLS/DASH muxers, or Shaka Packager in one of its forms.
 PACKAGINGS = {
     "hls": ("ffmpeg", "shaka-cmaf", "shaka-byterange"),
@@ -39,6 +43,7 @@ class ServerProfile:
     host: str
     ip: str
     software: str = "lab"  # one of SOFTWARE
+    tls: bool = False  # HTTPS with a certificate of the lab's CA (always for caddy and the TLS faults)
     rate_bps: float | None = None  # None: as fast as the machine goes
     burst_bytes: int = 0  # bytes sent unpaced before pacing starts (as CDNs do at start-up)
     ttfb_delay_s: float = 0.0
@@ -136,18 +141,13 @@ def _server(i: int, raw: dict, where: str) -> ServerProfile:
         if software != "lab":
             raise LabError(f"{where}: server {name}: only the lab's own server enforces rules; "
                            "use software = \"lab\" for it")
-    if software == "nginx":
-        if fault is not None and fault not in NGINX_FAULTS:
-            raise LabError(f"{where}: server {name}: nginx cannot script the fault {fault!r} (it can: "
-                           f"{', '.join(NGINX_FAULTS)}); use software = \"lab\" for it")
-        if stalls or float(raw.get("ttfb_delay_s", 0.0)):
-            raise LabError(f"{where}: server {name}: nginx cannot pause mid-body or delay its first byte; "
-                           "use software = \"lab\" for stalls and ttfb_delay_s")
+    _check_software(software, fault, rate, stalls, float(raw.get("ttfb_delay_s", 0.0)), f"{where}: server {name}")
     return ServerProfile(
         name=name,
         host=str(raw.get("host") or f"{name}.{LAB_DOMAIN}").lower(),
         ip=_loopback(str(raw.get("ip") or f"127.77.1.{i + 1}"), f"{where}: server {name}"),
         software=software,
+        tls=bool(raw.get("tls", False)) or software == "caddy" or fault in TLS_FAULTS,
         rate_bps=None if rate is None else float(rate),
         burst_bytes=int(raw.get("burst_bytes", 0)),
         ttfb_delay_s=float(raw.get("ttfb_delay_s", 0.0)),
@@ -157,6 +157,23 @@ def _server(i: int, raw: dict, where: str) -> ServerProfile:
         rules=rules,
         **path,
     )
+
+
+def _check_software(software: str, fault: str | None, rate: Any, stalls: tuple, ttfb_delay_s: float,
+                    where: str) -> None:
+    """What nginx and Caddy cannot be configured to do."""
+    if software == "lab":
+        return
+    allowed = NGINX_FAULTS if software == "nginx" else CADDY_FAULTS
+    if fault is not None and fault not in allowed:
+        raise LabError(f"{where}: {software} cannot script the fault {fault!r} (it can: {', '.join(allowed)}); "
+                       "use software = \"lab\" for it")
+    if stalls or ttfb_delay_s:
+        raise LabError(f"{where}: {software} cannot pause mid-body or delay its first byte; "
+                       "use software = \"lab\" for stalls and ttfb_delay_s")
+    if software == "caddy" and rate is not None:
+        raise LabError(f"{where}: Caddy has no rate limit of its own; set path_rate_bps (the network path) instead "
+                       "of rate_bps")
 
 
 def _path_fields(raw: dict, where: str) -> dict:

@@ -29,7 +29,10 @@ TRUTH_FIELDS = ("video_id", "page_url", "media_url", "cache_host", "cache_ip", "
                 "content_length_bytes", "content_encoding", "request_uri",
                 # nginx's limit_rate (bit/s), limit_rate_after, and the most bytes (headers included) its formula
                 # let through during the request (see pytomo/lab/nginx.py LIMIT_RATE_FORMULA); null: unlimited
-                "limit_rate_bps", "limit_rate_after_bytes", "limit_bound_bytes")
+                "limit_rate_bps", "limit_rate_after_bytes", "limit_bound_bytes",
+                # the server's word on the transport: HTTP/1.1, HTTP/2.0 (nginx), HTTP/2, HTTP/3 (Caddy); the TLS
+                # version (TLSv1.3); both null where the server does not say (the lab's own server: HTTP/1.1 only)
+                "protocol", "tls_version")
 
 
 class TruthLog:

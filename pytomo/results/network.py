@@ -44,6 +44,8 @@ class Hop:
     elapsed_s: float | None
     started_at: datetime
     error: str | None = None
+    connection: ConnectionUse | None = None  # opened for this hop (with set-up times) or reused; None: no answer
+    http_version: str | None = None  # HTTP/1.0, HTTP/1.1 of the answer
 
     @property
     def origin(self) -> str:
@@ -124,6 +126,7 @@ class ConnectionUse:
     tcp_connect_s: float | None  # TCP handshake, for a new connection
     tls_handshake_s: float | None  # TLS handshake after it, for a new HTTPS connection
     request_on_connection: int  # 1 for the first request of a connection
+    tls_version: str | None = None  # TLSv1.2, TLSv1.3 (Python's ssl names); None: not over TLS
 
 
 @dataclass(frozen=True)

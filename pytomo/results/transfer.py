@@ -124,6 +124,8 @@ class SegmentRecord:
     tcp_connect_s: float | None = None  # TCP handshake of a new connection
     tls_handshake_s: float | None = None  # TLS handshake of a new HTTPS connection
     content_encoding: str | None = None  # the body came compressed (gzip, deflate) and was decoded
+    http_version: str | None = None  # HTTP/1.0, HTTP/1.1 (None: no answer)
+    tls_version: str | None = None  # TLSv1.2, TLSv1.3 (None: not over TLS, or no connection)
 
 
 

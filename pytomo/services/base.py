@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from pytomo.engine.http import NETWORK_ERRORS
+from pytomo.engine.http import NETWORK_ERRORS, tls_failure
 from pytomo.errors import MeasurementError, PageError, UsageError
 from pytomo.results import MediaDescriptor
 
@@ -92,6 +92,9 @@ class Service:
             raise
         except NETWORK_ERRORS as exc:  # the platform could not be reached: stored as this video's outcome
             log.debug("resolve %s failed", page_url, exc_info=True)
+            tls = tls_failure(exc)
+            if tls is not None:
+                raise PageError(f"{self.NAME}: cannot read the page: {tls[1]}", kind=tls[0]) from exc
             raise PageError(f"{self.NAME}: cannot read the page: {exc.__class__.__name__}: {exc}") from exc
         if not descriptor.streams:
             raise PageError(f"{self.NAME}: the page has no media URL")

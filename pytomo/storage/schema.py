@@ -10,8 +10,9 @@ from pytomo.results import TCP_INFO_FIELD_NAMES as TCP_INFO_FIELDS
 # figures when playback never started, the run's service as the plugin's label; 5: a run that travels (run_uuid,
 # timezone, utc_offset_s, local times beside UTC ones, software_commit, settings without paths, credentials or host
 # name, host_label NULL unless --label), as_number/as_name/country per download from --ip-db (the view's ASNumber);
-# 6: playouts and playout_stalls, one row per --player profile and download (pytomo/engine/profiles.py)
-SCHEMA_VERSION = 6
+# 6: playouts and playout_stalls, one row per --player profile and download (pytomo/engine/profiles.py); 7: the
+# transport of each request: downloads.tls_version, segment_requests.http_version and tls_version, hops' connection
+SCHEMA_VERSION = 7
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS run (
@@ -54,7 +55,12 @@ CREATE TABLE IF NOT EXISTS run (
     location TEXT,                       -- the Location header as sent
     elapsed_s REAL,
     started_at TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    http_version TEXT,                   -- HTTP/1.0, HTTP/1.1 of the answer (NULL: no answer)
+    new_connection INTEGER,              -- 1: opened a new connection, 0: reused a kept-alive one
+    tcp_connect_s REAL,                  -- TCP handshake of that new connection
+    tls_handshake_s REAL,                -- TLS handshake after it (HTTPS)
+    tls_version TEXT                     -- TLSv1.2, TLSv1.3 (NULL: not over TLS)
 );
 CREATE TABLE IF NOT EXISTS dns_answers (
     id INTEGER PRIMARY KEY,
@@ -111,6 +117,8 @@ CREATE TABLE IF NOT EXISTS rtt_samples (
     tcp_connect_s REAL,
     tls_handshake_s REAL,
     content_encoding TEXT,
+    http_version TEXT,                   -- HTTP/1.0, HTTP/1.1 (NULL: no answer)
+    tls_version TEXT,                    -- TLSv1.2, TLSv1.3 (NULL: not over TLS)
     PRIMARY KEY (download_id, seq)
 );
 CREATE TABLE IF NOT EXISTS throughput_samples (

@@ -23,7 +23,8 @@ STALLING = {v.id for v in SCENARIO.videos
 EXPECTED_ERRORS = {  # fault -> (stage, kind)
     "404": ("redirects", "http_status"), "403": ("redirects", "http_status"), "500": ("redirects", "http_status"),
     "reset": ("download", "reset"), "short_body": ("download", "short_body"), "html": ("media", "not_media"),
-    "redirect_loop": ("redirects", "hop_limit"),
+    "redirect_loop": ("redirects", "hop_limit"), "tls_wrong_name": ("redirects", "tls_name_mismatch"),
+    "tls_expired": ("redirects", "tls_expired"), "tls_unknown_ca": ("redirects", "tls_unknown_ca"),
 }
 WINDOW_S = 3.0
 
@@ -70,7 +71,8 @@ def test_pytomo_crawl_view_has_a_download_for_every_video_without_fault(crawl):
         assert len(rows) == 1, v.id
         row = rows[0]
         profile = SCENARIO.server(v.server)
-        assert row["IP"] == profile.ip and row["CacheUrl"].startswith(f"http://{profile.host}:")
+        scheme = "https" if profile.tls else "http"
+        assert row["IP"] == profile.ip and row["CacheUrl"].startswith(f"{scheme}://{profile.host}:")
         assert row["Service"] == "Lab" and row["StatusCode"] == 200 and row["RedirectUrl"] is None
         assert row["DownloadTime"] > 0 and row["EncodingRate"] > 0 and row["PingAvg"] is not None
 

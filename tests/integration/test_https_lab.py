@@ -1,0 +1,183 @@
+"""HTTPS against real servers: the lab's CA, Caddy and nginx over TLS, the trust options, and bad certificates.
+
+The truth is each server's own access log (Caddy's ``size`` and ``proto``, nginx's ``$body_bytes_sent``,
+``$server_protocol`` and ``$ssl_protocol``) and ``curl`` with the lab's CA.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from urllib.parse import urlsplit
+
+import pytest
+
+from pytomo.lab.runtime import Lab
+from pytomo.lab.scenario import parse_scenario
+from tests.conftest import connect, database_of, run_crawler
+
+needs_caddy = pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed (apt-get install caddy)")
+needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+
+SCENARIO = {
+    "scenario": {"name": "https", "description": "HTTPS cache servers of every kind, and three bad certificates"},
+    "video_defaults": {"duration_s": 8.0, "bitrate_bps": 1_000_000},
+    "servers": [
+        {"name": "caddy", "ip": "127.77.3.1", "software": "caddy"},
+        {"name": "nginx-tls", "ip": "127.77.3.2", "software": "nginx", "tls": True},
+        {"name": "lab-tls", "ip": "127.77.3.3", "tls": True, "rate_bps": 20_000_000},
+        {"name": "bad-name", "ip": "127.77.3.4", "fault": "tls_wrong_name"},
+        {"name": "bad-date", "ip": "127.77.3.5", "fault": "tls_expired"},
+        {"name": "bad-ca", "ip": "127.77.3.6", "fault": "tls_unknown_ca"},
+    ],
+    "videos": [
+        {"id": "caddy-mp4", "server": "caddy", "hops": 2},
+        {"id": "caddy-dash", "server": "caddy", "delivery": "dash", "segment_s": 2.0},
+        {"id": "nginx-mp4", "server": "nginx-tls", "container": "webm"},
+        {"id": "nginx-hls", "server": "nginx-tls", "delivery": "hls", "segment_s": 2.0},
+        {"id": "lab-mp4", "server": "lab-tls", "container": "mp4-moov-end"},
+        {"id": "bad-name", "server": "bad-name"},
+        {"id": "bad-date", "server": "bad-date"},
+        {"id": "bad-ca", "server": "bad-ca"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    truth = tmp_path_factory.mktemp("https-lab") / "truth.jsonl"
+    with Lab(parse_scenario(SCENARIO, "https"), truth_path=truth) as running:
+        yield running
+
+
+def _generic(lab, tmp_path, urls, *more, env=None):
+    """A crawl of ``urls`` by the generic plugin, resolving lab names with the lab's DNS server only."""
+    dns = f"lab={lab.dns.host}:{lab.dns.port}"
+    return run_crawler(["-s", "generic", "-b", "-D", "2", "-n", "1", "-S", "0", "--no-system-dns",
+                        "--dns-resolver", dns, "--database-dir", str(tmp_path), *more, *urls], timeout_s=180,
+                       env={**os.environ, **(env or {})})
+
+
+def _videos(conn):
+    return {r["video_id"] or r["page_url"]: r for r in conn.execute("SELECT * FROM videos")}
+
+
+@needs_caddy
+@needs_nginx
+def test_curl_with_the_labs_ca_gets_every_protocol_the_servers_offer(lab):
+    """The lab's servers as a third-party client sees them: Caddy speaks HTTP/1.1 and HTTP/2 over TLS and
+    advertises HTTP/3; nginx speaks HTTP/2 by ALPN; the lab's own server HTTP/1.1 only."""
+    for vid, offered in (("caddy-mp4", {"1.1", "2"}), ("nginx-mp4", {"1.1", "2"}), ("lab-mp4", {"1.1"})):
+        url = lab.stream_url(vid)
+        u = urlsplit(url)
+        ip = lab.scenario.server(lab.scenario.video(vid).server).ip
+        got = set()
+        for flag in ("--http1.1", "--http2"):
+            out = subprocess.run(["curl", "-sS", "-o", "/dev/null", flag, "--cacert", str(lab.ca_file),
+                                  "--resolve", f"{u.hostname}:{u.port}:{ip}", "-w", "%{http_version} %{http_code}",
+                                  "-D", "-", url], capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0, out.stderr
+            got.add(out.stdout.split()[-2])
+        assert got == offered, vid
+    head = subprocess.run(["curl", "-sSI", "--cacert", str(lab.ca_file), "--resolve",
+                           f"{urlsplit(lab.stream_url('caddy-mp4')).hostname}:{urlsplit(lab.stream_url('caddy-mp4')).port}"
+                           f":{lab.scenario.server('caddy').ip}", lab.stream_url("caddy-mp4")],
+                          capture_output=True, text=True, timeout=30)
+    assert "alt-svc: h3=" in head.stdout.lower(), head.stdout
+
+
+@needs_caddy
+@needs_nginx
+def test_the_lab_crawl_measures_https_against_each_servers_log(tmp_path):
+    proc = run_crawler(["-s", "lab", "--lab-scenario", str(_scenario_file(tmp_path)), "-b", "-t", "all_time",
+                        "-D", "3", "-n", "1", "-S", "0", "--database-dir", str(tmp_path / "db"),
+                        "--lab-truth", str(tmp_path / "truth.jsonl")], timeout_s=300)
+    conn = connect(database_of(proc))
+    videos = _videos(conn)
+    from pytomo.lab.truth import read_truth
+
+    truth = read_truth(tmp_path / "truth.jsonl")
+    for vid, software in (("caddy-mp4", "caddy"), ("nginx-mp4", "nginx"), ("lab-mp4", "lab")):
+        v = videos[vid]
+        assert v["status"] == "ok", (vid, v["error_message"])
+        d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ?", (v["id"],)).fetchone()
+        served = [t for t in truth if t["video_id"] == vid and t["method"] == "GET" and t["range"] is None]
+        assert len(served) == 1 and served[0]["software"] == software
+        assert d["bytes"] == served[0]["bytes_sent"], vid  # the server's own count
+        assert d["http_version"] == "HTTP/1.1" and served[0]["protocol"] in ("HTTP/1.1",)
+        assert d["tls_version"] == served[0]["tls_version"] == "TLSv1.3", vid
+        hop = conn.execute("SELECT * FROM hops WHERE video_row_id = ? ORDER BY hop_index DESC", (v["id"],)).fetchone()
+        assert hop["url"].startswith("https://") and hop["tls_version"] == "TLSv1.3"
+        assert hop["new_connection"] == 1 and hop["tls_handshake_s"] > 0, vid
+        # whether the download reused the last hop's connection, as the server counted its requests on it (nginx's
+        # $connection_requests, the lab server's own count: it closes after a HEAD); Caddy keeps it alive
+        reused = served[0]["connection_requests"] > 1 if software != "caddy" else True
+        assert d["new_connection"] == (0 if reused else 1), vid
+        assert software != "nginx" or reused
+    for vid, software in (("caddy-dash", "caddy"), ("nginx-hls", "nginx")):
+        v = videos[vid]
+        assert v["status"] == "ok", (vid, v["error_message"])
+        d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ?", (v["id"],)).fetchone()
+        rows = conn.execute("SELECT * FROM segment_requests WHERE download_id = ?", (d["id"],)).fetchall()
+        assert rows and all(r["http_version"] == "HTTP/1.1" and r["tls_version"] == "TLSv1.3" for r in rows)
+        assert d["http_version"] == "HTTP/1.1" and d["tls_version"] == "TLSv1.3"
+        logged = {t["request_uri"]: t for t in truth if t["video_id"] == vid and t["software"] == software}
+        for r in rows:
+            if r["complete"] and r["range_first_byte"] is None:
+                path = urlsplit(r["url"]).path
+                assert logged[path]["bytes_sent"] == r["bytes"] or logged[path]["content_encoding"], path
+    kinds = {vid: videos[vid]["error_kind"] for vid in ("bad-name", "bad-date", "bad-ca")}
+    assert kinds == {"bad-name": "tls_name_mismatch", "bad-date": "tls_expired", "bad-ca": "tls_unknown_ca"}
+
+
+def _scenario_file(tmp_path):
+    """SCENARIO as a TOML file (the crawler's --lab-scenario)."""
+    import json
+
+    def value(v):
+        return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
+
+    lines = [f"[scenario]\nname = {value(SCENARIO['scenario']['name'])}\n"
+             f"description = {value(SCENARIO['scenario']['description'])}\n",
+             "[video_defaults]\n" + "".join(f"{k} = {value(v)}\n" for k, v in SCENARIO["video_defaults"].items())]
+    for table in ("servers", "videos"):
+        for row in SCENARIO[table]:
+            lines.append(f"[[{table}]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in row.items()))
+    path = tmp_path / "https.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+@needs_caddy
+def test_a_local_ca_is_trusted_by_ca_file_and_by_the_python_variables(lab, tmp_path):
+    """As a user behind a TLS proxy: without the CA every video is a TLS error of its own kind, with the DNS answers
+    of the failed page fetch kept; with --ca-file, SSL_CERT_FILE or REQUESTS_CA_BUNDLE it is measured."""
+    url = lab.stream_url("caddy-mp4")
+    host = urlsplit(url).hostname
+    plain = _generic(lab, tmp_path / "none", [url], env={"SSL_CERT_FILE": "", "REQUESTS_CA_BUNDLE": ""})
+    conn = connect(database_of(plain))
+    (v,) = _videos(conn).values()
+    assert (v["status"], v["error_stage"], v["error_kind"]) == ("error", "resolve_page", "tls_unknown_ca")
+    assert "--ca-file" in v["error_message"] and "Traceback" not in plain.stderr
+    dns = conn.execute("SELECT host, address FROM dns_answers WHERE video_row_id = ? AND address IS NOT NULL",
+                       (v["id"],)).fetchall()
+    assert {(r["host"], r["address"]) for r in dns} == {(host, lab.scenario.server("caddy").ip)}
+    for name, more, env in (("flag", ["--ca-file", str(lab.ca_file)], {}),
+                            ("ssl", [], {"SSL_CERT_FILE": str(lab.ca_file), "REQUESTS_CA_BUNDLE": ""}),
+                            ("requests", [], {"REQUESTS_CA_BUNDLE": str(lab.ca_file)})):
+        proc = _generic(lab, tmp_path / name, [url], *more, env=env)
+        conn = connect(database_of(proc))
+        (v,) = _videos(conn).values()
+        assert v["status"] == "ok", (name, v["error_message"])
+        d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ?", (v["id"],)).fetchone()
+        assert d["tls_version"] == "TLSv1.3" and d["bytes"] == lab.media["caddy-mp4"].size_bytes
+
+
+def test_a_bad_ca_file_is_one_clear_line(tmp_path):
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    for arg in (str(bad), str(tmp_path / "missing.pem")):
+        proc = run_crawler(["-s", "generic", "-b", "--ca-file", arg, "--database-dir", str(tmp_path),
+                            "https://example.invalid/v.mp4"], timeout_s=60)
+        assert proc.returncode == 2 and "ca_file (--ca-file)" in proc.stderr and "Traceback" not in proc.stderr
