@@ -75,6 +75,7 @@ class Comparison:
     on_player_arrivals: Figures | None = None  # the profile over the player's own segment arrivals (HLS/DASH)
     rule_problems: list[str] = field(default_factory=list)  # bounds that profile misses on the player's arrivals
     arrival_gap_s: float | None = None  # the largest difference in one segment's transfer time, player - crawler
+    # (a segment one play's window cut counts with the time it had taken by then: at least that much)
 
     @property
     def agrees(self) -> bool:
@@ -147,11 +148,11 @@ class _Inputs:
             self.kept.append(a.playout_input)
             self._play(a, chosen, driving)
 
-        pipeline.play_profiles = keep  # type: ignore[assignment]
+        pipeline.play_profiles = keep
         return self
 
     def __exit__(self, *exc: object) -> None:
-        pipeline.play_profiles = self._play  # type: ignore[assignment]
+        pipeline.play_profiles = self._play
 
 
 def crawl(lab: Lab, video: VideoSpec, player: str, window_s: float, rendition: str, out: Path) -> Path:
@@ -195,32 +196,73 @@ def compare(lab: Lab, video: VideoSpec, player: str, window_s: float, rendition:
     return cmp
 
 
-def _segments(db: Path) -> dict[str, tuple[str, float, float, float]]:
-    """The crawl's media segments by URL: (stream, media start, media duration, transfer time)."""
+@dataclass(frozen=True)
+class CrawledSegment:
+    """One media segment the crawler requested: what it holds, and how long it took (None: cut by the window)."""
+
+    stream: str
+    media_start_s: float
+    media_duration_s: float
+    trequest_s: float
+    transfer_s: float | None
+
+
+def _segments(db: Path) -> tuple[dict[str, CrawledSegment], float | None]:
+    """The crawl's media segments by URL, those its window cut included (their media times are known all the
+    same), and the end of the crawl's window on its clock (its profile's playout end)."""
     conn = sqlite3.connect(db)
     try:
-        rows = conn.execute("SELECT url, stream, media_start_s, media_duration_s, tfinish_s - trequest_s"
-                            " FROM segment_requests WHERE kind = 'media' AND complete = 1").fetchall()
+        rows = conn.execute("SELECT url, stream, media_start_s, media_duration_s, trequest_s, tfinish_s, complete"
+                            " FROM segment_requests WHERE kind = 'media' AND media_start_s IS NOT NULL"
+                            " ORDER BY seq").fetchall()
+        end = conn.execute("SELECT max(end_s) FROM playouts").fetchone()[0]
     finally:
         conn.close()
-    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+    out: dict[str, CrawledSegment] = {}
+    for url, stream, first, duration, trequest, tfinish, complete in rows:
+        if url not in out or out[url].transfer_s is None:  # a URL asked twice: its complete request
+            out[url] = CrawledSegment(stream, first, duration or 0.0, trequest,
+                                      tfinish - trequest if complete and tfinish is not None else None)
+    return out, end
 
 
-def player_arrivals(acc: PlayerAccount, segments: dict[str, tuple[str, float, float, float]]
+def player_arrivals(acc: PlayerAccount, segments: dict[str, CrawledSegment]
                     ) -> tuple[tuple[float, int, float, float], ...]:
     """``(t_s, bytes, video_s, audio_s)`` as the player received its segments (each playable when its request
-    ended, in media order: a buffer's end is the end of its contiguous segments from 0)."""
+    ended, in media order: a buffer's end is the end of its contiguous segments from 0). A segment is known by its
+    URL among the crawler's requests, whether or not the crawler's own request of it ended within its window."""
     got: dict[str, list[tuple[float, float]]] = {"video": [], "audio": []}
     events, received = [], 0
     for req in sorted((r for r in acc.requests if r.get("end_s") is not None), key=lambda r: r["end_s"]):
         received += req.get("bytes") or 0
         seg = segments.get(req["url"])
-        if seg is None or seg[0] not in got or not req.get("finished"):
+        if seg is None or seg.stream not in got or not req.get("finished"):
             continue
-        got[seg[0]].append((seg[1], seg[1] + seg[2]))
+        got[seg.stream].append((seg.media_start_s, seg.media_start_s + seg.media_duration_s))
         ends = {name: _contiguous(spans) for name, spans in got.items()}
         events.append((req["end_s"], received, ends["video"], ends["audio"]))
     return tuple(events)
+
+
+def arrival_gap_s(acc: PlayerAccount, segments: dict[str, CrawledSegment], crawl_end_s: float | None
+                  ) -> float | None:
+    """The largest difference in one segment's transfer time between the two plays. Where one side's window cut
+    the segment and the other's did not, the cut side took at least until its window's end: that lower bound
+    counts (the segment arrived within the window in one play and not in the other)."""
+    diffs = []
+    for r in acc.requests:
+        seg = segments.get(r["url"])
+        if seg is None or r.get("start_s") is None:
+            continue
+        done = bool(r.get("finished")) and r.get("end_s") is not None
+        player_s = r["end_s"] - r["start_s"] if done else None
+        if player_s is not None and seg.transfer_s is not None:
+            diffs.append(abs(player_s - seg.transfer_s))
+        elif player_s is not None and crawl_end_s is not None:  # the crawler's window cut it
+            diffs.append(max(0.0, crawl_end_s - seg.trequest_s - player_s))
+        elif seg.transfer_s is not None and r.get("end_s") is None:  # the player's window cut it
+            diffs.append(max(0.0, acc.window_s - r["start_s"] - seg.transfer_s))
+    return max(diffs) if diffs else None
 
 
 def _contiguous(spans: list[tuple[float, float]]) -> float:
@@ -236,7 +278,7 @@ def _on_player_arrivals(cmp: Comparison, acc: PlayerAccount, db: Path, player: s
     """The profile's rules alone: its playout over the player's own arrivals, and how far the arrivals differ."""
     if cmp.delivery == "progressive" or cmp.real is None:
         return  # a progressive file's bytes arrive without per-segment times in the player's account
-    segments = _segments(db)
+    segments, crawl_end_s = _segments(db)
     av = player_arrivals(acc, segments)
     if not av:
         return
@@ -248,9 +290,7 @@ def _on_player_arrivals(cmp: Comparison, acc: PlayerAccount, db: Path, player: s
     cmp.on_player_arrivals = _from_result(a.profile_playouts[0].result)
     if cmp.on_player_arrivals is not None:
         cmp.rule_problems = within(cmp.real, cmp.on_player_arrivals, fixed=False)
-    diffs = [abs((r["end_s"] - r["start_s"]) - segments[r["url"]][3]) for r in acc.requests
-             if r.get("finished") and r.get("end_s") is not None and r["url"] in segments]
-    cmp.arrival_gap_s = max(diffs) if diffs else None
+    cmp.arrival_gap_s = arrival_gap_s(acc, segments, crawl_end_s)
 
 
 def run(scenario_path: Path, window_s: float, players: tuple[str, ...], videos: tuple[str, ...] = (),
