@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytomo.lab.nginx import free_port
+from pytomo.lab.served import free_port
 from pytomo.lab.tools import nginx_exe
 
 HOST = "127.0.0.1"

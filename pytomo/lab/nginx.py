@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
 import grp
 import json
 import logging
@@ -15,17 +12,12 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytomo.errors import LabError
+from pytomo.lab.served import ServerProcess, Site
 
 if TYPE_CHECKING:
     from pytomo.lab.scenario import ServerProfile
@@ -51,29 +43,6 @@ LOG_FIELDS = ("server_addr", "server_port", "request_method", "request_uri", "st
 READY_URI = "/.pytomo-ready"  # the lab's own probe that nginx answers (a 404 left out of the truth)
 _LOOP_STEPS = 64  # redirect_loop: ?loop=N counts up to this, then keeps appending a digit
 _START_TIMEOUT_S = 10.0
-_START_ATTEMPTS = 3  # a port found free may be taken before nginx binds it
-_QUIT_TIMEOUT_S = 5.0
-_KILL_TIMEOUT_S = 3.0
-_TAIL_INTERVAL_S = 0.2
-_PR_SET_PDEATHSIG = 1
-
-
-@dataclass
-class NginxSite:
-    """One nginx cache server: its profile, port, and the files it serves under the lab's URLs."""
-
-    profile: ServerProfile
-    port: int
-    progressive: dict[str, Path] = field(default_factory=dict)  # URL path /v/ID.EXT -> media file
-    segmented: dict[str, Path] = field(default_factory=dict)  # video id -> folder served under /s/ID/
-    cert: tuple[Path, Path] | None = None  # HTTPS (with HTTP/2 by ALPN): the certificate chain and key files
-
-
-def free_port(ip: str) -> int:
-    """A port that is free on ``ip`` right now (the kernel's choice of an ephemeral port)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((ip, 0))
-        return sock.getsockname()[1]
 
 
 def worker_user(media_dirs: Iterable[Path]) -> tuple[str, str] | None:
@@ -102,7 +71,7 @@ def log_format() -> str:
     return "log_format pytomo_truth escape=json '{" + body + "}';"
 
 
-def render_config(sites: list[NginxSite], workdir: Path, user: tuple[str, str] | None = None) -> str:
+def render_config(sites: list[Site], workdir: Path, user: tuple[str, str] | None = None) -> str:
     """The whole nginx.conf for these sites, everything but the media kept inside ``workdir``."""
     w = workdir
     lines = ["daemon off;", "master_process on;", "worker_processes 1;", f"pid {_quote(w / 'nginx.pid')};",
@@ -131,7 +100,7 @@ def render_config(sites: list[NginxSite], workdir: Path, user: tuple[str, str] |
     return "\n".join(lines) + "\n"
 
 
-def _server_block(site: NginxSite, workdir: Path) -> list[str]:
+def _server_block(site: Site, workdir: Path) -> list[str]:
     p = site.profile
     root = workdir / "root" / p.name
     lines = ["    server {", f"        listen {p.ip}:{site.port}{' ssl http2' if site.cert else ''};",
@@ -260,204 +229,40 @@ def _answers_as_nginx(ip: str, port: int) -> bool:
     return head.startswith("http/") and "\r\nserver: nginx" in head
 
 
-def site_of(lab: Lab, profile: ServerProfile, port: int) -> NginxSite:
-    """A cache server run by nginx or Caddy: its port, its videos' files, its certificate for HTTPS."""
-    site = NginxSite(profile, port=port)
-    if profile.tls:
-        site.cert = lab.tls.cert_files(profile.host, profile.fault)
-    for video in lab.scenario.videos:
-        if video.server != profile.name:
-            continue
-        if video.id in lab.media:
-            media = lab.media[video.id]
-            site.progressive[f"{video.id}.{media.path.suffix.lstrip('.')}"] = media.path
-        elif video.id in lab.segmented:
-            site.segmented[video.id] = lab.segmented[video.id].root
-    return site
+class NginxServers(ServerProcess):
+    """One nginx master process serving every ``software = "nginx"`` cache server of a lab (SIGQUIT at stop:
+    the requests in flight finish)."""
 
-
-def make_docroot(root: Path, site: NginxSite) -> None:
-    """Symlinks to the media: only this server's videos exist under its root (anything else is a 404)."""
-    (root / "v").mkdir(parents=True)
-    (root / "s").mkdir()
-    for name, target in site.progressive.items():
-        (root / "v" / name).symlink_to(target)
-    for video_id, target in site.segmented.items():
-        (root / "s" / video_id).symlink_to(target, target_is_directory=True)
-
-
-class NginxError(LabError):
-    """nginx could not be started."""
-
-
-def parent_death_signal() -> Callable[[], None] | None:
-    """A preexec function that has the kernel stop nginx when this process dies (Linux, main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None  # the signal would come when this (short-lived) thread ends
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-class NginxServers:
-    """One nginx master process serving every ``software = "nginx"`` cache server of a lab."""
+    NAME = "nginx"
+    STOP_SIGNALS = ((signal.SIGQUIT, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0))
 
     def __init__(self, lab: Lab, profiles: list[ServerProfile], exe: str,
                  run_in: Callable[[Callable[[], Any]], Any] | None = None) -> None:
-        self.lab = lab
-        self.exe = exe
-        self.profiles = {p.name: p for p in profiles}
-        self._in_namespace = run_in is not None
-        self._run_in = run_in or (lambda fn: fn())  # e.g. the network path's namespace
-        self.sites: dict[str, NginxSite] = {}
-        self.workdir: Path | None = None
-        self.proc: subprocess.Popen | None = None
+        super().__init__(lab, profiles, exe, run_in)
         self._by_addr: dict[str, ServerProfile] = {}
-        self._offset = 0
-        self._partial = b""
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._tail: threading.Thread | None = None
-
-    def port(self, name: str) -> int:
-        """The port of nginx server ``name``."""
-        return self.sites[name].port
-
-    # configuration
-    def _sites(self) -> list[NginxSite]:
-        return [site_of(self.lab, p, self._run_in(functools.partial(free_port, p.ip))) for p in self.profiles.values()]
-
-    # lifecycle
-    def start(self) -> NginxServers:
-        """Write the configuration, start nginx and wait until every server accepts connections."""
-        self.workdir = Path(tempfile.mkdtemp(prefix="pytomo-nginx-"))
-        self.workdir.chmod(0o755)  # workers running as the media's owner go through it to the symlinks
-        for attempt in range(_START_ATTEMPTS):
-            try:
-                self._launch()
-                break
-            except NginxError as exc:
-                self._halt()
-                if "in use" not in str(exc) or attempt == _START_ATTEMPTS - 1:
-                    self.stop()
-                    raise
-                log.info("nginx: a chosen port was taken meanwhile (%s); trying other ports", exc)
-            except BaseException:
-                self.stop()
-                raise
-        self._tail = threading.Thread(target=self._tail_loop, name="lab-nginx-log", daemon=True)
-        self._tail.start()
-        return self
-
-    def _dir(self) -> Path:
-        """The working folder of the nginx being started or running."""
-        if self.workdir is None:
-            raise NginxError("nginx has no working folder: it was not started")
-        return self.workdir
 
     def _launch(self) -> None:
-        w = self._dir()
-        for name in ("temp", "root"):
-            shutil.rmtree(w / name, ignore_errors=True)
+        w = self._prepare()
+        shutil.rmtree(w / "temp", ignore_errors=True)
         (w / "temp").mkdir()
-        for name in ("access.log", "error.log", "stderr.log"):
-            (w / name).write_bytes(b"")
-        self._offset, self._partial = 0, b""
-        self.sites = {s.profile.name: s for s in self._sites()}
-        for site in self.sites.values():
-            make_docroot(w / "root" / site.profile.name, site)
         self._by_addr = {f"{s.profile.ip}:{s.port}": s.profile for s in self.sites.values()}
         folders = [m.path.parent for m in self.lab.media.values()]
         folders += [s.root.parent for s in self.lab.segmented.values()]
         conf = w / "nginx.conf"
         conf.write_text(render_config(list(self.sites.values()), w, worker_user(folders)))
-        command = [self.exe, "-p", str(w), "-c", str(conf), "-e", str(w / "error.log")]
-        preexec = None if self._in_namespace else parent_death_signal()
-        with open(w / "stderr.log", "wb") as err:
-            self.proc = self._run_in(lambda: subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=err, stderr=err, close_fds=True, preexec_fn=preexec))
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        waiting = [(s.profile.ip, s.port) for s in self.sites.values()]
-        while waiting:
-            if self.proc.poll() is not None:
-                raise NginxError(f"nginx exited with status {self.proc.returncode}: {self._last_error()}")
-            if time.monotonic() > deadline:
-                raise NginxError(f"nginx did not accept connections within {_START_TIMEOUT_S:g} s: "
-                                 f"{self._last_error()}")
-            if _answers_as_nginx(*waiting[0]):
-                waiting.pop(0)
-            else:
-                if "Address already in use" in self._last_error():
-                    raise NginxError(f"nginx could not listen: {self._last_error()}")
-                time.sleep(0.05)
-        log.info("nginx %s serving %s", self.exe, ", ".join(f"{k} ({v.name})" for k, v in self._by_addr.items()))
+        self._spawn([self.exe, "-p", str(w), "-c", str(conf), "-e", str(w / "error.log")])
+        self._wait_ready(_answers_as_nginx, _START_TIMEOUT_S)
 
     def _last_error(self) -> str:
-        lines: list[str] = []
-        for name in ("stderr.log", "error.log"):
-            try:
-                lines += [ln.strip() for ln in (self._dir() / name).read_text(errors="replace").splitlines()
-                          if ln.strip()]
-            except OSError:
-                pass
+        lines = self._log_lines()
         emerg = [ln for ln in lines if "[emerg]" in ln or "[alert]" in ln or "[crit]" in ln]
         return (emerg or lines or ["no message"])[-1]
 
-    def stop(self) -> None:
-        """Stop nginx (SIGQUIT: finish the requests in flight, then SIGTERM, then SIGKILL), read its last log lines
-        and remove the working folder; idempotent."""
-        self._stop.set()
-        self._halt()
-        if self._tail is not None and self._tail is not threading.current_thread():
-            self._tail.join(2.0)
-        if self.workdir is not None:
-            self.collect()
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
-
-    def _halt(self) -> None:
-        """End the nginx process: SIGQUIT, then SIGTERM, then SIGKILL."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        for sig, wait_s in ((signal.SIGQUIT, _QUIT_TIMEOUT_S), (signal.SIGTERM, _KILL_TIMEOUT_S),
-                            (signal.SIGKILL, _KILL_TIMEOUT_S)):
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(sig)
-            try:
-                self.proc.wait(wait_s)
-                return
-            except subprocess.TimeoutExpired:
-                log.warning("nginx did not stop within %g s of %s", wait_s, sig.name)
-
-    # ground truth
-    def collect(self) -> int:
-        """Add the access log's new lines to the lab's ground truth; the number added."""
-        with self._lock:
-            if self.workdir is None:
-                return 0
-            try:
-                with open(self.workdir / "access.log", "rb") as fh:
-                    fh.seek(self._offset)
-                    data = fh.read()
-            except OSError:
-                return 0
-            self._offset += len(data)
-            data = self._partial + data
-            *lines, self._partial = data.split(b"\n")
-            added = 0
-            for line in lines:
-                entry = parse_log_line(line.decode("utf-8", "replace"))
-                if entry is None:
-                    continue
-                profile = self._by_addr.get(f"{entry['server_addr']}:{entry['server_port']}")
-                if profile is None or entry["request_uri"] == READY_URI:
-                    continue
-                self.lab.truth.add(truth_record(entry, self.lab, profile))
-                added += 1
-            return added
-
-    def _tail_loop(self) -> None:
-        while not self._stop.wait(_TAIL_INTERVAL_S):
-            self.collect()
+    def _record(self, line: str) -> dict[str, Any] | None:
+        entry = parse_log_line(line)
+        if entry is None:
+            return None
+        profile = self._by_addr.get(f"{entry['server_addr']}:{entry['server_port']}")
+        if profile is None or entry["request_uri"] == READY_URI:
+            return None
+        return truth_record(entry, self.lab, profile)

@@ -8,20 +8,22 @@ import logging
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pytomo.errors import LabError
-from pytomo.lab.caddy import CaddyError, CaddyServers, caddy_exe
+from pytomo.lab.caddy import CaddyServers, caddy_exe
 from pytomo.lab.dns import LabDnsServer
 from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, RedirectorHandler
 from pytomo.lab.media import LabMedia, ensure_media
 from pytomo.lab.netpath import NetPath, PathError, PathSpec, unavailable_reason
-from pytomo.lab.nginx import NginxError, NginxServers
+from pytomo.lab.nginx import NginxServers
 from pytomo.lab.platforms import PLATFORMS_HOST, PLATFORMS_IP, PlatformsHandler, dns_records, endpoints
 from pytomo.lab.scenario import DNS_IP, LAB_DOMAIN, PLATFORM_IP, REDIRECTOR_IPS, Scenario, ServerProfile, VideoSpec
 from pytomo.lab.segmented import SegmentedMedia, SegmentedSpec, ensure_segmented
 from pytomo.lab.segmented import unavailable as segmented_unavailable
+from pytomo.lab.served import ServedError
 from pytomo.lab.tls import LabTLS
 from pytomo.lab.tools import nginx_exe
 from pytomo.lab.truth import TruthLog, path_stats_file
@@ -166,24 +168,24 @@ class Lab:
         return [p for p in self.scenario.servers if p.software == software]
 
     def _start_caddy(self, exe: str) -> None:
-        run_in = self.path.call if self.path is not None else None  # Caddy listens in the path's namespace
-        caddy = CaddyServers(self, self._profiles("caddy"), exe, run_in=run_in)
-        try:
-            self.caddy = caddy.start()
-        except (CaddyError, OSError) as exc:
-            self._leave_out_software("caddy", str(exc))
-            return
-        self.truth.add_source(self.caddy.collect)
+        self.caddy = self._start_served(CaddyServers(self, self._profiles("caddy"), exe, run_in=self._run_in()))
 
     def _start_nginx(self, exe: str) -> None:
-        run_in = self.path.call if self.path is not None else None  # nginx listens in the path's namespace
-        nginx = NginxServers(self, self._profiles("nginx"), exe, run_in=run_in)
+        self.nginx = self._start_served(NginxServers(self, self._profiles("nginx"), exe, run_in=self._run_in()))
+
+    def _run_in(self) -> Callable[[Callable[[], Any]], Any] | None:
+        """Where real servers start: in the network path's namespace when there is one (else None: here)."""
+        return self.path.call if self.path is not None else None
+
+    def _start_served(self, served: _Served) -> _Served | None:
+        """Start a real server's process, its log a source of the truth; None (its servers left out) on failure."""
         try:
-            self.nginx = nginx.start()
-        except (NginxError, OSError) as exc:
-            self._leave_out_software("nginx", str(exc))
-            return
-        self.truth.add_source(self.nginx.collect)
+            served.start()
+        except (ServedError, OSError) as exc:
+            self._leave_out_software(served.NAME, str(exc))
+            return None
+        self.truth.add_source(served.collect)
+        return served
 
     def _leave_out_software(self, software: str, why: str) -> None:
         """Drop the nginx (or Caddy) servers and their videos from the running scenario, saying so in one line."""
@@ -369,6 +371,7 @@ class Lab:
 
 
 _Server = TypeVar("_Server", LabServer, LabDnsServer, LabTLS)
+_Served = TypeVar("_Served", NginxServers, CaddyServers)
 
 
 def _running(server: _Server | None, what: str) -> _Server:

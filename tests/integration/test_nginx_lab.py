@@ -15,10 +15,11 @@ import pytest
 
 from pytomo.lab import runtime
 from pytomo.lab.media import MediaSpec, ensure_media
-from pytomo.lab.nginx import LIMIT_SLACK_BYTES, free_port
+from pytomo.lab.nginx import LIMIT_SLACK_BYTES
 from pytomo.lab.runtime import Lab
 from pytomo.lab.scenario import parse_scenario
 from pytomo.lab.segmented import SegmentedSpec, ensure_segmented
+from pytomo.lab.served import free_port
 from pytomo.lab.tools import nginx_exe
 from pytomo.lab.truth import read_truth
 from tests.conftest import connect, database_of, run_crawler
@@ -300,11 +301,11 @@ def test_plain_nginx_crawled_by_the_generic_service(plain_nginx, tmp_path):
 
 
 def test_a_port_taken_meanwhile_is_tried_again(monkeypatch, tmp_path):
-    from pytomo.lab import nginx
+    from pytomo.lab import served
 
     taken = socket.create_server(("127.77.3.1", 0))
     ports = [taken.getsockname()[1]]
-    monkeypatch.setattr(nginx, "free_port", lambda ip: ports.pop() if ports else free_port(ip))
+    monkeypatch.setattr(served, "free_port", lambda ip: ports.pop() if ports else free_port(ip))
     scenario = parse_scenario({"servers": [SERVERS[0]], "videos": [VIDEOS[0]]}, "taken.toml")
     try:
         with Lab(scenario) as lab:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytomo.lab import nginx
+from pytomo.lab import nginx, served
 from pytomo.lab.scenario import ServerProfile
 from pytomo.lab.tools import nginx_exe
 from pytomo.lab.truth import TRUTH_FIELDS, TruthLog
@@ -21,10 +21,10 @@ LOOP = ServerProfile("nginx-loop", "nginx-loop.lab.pytomo.test", "127.77.2.5", s
 GONE = ServerProfile("nginx-403", "nginx-403.lab.pytomo.test", "127.77.2.6", software="nginx", fault="403")
 
 
-def _sites(tmp_path: Path) -> list[nginx.NginxSite]:
+def _sites(tmp_path: Path) -> list[served.Site]:
     media = tmp_path / "media.mp4"
     media.write_bytes(b"x")
-    site = nginx.NginxSite
+    site = served.Site
     return [site(FAST, 18001, progressive={"v1.mp4": media}), site(SLOW, 18002, segmented={"v2": tmp_path}),
             site(LOOP, 18003, progressive={"v3.mp4": media}), site(GONE, 18004, progressive={"v4.mp4": media})]
 
