@@ -88,7 +88,8 @@ class CrawlRun:
             http = HttpClient(lambda host: addresses(dns.lookup(host)), timeout_s=s.http_timeout_s,
                               user_agent=s.user_agent, proxy=s.http_proxy, policy=policy,
                               cookies=load_cookies(s.cookies_file) if s.cookies_file else None,
-                              ca_files=[f for f in (s.ca_file, lab.ca_file if lab is not None else None) if f])
+                              ca_files=[f for f in (s.ca_file, lab.ca_file if lab is not None else None) if f],
+                              http_protocol=s.http_protocol)
             stack.callback(http.close)
             # the plugins see the lab only as URLs in their settings; the run row stores the settings as given
             ctx = ServiceContext(http=http, settings=lab.layer(s) if lab is not None else s)

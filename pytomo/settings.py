@@ -178,6 +178,11 @@ class Settings:
                                   metavar="PROXY", note="addresses are then chosen by the proxy")
     cookies_file: str | None = _opt(None, "cookies in Netscape format (as yt-dlp reads them), sent by yt-dlp and "
                                     "with media requests", group="probes", flag="--cookies", metavar="FILE")
+    http_protocol: str = _opt("1.1", "HTTP version of media requests over HTTPS: 1.1, 2, 3 or auto", group="probes",
+                              flag="--http", metavar="VERSION", check=one_of(("1.1", "2", "3", "auto")),
+                              note="2, 3 and auto go through libcurl (curl_cffi): auto is HTTP/2 by ALPN and HTTP/3 "
+                              "on a new connection once the server advertised it in `Alt-Svc`; plain-HTTP URLs, "
+                              "pages and redirect hops stay on HTTP/1.1; over libcurl no TCP_INFO is sampled")
     ca_file: str | None = _opt(None, "CA certificates (PEM) trusted besides the default bundle, as on a network whose "
                                "TLS proxy signs what it forwards", group="probes", flag="--ca-file", metavar="FILE",
                                env="REQUESTS_CA_BUNDLE|SSL_CERT_FILE", check=_ca_file,

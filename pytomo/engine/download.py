@@ -13,17 +13,22 @@ import requests
 import urllib3.exceptions
 
 from pytomo.engine import tcpinfo
+from pytomo.engine.curl import CurlAnswer, curl_failure, read_chunk
 from pytomo.engine.http import NETWORK_ERRORS, HttpClient, connection_use, http_version_of, socket_of, tls_failure
 from pytomo.results import Transfer, utc_now
 
 READ_CHUNK_BYTES = 1 << 20
 TAIL_LIMIT_BYTES = 64 << 20
+CURL_SLACK_S = 5.0  # libcurl ends a request this long after its window and its head's timeout, whatever happens
 DECODE_STEP_BYTES = 1 << 20  # decoded bytes produced per step from a compressed body (bounded memory)
 DECODED_RATIO_MAX = 100  # a compressed body may decode to this many times its wire bytes (media does not shrink)...
 DECODED_FREE_BYTES = 8 << 20  # ...past these first decoded bytes (more than a page's or a manifest's budget)
 
 
 def _classify(exc: BaseException) -> tuple[str, str]:
+    failure = curl_failure(exc)
+    if failure is not None:
+        return failure
     tls = tls_failure(exc)
     if tls is not None:
         return tls
@@ -99,7 +104,8 @@ def _range_header(byte_range: tuple[int, int | None]) -> str:
     return f"bytes={first}-{'' if last is None else last}"
 
 
-def _refusal(resp: requests.Response, url: str, byte_range: tuple[int, int | None] | None) -> tuple[str, str] | None:
+def _refusal(resp: requests.Response | CurlAnswer, url: str,
+             byte_range: tuple[int, int | None] | None) -> tuple[str, str] | None:
     """Why a response cannot be measured as the body asked for (kind, message), or None."""
     if byte_range is None:
         return None if resp.status_code == 200 else ("http_status", f"HTTP {resp.status_code} from {url}")
@@ -145,49 +151,74 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
     if byte_range is not None:
         hdrs["Range"] = _range_header(byte_range)
     t0 = time.perf_counter()
-    try:
-        resp = http.request("GET", url, address=address, stream=True, timeout_s=timeout_s, headers=hdrs)
-    except NETWORK_ERRORS as exc:  # connection refused, timeout before headers...
-        tr.ended_by = "error"
-        tr.error_kind, tr.error = _classify(exc)
+    answer: requests.Response | CurlAnswer
+    if http.transport is not None and url.startswith("https:"):  # --http 2, 3, auto: libcurl (pytomo/engine/curl.py)
+        answer = http.transport.request(url, address, headers=hdrs, timeout_s=timeout_s,
+                                        deadline_s=timeout_s + window_s + CURL_SLACK_S)
+        if answer.error is not None:
+            tr.ended_by = "error"
+            tr.error_kind, tr.error = _classify(answer.error)
+            return tr
+        tr.headers_s = (answer.headers_at or time.perf_counter()) - t0
+        tr.http_version = answer.http_version
+    else:
+        try:
+            answer = http.request("GET", url, address=address, stream=True, timeout_s=timeout_s, headers=hdrs)
+        except NETWORK_ERRORS as exc:  # connection refused, timeout before headers...
+            tr.ended_by = "error"
+            tr.error_kind, tr.error = _classify(exc)
+            return tr
+        tr.headers_s = time.perf_counter() - t0
+        tr.connection = connection_use(answer)
+        tr.http_version = http_version_of(answer)
+    decoder = _take_head(tr, answer, url, byte_range, body_limit_bytes)
+    if tr.ended_by == "error":
+        _close(answer)
         return tr
-    tr.headers_s = time.perf_counter() - t0
-    tr.connection = connection_use(resp)
-    tr.status = resp.status_code
-    tr.http_version = http_version_of(resp)
-    tr.content_type = resp.headers.get("Content-Type")
-    chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
-    tr.content_length_bytes = None if chunked else _content_length(resp.headers.get("Content-Length"))
-    encoding = resp.headers.get("Content-Encoding", "").strip().lower() or None
-    total = resp.headers.get("Content-Range", "").rpartition("/")[2].strip()
-    tr.instance_bytes = int(total) if resp.status_code == 206 and total.isdigit() and len(total) <= 18 else None
-    refused = _refusal(resp, url, byte_range)
-    if refused is None and encoding not in (None, "identity", "gzip", "x-gzip", "deflate"):
-        refused = ("content_encoding", f"the server sent Content-Encoding {encoding!r}, which was not asked for")
-    if refused is not None:
-        resp.close()
-        tr.ended_by = "error"
-        tr.error_kind, tr.error = refused
-        return tr
-    decoder = _Decoder(encoding) if encoding not in (None, "identity") else None
-    if decoder is not None:
-        tr.content_encoding, tr.decoded_bytes = encoding, 0
     if on_headers is not None:
         on_headers(tr)
-    if body_limit_bytes is not None and (tr.content_length_bytes or 0) > body_limit_bytes and decoder is None:
-        resp.close()
-        tr.ended_by, tr.error_kind = "error", "too_large"
-        tr.error = f"the body announces {tr.content_length_bytes} bytes, more than the {body_limit_bytes} allowed"
-        return tr
-    _read_body(tr, resp, t0, chunked, decoder, head_limit_bytes, on_data, should_stop, timeout_s, body_limit_bytes)
+    args = (decoder, head_limit_bytes, on_data, timeout_s, body_limit_bytes)
+    if isinstance(answer, CurlAnswer):
+        _CurlBodyReader(tr, answer, t0, *args).run(should_stop)
+    else:
+        _BodyReader(tr, answer, t0, *args).run(should_stop)
     return tr
 
 
-def _read_body(tr: Transfer, resp: requests.Response, t0: float, chunked: bool, decoder: _Decoder | None,
-               head_limit_bytes: int, on_data: Callable[[memoryview], None] | None,
-               should_stop: Callable[[], bool] | None, timeout_s: float, body_limit_bytes: int | None) -> None:
-    """Read the body until its end, the window, an error or a stop; fill ``tr``; release or close the connection."""
-    _BodyReader(tr, resp, t0, chunked, decoder, head_limit_bytes, on_data, timeout_s, body_limit_bytes).run(should_stop)
+def _take_head(tr: Transfer, answer: requests.Response | CurlAnswer, url: str,
+               byte_range: tuple[int, int | None] | None, body_limit_bytes: int | None) -> _Decoder | None:
+    """Fill ``tr`` from the answer's status and headers; its decoder (or None); ``tr.ended_by`` is "error" when the
+    answer cannot be measured as asked (a refused range, an encoding not asked for, a body announced too large)."""
+    headers = answer.headers
+    tr.status = answer.status_code
+    tr.content_type = headers.get("Content-Type")
+    chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+    tr.content_length_bytes = None if chunked else _content_length(headers.get("Content-Length"))
+    encoding = headers.get("Content-Encoding", "").strip().lower() or None
+    total = headers.get("Content-Range", "").rpartition("/")[2].strip()
+    tr.instance_bytes = int(total) if answer.status_code == 206 and total.isdigit() and len(total) <= 18 else None
+    refused = _refusal(answer, url, byte_range)
+    if refused is None and encoding not in (None, "identity", "gzip", "x-gzip", "deflate"):
+        refused = ("content_encoding", f"the server sent Content-Encoding {encoding!r}, which was not asked for")
+    if refused is not None:
+        tr.ended_by = "error"
+        tr.error_kind, tr.error = refused
+        return None
+    decoder = _Decoder(encoding) if encoding not in (None, "identity") else None
+    if decoder is not None:
+        tr.content_encoding, tr.decoded_bytes = encoding, 0
+    if body_limit_bytes is not None and (tr.content_length_bytes or 0) > body_limit_bytes and decoder is None:
+        tr.ended_by, tr.error_kind = "error", "too_large"
+        tr.error = f"the body announces {tr.content_length_bytes} bytes, more than the {body_limit_bytes} allowed"
+    return decoder
+
+
+def _close(answer: requests.Response | CurlAnswer) -> None:
+    """Give up an answer whose body will not be read."""
+    if isinstance(answer, CurlAnswer):
+        answer.cancel()
+    else:
+        answer.close()
 
 
 class _BodyReader:
@@ -195,14 +226,14 @@ class _BodyReader:
     ``_next_chunk`` (wait for data and read it, timed as it returns) and ``_deliver`` (decode, keep the head, pass it
     on); setting up and tearing down the connection are methods of their own."""
 
-    def __init__(self, tr: Transfer, resp: requests.Response, t0: float, chunked: bool, decoder: _Decoder | None,
+    def __init__(self, tr: Transfer, resp: requests.Response, t0: float, decoder: _Decoder | None,
                  head_limit_bytes: int, on_data: Callable[[memoryview], None] | None, timeout_s: float,
                  body_limit_bytes: int | None) -> None:
         self.tr = tr
         self.resp = resp
         self.raw = resp.raw
         self.t0 = t0
-        self.chunked = chunked
+        self.chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
         self.decoder = decoder
         self.head_limit_bytes = head_limit_bytes
         self.on_data = on_data
@@ -331,6 +362,44 @@ class _BodyReader:
             tr.ended_by = "error"
             tr.error_kind = "short_body"
             tr.error = f"body shorter than its Content-Length ({total} of {length} bytes)"
+
+
+class _CurlBodyReader(_BodyReader):
+    """A body arriving through libcurl (pytomo/engine/curl.py): each chunk with the time libcurl handed it over; no
+    socket is lent out, so no TCP_INFO samples; a body cut short is ended by libcurl (its stream reset over HTTP/2
+    and HTTP/3, its connection closed over HTTP/1.1)."""
+
+    def __init__(self, tr: Transfer, answer: CurlAnswer, t0: float, decoder: _Decoder | None,
+                 head_limit_bytes: int, on_data: Callable[[memoryview], None] | None, timeout_s: float,
+                 body_limit_bytes: int | None) -> None:
+        self.answer = answer
+        self.tr, self.t0, self.chunked, self.decoder = tr, t0, False, decoder
+        self.head_limit_bytes, self.on_data, self.timeout_s = head_limit_bytes, on_data, timeout_s
+        self.body_limit_bytes = body_limit_bytes
+        self.deadline = (tr.headers_s or 0.0) + tr.window_s
+        self.sock = None
+        self.length = tr.content_length_bytes
+        self.head = bytearray()
+
+    def _next_chunk(self, remaining: float) -> tuple[bytes, float] | None:
+        arrival = read_chunk(self.answer, min(remaining, self.timeout_s))
+        if arrival is None:
+            if time.perf_counter() - self.t0 >= self.deadline - 1e-3:
+                return None
+            raise TimeoutError("no data within the timeout")
+        data, at = arrival
+        return data, at - self.t0
+
+    def _sample(self, now: float) -> None:
+        return None
+
+    def _finish(self, total: int) -> None:
+        tr, answer = self.tr, self.answer
+        tr.bytes_total = total
+        tr.head = bytes(self.head)
+        if tr.ended_by != "eof":
+            answer.cancel()
+        tr.connection = answer.connection
 
 
 def fetch_range(http: HttpClient, url: str, address: str, offset: int, length: int | None,

@@ -26,6 +26,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from pytomo.engine.curl import CurlTransport
 from pytomo.engine.targets import TargetPolicy
 from pytomo.errors import ResolveFailed
 from pytomo.results import ConnectionUse
@@ -262,7 +263,7 @@ class HttpClient:
     def __init__(self, resolve: Callable[[str], list[str]], *, timeout_s: float = 5.0, user_agent: str = "",
                  proxy: str | None = None, policy: TargetPolicy | None = None,
                  cookies: http.cookiejar.CookieJar | None = None,
-                 ca_files: Sequence[str | os.PathLike[str]] = ()) -> None:
+                 ca_files: Sequence[str | os.PathLike[str]] = (), http_protocol: str = "1.1") -> None:
         self.resolve = resolve
         self.cookies = cookies  # matched against each request's own URL (we send to an address, not a name)
         self.policy = policy or TargetPolicy(allow_private=True)
@@ -273,6 +274,10 @@ class HttpClient:
         self._bundle = trust_bundle(ca_files)
         if self._bundle is not None:
             self.session.verify = self._bundle
+        # media over HTTPS through libcurl, as --http asks (pytomo/engine/curl.py); None: all through requests
+        self.transport = None if http_protocol == "1.1" else CurlTransport(
+            http_protocol, ca_file=self._bundle or certifi.where(), user_agent=user_agent,
+            accept_encoding=ACCEPT_ENCODING)
         self.session.mount("http://", _TimedAdapter())
         self.session.mount("https://", _PinnedTLSAdapter())
         self.session.headers["Accept-Encoding"] = ACCEPT_ENCODING
@@ -309,8 +314,11 @@ class HttpClient:
         t = timeout_s or self.timeout_s
         _local.headers_deadline_s, _local.headers_expired = t, False  # the whole header section within t
         try:
-            return self.session.request(method, target, headers=hdrs, stream=stream, allow_redirects=False,
+            resp = self.session.request(method, target, headers=hdrs, stream=stream, allow_redirects=False,
                                         timeout=(t, t))
+            if self.transport is not None:  # what an answer over HTTP/1.1 advertised serves the media requests
+                self.transport.learn(host, _port, resp.headers.get("Alt-Svc"))
+            return resp
         except requests.Timeout as exc:
             if _local.headers_expired:  # say which deadline passed, not urllib3's per-read wording
                 raise requests.ReadTimeout(f"the response headers did not all arrive within {t:g} s") from exc
@@ -350,6 +358,8 @@ class HttpClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
+        if self.transport is not None:
+            self.transport.close()
         if self._bundle is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._bundle)
