@@ -182,7 +182,7 @@ class Settings:
                               flag="--http", metavar="VERSION", check=one_of(("1.1", "2", "3", "auto")),
                               note="2, 3 and auto go through libcurl (curl_cffi): auto is HTTP/2 by ALPN and HTTP/3 "
                               "on a new connection once the server advertised it in `Alt-Svc`; plain-HTTP URLs, "
-                              "pages and redirect hops stay on HTTP/1.1; over libcurl no TCP_INFO is sampled")
+                              "pages and redirect hops stay on HTTP/1.1; no TCP_INFO over HTTP/3 (QUIC)")
     ca_file: str | None = _opt(None, "CA certificates (PEM) trusted besides the default bundle, as on a network whose "
                                "TLS proxy signs what it forwards", group="probes", flag="--ca-file", metavar="FILE",
                                env="REQUESTS_CA_BUNDLE|SSL_CERT_FILE", check=_ca_file,

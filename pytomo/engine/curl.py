@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ class CurlAnswer:
     ended: threading.Event = field(default_factory=threading.Event)
     head_ready: threading.Event = field(default_factory=threading.Event)
     error: CurlTransportError | None = None
+    sock: socket.socket | None = None  # a duplicate of libcurl's TCP socket (TCP_INFO); None over QUIC; close it
     _stop: bool = False
 
     def cancel(self) -> None:
@@ -159,6 +162,8 @@ class CurlTransport:
             if answer.status_code >= 200:  # not a 1xx: this head is the answer's
                 answer.headers_at = time.perf_counter()
                 answer.connection = _connection_use(handle.curl, answer.http_version, handle)  # allowed in a callback
+                if answer.http_version != "HTTP/3":
+                    answer.sock = _tcp_socket(handle.curl)
                 answer.head_ready.set()
         elif b":" in line:
             name, _, value = line.decode("latin-1").partition(":")
@@ -223,6 +228,20 @@ def _connection_use(c: Curl, http_version: str | None, handle: _Handle) -> Conne
     return ConnectionUse(new=True, tcp_connect_s=max(0.0, connect_s - lookup_s),
                          tls_handshake_s=max(0.0, appconnect_s - connect_s) if appconnect_s else None,
                          request_on_connection=1, tls_version=tls)
+
+
+def _tcp_socket(c: Curl) -> socket.socket | None:
+    """A duplicate of the TCP socket libcurl uses for the transfer (its own stays open), or None."""
+    try:
+        fd = int(c.getinfo(CurlInfo.ACTIVESOCKET))  # type: ignore[arg-type]
+    except CurlError:
+        return None
+    if fd < 0:
+        return None
+    try:
+        return socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return None
 
 
 def read_chunk(answer: CurlAnswer, timeout_s: float) -> tuple[bytes, float] | None:

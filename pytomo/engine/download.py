@@ -217,6 +217,8 @@ def _close(answer: requests.Response | CurlAnswer) -> None:
     """Give up an answer whose body will not be read."""
     if isinstance(answer, CurlAnswer):
         answer.cancel()
+        if answer.sock is not None:
+            answer.sock.close()
     else:
         answer.close()
 
@@ -365,9 +367,9 @@ class _BodyReader:
 
 
 class _CurlBodyReader(_BodyReader):
-    """A body arriving through libcurl (pytomo/engine/curl.py): each chunk with the time libcurl handed it over; no
-    socket is lent out, so no TCP_INFO samples; a body cut short is ended by libcurl (its stream reset over HTTP/2
-    and HTTP/3, its connection closed over HTTP/1.1)."""
+    """A body arriving through libcurl (pytomo/engine/curl.py): each chunk with the time libcurl handed it over;
+    TCP_INFO from a duplicate of its TCP socket (none over QUIC); a body cut short is ended by libcurl (its stream reset
+    over HTTP/2 and HTTP/3, its connection closed over HTTP/1.1)."""
 
     def __init__(self, tr: Transfer, answer: CurlAnswer, t0: float, decoder: _Decoder | None,
                  head_limit_bytes: int, on_data: Callable[[memoryview], None] | None, timeout_s: float,
@@ -377,7 +379,7 @@ class _CurlBodyReader(_BodyReader):
         self.head_limit_bytes, self.on_data, self.timeout_s = head_limit_bytes, on_data, timeout_s
         self.body_limit_bytes = body_limit_bytes
         self.deadline = (tr.headers_s or 0.0) + tr.window_s
-        self.sock = None
+        self.sock = answer.sock  # over TCP: TCP_INFO sampled from a duplicate of libcurl's socket
         self.length = tr.content_length_bytes
         self.head = bytearray()
 
@@ -390,13 +392,13 @@ class _CurlBodyReader(_BodyReader):
         data, at = arrival
         return data, at - self.t0
 
-    def _sample(self, now: float) -> None:
-        return None
-
     def _finish(self, total: int) -> None:
         tr, answer = self.tr, self.answer
         tr.bytes_total = total
         tr.head = bytes(self.head)
+        self._sample(time.perf_counter() - self.t0)
+        if self.sock is not None:
+            self.sock.close()  # the duplicate only
         if tr.ended_by != "eof":
             answer.cancel()
         tr.connection = answer.connection

@@ -79,6 +79,8 @@ def test_each_protocol_is_what_the_servers_logged(tmp_path, protocol):
             continue
         assert v["status"] == "ok", (vid, v["error_message"])
         assert d["http_version"] == want and d["tls_version"] == "TLSv1.3", vid
+        samples = conn.execute("SELECT COUNT(*) FROM tcp_info_samples WHERE download_id = ?", (d["id"],)).fetchone()[0]
+        assert (samples > 0) == (want != "HTTP/3"), (vid, samples)  # TCP_INFO over TCP only
         requests = [{"url": d["url"], "bytes": d["bytes"], "complete": d["ended_by"] == "eof",
                      "http_version": d["http_version"]}] if not segments else [dict(r) for r in segments]
         for r in requests:
