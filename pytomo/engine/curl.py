@@ -256,6 +256,7 @@ def read_chunk(answer: CurlAnswer, timeout_s: float) -> tuple[bytes, float] | No
     return item
 
 
+
 # libcurl's error codes (curl.h) as the crawler's error kinds; CURLE_PEER_FAILED_VERIFICATION by its message
 _KINDS = {6: "connect", 7: "connect", 28: "timeout", 35: "tls_handshake", 18: "short_body", 52: "reset",
           55: "reset", 56: "reset", 92: "reset", 95: "connect", 16: "transfer"}
