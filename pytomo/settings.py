@@ -178,7 +178,7 @@ class Settings:
                                   metavar="PROXY", note="addresses are then chosen by the proxy")
     cookies_file: str | None = _opt(None, "cookies in Netscape format (as yt-dlp reads them), sent by yt-dlp and "
                                     "with media requests", group="probes", flag="--cookies", metavar="FILE")
-    http_protocol: str = _opt("1.1", "HTTP version of media requests over HTTPS: 1.1, 2, 3 or auto", group="probes",
+    http_protocol: str = _opt("auto", "HTTP version of media requests over HTTPS: 1.1, 2, 3 or auto", group="probes",
                               flag="--http", metavar="VERSION", check=one_of(("1.1", "2", "3", "auto")),
                               note="2, 3 and auto go through libcurl (curl_cffi): auto is HTTP/2 by ALPN and HTTP/3 "
                               "on a new connection once the server advertised it in `Alt-Svc`; plain-HTTP URLs, "

@@ -263,7 +263,7 @@ class HttpClient:
     def __init__(self, resolve: Callable[[str], list[str]], *, timeout_s: float = 5.0, user_agent: str = "",
                  proxy: str | None = None, policy: TargetPolicy | None = None,
                  cookies: http.cookiejar.CookieJar | None = None,
-                 ca_files: Sequence[str | os.PathLike[str]] = (), http_protocol: str = "1.1") -> None:
+                 ca_files: Sequence[str | os.PathLike[str]] = (), http_protocol: str = "auto") -> None:
         self.resolve = resolve
         self.cookies = cookies  # matched against each request's own URL (we send to an address, not a name)
         self.policy = policy or TargetPolicy(allow_private=True)

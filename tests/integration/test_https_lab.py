@@ -90,8 +90,9 @@ def test_curl_with_the_labs_ca_gets_every_protocol_the_servers_offer(lab):
 @needs_caddy
 @needs_nginx
 def test_the_lab_crawl_measures_https_against_each_servers_log(tmp_path):
+    """Over requests (--http 1.1): test_transports.py has HTTP/2 and HTTP/3 through libcurl."""
     proc = run_crawler(["-s", "lab", "--lab-scenario", str(_scenario_file(tmp_path)), "-b", "-t", "all_time",
-                        "-D", "3", "-n", "1", "-S", "0", "--database-dir", str(tmp_path / "db"),
+                        "-D", "3", "-n", "1", "-S", "0", "--http", "1.1", "--database-dir", str(tmp_path / "db"),
                         "--lab-truth", str(tmp_path / "truth.jsonl")], timeout_s=300)
     conn = connect(database_of(proc))
     videos = _videos(conn)
