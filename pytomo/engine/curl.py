@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from curl_cffi import Curl, CurlError, CurlHttpVersion, CurlInfo, CurlOpt
+from curl_cffi.curl import CURL_WRITEFUNC_ERROR
 from requests.structures import CaseInsensitiveDict
 
 from pytomo.results import ConnectionUse
@@ -173,7 +174,9 @@ class CurlTransport:
     @staticmethod
     def _on_body(answer: CurlAnswer, data: bytes) -> int:
         if answer._stop:
-            return 0  # libcurl ends the transfer (CURLE_WRITE_ERROR)
+            # libcurl ends the transfer (CURLE_WRITE_ERROR); curl_cffi passes on only this value (any other count
+            # that differs from the chunk's is taken as the whole chunk, with a warning, and the transfer goes on)
+            return CURL_WRITEFUNC_ERROR
         answer.chunks.put((data, time.perf_counter()))
         return len(data)
 

@@ -128,3 +128,37 @@ def test_a_generic_crawl_with_auto_stores_http3_transfers_matching_caddys_log(tm
     assert v["status"] == "ok" and d["http_version"] == "HTTP/3" and d["ended_by"] == "eof", v["error_message"]
     quic = [t for t in truth if t["protocol"] == "HTTP/3.0" and t["method"] == "GET"]
     assert len(quic) == 1 and quic[0]["bytes_sent"] == d["bytes"] == lab.media["caddy-mp4"].size_bytes
+
+
+def test_a_cancelled_transfer_stops_at_the_server(tmp_path):
+    """A window-cut body ends there: libcurl aborts the transfer and closes its connection, so the server stops
+    sending (its own count of bytes sent stays near what the crawler read), and nothing runs on in the background
+    while the next video is measured."""
+    import time
+
+    from pytomo.engine.curl import CurlTransport, read_chunk
+
+    scenario = {"scenario": {"name": "cancel", "description": "a paced TLS server"},
+                "video_defaults": {"duration_s": 8.0, "bitrate_bps": 1_000_000, "hops": 0},
+                "servers": [{"name": "paced-tls", "ip": "127.77.3.3", "tls": True, "rate_bps": 2_000_000}],
+                "videos": [{"id": "paced", "server": "paced-tls"}]}
+    with Lab(parse_scenario(scenario, "cancel"), truth_path=tmp_path / "truth.jsonl") as lab:
+        transport = CurlTransport("auto", ca_file=str(lab.ca_file))
+        answer = transport.request(lab.stream_url("paced"), "127.77.3.3")
+        assert answer.status_code == 200 and answer.http_version == "HTTP/1.1"
+        read, t0 = 0, time.monotonic()
+        while time.monotonic() - t0 < 0.5:
+            chunk = read_chunk(answer, 1.0)
+            assert chunk is not None and chunk[0]
+            read += len(chunk[0])
+        answer.cancel()
+        if answer.sock is not None:
+            answer.sock.close()
+        assert answer.ended.wait(2.0)
+        deadline = time.monotonic() + 5.0
+        while not lab.truth.records and time.monotonic() < deadline:
+            time.sleep(0.05)
+        transport.close()
+        (record,) = lab.truth.records
+    size = lab.media["paced"].size_bytes
+    assert read < record["bytes_sent"] < min(size, read + 600_000), (read, record["bytes_sent"], size)
