@@ -256,3 +256,18 @@ def test_segmented_throughput_matches_the_pacing_rate(crawl):
     _proc, conn, _truth = crawl
     d = _download(conn, "lab-hls")  # on the 3 Mbit/s cache, requests back to back
     assert d["avg_throughput_bps"] == pytest.approx(SCENARIO.server("cache-3m").rate_bps, rel=0.05)
+
+
+def test_the_default_crawl_measures_https_over_all_three_protocols(crawl):
+    """--http auto (the default): the lab's own TLS server answers HTTP/1.1, nginx HTTP/2 by ALPN, and Caddy HTTP/3
+    once its Alt-Svc was seen; every transfer of an HTTPS server carries its TLS version."""
+    _proc, conn, _truth = crawl
+    seen = set()
+    for v in SCENARIO.videos:
+        profile = SCENARIO.server(v.server)
+        if not profile.tls and profile.software != "caddy" or profile.fault:
+            continue
+        d = _download(conn, v.id)
+        assert d is not None and d["tls_version"] == "TLSv1.3", v.id
+        seen.add(d["http_version"])
+    assert seen == {"HTTP/1.1", "HTTP/2", "HTTP/3"}
