@@ -286,6 +286,8 @@ FIGURES: tuple[Figure, ...] = (
            since=3),
     Figure(D, "tls_version", "TEXT", "TLS version of the connection (TLSv1.2, TLSv1.3); NULL: not over TLS",
            "d.transfer.connection.tls_version", since=7),
+    Figure(D, "impersonate", "TEXT", "the browser target whose TLS and HTTP/2 fingerprint libcurl presented "
+           "(curl_cffi's name, e.g. chrome152); NULL: libcurl's own, or requests", "d.transfer.impersonate", since=8),
     Figure(D, "content_encoding", "TEXT", "gzip, deflate: bytes are on the wire, decoded_bytes after decoding",
            "d.transfer.content_encoding", since=3),
     Figure(D, "decoded_bytes", "INTEGER", "body bytes after decoding a Content-Encoding", "d.transfer.decoded_bytes",

@@ -9,10 +9,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import get_args
 from urllib.parse import urlsplit
 
 from curl_cffi import Curl, CurlError, CurlHttpVersion, CurlInfo, CurlOpt
 from curl_cffi.curl import CURL_WRITEFUNC_ERROR
+from curl_cffi.requests.impersonate import BrowserTypeLiteral, resolve_latest_browser_type
 from requests.structures import CaseInsensitiveDict
 
 from pytomo.results import ConnectionUse
@@ -28,6 +30,16 @@ _CURLINFO_TEXT = 0
 _TLS_TEXT = re.compile(rb"SSL connection using (TLSv[\d.]+)")
 _STATUS = re.compile(rb"HTTP/([\d.]+) (\d{3})")
 _READ_CHUNK_BYTES = 256 * 1024
+# the browsers libcurl itself can present (curl-impersonate's own targets); a family name ("chrome") is its newest
+IMPERSONATE_TARGETS = frozenset(get_args(BrowserTypeLiteral))
+
+
+def impersonation_target(name: str) -> str:
+    """curl_cffi's exact browser target for ``name`` (``chrome`` -> its newest Chrome, e.g. ``chrome152``).
+    Raises ValueError for a name libcurl cannot present."""
+    if name not in IMPERSONATE_TARGETS:
+        raise ValueError(f"cannot impersonate {name!r}: not one of curl_cffi's browser targets")
+    return str(resolve_latest_browser_type(name))
 
 
 class CurlTransportError(OSError):
@@ -52,6 +64,7 @@ class CurlAnswer:
     head_ready: threading.Event = field(default_factory=threading.Event)
     error: CurlTransportError | None = None
     sock: socket.socket | None = None  # a duplicate of libcurl's TCP socket (TCP_INFO); None over QUIC; close it
+    impersonate: str | None = None  # the browser target whose TLS and HTTP/2 fingerprint was presented; None: libcurl's
     _stop: bool = False
 
     def cancel(self) -> None:
@@ -59,7 +72,7 @@ class CurlAnswer:
         self._stop = True
 
 
-_Key = tuple[str, str, int, str, bool]  # scheme, host, port, address, HTTP/3 advertised
+_Key = tuple[str, str, int, str, bool, str | None]  # scheme, host, port, address, HTTP/3 advertised, impersonated
 
 
 class _Handle:
@@ -75,13 +88,15 @@ class CurlTransport:
     """Requests of one crawl over libcurl, as a browser makes them: ``http`` is the protocol asked for (one of
     HTTP_CHOICES; ``auto``: HTTP/2 by ALPN, HTTP/3 once the server advertised it in ``Alt-Svc``, HTTP/1.1 over plain
     TCP). Each request is pinned to the address we resolved; its answer streams through a worker thread so that each
-    chunk carries the time libcurl handed it over."""
+    chunk carries the time libcurl handed it over. ``impersonate`` (a curl_cffi browser target, see ``request``) is
+    the default of every request."""
 
     def __init__(self, http: str = "auto", *, ca_file: str | None = None, user_agent: str = "",
-                 accept_encoding: str = "gzip, deflate") -> None:
+                 accept_encoding: str = "gzip, deflate", impersonate: str | None = None) -> None:
         if http not in HTTP_CHOICES:
             raise ValueError(f"http must be one of {', '.join(HTTP_CHOICES)}, not {http!r}")
         self.http = http
+        self.impersonate = impersonation_target(impersonate) if impersonate else None
         self.ca_file = ca_file
         self.user_agent = user_agent
         self.accept_encoding = accept_encoding
@@ -90,17 +105,23 @@ class CurlTransport:
         self._lock = threading.Lock()
 
     def request(self, url: str, address: str, *, headers: dict[str, str] | None = None, timeout_s: float = 5.0,
-                deadline_s: float = 60.0) -> CurlAnswer:
+                deadline_s: float = 60.0, impersonate: str | None = None) -> CurlAnswer:
         """Start a GET of ``url`` from ``address``; returns once the head came (or the request failed first).
 
-        ``timeout_s`` bounds the connection and the head; ``deadline_s`` the whole request (libcurl ends it then)."""
+        ``timeout_s`` bounds the connection and the head; ``deadline_s`` the whole request (libcurl ends it then).
+        ``impersonate`` (default: the transport's): a curl_cffi browser target (``chrome``, ``firefox``,
+        ``safari``, or an exact one such as ``chrome131``) whose TLS ClientHello, HTTP/2 settings and default headers
+        libcurl presents; the User-Agent is then the browser's unless ``headers`` carries one, and Accept-Encoding
+        stays ours (what the crawler decodes). Raises ValueError for a target libcurl cannot present."""
+        target = impersonation_target(impersonate) if impersonate else self.impersonate
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        key = (parts.scheme, host, port, address, (host, port) in self.h3_origins)  # a new handle for HTTP/3
+        # a handle per protocol asked for and fingerprint: an impersonating connection is never reused by a plain one
+        key = (parts.scheme, host, port, address, (host, port) in self.h3_origins, target)
         handle = self._take(key)
-        answer = CurlAnswer()
-        self._configure(handle, url, host, port, address, headers or {}, timeout_s, deadline_s, answer)
+        answer = CurlAnswer(impersonate=target)
+        self._configure(handle, url, (host, port, address), headers or {}, timeout_s, deadline_s, answer)
         worker = threading.Thread(target=self._perform, args=(handle, key, answer), name="curl", daemon=True)
         worker.start()
         answer.head_ready.wait(timeout_s + 1.0)
@@ -125,18 +146,26 @@ class CurlTransport:
         with self._lock:
             self._idle.setdefault(key, []).append(handle)
 
-    def _configure(self, handle: _Handle, url: str, host: str, port: int, address: str, headers: dict[str, str],
+    def _configure(self, handle: _Handle, url: str, origin: tuple[str, int, str], headers: dict[str, str],
                    timeout_s: float, deadline_s: float, answer: CurlAnswer) -> None:
         c = handle.curl
         c.reset()
+        host, port, address = origin
         pinned = f"[{address}]" if ":" in address else address
         c.setopt(CurlOpt.URL, url)
         c.setopt(CurlOpt.RESOLVE, [f"{host}:{port}:{pinned}"])
         version = _VERSIONS[self.http] if url.startswith("https:") else CurlHttpVersion.V1_1
         if self.http == "auto" and (host, port) in self.h3_origins:
             version = CurlHttpVersion.V3  # HTTP/3, and HTTP/2 or 1.1 over TCP when QUIC fails (libcurl races them)
-        c.setopt(CurlOpt.HTTP_VERSION, version)
-        if version == CurlHttpVersion.V2TLS:
+        c.setopt(CurlOpt.HTTP_VERSION, version)  # before impersonating: its HTTP/3 settings depend on it
+        sent = {"User-Agent": self.user_agent, "Accept-Encoding": self.accept_encoding, **headers}
+        if answer.impersonate:
+            if c.impersonate(answer.impersonate, default_headers=True) != 0:
+                raise ValueError(f"libcurl cannot impersonate {answer.impersonate!r}")
+            c.setopt(CurlOpt.HTTP_VERSION, version)  # the browser's own choice (HTTP/2) would override ours
+            if "user-agent" not in {k.lower() for k in headers}:
+                del sent["User-Agent"]  # the browser's, consistent with its fingerprint
+        elif version == CurlHttpVersion.V2TLS:  # the browser's SETTINGS are part of its fingerprint: only ours
             c.setopt(CurlOpt.HTTP2_SETTINGS, _H2_SETTINGS)
         if self.ca_file:
             c.setopt(CurlOpt.CAINFO, self.ca_file)
@@ -144,7 +173,6 @@ class CurlTransport:
         c.setopt(CurlOpt.TIMEOUT_MS, int(deadline_s * 1000))
         c.setopt(CurlOpt.FOLLOWLOCATION, 0)
         c.setopt(CurlOpt.BUFFERSIZE, _READ_CHUNK_BYTES)
-        sent = {"User-Agent": self.user_agent, "Accept-Encoding": self.accept_encoding, **headers}
         c.setopt(CurlOpt.HTTPHEADER, [f"{k}: {v}".encode() for k, v in sent.items() if v])
         c.setopt(CurlOpt.HEADERFUNCTION, lambda line: self._on_header(handle, answer, line))
         c.setopt(CurlOpt.WRITEFUNCTION, lambda data: self._on_body(answer, data))

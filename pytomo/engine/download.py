@@ -136,7 +136,7 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
              should_stop: Callable[[], bool] | None = None, timeout_s: float = 5.0,
              byte_range: tuple[int, int | None] | None = None,
              headers: dict[str, str] | None = None, body_limit_bytes: int | None = None,
-             on_headers: Callable[[Transfer], None] | None = None) -> Transfer:
+             on_headers: Callable[[Transfer], None] | None = None, impersonate: str | None = None) -> Transfer:
     """GET ``url`` from ``address`` for ``window_s`` seconds after the response headers, or to the end of the body.
 
     The body ends where HTTP says: at its Content-Length, at the last chunk, or at the connection's close when it
@@ -144,6 +144,8 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
     With ``byte_range`` only that range is asked for, and anything but a 206 starting there is refused. A body
     (decoded) longer than ``body_limit_bytes`` ends the transfer as the error ``too_large``.
     ``head`` and ``on_data`` get the decoded body when the server compressed it; counts are of wire bytes.
+    ``impersonate``: a curl_cffi browser target presented over libcurl (``CurlTransport.request``); with ``--http
+    1.1`` (no libcurl transport) the request goes through ``requests`` and ``tr.impersonate`` stays None.
     """
     tr = Transfer(url=url, address=address, started_at=utc_now(), window_s=window_s, bin_s=bin_s,
                   byte_range=byte_range)
@@ -154,7 +156,8 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
     answer: requests.Response | CurlAnswer
     if http.transport is not None and url.startswith("https:"):  # --http 2, 3, auto: libcurl (pytomo/engine/curl.py)
         answer = http.transport.request(url, address, headers=hdrs, timeout_s=timeout_s,
-                                        deadline_s=timeout_s + window_s + CURL_SLACK_S)
+                                        deadline_s=timeout_s + window_s + CURL_SLACK_S, impersonate=impersonate)
+        tr.impersonate = answer.impersonate
         if answer.error is not None:
             tr.ended_by = "error"
             tr.error_kind, tr.error = _classify(answer.error)
@@ -405,7 +408,8 @@ class _CurlBodyReader(_BodyReader):
 
 
 def fetch_range(http: HttpClient, url: str, address: str, offset: int, length: int | None,
-                timeout_s: float = 5.0, headers: dict[str, str] | None = None) -> Transfer:
+                timeout_s: float = 5.0, headers: dict[str, str] | None = None,
+                impersonate: str | None = None) -> Transfer:
     """GET one byte range (``length`` None: to the end) over the pool's connection, at most TAIL_LIMIT_BYTES.
 
     The body is in ``head``; anything but a complete 206 starting at ``offset`` is an error in the transfer.
@@ -413,7 +417,7 @@ def fetch_range(http: HttpClient, url: str, address: str, offset: int, length: i
     last = None if length is None else offset + length - 1
     return download(http, url, address, window_s=max(timeout_s, 30.0), head_limit_bytes=TAIL_LIMIT_BYTES,
                     timeout_s=timeout_s, byte_range=(offset, last), body_limit_bytes=TAIL_LIMIT_BYTES,
-                    headers=headers)
+                    headers=headers, impersonate=impersonate)
 
 
 def merge_arrivals(agg: Transfer, tr: Transfer, offset_s: float, state: dict) -> None:

@@ -162,7 +162,7 @@ class _Play:
             byte_range=byte_range, new_connection=conn.new if conn else None,
             tcp_connect_s=conn.tcp_connect_s if conn else None,
             tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding,
-            http_version=tr.http_version, tls_version=conn.tls_version if conn else None)
+            http_version=tr.http_version, tls_version=conn.tls_version if conn else None, impersonate=tr.impersonate)
         session.records.append(rec)
         return rec
 

@@ -90,4 +90,4 @@ def _record(seq: int, stream: str, tr: Transfer, start_s: float) -> SegmentRecor
         byte_range=(tr.byte_range[0], last) if tr.byte_range else None,
         new_connection=conn.new if conn else None, tcp_connect_s=conn.tcp_connect_s if conn else None,
         tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding,
-        http_version=tr.http_version, tls_version=conn.tls_version if conn else None)
+        http_version=tr.http_version, tls_version=conn.tls_version if conn else None, impersonate=tr.impersonate)

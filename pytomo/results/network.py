@@ -46,6 +46,7 @@ class Hop:
     error: str | None = None
     connection: ConnectionUse | None = None  # opened for this hop (with set-up times) or reused; None: no answer
     http_version: str | None = None  # HTTP/1.0, HTTP/1.1 of the answer
+    impersonate: str | None = None  # the browser target presented over libcurl; None: requests (or libcurl's own)
 
     @property
     def origin(self) -> str:

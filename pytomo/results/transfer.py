@@ -24,6 +24,7 @@ class Transfer:
     byte_range: tuple[int, int | None] | None = None  # asked with a Range header: first, last (None: to the end)
     status: int | None = None
     http_version: str | None = None
+    impersonate: str | None = None  # the browser target whose fingerprint libcurl presented; None: libcurl's/requests'
     content_type: str | None = None
     content_length_bytes: int | None = None
     instance_bytes: int | None = None  # the whole file's size, from a 206's Content-Range (``bytes a-b/size``)
@@ -126,6 +127,7 @@ class SegmentRecord:
     content_encoding: str | None = None  # the body came compressed (gzip, deflate) and was decoded
     http_version: str | None = None  # HTTP/1.0, HTTP/1.1 (None: no answer)
     tls_version: str | None = None  # TLSv1.2, TLSv1.3 (None: not over TLS, or no connection)
+    impersonate: str | None = None  # the browser target presented (chrome152...); None: libcurl's own or requests
 
 
 

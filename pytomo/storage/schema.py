@@ -11,8 +11,9 @@ from pytomo.results import TCP_INFO_FIELD_NAMES as TCP_INFO_FIELDS
 # timezone, utc_offset_s, local times beside UTC ones, software_commit, settings without paths, credentials or host
 # name, host_label NULL unless --label), as_number/as_name/country per download from --ip-db (the view's ASNumber);
 # 6: playouts and playout_stalls, one row per --player profile and download (pytomo/engine/profiles.py); 7: the
-# transport of each request: downloads.tls_version, segment_requests.http_version and tls_version, hops' connection
-SCHEMA_VERSION = 7
+# transport of each request: downloads.tls_version, segment_requests.http_version and tls_version, hops' connection;
+# 8: impersonate (the browser fingerprint libcurl presented) per download, segment request and hop
+SCHEMA_VERSION = 8
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS run (
@@ -60,7 +61,8 @@ CREATE TABLE IF NOT EXISTS run (
     new_connection INTEGER,              -- 1: opened a new connection, 0: reused a kept-alive one
     tcp_connect_s REAL,                  -- TCP handshake of that new connection
     tls_handshake_s REAL,                -- TLS handshake after it (HTTPS)
-    tls_version TEXT                     -- TLSv1.2, TLSv1.3 (NULL: not over TLS)
+    tls_version TEXT,                    -- TLSv1.2, TLSv1.3 (NULL: not over TLS)
+    impersonate TEXT                     -- browser target presented (chrome152); NULL: requests or libcurl's own
 );
 CREATE TABLE IF NOT EXISTS dns_answers (
     id INTEGER PRIMARY KEY,
@@ -119,6 +121,7 @@ CREATE TABLE IF NOT EXISTS rtt_samples (
     content_encoding TEXT,
     http_version TEXT,                   -- HTTP/1.0, HTTP/1.1 (NULL: no answer)
     tls_version TEXT,                    -- TLSv1.2, TLSv1.3 (NULL: not over TLS)
+    impersonate TEXT,                    -- browser target presented (chrome152); NULL: libcurl's own or requests
     PRIMARY KEY (download_id, seq)
 );
 CREATE TABLE IF NOT EXISTS throughput_samples (

@@ -337,12 +337,12 @@ class RunDatabase:
             c.executemany(
                 "INSERT INTO hops (video_row_id, hop_index, url, origin, host, address, status_code, location,"
                 " elapsed_s, started_at, error, http_version, new_connection, tcp_connect_s, tls_handshake_s,"
-                " tls_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " tls_version, impersonate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(vid, h.index, h.url, h.origin, h.host, h.address, h.status, h.location, h.elapsed_s,
                   iso(h.started_at), h.error, h.http_version, _flag(h.connection.new if h.connection else None),
                   h.connection.tcp_connect_s if h.connection else None,
                   h.connection.tls_handshake_s if h.connection else None,
-                  h.connection.tls_version if h.connection else None) for h in m.hops])
+                  h.connection.tls_version if h.connection else None, h.impersonate) for h in m.hops])
             c.executemany(
                 "INSERT INTO dns_answers (video_row_id, host, resolver, resolver_address, rdtype, rcode, address,"
                 " ttl_s, latency_ms, at, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -377,13 +377,13 @@ class RunDatabase:
                 "INSERT INTO segment_requests (download_id, seq, stream, kind, rendition_id, bandwidth_bps, url,"
                 " http_status, trequest_s, tresponse_s, tfinish_s, bytes, media_start_s, media_duration_s, complete,"
                 " error, range_first_byte, range_last_byte, new_connection, tcp_connect_s, tls_handshake_s,"
-                " content_encoding, http_version, tls_version)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " content_encoding, http_version, tls_version, impersonate)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(did, r.seq, r.stream, r.kind, r.rendition_id, r.bandwidth_bps, r.url, r.status, r.trequest_s,
                   r.tresponse_s, r.tfinish_s, r.bytes, r.media_start_s, r.media_duration_s, int(r.complete), r.error,
                   r.byte_range[0] if r.byte_range else None, r.byte_range[1] if r.byte_range else None,
                   _flag(r.new_connection), r.tcp_connect_s, r.tls_handshake_s, r.content_encoding, r.http_version,
-                  r.tls_version)
+                  r.tls_version, r.impersonate)
                  for r in d.segments])
         if t.tcp_info:
             names = list(TCP_INFO_FIELDS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -162,3 +163,46 @@ def test_a_cancelled_transfer_stops_at_the_server(tmp_path):
         (record,) = lab.truth.records
     size = lab.media["paced"].size_bytes
     assert read < record["bytes_sent"] < min(size, read + 600_000), (read, record["bytes_sent"], size)
+
+
+def test_an_impersonated_request_presents_the_browser_and_is_recorded(tmp_path):
+    """``impersonate="chrome"``: libcurl presents curl_cffi's newest Chrome (its name, from curl_cffi, is recorded);
+    Caddy's own log shows that browser's User-Agent (its default headers), a whole 9 MB body comes over HTTP/2 with the
+    browser's own SETTINGS (no stall at 1 MiB, docs/lab.md), and a plain request to the same origin never reuses the
+    impersonating connection."""
+    from curl_cffi.requests.impersonate import resolve_latest_browser_type
+
+    from pytomo.engine.download import download
+    from pytomo.engine.http import HttpClient
+
+    scenario = {"scenario": {"name": "impersonate", "description": "Caddy and nginx over TLS"},
+                "video_defaults": {"duration_s": 80.0, "bitrate_bps": 1_000_000, "hops": 0},
+                "servers": SCENARIO["servers"],
+                "videos": [{"id": "big", "server": "caddy"}, {"id": "nginx-big", "server": "nginx-tls"}]}
+    with Lab(parse_scenario(scenario, "impersonate"), truth_path=tmp_path / "truth.jsonl") as lab:
+        client = HttpClient(lambda host: [], ca_files=[lab.ca_file], http_protocol="2", user_agent="pytomo-test")
+        chrome = str(resolve_latest_browser_type("chrome"))
+        try:
+            first = download(client, lab.stream_url("big"), "127.77.3.1", window_s=60.0, timeout_s=10.0,
+                             impersonate="chrome")
+            plain = download(client, lab.stream_url("big"), "127.77.3.1", window_s=0.3, timeout_s=10.0)
+            nginx = download(client, lab.stream_url("nginx-big"), "127.77.3.2", window_s=60.0, timeout_s=10.0,
+                             impersonate="firefox")
+        finally:
+            client.close()
+        deadline = time.monotonic() + 5.0
+        while len(lab.truth.records) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        truth = lab.truth.records
+    size = lab.media["big"].size_bytes
+    assert first.ended_by == "eof" and first.bytes_total == size and first.http_version == "HTTP/2", first.error
+    assert first.impersonate == chrome and plain.impersonate is None
+    assert plain.connection is not None and plain.connection.new  # not the impersonating handle's connection
+    assert nginx.ended_by == "eof" and nginx.http_version == "HTTP/2"
+    assert nginx.impersonate == str(resolve_latest_browser_type("firefox"))
+    caddy = [t for t in truth if t["cache_host"].startswith("caddy.")]
+    browser = [t for t in caddy if f"Chrome/{chrome.removeprefix('chrome')}" in (t["user_agent"] or "")]
+    assert len(caddy) == 2 and len(browser) == 1  # the browser's User-Agent (its default headers), not ours
+    assert browser[0]["protocol"] == "HTTP/2.0" and browser[0]["bytes_sent"] == size
+    assert [t["user_agent"] for t in caddy if t is not browser[0]] == ["pytomo-test"]
+    assert [t["protocol"] for t in truth if t["cache_host"].startswith("nginx-tls.")] == ["HTTP/2.0"]
