@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from pytomo.lab.media import EXTENSIONS, LabMedia, ensure_media, pair_specs
 from pytomo.lab.rules import Availability, pace_rate_bps, refusal
 from pytomo.lab.segmented import MIME_TYPES
+from pytomo.lab.tls import received_sni
 
 if TYPE_CHECKING:
     from pytomo.lab.scenario import ServerProfile, VideoSpec
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 _PACE_QUANTUM_S = 0.005
 _UNPACED_CHUNK = 1 << 20
 _KEEPALIVE_IDLE_S = 30.0  # a kept-alive connection without a new request for this long is closed
-_CONNECTIONS = itertools.count(1)  # connection serial numbers, over every cache server (nginx's $connection)
+_CONNECTIONS = itertools.count(1)  # connection serial numbers, over every lab server (like nginx's $connection)
 PARTS = ("video", "audio")  # the files of a video+audio pair (a scenario video with pair = true)
 
 
@@ -43,8 +44,11 @@ class LabServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, ip: str, handler: type[BaseHTTPRequestHandler], lab: Lab,
-                 profile: ServerProfile | None = None, tls: ssl.SSLContext | None = None) -> None:
+                 profile: ServerProfile | None = None, tls: ssl.SSLContext | None = None, *,
+                 role: str = "cache", host: str | None = None) -> None:
         self.ip = ip
+        self.role = role  # platform, redirector, platforms or cache: its requests' role in the request log
+        self.host = host or (profile.host if profile is not None else ip)  # its own host name
         self.tls = tls  # HTTPS: each accepted connection is wrapped, its handshake done in its handler's thread
         self.lab = lab
         self.profile = profile
@@ -85,6 +89,30 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: object) -> None:  # quiet: the lab logs at debug level only
         log.debug("%s %s", self.client_address[0], fmt % args)
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection_id = next(_CONNECTIONS)
+        self.connection_requests = 0  # every request on this connection (the request log's count)
+        self.status_sent: int | None = None
+        self.arrived_at = self.connection.getsockname()[:2]  # the address and port the client connected to
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.status_sent = code  # for the request log
+        super().send_response(code, message)
+
+    def _log_request(self, tls: str | None) -> None:
+        """One line of the lab's request log: this request as this server saw it (pytomo/lab/truth.py)."""
+        self.connection_requests += 1
+        server = self.server
+        here = self.arrived_at
+        server.lab.request_log.add({
+            "role": server.role, "server_host": server.host, "server_ip": here[0], "server_port": here[1],
+            "client_ip": self.client_address[0], "method": self.command, "path": self.path,
+            "host": self.headers.get("Host"), "status": self.status_sent, "scheme": server.scheme,
+            "sni": received_sni(self.connection), "tls_version": tls, "protocol": self.request_version,
+            "connection": self.connection_id, "connection_requests": self.connection_requests,
+            "at": datetime.now(UTC).isoformat()})
+
     def _send(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         """A whole answer, after which the connection is closed."""
         self.send_response(status)
@@ -108,10 +136,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:  # noqa: N802
+        self.status_sent = None
+        tls = self.connection.version() if isinstance(self.connection, ssl.SSLSocket) else None  # handshake done
         try:
             self.route(urlsplit(self.path))
         except (TimeoutError, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        finally:
+            self._log_request(tls)
 
     def route(self, url) -> None:  # pragma: no cover - overridden
         self._not_found()
@@ -211,8 +243,7 @@ class CacheHandler(_Handler):
 
     def setup(self) -> None:
         super().setup()
-        self.connection_id = next(_CONNECTIONS)
-        self.requests_on_connection = 0
+        self.requests_on_connection = 0  # the media requests on it (the truth log's count)
 
     @property
     def profile(self) -> ServerProfile:
@@ -227,7 +258,7 @@ class CacheHandler(_Handler):
         tls = self.connection.version() if isinstance(self.connection, ssl.SSLSocket) else None
         return {"connection": self.connection_id, "connection_requests": self.requests_on_connection,
                 "user_agent": self.headers.get("User-Agent"), "rules": self.profile.rules,
-                "protocol": self.request_version, "tls_version": tls}
+                "protocol": self.request_version, "tls_version": tls, "sni": received_sni(self.connection)}
 
     def route(self, url) -> None:
         seg = re.fullmatch(r"/s/([\w-]+)/([\w./-]+)", url.path)

@@ -26,7 +26,7 @@ from pytomo.lab.segmented import unavailable as segmented_unavailable
 from pytomo.lab.served import ServedError
 from pytomo.lab.tls import LabTLS
 from pytomo.lab.tools import nginx_exe
-from pytomo.lab.truth import TruthLog, path_stats_file
+from pytomo.lab.truth import REQUEST_FIELDS, TruthLog, path_stats_file, requests_file
 from pytomo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,18 @@ class Lab:
                  media_dir: Path | None = None) -> None:
         self.scenario = scenario
         self.truth = TruthLog(truth_path)
+        # every request the lab's own servers answered, as each saw it (SNI, the address it arrived at)
+        self.request_log = TruthLog(requests_file(truth_path) if truth_path else None, REQUEST_FIELDS)
         self.media_dir = media_dir
         self.media: dict[str, LabMedia] = {}
         self.segmented: dict[str, SegmentedMedia] = {}
         self.dns: LabDnsServer | None = None
         self.platform: LabServer | None = None
         self.redirectors: list[LabServer] = []
+        # the platform and the redirectors over HTTPS (on their own addresses, other ports), for the videos with
+        # redirect_scheme = "https"; None and [] when no video has
+        self.platform_tls: LabServer | None = None
+        self.redirectors_tls: list[LabServer] = []
         self.caches: dict[str, LabServer] = {}  # the lab's own cache servers (software = "lab")
         self.nginx: NginxServers | None = None  # the software = "nginx" cache servers (pytomo/lab/nginx.py)
         self.caddy: CaddyServers | None = None  # the software = "caddy" cache servers (pytomo/lab/caddy.py)
@@ -107,9 +113,15 @@ class Lab:
             self._start_nginx(nginx)
         if self._profiles("caddy") and caddy is not None:
             self._start_caddy(caddy)
-        self.platform = self._serve(PLATFORM_IP, PlatformHandler)
-        self.redirectors = [self._serve(ip, RedirectorHandler) for ip in REDIRECTOR_IPS]
-        self.platforms = self._serve(PLATFORMS_IP, PlatformsHandler)
+        self.platform = self._serve(PLATFORM_IP, PlatformHandler, role="platform", host=PLATFORM_HOST)
+        self.redirectors = [self._serve(ip, RedirectorHandler, role="redirector", host=host)
+                            for ip, host in zip(REDIRECTOR_IPS, REDIRECTOR_HOSTS)]
+        if any(v.redirect_scheme == "https" for v in self.scenario.videos):
+            self.platform_tls = self._serve(PLATFORM_IP, PlatformHandler, role="platform", host=PLATFORM_HOST,
+                                            tls=True)
+            self.redirectors_tls = [self._serve(ip, RedirectorHandler, role="redirector", host=host, tls=True)
+                                    for ip, host in zip(REDIRECTOR_IPS, REDIRECTOR_HOSTS)]
+        self.platforms = self._serve(PLATFORMS_IP, PlatformsHandler, role="platforms", host=PLATFORMS_HOST)
         for profile in self.scenario.servers:
             if profile.software == "lab":
                 self.caches[profile.name] = self._serve(profile.ip, CacheHandler, profile)
@@ -125,13 +137,18 @@ class Lab:
         """The lab's CA certificate (PEM): what a client of the lab trusts."""
         return _running(self.tls, "certificate authority").ca_file
 
-    def _serve(self, ip: str, handler, profile: ServerProfile | None = None) -> LabServer:
-        tls = (_running(self.tls, "certificate authority").server_context(profile.host, profile.fault)
-               if profile is not None and profile.tls else None)
+    def _serve(self, ip: str, handler, profile: ServerProfile | None = None, *, role: str = "cache",
+               host: str | None = None, tls: bool = False) -> LabServer:
+        """Start one of the lab's own servers: a cache server (``profile``), or the ``role`` server ``host``
+        (over HTTPS with ``host``'s certificate when ``tls``)."""
+        host = profile.host if profile is not None else host or ip
+        ca = _running(self.tls, "certificate authority")
+        context = (ca.server_context(host, profile.fault) if profile is not None and profile.tls
+                   else ca.server_context(host) if tls else None)
         if self.path is not None and profile is not None:  # a cache server listens in the path's namespace
-            server = self.path.call(lambda: LabServer(ip, handler, self, profile, tls))
+            server = self.path.call(lambda: LabServer(ip, handler, self, profile, context, role=role, host=host))
         else:
-            server = LabServer(ip, handler, self, profile, tls)
+            server = LabServer(ip, handler, self, profile, context, role=role, host=host)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                   name=f"lab-{ip}", daemon=True)
         thread.start()
@@ -148,7 +165,8 @@ class Lab:
             self.truth.remove_source(self.caddy.collect)
             self.caddy.stop()
             self.caddy = None
-        for server in [self.platform, self.platforms, *self.redirectors, *self.caches.values()]:
+        for server in [self.platform, self.platform_tls, self.platforms, *self.redirectors, *self.redirectors_tls,
+                       *self.caches.values()]:
             if server is not None:
                 server.shutdown()
                 server.server_close()
@@ -162,6 +180,7 @@ class Lab:
             if self.truth.path is not None and self.path.final_stats is not None:
                 path_stats_file(self.truth.path).write_text(json.dumps(self.path.final_stats))
         self.platform, self.platforms, self.redirectors, self.caches, self.dns = None, None, [], {}, None
+        self.platform_tls, self.redirectors_tls = None, []
 
     # nginx cache servers (pytomo/lab/nginx.py)
     def _profiles(self, software: str) -> list[ServerProfile]:
@@ -266,9 +285,15 @@ class Lab:
                                    info_source_url=settings.info_source_url or urls["info_source"],
                                    lab_platform_url=self.platform_base)
 
+    def _platform_base_of(self, video: VideoSpec | None) -> str:
+        """The platform's base URL for a video's page and first hops: HTTPS for redirect_scheme = "https"."""
+        if video is not None and video.redirect_scheme == "https":
+            return f"https://{PLATFORM_HOST}:{_running(self.platform_tls, 'platform over HTTPS').port}"
+        return self.platform_base
+
     def page_url(self, video_id: str) -> str:
         """The watch-page URL of a video, as the crawler is given it."""
-        return f"{self.platform_base}/watch?v={video_id}"
+        return f"{self._platform_base_of(self.scenario.video(video_id))}/watch?v={video_id}"
 
     def cache_url(self, video: VideoSpec) -> str:
         """The URL at the end of a video's redirect chain."""
@@ -290,11 +315,13 @@ class Lab:
         cache = self.cache_url(video)
         if video.hops == 0:
             return [cache]
-        chain = [f"{self.platform_base}/media/{video.id}"]
+        platform = self._platform_base_of(video)
+        redirectors = self.redirectors_tls if video.redirect_scheme == "https" else self.redirectors
+        chain = [f"{platform}/media/{video.id}"]
         if video.hops == 3:
-            chain.append(f"{self.platform_base}/media/{video.id}/next")
+            chain.append(f"{platform}/media/{video.id}/next")
         for i in range(video.hops - len(chain)):
-            chain.append(f"http://{REDIRECTOR_HOSTS[i]}:{self.redirectors[i].port}/r/{video.id}")
+            chain.append(f"{redirectors[i].scheme}://{REDIRECTOR_HOSTS[i]}:{redirectors[i].port}/r/{video.id}")
         return [*chain, cache]
 
     def media_url(self, video_id: str) -> str:
@@ -348,8 +375,11 @@ class Lab:
                  f"popular  {self.platform_base}/api/popular?time_frame=today",
                  f"recorded http://{PLATFORMS_HOST}:{platforms.port}/  ({PLATFORMS_IP}: YouTube, Dailymotion, "
                  "yt-dlp; see docs/platforms.md)"]
-        for host, server in zip(REDIRECTOR_HOSTS, self.redirectors):
-            lines.append(f"redirect http://{host}:{server.port}/  ({server.ip})")
+        if self.platform_tls is not None:
+            lines.append(f"platform https://{PLATFORM_HOST}:{self.platform_tls.port}/  ({PLATFORM_IP}, "
+                         "redirect_scheme = \"https\" videos)")
+        for server in [*self.redirectors, *self.redirectors_tls]:
+            lines.append(f"redirect {server.scheme}://{server.host}:{server.port}/  ({server.ip})")
         for profile in self.scenario.servers:
             rate = "unlimited" if profile.rate_bps is None else f"{profile.rate_bps / 1e6:g} Mbit/s"
             extra = f", fault {profile.fault}" if profile.fault else ""

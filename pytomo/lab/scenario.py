@@ -29,6 +29,8 @@ PACKAGINGS = {
     "dash": ("ffmpeg", "shaka-number", "shaka-time", "shaka-segmentbase"),
 }
 TIME_FRAMES = ("today", "week", "month", "all_time")
+# The scheme of a video's watch page and redirect hops: http, or https (each hop's own certificate from the lab's CA)
+REDIRECT_SCHEMES = ("http", "https")
 LAB_DOMAIN = "lab.pytomo.test"
 PLATFORM_IP = "127.77.0.1"
 REDIRECTOR_IPS = ("127.77.0.2", "127.77.0.3", "127.77.0.4")
@@ -75,6 +77,7 @@ class VideoSpec:
     segment_s: float = 2.0  # for hls and dash
     packaging: str = "ffmpeg"  # for hls and dash: one of PACKAGINGS[delivery]
     pair: bool = False  # also served as a video-only file and an audio-only file (mp4, lab servers only)
+    redirect_scheme: str = "http"  # one of REDIRECT_SCHEMES: the watch page and every redirect hop over it
 
 
 @dataclass(frozen=True)
@@ -231,12 +234,26 @@ def _video(raw: dict, defaults: dict, servers: dict[str, ServerProfile], where: 
     if pair and (delivery != "progressive" or container != "mp4" or servers[server].software != "lab"):
         raise LabError(f"{where}: video {vid}: a pair (video-only and audio-only files) is made from a progressive "
                        "mp4 video on a software = \"lab\" server")
+    redirect_scheme = _redirect_scheme(merged, hops, servers[server], f"{where}: video {vid}")
     media = MediaSpec(container=container, duration_s=float(merged.get("duration_s", 30.0)),
                       bitrate_bps=int(merged.get("bitrate_bps", 1_000_000)))
     return VideoSpec(id=vid, title=str(merged.get("title", vid)), server=server, media=media, hops=hops,
                      popular=popular, related=tuple(str(r) for r in merged.get("related", ())),
                      delivery=delivery, segment_s=float(merged.get("segment_s", 2.0)), packaging=packaging,
-                     pair=pair)
+                     pair=pair, redirect_scheme=redirect_scheme)
+
+
+def _redirect_scheme(merged: dict, hops: int, server: ServerProfile, where: str) -> str:
+    """A video's redirect_scheme, checked: https needs redirect hops and ends at an HTTPS cache server."""
+    scheme = merged.get("redirect_scheme", "http")
+    if scheme not in REDIRECT_SCHEMES:
+        raise LabError(f"{where}: redirect_scheme must be one of {', '.join(REDIRECT_SCHEMES)}, not {scheme!r}")
+    if scheme == "https" and hops < 1:
+        raise LabError(f"{where}: redirect_scheme = \"https\" needs redirect hops (hops = 1 to 3)")
+    if scheme == "https" and not server.tls:
+        raise LabError(f"{where}: redirect_scheme = \"https\" ends at a cache server over HTTPS; server "
+                       f"{server.name} is not (set tls = true on it)")
+    return str(scheme)
 
 
 def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:

@@ -51,9 +51,21 @@ class LabTLS:
         return self._issued[key]
 
     def server_context(self, host: str, fault: str | None = None) -> ssl.SSLContext:
-        """A server-side context presenting ``host``'s certificate, offering HTTP/1.1 by ALPN."""
+        """A server-side context presenting ``host``'s certificate, offering HTTP/1.1 by ALPN, noting each
+        connection's SNI (``received_sni``)."""
         chain, private = self.cert_files(host, fault)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(str(chain), str(private))
         ctx.set_alpn_protocols(["http/1.1"])
+        ctx.sni_callback = _note_sni
         return ctx
+
+
+def _note_sni(conn: ssl.SSLSocket | ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+    """The handshake's SNI callback: keep the name the client asked for on its connection (None: no SNI)."""
+    conn.lab_sni = server_name  # type: ignore[union-attr]
+
+
+def received_sni(conn: object) -> str | None:
+    """The server name a server-side TLS connection received in its client's hello (None: none, or not TLS)."""
+    return getattr(conn, "lab_sni", None)

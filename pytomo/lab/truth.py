@@ -32,7 +32,18 @@ TRUTH_FIELDS = ("video_id", "page_url", "media_url", "cache_host", "cache_ip", "
                 "limit_rate_bps", "limit_rate_after_bytes", "limit_bound_bytes",
                 # the server's word on the transport: HTTP/1.1, HTTP/2.0 (nginx), HTTP/2, HTTP/3 (Caddy); the TLS
                 # version (TLSv1.3); both null where the server does not say (the lab's own server: HTTP/1.1 only)
-                "protocol", "tls_version")
+                "protocol", "tls_version",
+                # the server name the client's TLS handshake asked for (SNI), as the lab's own TLS server received
+                # it; null over plain HTTP, without SNI, and in nginx's and Caddy's records
+                "sni")
+
+# The lab's request log (``requests_file`` beside the truth log): one line per request that any of the lab's own
+# HTTP servers answered (platform, redirectors, recorded platforms, the lab's cache servers; HEAD, redirects and
+# errors included), as that server saw it: its role and its own host name, the address and port the connection
+# arrived at, the Host header, the SNI and TLS version of the connection, and the connection's serial number
+# (shared with the truth log's) and this request's number on it.
+REQUEST_FIELDS = ("role", "server_host", "server_ip", "server_port", "client_ip", "method", "path", "host",
+                  "status", "scheme", "sni", "tls_version", "protocol", "connection", "connection_requests", "at")
 
 
 class TruthLog:
@@ -42,8 +53,9 @@ class TruthLog:
     new records, run before ``records`` is read.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, fields: tuple[str, ...] = TRUTH_FIELDS) -> None:
         self.path = Path(path) if path else None
+        self.fields = fields
         self._records: list[dict[str, Any]] = []
         self._sources: list[Callable[[], object]] = []
         self._lock = threading.Lock()
@@ -72,8 +84,8 @@ class TruthLog:
             source()
 
     def add(self, record: dict[str, Any]) -> None:
-        """Store one transfer record (all TRUTH_FIELDS)."""
-        row = {k: record.get(k) for k in TRUTH_FIELDS}
+        """Store one record (all of the log's fields: TRUTH_FIELDS unless told)."""
+        row = {k: record.get(k) for k in self.fields}
         with self._lock:
             self._records.append(row)
             if self.path:
@@ -85,6 +97,12 @@ def path_stats_file(truth_path: str | Path) -> Path:
     """Where the lab leaves the network path's final counters beside a truth log (the delay line's own record)."""
     truth_path = Path(truth_path)
     return truth_path.with_name(truth_path.name + ".path.json")
+
+
+def requests_file(truth_path: str | Path) -> Path:
+    """Where the lab writes its request log (REQUEST_FIELDS) beside a truth log."""
+    truth_path = Path(truth_path)
+    return truth_path.with_name(truth_path.name + ".requests.jsonl")
 
 
 def read_truth(path: str | Path) -> list[dict[str, Any]]:

@@ -132,20 +132,20 @@ def test_the_lab_crawl_measures_https_against_each_servers_log(tmp_path):
     assert kinds == {"bad-name": "tls_name_mismatch", "bad-date": "tls_expired", "bad-ca": "tls_unknown_ca"}
 
 
-def _scenario_file(tmp_path):
-    """SCENARIO as a TOML file (the crawler's --lab-scenario)."""
+def _scenario_file(tmp_path, scenario=SCENARIO):
+    """A scenario (SCENARIO unless told) as a TOML file (the crawler's --lab-scenario)."""
     import json
 
     def value(v):
         return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
 
-    lines = [f"[scenario]\nname = {value(SCENARIO['scenario']['name'])}\n"
-             f"description = {value(SCENARIO['scenario']['description'])}\n",
-             "[video_defaults]\n" + "".join(f"{k} = {value(v)}\n" for k, v in SCENARIO["video_defaults"].items())]
+    lines = [f"[scenario]\nname = {value(scenario['scenario']['name'])}\n"
+             f"description = {value(scenario['scenario']['description'])}\n",
+             "[video_defaults]\n" + "".join(f"{k} = {value(v)}\n" for k, v in scenario["video_defaults"].items())]
     for table in ("servers", "videos"):
-        for row in SCENARIO[table]:
+        for row in scenario[table]:
             lines.append(f"[[{table}]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in row.items()))
-    path = tmp_path / "https.toml"
+    path = tmp_path / f"{scenario['scenario']['name']}.toml"
     path.write_text("\n".join(lines))
     return path
 
@@ -182,3 +182,101 @@ def test_a_bad_ca_file_is_one_clear_line(tmp_path):
         proc = run_crawler(["-s", "generic", "-b", "--ca-file", arg, "--database-dir", str(tmp_path),
                             "https://example.invalid/v.mp4"], timeout_s=60)
         assert proc.returncode == 2 and "ca_file (--ca-file)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+HOPS_SCENARIO = {
+    "scenario": {"name": "https-hops", "description": "HTTPS redirect chains, hop by hop, each host its own name"},
+    "video_defaults": {"duration_s": 6.0, "bitrate_bps": 1_000_000, "redirect_scheme": "https"},
+    "servers": [
+        {"name": "hops-tls", "ip": "127.77.3.9", "tls": True},
+        {"name": "hops-bad-name", "ip": "127.77.3.10", "fault": "tls_wrong_name"},
+    ],
+    "videos": [
+        # platform /media/ID -> platform /media/ID/next (a relative Location) -> r1 -> the cache server
+        {"id": "https-hops", "server": "hops-tls", "hops": 3},
+        # platform /media/ID -> r1 -> a cache server whose certificate is for another name
+        {"id": "https-hops-bad-name", "server": "hops-bad-name", "hops": 2},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def hops_crawl(tmp_path_factory):
+    """A lab crawl (--http auto, the default) of HOPS_SCENARIO: the database, the truth and the request log."""
+    from pytomo.lab.truth import read_truth, requests_file
+
+    out = tmp_path_factory.mktemp("https-hops")
+    truth = out / "truth.jsonl"
+    proc = run_crawler(["-s", "lab", "--lab-scenario", str(_scenario_file(out, HOPS_SCENARIO)), "-b", "-t",
+                        "all_time", "-D", "2", "-n", "1", "-S", "0", "--database-dir", str(out / "db"),
+                        "--lab-truth", str(truth)], timeout_s=300)
+    return connect(database_of(proc)), read_truth(truth), read_truth(requests_file(truth))
+
+
+def _hops(conn, video_row_id):
+    return conn.execute("SELECT * FROM hops WHERE video_row_id = ? ORDER BY hop_index", (video_row_id,)).fetchall()
+
+
+def _answered(conn, video_row_id, host):
+    """The addresses the crawler's DNS answers gave for ``host`` (the lab's resolver)."""
+    rows = conn.execute("SELECT resolver, address FROM dns_answers WHERE video_row_id = ? AND host = ? AND address "
+                        "IS NOT NULL", (video_row_id, host)).fetchall()
+    assert rows and {r["resolver"] for r in rows} == {"lab"}, host
+    return {r["address"] for r in rows}
+
+
+def _served_hop(requests, hop):
+    """The one request of the lab's request log that answered a stored hop (HEAD, by Host and path)."""
+    u = urlsplit(hop["url"])
+    path = u.path + (f"?{u.query}" if u.query else "")
+    found = [r for r in requests if r["host"] == u.netloc and r["path"] == path and r["method"] == "HEAD"]
+    assert len(found) == 1, (hop["url"], found)
+    return found[0]
+
+
+def test_https_redirects_hop_by_hop_keep_sni_and_pinning(hops_crawl):
+    """Each hop of an HTTPS chain reached the address the crawler's own DNS answer gave for its host, with that
+    host's name as SNI (what each lab server received in the handshake), over a new TLS connection as the server
+    counted it; the download is what the cache server logged, with the cache's name as SNI."""
+    conn, truth, requests = hops_crawl
+    v = _videos(conn)["https-hops"]
+    assert v["status"] == "ok", v["error_message"]
+    hops = _hops(conn, v["id"])
+    assert [urlsplit(h["url"]).scheme for h in hops] == ["https"] * 4
+    assert [h["status_code"] for h in hops] == [302, 302, 302, 200]  # r1 answers 302 as a chain's third hop
+    assert hops[0]["location"].startswith("/")  # the platform to itself
+    assert len({h["address"] for h in hops}) == 3  # the platform (twice), the redirector, the cache server
+    for hop in hops:
+        served = _served_hop(requests, hop)
+        assert hop["address"] in _answered(conn, v["id"], hop["host"]), hop["url"]
+        assert served["server_ip"] == hop["address"] and served["server_host"] == hop["host"], hop["url"]
+        assert served["scheme"] == "https" and served["sni"] == hop["host"], (hop["url"], served["sni"])
+        assert served["status"] == hop["status_code"]
+        assert hop["tls_version"] == served["tls_version"] == "TLSv1.3"
+        assert hop["http_version"] == served["protocol"] == "HTTP/1.1"
+        # the lab's servers close every connection after one answer: each hop opened its own
+        assert served["connection_requests"] == 1 and hop["new_connection"] == 1, hop["url"]
+        assert hop["tcp_connect_s"] > 0 and hop["tls_handshake_s"] > 0, hop["url"]
+    assert len({served["connection"] for served in map(lambda h: _served_hop(requests, h), hops)}) == 4
+    d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ?", (v["id"],)).fetchone()
+    (got,) = [t for t in truth if t["video_id"] == "https-hops" and t["method"] == "GET"]
+    cache = hops[-1]
+    assert got["sni"] == cache["host"] == got["cache_host"] and got["cache_ip"] == d["address"] == cache["address"]
+    assert d["bytes"] == got["bytes_sent"] > 0 and d["tls_version"] == got["tls_version"] == "TLSv1.3"
+    assert d["http_version"] == got["protocol"] == "HTTP/1.1"  # the lab's own server offers no HTTP/2
+
+
+def test_a_wrong_name_after_https_hops_is_its_own_error(hops_crawl):
+    """A certificate for another name at the end of an HTTPS chain: redirects/tls_name_mismatch, the hops before it
+    kept with their SNI, the DNS answer of the refused host kept, and no request reached that server."""
+    conn, _truth, requests = hops_crawl
+    v = _videos(conn)["https-hops-bad-name"]
+    assert (v["status"], v["error_stage"], v["error_kind"]) == ("error", "redirects", "tls_name_mismatch")
+    hops = _hops(conn, v["id"])
+    assert [h["status_code"] for h in hops] == [302, 307, None] and hops[-1]["error"]  # r1 answers 307 here
+    for hop in hops[:-1]:
+        served = _served_hop(requests, hop)
+        assert served["sni"] == hop["host"] and served["server_ip"] == hop["address"]
+    refused = hops[-1]
+    assert refused["address"] in _answered(conn, v["id"], refused["host"])
+    assert not [r for r in requests if r["server_host"] == refused["host"]]

@@ -18,6 +18,8 @@ def test_default_scenario_covers_what_the_lab_promises():
     assert {s.fault for s in sc.servers if s.fault} == set(FAULTS)
     assert {v.media.container for v in sc.videos} >= {"mp4", "mp4-moov-end", "fmp4", "webm", "flv"}
     assert {v.hops for v in sc.videos} == {0, 1, 2, 3}
+    https = [v for v in sc.videos if v.redirect_scheme == "https"]  # HTTPS hop by hop in the default crawl
+    assert https and all("all_time" in v.popular and sc.server(v.server).tls for v in https)
     hostile = [v for v in sc.videos if "<script>" in v.title]
     assert hostile and '"' in hostile[0].title and any(ord(c) > 127 for c in hostile[0].title)
     assert all(s.ip.startswith("127.") for s in sc.servers)
@@ -37,6 +39,10 @@ BASE = {"servers": [{"name": "a", "ip": "127.77.1.1"}], "videos": [{"id": "v1", 
     ({"videos": [{"id": "v1", "server": "a", "hops": 4}]}, "hops"),
     ({"videos": [{"id": "v1", "server": "a", "related": ["v9"]}]}, "related video"),
     ({"videos": []}, "at least one"),
+    ({"videos": [{"id": "v1", "server": "a", "redirect_scheme": "ftp"}]}, "redirect_scheme must be one of"),
+    ({"videos": [{"id": "v1", "server": "a", "redirect_scheme": "https"}]}, "is not .set tls = true"),
+    ({"servers": [{"name": "a", "tls": True}], "videos": [{"id": "v1", "server": "a", "hops": 0,
+                                                           "redirect_scheme": "https"}]}, "needs redirect hops"),
 ])
 def test_bad_scenarios_are_refused(change, words):
     with pytest.raises(LabError, match=words):
