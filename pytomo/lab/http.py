@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from pytomo.lab.clienthello import judge, peek
 from pytomo.lab.media import EXTENSIONS, LabMedia, ensure_media, pair_specs
 from pytomo.lab.rules import Availability, pace_rate_bps, refusal
 from pytomo.lab.segmented import MIME_TYPES
@@ -244,6 +245,8 @@ class CacheHandler(_Handler):
     def setup(self) -> None:
         super().setup()
         self.requests_on_connection = 0  # the media requests on it (the truth log's count)
+        # the client's TLS hello, peeked at before the handshake and judged by tls_fingerprint (clienthello.py)
+        self.hello = judge(self.profile.tls_fingerprint, peek(self.connection)) if self.server.tls else {}
 
     @property
     def profile(self) -> ServerProfile:
@@ -258,7 +261,8 @@ class CacheHandler(_Handler):
         tls = self.connection.version() if isinstance(self.connection, ssl.SSLSocket) else None
         return {"connection": self.connection_id, "connection_requests": self.requests_on_connection,
                 "user_agent": self.headers.get("User-Agent"), "rules": self.profile.rules,
-                "protocol": self.request_version, "tls_version": tls, "sni": received_sni(self.connection)}
+                "protocol": self.request_version, "tls_version": tls, "sni": received_sni(self.connection),
+                **self.hello}
 
     def route(self, url) -> None:
         seg = re.fullmatch(r"/s/([\w-]+)/([\w./-]+)", url.path)
@@ -284,13 +288,21 @@ class CacheHandler(_Handler):
             record.update(part=part, container=media.spec.container, bitrate_bps=media.bitrate_bps,
                           duration_s=media.duration_s, size_bytes=media.size_bytes)
         try:
-            if profile.rules and not self._obeys_rules(video, record):
+            if self._refuses_client(record) or (profile.rules and not self._obeys_rules(video, record)):
                 return
             self._serve(media, profile, record)
         finally:
             record["ended_at"] = datetime.now(UTC).isoformat()
             if self.command == "GET":
                 lab.truth.add(record)
+
+    def _refuses_client(self, record: dict) -> bool:
+        """True when a 403 has been sent to a client whose TLS hello the server's tls_fingerprint refuses."""
+        if not self.hello.get("tls_client_refused"):
+            return False
+        record.update(status=403, refused="tls_client", range=self.headers.get("Range"))
+        self._send(403, "text/plain; charset=utf-8", b"403 Forbidden: tls_client\n")
+        return True
 
     def _obeys_rules(self, video: VideoSpec, record: dict) -> bool:
         """True when the request may be served under the server's rules; else a 403 has been sent."""
@@ -315,6 +327,8 @@ class CacheHandler(_Handler):
         record.update(method=self.command, started_at=datetime.now(UTC).isoformat(), bytes_sent=0,
                       segment=relative, size_bytes=seg.sizes[relative], **self._request_truth())
         try:
+            if self._refuses_client(record):
+                return None
             if profile.fault in ("404", "403", "500"):
                 record["status"] = int(profile.fault)
                 return self._send(int(profile.fault), "text/plain", b"error\n")

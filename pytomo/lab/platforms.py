@@ -359,6 +359,8 @@ class PlatformsHandler(_Handler):
         rec = fill(entry["ytdlp"], self.server.lab, serving=True)
         out = {"ytdlp_version": version, "player_client": rec.get("player_client", []),
                "warnings": rec.get("warnings", [])}
+        if rec.get("log"):  # yt-dlp's screen lines (its logger's debug), as the resolver reads them
+            out["log"] = rec["log"]
         if rec.get("error"):
             out["error"] = rec["error"]
         else:

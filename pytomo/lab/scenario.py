@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pytomo.errors import LabError
+from pytomo.lab.clienthello import BROWSER_RULES
 from pytomo.lab.media import CONTAINERS, MediaSpec
 from pytomo.lab.tls import TLS_FAULTS
 
@@ -53,6 +54,11 @@ class ServerProfile:
     fault: str | None = None
     fault_after_bytes: int = 0  # for reset and short_body
     rules: str | None = None  # one of RULES: what the server enforces on media requests; None: nothing
+    # one of BROWSER_RULES: browser (403 unless the client's TLS hello looks like Chrome's or Firefox's), refuse
+    # (403 whatever the hello); None: any client (pytomo/lab/clienthello.py); lab servers over HTTPS only
+    tls_fingerprint: str | None = None
+    # "h3": nginx over TLS advertises HTTP/3 on its own port (Alt-Svc) where nothing listens on UDP: a closed QUIC port
+    alt_svc: str | None = None
     # network path (only with the scenario's network_path = true; see pytomo/lab/netpath.py)
     path_delay_ms: float = 0.0  # one way, each direction
     path_rate_bps: float | None = None  # each direction, IP bytes; None: no rate limit
@@ -145,12 +151,13 @@ def _server(i: int, raw: dict, where: str) -> ServerProfile:
             raise LabError(f"{where}: server {name}: only the lab's own server enforces rules; "
                            "use software = \"lab\" for it")
     _check_software(software, fault, rate, stalls, float(raw.get("ttfb_delay_s", 0.0)), f"{where}: server {name}")
+    fingerprint = _tls_fingerprint(raw, software, f"{where}: server {name}")
     return ServerProfile(
         name=name,
         host=str(raw.get("host") or f"{name}.{LAB_DOMAIN}").lower(),
         ip=_loopback(str(raw.get("ip") or f"127.77.1.{i + 1}"), f"{where}: server {name}"),
         software=software,
-        tls=bool(raw.get("tls", False)) or software == "caddy" or fault in TLS_FAULTS,
+        tls=bool(raw.get("tls", False)) or software == "caddy" or fault in TLS_FAULTS or fingerprint is not None,
         rate_bps=None if rate is None else float(rate),
         burst_bytes=int(raw.get("burst_bytes", 0)),
         ttfb_delay_s=float(raw.get("ttfb_delay_s", 0.0)),
@@ -158,8 +165,37 @@ def _server(i: int, raw: dict, where: str) -> ServerProfile:
         fault=fault,
         fault_after_bytes=int(raw.get("fault_after_bytes", 0)),
         rules=rules,
+        tls_fingerprint=fingerprint,
+        alt_svc=_alt_svc(raw, software, f"{where}: server {name}"),
         **path,
     )
+
+
+def _tls_fingerprint(raw: dict, software: str, where: str) -> str | None:
+    """A server's tls_fingerprint rule, checked: one of BROWSER_RULES, on the lab's own server (which reads the
+    client's hello before the handshake; nginx and Caddy do not say what they received)."""
+    rule = raw.get("tls_fingerprint")
+    if rule is None:
+        return None
+    if rule not in BROWSER_RULES:
+        raise LabError(f"{where}: tls_fingerprint must be one of {', '.join(BROWSER_RULES)}, not {rule!r}")
+    if software != "lab" or raw.get("tls") is False:
+        raise LabError(f"{where}: tls_fingerprint needs the lab's own server over HTTPS (software = \"lab\", "
+                       "tls = true)")
+    return str(rule)
+
+
+def _alt_svc(raw: dict, software: str, where: str) -> str | None:
+    """A server's alt_svc, checked: "h3" on nginx over TLS (Debian's nginx has no QUIC: the port it advertises for
+    HTTP/3 is closed; Caddy advertises its own, open one)."""
+    value = raw.get("alt_svc")
+    if value is None:
+        return None
+    if value != "h3":
+        raise LabError(f"{where}: alt_svc must be \"h3\", not {value!r}")
+    if software != "nginx" or raw.get("tls") is not True:
+        raise LabError(f"{where}: alt_svc needs nginx over HTTPS (software = \"nginx\", tls = true)")
+    return "h3"
 
 
 def _check_software(software: str, fault: str | None, rate: Any, stalls: tuple, ttfb_delay_s: float,

@@ -35,7 +35,11 @@ TRUTH_FIELDS = ("video_id", "page_url", "media_url", "cache_host", "cache_ip", "
                 "protocol", "tls_version",
                 # the server name the client's TLS handshake asked for (SNI), as the lab's own TLS server received
                 # it; null over plain HTTP, without SNI, and in nginx's and Caddy's records
-                "sni")
+                "sni",
+                # the client's TLS hello as the lab's own TLS server peeked at it before the handshake: JA4's first
+                # part and the browser marks found (client_hello), browser or not_browser (tls_client); null over
+                # plain HTTP and in nginx's and Caddy's records (pytomo/lab/clienthello.py)
+                "client_hello", "tls_client")
 
 # The lab's request log (``requests_file`` beside the truth log): one line per request that any of the lab's own
 # HTTP servers answered (platform, redirectors, recorded platforms, the lab's cache servers; HEAD, redirects and
