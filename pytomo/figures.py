@@ -288,6 +288,11 @@ FIGURES: tuple[Figure, ...] = (
            "d.transfer.connection.tls_version", since=7),
     Figure(D, "impersonate", "TEXT", "the browser target whose TLS and HTTP/2 fingerprint libcurl presented "
            "(curl_cffi's name, e.g. chrome152); NULL: libcurl's own, or requests", "d.transfer.impersonate", since=8),
+    Figure(D, "http_stream_id", "INTEGER", "the HTTP/2 or HTTP/3 stream of the request, as libcurl's verbose text "
+           "named it (OPENED stream); NULL: HTTP/1.x (no streams)", "d.transfer.http_stream_id", since=8),
+    Figure(D, "quic_fallback", "TEXT", "--http auto tried HTTP/3 (advertised in Alt-Svc) and the request went over "
+           "TCP: libcurl's own words why QUIC failed; NULL: HTTP/3 used, or not tried", "d.transfer.quic_fallback",
+           since=8),
     Figure(D, "content_encoding", "TEXT", "gzip, deflate: bytes are on the wire, decoded_bytes after decoding",
            "d.transfer.content_encoding", since=3),
     Figure(D, "decoded_bytes", "INTEGER", "body bytes after decoding a Content-Encoding", "d.transfer.decoded_bytes",

@@ -17,6 +17,7 @@ from curl_cffi.curl import CURL_WRITEFUNC_ERROR
 from curl_cffi.requests.impersonate import BrowserTypeLiteral, resolve_latest_browser_type
 from requests.structures import CaseInsensitiveDict
 
+from pytomo.engine.altsvc import AltServices
 from pytomo.results import ConnectionUse
 
 HTTP_CHOICES = ("1.1", "2", "3", "auto")
@@ -25,9 +26,17 @@ _VERSIONS = {"1.1": CurlHttpVersion.V1_1, "2": CurlHttpVersion.V2TLS, "3": CurlH
 # Go's HTTP/2 server (Caddy) may acknowledge curl-impersonate's two SETTINGS frames with one ACK and then stall the
 # stream at 1 MiB (docs/lab.md): curl's own window, announced in its first SETTINGS frame, avoids the second
 _H2_SETTINGS = "1:65536;2:0;4:1048576;6:262144"
-_ALT_H3 = re.compile(r'(?:^|,)\s*h3="[^":]*:(\d+)"')  # an Alt-Svc entry for HTTP/3 (RFC 7838, RFC 9114)
 _CURLINFO_TEXT = 0
 _TLS_TEXT = re.compile(rb"SSL connection using (TLSv[\d.]+)")
+# libcurl's verbose text (lib/http2.c, lib/vquic/curl_ngtcp2.c): "[HTTP/2] [1] OPENED stream for https://..."
+_STREAM_TEXT = re.compile(rb"^\[HTTP/[23]\] \[(\d+)\] OPENED stream for ")
+# ...and why QUIC failed (lib/vquic: "QUIC connect to 127.0.0.1 port 443 failed: Could not connect to server",
+# after its details, such as "QUIC: connection to 127.0.0.1 port 443 refused")
+_QUIC_TEXT = re.compile(rb"^QUIC[ :]")
+_QUIC_REASON_CHARS = 1000
+# stored when HTTP/3 was asked for, TCP was used and libcurl said nothing about QUIC (it drops a QUIC attempt that
+# is still under way once TCP connected: a QUIC port that never answers)
+RACE_LOST = "TCP connected first: libcurl reported no QUIC error (no QUIC answer yet)"
 _STATUS = re.compile(rb"HTTP/([\d.]+) (\d{3})")
 _READ_CHUNK_BYTES = 256 * 1024
 # the browsers libcurl itself can present (curl-impersonate's own targets); a family name ("chrome") is its newest
@@ -65,6 +74,11 @@ class CurlAnswer:
     error: CurlTransportError | None = None
     sock: socket.socket | None = None  # a duplicate of libcurl's TCP socket (TCP_INFO); None over QUIC; close it
     impersonate: str | None = None  # the browser target whose TLS and HTTP/2 fingerprint was presented; None: libcurl's
+    http_stream_id: int | None = None  # the HTTP/2 or HTTP/3 stream libcurl opened for it; None over HTTP/1.x
+    quic_fallback: str | None = None  # HTTP/3 was tried and TCP used: libcurl's words why; None: HTTP/3 or not tried
+    tried_h3: bool = False  # HTTP/3 asked for, TCP allowed (auto)
+    origin: tuple[str, int] = ("", 0)  # host, port
+    quic_text: list[str] = field(default_factory=list)  # libcurl's lines about QUIC
     _stop: bool = False
 
     def cancel(self) -> None:
@@ -72,7 +86,7 @@ class CurlAnswer:
         self._stop = True
 
 
-_Key = tuple[str, str, int, str, bool, str | None]  # scheme, host, port, address, HTTP/3 advertised, impersonated
+_Key = tuple[str, str, int, str, bool, str | None]  # scheme, host, port, address, HTTP/3 tried, impersonated
 
 
 class _Handle:
@@ -101,7 +115,7 @@ class CurlTransport:
         self.user_agent = user_agent
         self.accept_encoding = accept_encoding
         self._idle: dict[_Key, list[_Handle]] = {}
-        self.h3_origins: set[tuple[str, int]] = set()  # (host, port) that advertised HTTP/3 on their own port
+        self.alt_svc = AltServices()  # origins that advertised HTTP/3, and those where QUIC failed
         self._lock = threading.Lock()
 
     def request(self, url: str, address: str, *, headers: dict[str, str] | None = None, timeout_s: float = 5.0,
@@ -118,9 +132,10 @@ class CurlTransport:
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         # a handle per protocol asked for and fingerprint: an impersonating connection is never reused by a plain one
-        key = (parts.scheme, host, port, address, (host, port) in self.h3_origins, target)
+        tried_h3 = self.http == "auto" and parts.scheme == "https" and self.alt_svc.try_h3(host, port)
+        key = (parts.scheme, host, port, address, tried_h3, target)
         handle = self._take(key)
-        answer = CurlAnswer(impersonate=target)
+        answer = CurlAnswer(impersonate=target, tried_h3=tried_h3, origin=(host, port))
         self._configure(handle, url, (host, port, address), headers or {}, timeout_s, deadline_s, answer)
         worker = threading.Thread(target=self._perform, args=(handle, key, answer), name="curl", daemon=True)
         worker.start()
@@ -132,10 +147,8 @@ class CurlTransport:
 
     def learn(self, host: str, port: int, alt_svc: str | None) -> None:
         """Remember that an origin advertised HTTP/3 on its own port (an answer's ``Alt-Svc``, over any transport),
-        as Chrome does: its next new connections try QUIC."""
-        alt = _ALT_H3.search(alt_svc or "")
-        if alt and int(alt.group(1)) == port:
-            self.h3_origins.add((host, port))
+        as Chrome does: its next new connections try QUIC, unless QUIC failed there (``AltServices.mark_broken``)."""
+        self.alt_svc.learn(host, port, alt_svc)
 
     def _take(self, key: _Key) -> _Handle:
         with self._lock:
@@ -155,7 +168,7 @@ class CurlTransport:
         c.setopt(CurlOpt.URL, url)
         c.setopt(CurlOpt.RESOLVE, [f"{host}:{port}:{pinned}"])
         version = _VERSIONS[self.http] if url.startswith("https:") else CurlHttpVersion.V1_1
-        if self.http == "auto" and (host, port) in self.h3_origins:
+        if answer.tried_h3:
             version = CurlHttpVersion.V3  # HTTP/3, and HTTP/2 or 1.1 over TCP when QUIC fails (libcurl races them)
         c.setopt(CurlOpt.HTTP_VERSION, version)  # before impersonating: its HTTP/3 settings depend on it
         sent = {"User-Agent": self.user_agent, "Accept-Encoding": self.accept_encoding, **headers}
@@ -177,10 +190,9 @@ class CurlTransport:
         c.setopt(CurlOpt.HEADERFUNCTION, lambda line: self._on_header(handle, answer, line))
         c.setopt(CurlOpt.WRITEFUNCTION, lambda data: self._on_body(answer, data))
         c.setopt(CurlOpt.VERBOSE, 1)
-        c.setopt(CurlOpt.DEBUGFUNCTION, lambda kind, text: self._on_debug(handle, kind, text))
+        c.setopt(CurlOpt.DEBUGFUNCTION, lambda kind, text: self._on_debug(handle, answer, kind, text))
 
-    @staticmethod
-    def _on_header(handle: _Handle, answer: CurlAnswer, line: bytes) -> int:
+    def _on_header(self, handle: _Handle, answer: CurlAnswer, line: bytes) -> int:
         if m := _STATUS.match(line):
             answer.status_code, answer.headers = int(m.group(2)), CaseInsensitiveDict()
             version = m.group(1).decode()
@@ -191,6 +203,7 @@ class CurlTransport:
             if answer.status_code >= 200:  # not a 1xx: this head is the answer's
                 answer.headers_at = time.perf_counter()
                 answer.connection = _connection_use(handle.curl, answer.http_version, handle)  # allowed in a callback
+                self._fell_back(answer)
                 if answer.http_version != "HTTP/3":
                     answer.sock = _tcp_socket(handle.curl)
                 answer.head_ready.set()
@@ -209,9 +222,24 @@ class CurlTransport:
         return len(data)
 
     @staticmethod
-    def _on_debug(handle: _Handle, kind: int, text: bytes) -> None:
-        if kind == _CURLINFO_TEXT and (m := _TLS_TEXT.search(text)):
+    def _on_debug(handle: _Handle, answer: CurlAnswer, kind: int, text: bytes) -> None:
+        if kind != _CURLINFO_TEXT:
+            return
+        if m := _TLS_TEXT.search(text):
             handle.tls_version = m.group(1).decode()
+        elif answer.http_stream_id is None and (m := _STREAM_TEXT.match(text)):
+            answer.http_stream_id = int(m.group(1))
+        elif answer.tried_h3 and _QUIC_TEXT.match(text):
+            answer.quic_text.append(text.decode("utf-8", "replace").strip())
+
+    def _fell_back(self, answer: CurlAnswer) -> None:
+        """HTTP/3 was tried and the request went over TCP: why (libcurl's words), and no QUIC to that origin for a
+        while, as Chrome marks a broken alternative service."""
+        if not answer.tried_h3 or answer.http_version in (None, "HTTP/3") or answer.quic_fallback is not None:
+            return
+        reason = "; ".join(dict.fromkeys(answer.quic_text)) or RACE_LOST
+        answer.quic_fallback = reason[:_QUIC_REASON_CHARS]
+        self.alt_svc.mark_broken(*answer.origin)
 
     def _perform(self, handle: _Handle, key: _Key, answer: CurlAnswer) -> None:
         c = handle.curl
@@ -227,6 +255,8 @@ class CurlTransport:
             answer.chunks.put((b"", time.perf_counter()) if answer.error is None else answer.error)
             answer.head_ready.set()
             answer.ended.set()
+            if answer.quic_fallback is not None:  # its connection is TCP: for the origin's next requests
+                key = (*key[:4], False, key[5])
             self._give_back(key, handle)
 
     def close(self) -> None:

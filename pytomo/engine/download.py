@@ -19,6 +19,7 @@ from pytomo.results import Transfer, utc_now
 
 READ_CHUNK_BYTES = 1 << 20
 TAIL_LIMIT_BYTES = 64 << 20
+CURL_END_WAIT_S = 1.0  # a complete body's request ends within this, its handle back in the pool
 CURL_SLACK_S = 5.0  # libcurl ends a request this long after its window and its head's timeout, whatever happens
 DECODE_STEP_BYTES = 1 << 20  # decoded bytes produced per step from a compressed body (bounded memory)
 DECODED_RATIO_MAX = 100  # a compressed body may decode to this many times its wire bytes (media does not shrink)...
@@ -163,7 +164,8 @@ def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s
             tr.error_kind, tr.error = _classify(answer.error)
             return tr
         tr.headers_s = (answer.headers_at or time.perf_counter()) - t0
-        tr.http_version = answer.http_version
+        tr.http_version, tr.connection = answer.http_version, answer.connection
+        tr.http_stream_id, tr.quic_fallback = answer.http_stream_id, answer.quic_fallback
     else:
         try:
             answer = http.request("GET", url, address=address, stream=True, timeout_s=timeout_s, headers=hdrs)
@@ -404,6 +406,8 @@ class _CurlBodyReader(_BodyReader):
             self.sock.close()  # the duplicate only
         if tr.ended_by != "eof":
             answer.cancel()
+        else:  # libcurl ends the request just after the body's last byte: then its connection is idle again, for
+            answer.ended.wait(CURL_END_WAIT_S)  # the next request (a new one would open while this one still runs)
         tr.connection = answer.connection
 
 

@@ -162,7 +162,8 @@ class _Play:
             byte_range=byte_range, new_connection=conn.new if conn else None,
             tcp_connect_s=conn.tcp_connect_s if conn else None,
             tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding,
-            http_version=tr.http_version, tls_version=conn.tls_version if conn else None, impersonate=tr.impersonate)
+            http_version=tr.http_version, tls_version=conn.tls_version if conn else None, impersonate=tr.impersonate,
+            http_stream_id=tr.http_stream_id, quic_fallback=tr.quic_fallback)
         session.records.append(rec)
         return rec
 
@@ -238,7 +239,7 @@ class SegmentPlayer:
         agg = run.agg
         tr, rec = run.fetch(url, "manifest", "manifest", None)
         agg.status, agg.content_type, agg.headers_s = tr.status, tr.content_type, tr.headers_s
-        agg.http_version, agg.connection = tr.http_version, tr.connection  # the session's first request: its transport
+        agg.take_transport(tr)  # the session's first request: its transport
         if rec.complete:
             return tr.head.decode("utf-8", errors="replace")
         agg.ended_by, agg.error_kind, agg.error = "error", tr.error_kind or "http_status", (

@@ -40,9 +40,9 @@ def fetch_progressive(http: HttpClient, url: str, address: str, *, window_s: flo
     offset = 0
 
     def first_headers(tr: Transfer) -> None:
-        agg.status, agg.http_version, agg.content_type = tr.status, tr.http_version, tr.content_type
+        agg.status, agg.content_type = tr.status, tr.content_type
         agg.content_length_bytes = agg.instance_bytes = tr.instance_bytes
-        agg.connection = tr.connection
+        agg.take_transport(tr)
         if on_headers is not None:
             on_headers(agg)
 
@@ -90,4 +90,5 @@ def _record(seq: int, stream: str, tr: Transfer, start_s: float) -> SegmentRecor
         byte_range=(tr.byte_range[0], last) if tr.byte_range else None,
         new_connection=conn.new if conn else None, tcp_connect_s=conn.tcp_connect_s if conn else None,
         tls_handshake_s=conn.tls_handshake_s if conn else None, content_encoding=tr.content_encoding,
-        http_version=tr.http_version, tls_version=conn.tls_version if conn else None, impersonate=tr.impersonate)
+        http_version=tr.http_version, tls_version=conn.tls_version if conn else None, impersonate=tr.impersonate,
+        http_stream_id=tr.http_stream_id, quic_fallback=tr.quic_fallback)

@@ -108,6 +108,8 @@ def _server_block(site: Site, workdir: Path) -> list[str]:
     if site.cert:  # nginx 1.22 (Debian 12): http2 is a listen parameter
         lines += [f"        ssl_certificate {_quote(site.cert[0])};",
                   f"        ssl_certificate_key {_quote(site.cert[1])};", "        ssl_protocols TLSv1.2 TLSv1.3;"]
+    if p.alt_svc == "h3":  # HTTP/3 advertised on this port, where nothing listens on UDP (no QUIC in nginx 1.22)
+        lines.append(f"        add_header Alt-Svc 'h3=\":{site.port}\"; ma=86400' always;")
     if p.rate_bps:
         lines.append(f"        limit_rate {limit_rate_bytes(p.rate_bps)};")
         if p.burst_bytes:

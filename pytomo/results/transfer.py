@@ -25,6 +25,8 @@ class Transfer:
     status: int | None = None
     http_version: str | None = None
     impersonate: str | None = None  # the browser target whose fingerprint libcurl presented; None: libcurl's/requests'
+    http_stream_id: int | None = None  # the HTTP/2 or HTTP/3 stream of the request, as libcurl named it; None: HTTP/1.x
+    quic_fallback: str | None = None  # HTTP/3 tried, TCP used: libcurl's words why; None: HTTP/3 used or not tried
     content_type: str | None = None
     content_length_bytes: int | None = None
     instance_bytes: int | None = None  # the whole file's size, from a 206's Content-Range (``bytes a-b/size``)
@@ -49,6 +51,11 @@ class Transfer:
     tail_error: str | None = None
     tail_connection: ConnectionUse | None = None  # how the range request for the tail used its connection
     tcp_info: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (t_s, kernel fields)
+
+    def take_transport(self, first: Transfer) -> None:
+        """A session's transport is its first request's: HTTP version, connection, fingerprint, stream, fallback."""
+        self.http_version, self.connection, self.impersonate = first.http_version, first.connection, first.impersonate
+        self.http_stream_id, self.quic_fallback = first.http_stream_id, first.quic_fallback
 
     @property
     def tcp_min_rtt_ms(self) -> float | None:
@@ -128,6 +135,8 @@ class SegmentRecord:
     http_version: str | None = None  # HTTP/1.0, HTTP/1.1 (None: no answer)
     tls_version: str | None = None  # TLSv1.2, TLSv1.3 (None: not over TLS, or no connection)
     impersonate: str | None = None  # the browser target presented (chrome152...); None: libcurl's own or requests
+    http_stream_id: int | None = None  # HTTP/2 or HTTP/3 stream (libcurl's verbose text); None: HTTP/1.x, no answer
+    quic_fallback: str | None = None  # HTTP/3 tried, TCP used: libcurl's words why; None: HTTP/3 used or not tried
 
 
 

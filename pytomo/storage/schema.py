@@ -12,7 +12,8 @@ from pytomo.results import TCP_INFO_FIELD_NAMES as TCP_INFO_FIELDS
 # name, host_label NULL unless --label), as_number/as_name/country per download from --ip-db (the view's ASNumber);
 # 6: playouts and playout_stalls, one row per --player profile and download (pytomo/engine/profiles.py); 7: the
 # transport of each request: downloads.tls_version, segment_requests.http_version and tls_version, hops' connection;
-# 8: impersonate (the browser fingerprint libcurl presented) per download, segment request and hop
+# 8: impersonate (the browser fingerprint libcurl presented) per download, segment request and hop; http_stream_id
+# and quic_fallback (why --http auto's HTTP/3 fell back to TCP) per download and segment request
 SCHEMA_VERSION = 8
 
 TABLES = """
@@ -122,6 +123,8 @@ CREATE TABLE IF NOT EXISTS rtt_samples (
     http_version TEXT,                   -- HTTP/1.0, HTTP/1.1 (NULL: no answer)
     tls_version TEXT,                    -- TLSv1.2, TLSv1.3 (NULL: not over TLS)
     impersonate TEXT,                    -- browser target presented (chrome152); NULL: libcurl's own or requests
+    http_stream_id INTEGER,              -- HTTP/2 or HTTP/3 stream (libcurl's verbose text); NULL: HTTP/1.x
+    quic_fallback TEXT,                  -- HTTP/3 tried, TCP used: libcurl's words why; NULL: HTTP/3 or not tried
     PRIMARY KEY (download_id, seq)
 );
 CREATE TABLE IF NOT EXISTS throughput_samples (

@@ -80,6 +80,7 @@ def test_each_protocol_is_what_the_servers_logged(tmp_path, protocol):
             continue
         assert v["status"] == "ok", (vid, v["error_message"])
         assert d["http_version"] == want and d["tls_version"] == "TLSv1.3", vid
+        assert (d["http_stream_id"] is None) == (want == "HTTP/1.1") and d["quic_fallback"] is None, vid
         samples = conn.execute("SELECT COUNT(*) FROM tcp_info_samples WHERE download_id = ?", (d["id"],)).fetchone()[0]
         assert (samples > 0) == (want != "HTTP/3"), (vid, samples)  # TCP_INFO over TCP only
         requests = [{"url": d["url"], "bytes": d["bytes"], "complete": d["ended_by"] == "eof",
@@ -206,3 +207,76 @@ def test_an_impersonated_request_presents_the_browser_and_is_recorded(tmp_path):
     assert browser[0]["protocol"] == "HTTP/2.0" and browser[0]["bytes_sent"] == size
     assert [t["user_agent"] for t in caddy if t is not browser[0]] == ["pytomo-test"]
     assert [t["protocol"] for t in truth if t["cache_host"].startswith("nginx-tls.")] == ["HTTP/2.0"]
+
+
+FALLBACK = {
+    "scenario": {"name": "fallback", "description": "Caddy with HTTP/3, nginx advertising a closed QUIC port"},
+    "video_defaults": {"duration_s": 6.0, "bitrate_bps": 1_000_000, "hops": 1},
+    "servers": [{"name": "caddy", "ip": "127.77.3.1", "software": "caddy"},
+                {"name": "nginx-alt", "ip": "127.77.3.4", "software": "nginx", "tls": True, "alt_svc": "h3"}],
+    "videos": [{"id": "caddy-mp4", "server": "caddy"},
+               {"id": "caddy-dash", "server": "caddy", "delivery": "dash", "segment_s": 2.0},
+               {"id": "nginx-mp4", "server": "nginx-alt"},
+               {"id": "nginx-dash", "server": "nginx-alt", "delivery": "dash", "segment_s": 2.0}],
+}
+
+
+def _requests(conn, video_id: str) -> list[dict]:
+    """A video's requests in the order they were sent: the download itself, or its session's segment requests."""
+    _v, d, segments = _rows(conn, video_id)
+    return [dict(d)] if not segments else [dict(r) for r in segments]
+
+
+def _in_crawl_order(conn, video_ids: tuple[str, ...]) -> list[str]:
+    return [r[0] for r in conn.execute(
+        f"SELECT v.video_id FROM videos v JOIN downloads d ON d.video_row_id = v.id WHERE v.video_id IN "
+        f"({','.join('?' for _ in video_ids)}) ORDER BY d.id", video_ids)]
+
+
+def _check_streams(rows: list[dict], first: int, step: int) -> None:
+    """The streams libcurl named, against the RFCs' rules: a client's streams on one connection start at ``first``
+    and each new one is the next of its kind (RFC 9113 5.1.1: odd, increasing; RFC 9000 2.1: client-initiated
+    bidirectional, 0 mod 4)."""
+    last: int | None = None
+    for r in rows:
+        sid = r["http_stream_id"]
+        assert sid is not None and sid % step == first, (r["url"], sid)
+        if r["new_connection"]:
+            assert sid == first, (r["url"], sid)
+        elif last is not None:
+            assert sid == last + step, (r["url"], sid, last)
+        last = sid
+
+
+def test_auto_falls_back_to_http2_with_libcurls_reason_when_the_quic_port_is_closed(tmp_path):
+    """The issue's words: ``auto`` picks HTTP/3 where it is advertised and falls back to HTTP/2 (reason stored) when
+    the QUIC port is closed; the origin is then left to TCP (Chrome's broken alternative service), and every
+    request carries the stream libcurl opened for it."""
+    scenario = tmp_path / "fallback.toml"
+    scenario.write_text(_toml(FALLBACK))
+    truth_path = tmp_path / "truth.jsonl"
+    proc = run_crawler(["-s", "lab", "--lab-scenario", str(scenario), "-b", "-t", "all_time", "-D", "4", "-n", "1",
+                        "-S", "0", "--http", "auto", "--database-dir", str(tmp_path / "db"),
+                        "--lab-truth", str(truth_path), "--player", "2015"], timeout_s=300)
+    conn, truth = connect(database_of(proc)), read_truth(truth_path)
+    caddy = []
+    for vid in _in_crawl_order(conn, ("caddy-mp4", "caddy-dash")):
+        v, d, _segments = _rows(conn, vid)
+        assert v["status"] == "ok" and d["quic_fallback"] is None, (vid, v["error_message"])
+        caddy += _requests(conn, vid)
+    assert all(r["http_version"] == "HTTP/3" and r["quic_fallback"] is None for r in caddy)
+    _check_streams(caddy, 0, 4)  # one QUIC connection, or each new one from stream 0
+    nginx = []
+    for vid in _in_crawl_order(conn, ("nginx-mp4", "nginx-dash")):
+        v, d, _segments = _rows(conn, vid)
+        assert v["status"] == "ok" and d["http_version"] == "HTTP/2", (vid, v["error_message"])
+        nginx += _requests(conn, vid)
+        assert {t["protocol"] for t in truth if t["video_id"] == vid and t["method"] == "GET"} == {"HTTP/2.0"}
+    assert all(r["http_version"] == "HTTP/2" for r in nginx)
+    # the first media request tried QUIC and was refused (libcurl's words); then QUIC is not tried there again
+    reason = nginx[0]["quic_fallback"]
+    assert reason and "QUIC connect to 127.77.3.4" in reason and "failed" in reason, reason
+    assert all(r["quic_fallback"] is None for r in nginx[1:])
+    _check_streams(nginx, 1, 2)  # all on one kept-alive HTTP/2 connection, or each new one from stream 1
+    dash = _requests(conn, "nginx-dash")
+    assert len(dash) >= 3 and len({r["http_stream_id"] for r in dash}) == len(dash)
