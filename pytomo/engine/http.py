@@ -24,6 +24,7 @@ import urllib3.response
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from pytomo.engine.curl import CurlTransport
@@ -203,18 +204,37 @@ class _TimedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _TimedPool, "https": _TimedTLSPool}
 
 
+class _PinnedPoolManager(PoolManager):
+    """Pools keyed by the TLS name of the request being sent on this thread (``_local.tls_name``) as well."""
+
+    def connection_from_host(self, host: str | None, port: int | None = None, scheme: str | None = "http",
+                             pool_kwargs: dict[str, Any] | None = None) -> HTTPConnectionPool:
+        name = getattr(_local, "tls_name", None)
+        if scheme == "https" and name:
+            pool_kwargs = {**(pool_kwargs or {}), "server_hostname": name, "assert_hostname": name}
+        return super().connection_from_host(host, port, scheme, pool_kwargs)
+
+
 class _PinnedTLSAdapter(_TimedAdapter):
-    """Connects to an IP address but sends SNI and checks the certificate for the name in the Host header."""
+    """Connects to an IP address but sends SNI and checks the certificate for the name in the Host header.
+
+    The name goes with the request on its own thread, never into state shared with other threads: two requests
+    to different names at once (a pair's video and audio) each keep their own SNI and check.
+    """
+
+    def init_poolmanager(self, connections: int, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(connections, *args, **kwargs)
+        pinned = _PinnedPoolManager(num_pools=connections, **self.poolmanager.connection_pool_kw)
+        pinned.pool_classes_by_scheme = self.poolmanager.pool_classes_by_scheme
+        self.poolmanager = pinned
 
     def send(self, request, **kwargs):  # type: ignore[override]
         host = request.headers.get("Host")
-        if host:
-            name = urlsplit(f"//{host}").hostname
-            self.poolmanager.connection_pool_kw.update(server_hostname=name, assert_hostname=name)
-        else:
-            self.poolmanager.connection_pool_kw.pop("server_hostname", None)
-            self.poolmanager.connection_pool_kw.pop("assert_hostname", None)
-        return super().send(request, **kwargs)
+        _local.tls_name = urlsplit(f"//{host}").hostname if host else None
+        try:
+            return super().send(request, **kwargs)
+        finally:
+            _local.tls_name = None
 
 
 def http_version_of(resp: requests.Response) -> str | None:

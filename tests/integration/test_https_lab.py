@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from urllib.parse import urlsplit
 
 import pytest
@@ -280,3 +281,38 @@ def test_a_wrong_name_after_https_hops_is_its_own_error(hops_crawl):
     refused = hops[-1]
     assert refused["address"] in _answered(conn, v["id"], refused["host"])
     assert not [r for r in requests if r["server_host"] == refused["host"]]
+
+
+def test_requests_to_two_names_at_once_each_keep_their_own_sni():
+    """Two threads of one client asking two HTTPS hosts at once (a pair's video and audio over --http 1.1): each
+    connection sends its own host's name and checks its certificate for it, as each server saw (its request log).
+    The name once went through the pool manager's shared settings, and one request now and then took the other's."""
+    from pytomo.engine.http import HttpClient
+
+    scenario = {"scenario": {"name": "two-names"}, "video_defaults": {"duration_s": 2.0},
+                "servers": [{"name": "name-a", "ip": "127.77.3.11", "tls": True},
+                            {"name": "name-b", "ip": "127.77.3.12", "tls": True}],
+                "videos": [{"id": "on-a", "server": "name-a"}, {"id": "on-b", "server": "name-b"}]}
+    with Lab(parse_scenario(scenario, "two-names")) as running:
+        where = running.host_map()
+        urls = [running.stream_url("on-a"), running.stream_url("on-b")] * 2
+        failures: list[BaseException] = []
+
+        def head(client, url):
+            try:
+                client.request("HEAD", url).close()
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+                failures.append(exc)
+
+        for _round in range(15):
+            client = HttpClient(lambda host: [where[host]], ca_files=[running.ca_file], http_protocol="1.1")
+            threads = [threading.Thread(target=head, args=(client, url)) for url in urls]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            client.close()
+        seen = running.request_log.records
+    assert not failures, failures[:3]
+    assert len(seen) == 15 * len(urls)
+    assert all(r["sni"] == r["server_host"] and r["server_ip"] == where[r["server_host"]] for r in seen)
