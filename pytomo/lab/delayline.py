@@ -23,8 +23,11 @@ _PR_SET_TIMERSLACK = 29
 _SPIN_S = 0.0004
 _SPIN_MAX_QUEUED = 8
 _RT_PRIORITY = 1
-_STATS = ("packets", "bytes", "lost", "overflow", "late_max_s", "late_sum_s")
-_TIMELINE_STEP_S = 0.1  # the delivery timeline keeps a point at most this often
+_STATS = ("packets", "bytes", "headers", "tcp_packets", "udp_packets", "lost", "overflow", "late_max_s", "late_sum_s")
+_TCP, _UDP = 6, 17  # IP protocol numbers
+_UDP_HEADER_BYTES = 8
+Packet = bytes  # the name ``bytes`` is a counter inside _Queue
+TIMELINE_STEP_S = 0.1  # the delivery timeline keeps a point at most this often
 _TIMELINE_POINTS = 6000  # and its newest points only (10 minutes at one a step)
 
 
@@ -61,25 +64,43 @@ class _Queue:
     overflow: int = 0
     late_max_s: float = 0.0
     late_sum_s: float = 0.0
-    # what the link delivered as it went: [monotonic time, bytes, packets] after a release, about one a step
+    headers: int = 0  # bytes of IP and TCP or UDP headers among ``bytes`` (read from each packet)
+    tcp_packets: int = 0
+    udp_packets: int = 0
+    # what the link delivered as it went, about one point a step, after a release: [monotonic time, bytes,
+    # packets, header bytes, the latest release since the point before (s)]
     timeline: deque = field(default_factory=lambda: deque(maxlen=_TIMELINE_POINTS))
 
     def stats(self) -> dict:
         return {**{k: getattr(self, k) for k in _STATS}, "timeline": list(self.timeline)}
 
-    def released(self, size: int, release: float) -> None:
+    def released(self, packet: Packet, release: float) -> None:
         """Count one packet written out (``release``: when it was due)."""
         now = time.monotonic()
         late = now - release
         self.packets += 1
-        self.bytes += size
+        self.bytes += len(packet)
+        self.headers += self._headers(packet)
         self.late_sum_s += late
         self.late_max_s = max(self.late_max_s, late)
-        point = [now, self.bytes, self.packets]
-        if len(self.timeline) >= 2 and now - self.timeline[-2][0] < _TIMELINE_STEP_S:
-            self.timeline[-1] = point  # the newest point moves until a step has passed since the one before
+        timeline = self.timeline
+        if len(timeline) >= 2 and now - timeline[-2][0] < TIMELINE_STEP_S:
+            # the newest point moves until a step has passed since the one before
+            timeline[-1] = [now, self.bytes, self.packets, self.headers, max(late, timeline[-1][4])]
         else:
-            self.timeline.append(point)
+            timeline.append([now, self.bytes, self.packets, self.headers, late])
+
+    def _headers(self, packet: Packet) -> int:
+        """The IPv4 header's length, plus the TCP header's (its data offset: options included) or the UDP header's."""
+        ip_bytes = (packet[0] & 0x0F) * 4
+        protocol = packet[9]
+        if protocol == _TCP and len(packet) >= ip_bytes + 13:
+            self.tcp_packets += 1
+            return ip_bytes + (packet[ip_bytes + 12] >> 4) * 4
+        if protocol == _UDP and len(packet) >= ip_bytes + _UDP_HEADER_BYTES:
+            self.udp_packets += 1
+            return ip_bytes + _UDP_HEADER_BYTES
+        return ip_bytes
 
 
 class DelayLine:
@@ -90,6 +111,8 @@ class DelayLine:
     ``max(arrival, link free) + size * 8 / rate`` and is written out ``delay_s`` later. When the bytes
     still waiting for the link would exceed ``queue_bytes``, it is dropped (tail drop). Any other packet
     (another address, IPv6, not from or to the root-side address) is dropped and counted as foreign.
+    Any IPv4 protocol is carried alike (TCP, UDP and so QUIC, ICMP); the record counts TCP and UDP packets
+    and their header bytes apart, read from each packet.
     """
 
     def __init__(self, fd_root: int, fd_lab: int, root_ip: str, links: list[LinkSpec], seed: int = 0) -> None:
@@ -145,7 +168,7 @@ class DelayLine:
             except OSError:
                 self.write_errors += 1
                 continue
-            queue.released(len(packet), release)
+            queue.released(packet, release)
         return heap[0][0] if heap else None
 
     def read_from(self, direction: int, now: float) -> None:

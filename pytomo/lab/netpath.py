@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import json
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pytomo.lab import netns
-from pytomo.lab.delayline import LinkSpec
+from pytomo.lab.delayline import TIMELINE_STEP_S, LinkSpec
 from pytomo.paths import child_command
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,48 @@ class PathSpec:
     def effective_queue_bytes(self) -> int:
         """The queue the delay line uses."""
         return self.queue_bytes if self.queue_bytes is not None else self.default_queue_bytes()
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What one direction of a link delivered between two monotonic times, from the delay line's own record."""
+
+    span_s: float
+    ip_bytes: float
+    packets: float
+    headers: float  # bytes of IP and TCP or UDP headers among them, read from each packet
+    late_max_s: float  # the latest release in the span (a loaded machine releases late)
+
+    @property
+    def ip_bps(self) -> float:
+        """The rate of IP bytes, as the path's rate counts."""
+        return self.ip_bytes * 8 / self.span_s
+
+    @property
+    def transport_payload_bps(self) -> float:
+        """The rate of what TCP or UDP carried (TLS records, QUIC packets): IP bytes less the headers."""
+        return (self.ip_bytes - self.headers) * 8 / self.span_s
+
+
+def delivered(queue: dict, start: float, end: float) -> Delivered:
+    """What the queue (``stats()["links"][ip]["up" or "down"]``) delivered from ``start`` to ``end`` (monotonic
+    seconds), its timeline interpolated between points."""
+    points = queue["timeline"]
+    if not points or end <= start:
+        raise PathError("the delay line's record has nothing in that span")
+    times = [p[0] for p in points]
+
+    def at(t: float) -> list[float]:
+        k = bisect.bisect_left(times, t)
+        if k == 0 or k == len(points):
+            return list(points[min(k, len(points) - 1)][1:4])
+        f = (t - times[k - 1]) / (times[k] - times[k - 1])
+        return [a + f * (b - a) for a, b in zip(points[k - 1][1:4], points[k][1:4])]
+
+    first, last = at(start), at(end)
+    inside = [p[4] for p in points if start <= p[0] <= end + TIMELINE_STEP_S]
+    ip_bytes, packets, headers = (b - a for a, b in zip(first, last))
+    return Delivered(end - start, ip_bytes, packets, headers, max(inside, default=0.0))
 
 
 def unavailable_reason() -> str | None:

@@ -61,7 +61,7 @@ def delivered_payload_bps(queue: dict, start: float, end: float) -> float:
             return points[0][1], points[0][2]
         if k == len(points):
             return points[-1][1], points[-1][2]
-        (t0, b0, n0), (t1, b1, n1) = points[k - 1], points[k]
+        (t0, b0, n0, *_), (t1, b1, n1, *_) = points[k - 1], points[k]
         f = (t - t0) / (t1 - t0)
         return b0 + f * (b1 - b0), n0 + f * (n1 - n0)
 
