@@ -15,8 +15,10 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import requests
 
 from pytomo.engine.analysis import analyse, analyse_segments, play_profiles
+from pytomo.engine.curl import curl_failure
 from pytomo.engine.download import fetch_range
 from pytomo.engine.http import HttpClient, connection_use, host_and_port, http_version_of, tls_failure
+from pytomo.engine.impersonate import FirstByte, Presenting, blocked, first_byte
 from pytomo.engine.manifest import sniff
 from pytomo.engine.pair import play_pair
 from pytomo.engine.ping import probe_rtt
@@ -27,7 +29,6 @@ from pytomo.engine.resolve import DnsProbe, addresses
 from pytomo.engine.vantage import Vantage
 from pytomo.errors import (
     BLOCKED_STATUSES,
-    BlockedClient,
     DownloadError,
     ForbiddenAddress,
     HttpStatusError,
@@ -78,7 +79,8 @@ def _staggered(delay_s: float, address: str, count: int, port: int, timeout_s: f
 
 def _unreachable(host: str, address: str, exc: requests.RequestException) -> RedirectError:
     """The error of a hop that got no answer: a TLS failure of its kind, a timeout, or no connection."""
-    tls = tls_failure(exc)
+    cause = exc.__cause__
+    tls = tls_failure(exc) or (curl_failure(cause) if cause is not None else None)  # libcurl's: a platform's first byte
     if tls is not None:
         return RedirectError(f"{host} ({address}): {tls[1]}", kind=tls[0])
     kind = "timeout" if isinstance(exc, requests.Timeout) else "connect"
@@ -149,8 +151,18 @@ class Pipeline:
         stream = desc.streams[0]
         audio = next((x for x in desc.streams[1:] if x.kind == "audio"), None) if stream.kind == "video" else None
         self._wait_until_available(stream, m)
+        presenting = self._presenting(stream)
+        try:
+            self._measure_media(m, stream, audio, presenting, t0)
+        finally:
+            if presenting is not None and presenting.tried:  # which browser each answer saw, refusals first
+                m.extractor = {**(m.extractor or {}), "impersonation": presenting.record()}
+
+    def _measure_media(self, m: VideoMeasurement, stream: MediaStream, audio: MediaStream | None,
+                       presenting: Presenting | None, t0: float) -> None:
+        """The redirect walk, RTT, the download(s) from every address, and the video's outcome from them."""
         self._check("redirects")
-        final_url = self._follow(stream.url, m, dict(stream.http_headers))
+        final_url = self._follow(stream.url, m, dict(stream.http_headers), presenting)
         m.cache_server_delay_s = time.perf_counter() - t0
         self._check("rtt")
         self._probe_rtt(m)
@@ -160,24 +172,31 @@ class Pipeline:
         for address in self._download_addresses(final_host, m, _signed_family(stream.url)):
             self._check("download")
             if delivery:
-                m.downloads.append(self._play_segments(final_url, address, delivery, stream))
+                m.downloads.append(self._play_segments(final_url, address, delivery, stream, presenting))
             elif audio is not None:
-                m.downloads.extend(self._download_pair(final_url, address, stream, audio, m))
+                m.downloads.extend(self._download_pair(final_url, address, stream, audio, m, presenting))
             else:
-                m.downloads.append(self._download(final_url, address, stream))
+                m.downloads.append(self._download(final_url, address, stream, presenting))
         driving = self.profiles[0].name if delivery else None
         for d in m.downloads:
             play_profiles(d, self.profiles, driving)
         main = m.downloads[0]
-        self._raise_for(main, final_url, platform=bool(stream.http_headers))
+        self._raise_for(main, final_url, platform=bool(stream.http_headers), presenting=presenting)
         if audio is not None and len(m.downloads) > 1:
             self._raise_for(m.downloads[1], audio.url, platform=True)
 
-    def _raise_for(self, main: DownloadAnalysis, url: str, *, platform: bool) -> None:
+    def _presenting(self, stream: MediaStream) -> Presenting | None:
+        """A platform format's impersonation (its requests over libcurl present a browser as yt-dlp's would)."""
+        if not stream.http_headers:
+            return None
+        return Presenting(stream.impersonate, possible=self.http.transport is not None)
+
+    def _raise_for(self, main: DownloadAnalysis, url: str, *, platform: bool,
+                   presenting: Presenting | None = None) -> None:
         """The video's outcome from one download: an error of its stage and kind, or nothing when it measured."""
         t = main.transfer
         if t.error_kind == "http_status" and platform and t.status in BLOCKED_STATUSES:
-            raise BlockedClient(stage="download", status=t.status, url=url)
+            raise blocked(presenting, stage="download", status=t.status, url=url)
         if t.error_kind == "http_status":
             raise HttpStatusError(stage="download", status=t.status, url=url)
         if t.ended_by == "interrupted":
@@ -215,13 +234,15 @@ class Pipeline:
         if wait_s > 0 and self.stop.wait(wait_s):
             raise Interrupted("redirects")
 
-    def _follow(self, url: str, m: VideoMeasurement, headers: dict[str, str] | None = None) -> str:
+    def _follow(self, url: str, m: VideoMeasurement, headers: dict[str, str] | None = None,
+                presenting: Presenting | None = None) -> str:
         """Walk the redirect chain hop by hop; return the media URL.
 
         Each hop is asked with HEAD; an error answer to HEAD (405 and 501, but also 403 or 404 from servers that
         sign or route GET only) is asked again with GET, whose answer is the one recorded. A platform's format
         (``headers``: its http_headers) is asked as its player asks: a GET with those headers for its first byte,
-        never a HEAD; the kept-alive connection then carries the download.
+        never a HEAD; the kept-alive connection then carries the download. Over HTTPS with libcurl, that GET
+        presents the browser ``presenting`` says, asked again as the next one after a 403 (the hop keeps the last).
         """
         deadline = time.perf_counter() + self.settings.stage_deadline_s
         for index in range(self.settings.redirect_max_hops + 1):
@@ -239,7 +260,7 @@ class Pipeline:
             address = found[0]
             started, t = utc_now(), time.perf_counter()
             try:
-                resp, conn = self._ask(url, address, headers)
+                resp, conn = self._ask(url, address, headers, presenting)
             except ForbiddenAddress as exc:
                 m.hops.append(Hop(index, url, host, address, None, None, 0.0, started, error=str(exc)))
                 raise
@@ -249,21 +270,29 @@ class Pipeline:
                 raise _unreachable(host, address, exc) from exc
             location = resp.headers.get("Location")
             m.hops.append(Hop(index, url, host, address, resp.status_code, location, time.perf_counter() - t,
-                              started, connection=conn, http_version=http_version_of(resp)))
+                              started, connection=conn,
+                              http_version=resp.http_version if isinstance(resp, FirstByte) else http_version_of(resp),
+                              impersonate=resp.impersonate if isinstance(resp, FirstByte) else None))
             if resp.is_redirect and location:
                 url = urljoin(url, location)
                 continue
             if resp.status_code >= 400 and headers and resp.status_code in BLOCKED_STATUSES:
-                raise BlockedClient(stage="redirects", status=resp.status_code, url=url)
+                raise blocked(presenting, stage="redirects", status=resp.status_code, url=url)
             if resp.status_code >= 400:
                 raise HttpStatusError(stage="redirects", status=resp.status_code, url=url)
             return url
         raise RedirectError(f"more than {self.settings.redirect_max_hops} redirects", kind="hop_limit")
 
-    def _ask(self, url: str, address: str,
-             headers: dict[str, str] | None) -> tuple[requests.Response, ConnectionUse | None]:
+    def _ask(self, url: str, address: str, headers: dict[str, str] | None,
+             presenting: Presenting | None = None) -> tuple[requests.Response | FirstByte, ConnectionUse | None]:
         """One hop's request and how it used its connection: HEAD (asked again with GET after an error answer), or
         the format's first byte. A HEAD's connection goes back to the pool for the next request to the same server."""
+        transport = self.http.transport
+        if headers and presenting is not None and transport is not None and url.startswith("https:"):
+            s = self.settings
+            head = first_byte(transport, url, address, headers, presenting, timeout_s=s.http_timeout_s,
+                              deadline_s=s.request_deadline_s)
+            return head, head.connection
         if headers:
             return self._first_byte(url, address, headers)
         resp = self.http.request("HEAD", url, address=address, stream=True)
@@ -327,13 +356,14 @@ class Pipeline:
             chosen += [a for a in addresses(x for x in m.dns if x.host == host) if a not in primary]
         return chosen
 
-    def _play_segments(self, url: str, address: str, protocol: str, stream: MediaStream) -> DownloadAnalysis:
+    def _play_segments(self, url: str, address: str, protocol: str, stream: MediaStream,
+                       presenting: Presenting | None = None) -> DownloadAnalysis:
         player = SegmentPlayer(self.http, address, self.settings, self.profiles[0], should_stop=self.stop.is_set,
-                               headers=dict(stream.http_headers))
+                               headers=dict(stream.http_headers), presenting=presenting)
         return analyse_segments(player.play(url, protocol), self.params)
 
     def _download_pair(self, url: str, address: str, video: MediaStream, audio: MediaStream,
-                       m: VideoMeasurement) -> list[DownloadAnalysis]:
+                       m: VideoMeasurement, presenting: Presenting | None = None) -> list[DownloadAnalysis]:
         """The video and audio of a pair fetched at once, each on its own connection, and played together.
 
         The audio URL's own redirect chain is walked too (its DNS answers join the video's; its hops are listed
@@ -342,25 +372,27 @@ class Pipeline:
         scratch = VideoMeasurement(page_url=m.page_url, round=m.round, seed_source=m.seed_source,
                                    service_label=m.service_label, started_at=utc_now())
         scratch.dns = m.dns
-        audio_url = self._follow(audio.url, scratch, dict(audio.http_headers))
+        audio_presenting = self._presenting(audio)
+        audio_url = self._follow(audio.url, scratch, dict(audio.http_headers), audio_presenting)
         m.extractor = {**(m.extractor or {}), "audio_chain": [h.url for h in scratch.hops]}
         audio_host, _port = host_and_port(audio_url)
         audio_address = self._download_addresses(audio_host, m, _signed_family(audio.url))[0]
         audio = dataclasses.replace(audio, url=audio_url)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pair") as pool:
-            v = pool.submit(self._timed_download, url, address, video, t0)
-            a = pool.submit(self._timed_download, audio.url, audio_address, audio, t0)
+            v = pool.submit(self._timed_download, url, address, video, t0, presenting)
+            a = pool.submit(self._timed_download, audio.url, audio_address, audio, t0, audio_presenting)
             (v_analysis, v_start_s), (a_analysis, a_start_s) = v.result(), a.result()
         play_pair(v_analysis, a_analysis, a_start_s - v_start_s, self.params)
         return [v_analysis, a_analysis]
 
-    def _timed_download(self, url: str, address: str, stream: MediaStream, t0: float) -> tuple[DownloadAnalysis,
-                                                                                                  float]:
+    def _timed_download(self, url: str, address: str, stream: MediaStream, t0: float,
+                        presenting: Presenting | None = None) -> tuple[DownloadAnalysis, float]:
         start_s = time.perf_counter() - t0
-        return self._download(url, address, stream), start_s
+        return self._download(url, address, stream, presenting), start_s
 
-    def _download(self, url: str, address: str, stream: MediaStream | None = None) -> DownloadAnalysis:
+    def _download(self, url: str, address: str, stream: MediaStream | None = None,
+                  presenting: Presenting | None = None) -> DownloadAnalysis:
         s = self.settings
         indexer = MediaIndexer(box_limit_bytes=s.media_box_limit_bytes)
         headers = dict(stream.http_headers) if stream else {}
@@ -373,13 +405,13 @@ class Pipeline:
             head_limit_bytes=s.media_head_bytes, on_data=indexer.feed, should_stop=self.stop.is_set,
             timeout_s=s.http_timeout_s, on_headers=on_headers, headers=headers,
             chunk_bytes=stream.chunk_bytes if stream else None,
-            stream=stream.kind if stream else "progressive")
+            stream=stream.kind if stream else "progressive", presenting=presenting)
         tail = None
         need = indexer.tail_request() if transfer.bytes_total else None
         if need is not None and not self.stop.is_set():
             offset, length = need
             tail_tr = fetch_range(self.http, url, address, offset, length, timeout_s=s.http_timeout_s,
-                                  headers=headers)
+                                  headers=headers, impersonate=presenting.target if presenting else None)
             transfer.tail_connection = tail_tr.connection
             if tail_tr.complete and tail_tr.head:
                 data = tail_tr.head

@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 
 from pytomo.engine.download import download, merge_arrivals
 from pytomo.engine.http import HttpClient
+from pytomo.engine.impersonate import Presenting, blocked
 from pytomo.engine.manifest import parse_dash, parse_hls
 from pytomo.engine.playout import PLAYING, simulate
 from pytomo.engine.profiles import PlayerProfile, driving_profile
-from pytomo.errors import BLOCKED_STATUSES, BlockedClient, HttpStatusError, ManifestError, MediaError
+from pytomo.errors import BLOCKED_STATUSES, HttpStatusError, ManifestError, MediaError
 from pytomo.results import (
     Presentation,
     Segment,
@@ -133,17 +134,21 @@ class _Play:
               window_s: float = 30.0, byte_range: tuple[int, int] | None = None) -> tuple[Transfer, SegmentRecord]:
         """One request, merged into the aggregate transfer and recorded."""
         player, s = self.player, self.player.s
-        start = time.perf_counter() - self.t0
         text_like = kind in ("manifest", "index")
-        tr = download(player.http, target, player._address_for(target, self.host) or player._resolve(target),
-                      window_s=window_s, bin_s=s.throughput_bin_s,
-                      head_limit_bytes=s.manifest_limit_bytes if text_like else 0,
-                      should_stop=player.should_stop, timeout_s=s.http_timeout_s, byte_range=byte_range,
-                      headers=player.headers,
-                      body_limit_bytes=s.manifest_limit_bytes if text_like else None)
-        with self.lock:
-            merge_arrivals(self.agg, tr, start, self.state)
-            return tr, self._record(tr, start, stream, kind, track, seg, target, byte_range)
+        presenting = player.presenting
+        while True:  # a platform's request refused (403) is asked again as the next browser (yt-dlp's order)
+            start = time.perf_counter() - self.t0
+            tr = download(player.http, target, player._address_for(target, self.host) or player._resolve(target),
+                          window_s=window_s, bin_s=s.throughput_bin_s,
+                          head_limit_bytes=s.manifest_limit_bytes if text_like else 0,
+                          should_stop=player.should_stop, timeout_s=s.http_timeout_s, byte_range=byte_range,
+                          headers=player.headers, body_limit_bytes=s.manifest_limit_bytes if text_like else None,
+                          impersonate=presenting.target if presenting else None)
+            with self.lock:
+                merge_arrivals(self.agg, tr, start, self.state)
+                rec = self._record(tr, start, stream, kind, track, seg, target, byte_range)
+            if presenting is None or not presenting.answered(tr.status, tr.impersonate):
+                return tr, rec
 
     def _record(self, tr: Transfer, start: float, stream: str, kind: str, track: Track | None, seg: Segment | None,
                 target: str, byte_range: tuple[int, int] | None) -> SegmentRecord:
@@ -199,9 +204,11 @@ class SegmentPlayer:
     """Plays one HLS or DASH presentation for the download window."""
 
     def __init__(self, http: HttpClient, address: str, settings: Settings, profile: PlayerProfile | None = None,
-                 should_stop: Callable[[], bool] | None = None, headers: dict[str, str] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None, headers: dict[str, str] | None = None,
+                 presenting: Presenting | None = None) -> None:
         self.http = http
         self.headers = dict(headers or {})  # a platform format's http_headers, sent with every request
+        self.presenting = presenting  # a platform format's impersonation (None: no browser is presented)
         self.address = address
         self.s = settings
         self.profile = profile or driving_profile(settings)
@@ -245,7 +252,7 @@ class SegmentPlayer:
         agg.ended_by, agg.error_kind, agg.error = "error", tr.error_kind or "http_status", (
             tr.error or f"HTTP {tr.status} for the manifest")
         if tr.status and self.headers and tr.status in BLOCKED_STATUSES:  # a platform's CDN said no
-            raise BlockedClient(stage="download", status=tr.status, url=url)
+            raise blocked(self.presenting, stage="download", status=tr.status, url=url)
         if tr.status and tr.status >= 400:
             raise HttpStatusError(stage="download", status=tr.status, url=url)
         if tr.error_kind == "too_large":

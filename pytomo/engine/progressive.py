@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from pytomo.engine.download import download, merge_arrivals
 from pytomo.engine.http import HttpClient
+from pytomo.engine.impersonate import Presenting, as_browser
 from pytomo.results import SegmentRecord, Transfer, utc_now
 
 
@@ -20,18 +21,19 @@ def fetch_progressive(http: HttpClient, url: str, address: str, *, window_s: flo
                       timeout_s: float, head_limit_bytes: int, on_data: Callable[[memoryview], None] | None = None,
                       on_headers: Callable[[Transfer], None] | None = None,
                       should_stop: Callable[[], bool] | None = None, headers: dict[str, str] | None = None,
-                      chunk_bytes: int | None = None, stream: str = "progressive"
-                      ) -> tuple[Transfer, list[SegmentRecord]]:
+                      chunk_bytes: int | None = None, stream: str = "progressive",
+                      presenting: Presenting | None = None) -> tuple[Transfer, list[SegmentRecord]]:
     """The transfer of ``url`` within the window, and the record of every range request (none for one GET).
 
     The window starts when the first response's headers arrive, as for a single GET. A range answered with
-    anything but a 206 starting where it was asked ends the transfer as that error.
+    anything but a 206 starting where it was asked ends the transfer as that error. ``presenting``: a platform
+    format's impersonation; a request it refuses is asked again as the next browser (a range's refusal is a record).
     """
     if not chunk_bytes:
-        tr = download(http, url, address, window_s=window_s, bin_s=bin_s, head_limit_bytes=head_limit_bytes,
-                      on_data=on_data, should_stop=should_stop, timeout_s=timeout_s, headers=headers,
-                      on_headers=on_headers)
-        return tr, []
+        return as_browser(presenting, lambda target: download(
+            http, url, address, window_s=window_s, bin_s=bin_s, head_limit_bytes=head_limit_bytes, on_data=on_data,
+            should_stop=should_stop, timeout_s=timeout_s, headers=headers, on_headers=on_headers,
+            impersonate=target)), []
     agg = Transfer(url=url, address=address, started_at=utc_now(), window_s=window_s, bin_s=bin_s)
     records: list[SegmentRecord] = []
     state = {"bytes": 0}
@@ -56,7 +58,11 @@ def fetch_progressive(http: HttpClient, url: str, address: str, *, window_s: flo
                       head_limit_bytes=max(0, head_limit_bytes - len(head)), on_data=on_data,
                       should_stop=should_stop, timeout_s=timeout_s, headers=headers,
                       byte_range=(offset, offset + chunk_bytes - 1),
-                      on_headers=first_headers if agg.headers_s is None else None)
+                      on_headers=first_headers if agg.headers_s is None else None,
+                      impersonate=presenting.target if presenting else None)
+        if presenting is not None and presenting.answered(tr.status, tr.impersonate):
+            records.append(_record(len(records), stream, tr, start_s))  # refused: asked again as the next browser
+            continue
         if agg.headers_s is None:
             agg.headers_s = None if tr.headers_s is None else start_s + tr.headers_s
             if agg.status is None:  # refused before any header hook ran (an error status)

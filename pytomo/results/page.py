@@ -17,6 +17,9 @@ class MediaStream:
     http_headers: tuple[tuple[str, str], ...] = ()  # sent with every request for it (yt-dlp's format http_headers)
     chunk_bytes: int | None = None  # fetched in byte ranges of this size (yt-dlp's downloader_options.http_chunk_size)
     available_at_s: float | None = None  # UNIX time before which it is not served (yt-dlp's available_at)
+    # the browser its requests present first (a curl_cffi target family: chrome, firefox): the format's impersonate,
+    # or the one yt-dlp's own manifest request succeeded with; None: none first (pytomo/engine/impersonate.py)
+    impersonate: str | None = None
 
 
 @dataclass(frozen=True)

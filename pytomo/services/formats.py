@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pytomo.engine.impersonate import target_of
 from pytomo.results import MediaStream
 
 DEFAULT_CHOICE = "player"
@@ -106,7 +107,8 @@ def to_stream(f: dict, *, paired: bool = False) -> MediaStream:
 
 
 def _request_fields(f: dict) -> dict:
-    """How a player must request the format: yt-dlp's ``http_headers``, chunk size and ``available_at``."""
+    """How a player must request the format: yt-dlp's ``http_headers``, chunk size, ``available_at`` and
+    ``impersonate``."""
     headers = f.get("http_headers")
     pairs = tuple((str(k), str(v)) for k, v in headers.items()) if isinstance(headers, dict) else ()
     options = f.get("downloader_options")
@@ -114,7 +116,8 @@ def _request_fields(f: dict) -> dict:
     available = f.get("available_at")
     return {"http_headers": pairs,
             "chunk_bytes": int(chunk) if isinstance(chunk, (int, float)) and chunk >= 1024 else None,
-            "available_at_s": float(available) if isinstance(available, (int, float)) else None}
+            "available_at_s": float(available) if isinstance(available, (int, float)) else None,
+            "impersonate": target_of(f.get("impersonate"))}
 
 
 def _num(value: object) -> float:

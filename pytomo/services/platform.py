@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -12,6 +13,7 @@ from pytomo.errors import PageError
 from pytomo.results import MediaDescriptor
 from pytomo.services.base import Service, ServiceContext
 from pytomo.services.formats import FormatChoice, NoFormat, choose
+from pytomo.services.impersonation import succeeded_with
 from pytomo.services.jsruntime import age_days, warn_if_stale
 from pytomo.services.resolver import (
     MediaResolver,
@@ -154,10 +156,16 @@ class PlatformService(Service):
             record["related_source"] = related_source
         if related_error:
             record["related_error"] = related_error
+        streams = choice.streams()
+        known, learned = succeeded_with(resolved.manifest_attempts, info.get("formats") or [])
+        if known:  # the manifest is asked first as yt-dlp's own request succeeded (its log says how)
+            record["ytdlp_manifest_requests"] = [t or "none" for t in resolved.manifest_attempts]
+            streams = tuple(dataclasses.replace(x, impersonate=x.impersonate or learned) if x.kind == "hls" else x
+                            for x in streams)
         duration = info.get("duration") if duration_s is None else duration_s
         return MediaDescriptor(
             page_url=page_url, video_id=str(info.get("id") or self.video_id(page_url) or ""),
-            title=title if title is not None else info.get("title"), streams=choice.streams(),
+            title=title if title is not None else info.get("title"), streams=streams,
             duration_s=float(duration) if isinstance(duration, (int, float)) else None, related=related,
             extra={"extractor": record})
 

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 from pytomo.engine.http import NETWORK_ERRORS
 from pytomo.errors import MeasurementError
+from pytomo.services.impersonation import manifest_attempts
 from pytomo.services.jsruntime import JsEnvironment, detect, js_runtimes_param
 from pytomo.services.outcomes import classify, error_kind, no_format_reason
 
@@ -75,6 +76,9 @@ class Resolved:
     player_client: tuple[str, ...] = ()  # clients asked for (yt-dlp extractor argument); empty: yt-dlp's default
     warnings: tuple[str, ...] = field(default_factory=tuple)
     runtime: dict | None = None  # the JS runtime and EJS scripts yt-dlp had (``JsEnvironment.record()``)
+    # yt-dlp's own requests for an HLS master playlist, as its log says: None (plain), then "chrome", "firefox";
+    # the last one is the one that succeeded when HLS formats came out (pytomo/services/impersonation.py)
+    manifest_attempts: tuple[str | None, ...] = ()
 
 
 def check_formats(info: dict, warnings: tuple[str, ...], *, resolver: str, version: str | None,
@@ -109,13 +113,16 @@ def ytdlp_version() -> str | None:
 
 
 class _Collector:
-    """A yt-dlp ``logger``: keeps warnings and errors, drops debug output."""
+    """A yt-dlp ``logger``: keeps warnings and errors, and the screen lines that say how a manifest was asked for."""
 
     def __init__(self) -> None:
         self.warnings: list[str] = []
+        self.notes: list[str] = []  # yt-dlp's screen lines (``to_screen`` goes to ``debug``), the first 200
 
     def debug(self, msg: str) -> None:
         log.debug("yt-dlp: %s", msg)
+        if len(self.notes) < 200:
+            self.notes.append(str(msg)[:_MAX_TEXT])
 
     def info(self, msg: str) -> None:
         log.debug("yt-dlp: %s", msg)
@@ -200,7 +207,8 @@ class YtDlpResolver(MediaResolver):
         runtime = self.environment.record()
         check_formats(info, tuple(logger.warnings), resolver=self.name, version=version, runtime=runtime)
         return Resolved(info=info, resolver=self.name, version=version, player_client=self.player_client,
-                        warnings=tuple(logger.warnings), runtime=runtime)
+                        warnings=tuple(logger.warnings), runtime=runtime,
+                        manifest_attempts=manifest_attempts(logger.notes))
 
     def listing(self, url: str, max_entries: int) -> list[dict]:
         """Flat entries of a search, playlist or channel (``extract_flat``), at most ``max_entries``."""
@@ -211,7 +219,8 @@ class YtDlpResolver(MediaResolver):
 
 class RecordedResolver(MediaResolver):
     """Recordings of yt-dlp's output served over HTTP: ``GET <source>?url=<page URL>`` answers
-    ``{"info": {...}, "warnings": [...], "player_client": [...]}`` or ``{"error": "...", "warnings": [...]}``.
+    ``{"info": {...}, "warnings": [...], "player_client": [...], "log": [...]}`` or ``{"error": "...",
+    "warnings": [...]}``; ``log`` holds yt-dlp's screen lines (its logger's ``debug``), read as the package's are.
     """
 
     name = "recorded"
@@ -251,8 +260,10 @@ class RecordedResolver(MediaResolver):
         runtime = data.get("js_runtime") if isinstance(data.get("js_runtime"), dict) else None
         if info.get("_type") in (None, "video"):
             check_formats(info, warnings, resolver=self.name, version=version, runtime=runtime)
+        notes = [str(line) for line in data.get("log") or () if isinstance(line, str)]
         return Resolved(info=info, resolver=self.name, version=version,
-                        player_client=tuple(data.get("player_client") or ()), warnings=warnings, runtime=runtime)
+                        player_client=tuple(data.get("player_client") or ()), warnings=warnings, runtime=runtime,
+                        manifest_attempts=manifest_attempts(notes))
 
     def listing(self, url: str, max_entries: int) -> list[dict]:
         """The recorded flat entries for a search, playlist or channel URL."""

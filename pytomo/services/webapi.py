@@ -6,7 +6,10 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+import requests.utils
+
 from pytomo.engine.http import NETWORK_ERRORS
+from pytomo.engine.pages import get_page, through_transport
 from pytomo.errors import MeasurementError
 
 if TYPE_CHECKING:
@@ -51,22 +54,31 @@ def get_json(http: HttpClient, base_url: str, path: str, params: dict[str, Any],
     shown = {k: ("..." if k in secrets else v) for k, v in query.items()}
     where = f"{what} {path}?{urlencode(shown, doseq=True, safe='.,')}"
     try:
-        resp = http.request("GET", url, stream=True, headers=headers)
-        try:
-            body = resp.raw.read(_LIMIT_BYTES, decode_content=True) or b""
-        finally:
-            resp.close()
+        status, body, encoding = _get(http, url, headers)
     except NETWORK_ERRORS as exc:
         raise ApiError(f"{where}: no answer ({exc.__class__.__name__})") from exc
     except MeasurementError as exc:  # the host could not be resolved, or its address is refused
         raise ApiError(f"{where}: {exc}") from exc
     try:
-        data = json.loads(body.decode(resp.encoding or "utf-8", errors="replace"))
+        data = json.loads(body.decode(encoding or "utf-8", errors="replace"))
     except ValueError:
         data = None
-    if resp.status_code != 200 or not isinstance(data, dict):
+    if status != 200 or not isinstance(data, dict):
         reason, message = _error_text(data)
-        cls = QuotaExceeded if resp.status_code == 403 and reason in QUOTA_REASONS else ApiError
-        raise cls(f"{where}: HTTP {resp.status_code}" + (f": {message}" if message else ""),
-                  status=resp.status_code, reason=reason)
+        cls = QuotaExceeded if status == 403 and reason in QUOTA_REASONS else ApiError
+        raise cls(f"{where}: HTTP {status}" + (f": {message}" if message else ""), status=status, reason=reason)
     return data
+
+
+def _get(http: HttpClient, url: str, headers: dict[str, str] | None) -> tuple[int, bytes, str | None]:
+    """The status, body and charset of a GET: through libcurl as the media requests go (no browser presented: yt-dlp
+    impersonates none of these platforms' API or page requests), or through ``requests`` behind a proxy or with
+    ``--http 1.1``."""
+    if through_transport(http):
+        page = get_page(http, url, headers=headers, limit_bytes=_LIMIT_BYTES)
+        return page.status_code, page.body, requests.utils.get_encoding_from_headers(page.headers)
+    resp = http.request("GET", url, stream=True, headers=headers)
+    try:
+        return resp.status_code, resp.raw.read(_LIMIT_BYTES, decode_content=True) or b"", resp.encoding
+    finally:
+        resp.close()
