@@ -27,7 +27,11 @@ from pathlib import Path
 
 import pytest
 
+from pytomo.engine.download import download
+from pytomo.engine.http import HttpClient
 from pytomo.lab.netpath import Delivered, NetPath, PathSpec, delivered, unavailable_reason
+from pytomo.lab.runtime import Lab
+from pytomo.lab.scenario import parse_scenario
 from pytomo.lab.truth import path_stats_file, read_truth
 from tests.conftest import connect, database_of, run_crawler
 from tests.integration.test_transports import LOGGED, _toml
@@ -178,6 +182,37 @@ def test_below_the_encoding_rate_the_stall_count_is_http11s(crawls, protocol):
     assert d["stall_count"] == base["stall_count"], (
         {k: base[k] for k in ("time_to_start_s", "stall_count", "stall_total_s", "avg_throughput_bps")},
         {k: d[k] for k in ("time_to_start_s", "stall_count", "stall_total_s", "avg_throughput_bps")})
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_nginx_over_tls_sits_behind_the_path_too(tmp_path):
+    """nginx (``tls = true``) runs in the path's namespace as Caddy does: HTTP/1.1 and HTTP/2 through the line, as
+    its own log says; HTTP/3 only is refused (nginx 1.22 has no QUIC), the refusal coming back through the line."""
+    scenario = {"scenario": {"name": "netpath-nginx", "description": "nginx over TLS behind the path",
+                             "network_path": True},
+                "video_defaults": {"duration_s": 4.0, "bitrate_bps": 1_000_000, "hops": 0},
+                "servers": [{"name": "nginx-tls", "ip": "127.77.4.3", "software": "nginx", "tls": True,
+                             "path_delay_ms": DELAY_MS, "path_rate_bps": RATE_BPS}],
+                "videos": [{"id": "nginx-mp4", "server": "nginx-tls"}]}
+    with Lab(parse_scenario(scenario, "netpath-nginx"), truth_path=tmp_path / "truth.jsonl") as lab:
+        profile = lab.scenario.server("nginx-tls")
+        transfers = {}
+        for protocol in ("1.1", "2", "3"):
+            http = HttpClient(lambda host: [profile.ip], ca_files=[str(lab.ca_file)], http_protocol=protocol)
+            try:
+                transfers[protocol] = download(http, lab.stream_url("nginx-mp4"), profile.ip, window_s=8.0)
+            finally:
+                http.close()
+        lab.nginx.collect()
+        logged = [(t["protocol"], t["bytes_sent"]) for t in lab.truth.records if t["method"] == "GET"]
+        down = lab.path.stats()["links"][profile.ip]["down"]
+    size = lab.media["nginx-mp4"].size_bytes
+    assert profile.ip.startswith("198.1") and lab.path is not None
+    assert [(t.http_version, t.ended_by, t.bytes_total) for t in (transfers["1.1"], transfers["2"])] == [
+        ("HTTP/1.1", "eof", size), ("HTTP/2", "eof", size)]
+    assert logged == [("HTTP/1.1", size), ("HTTP/2.0", size)]
+    assert transfers["3"].ended_by == "error" and "QUIC" in (transfers["3"].error or "")
+    assert down["tcp_packets"] > 2 * size / 1500 and down["bytes"] > 2 * size and down["udp_packets"] == 0
 
 
 def test_udp_crosses_the_line_with_its_delay_and_loss():
