@@ -88,3 +88,19 @@ def test_any_bytes_parse_without_an_exception():
         parse(bytes(data))
         judge("browser", bytes(data))
     assert parse(b"GET / HTTP/1.1\r\n\r\n") is None and judge("browser", b"")["tls_client"] is None
+
+
+def test_the_scenario_takes_the_rule_only_on_the_labs_own_https_server():
+    from pytomo.errors import LabError
+    from pytomo.lab.scenario import parse_scenario
+
+    def scenario(**server) -> dict:
+        return {"scenario": {"name": "t"}, "servers": [{"name": "s", **server}],
+                "videos": [{"id": "v", "server": "s"}]}
+
+    profile = parse_scenario(scenario(tls_fingerprint="browser")).server("s")
+    assert profile.tls and profile.tls_fingerprint == "browser"
+    for bad in ({"tls_fingerprint": "chrome"}, {"tls_fingerprint": "browser", "software": "nginx"},
+                {"tls_fingerprint": "refuse", "tls": False}):
+        with pytest.raises(LabError, match="tls_fingerprint"):
+            parse_scenario(scenario(**bad))
