@@ -46,8 +46,8 @@ RATE_BPS = 8_000_000  # the steady server's path rate, each direction, counting 
 BITRATE_BPS = 2_000_000  # both videos' encoding rate
 STARVED_RATE_BPS = 800_000  # the starved server's: 0.4 of the encoding rate
 WINDOW_S = 10.0  # the steady video (7.4 MB) ends within it at 8 Mbit/s; the starved one starts playing about 5.9 s
-# after the request and stalls at 9.2-9.3 s (measured: the three protocols within 0.2 s of each other), a stall
-# that would last to about 11.8 s (1 s of media at 0.38 s a second): the window ends (about 10.1 s) 0.8 s after
+# after the request and stalls at 9.1-9.3 s (measured: the three protocols within 0.2 s of each other), a stall
+# that would last to about 11.8 s (1 s of media at 0.38 s a second): the window ends (about 10.1 s) 0.8 s or more after
 # its start and 1.7 s before its end; a slower line (a loaded machine) only brings the stall earlier
 STEADY_FROM_S = 1.0  # after the first byte: TCP and QUIC slow start (5 RTT of 40 ms here) and its first loss are over
 BOUND = 0.02  # the issue's bound: within 2 % in steady state
