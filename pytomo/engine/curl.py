@@ -119,14 +119,17 @@ class CurlTransport:
         self._lock = threading.Lock()
 
     def request(self, url: str, address: str, *, headers: dict[str, str] | None = None, timeout_s: float = 5.0,
-                deadline_s: float = 60.0, impersonate: str | None = None) -> CurlAnswer:
-        """Start a GET of ``url`` from ``address``; returns once the head came (or the request failed first).
+                deadline_s: float = 60.0, impersonate: str | None = None, method: str = "GET") -> CurlAnswer:
+        """Start a GET (or a HEAD: ``method``) of ``url`` from ``address``; returns once the head came (or the
+        request failed first).
 
         ``timeout_s`` bounds the connection and the head; ``deadline_s`` the whole request (libcurl ends it then).
         ``impersonate`` (default: the transport's): a curl_cffi browser target (``chrome``, ``firefox``,
         ``safari``, or an exact one such as ``chrome131``) whose TLS ClientHello, HTTP/2 settings and default headers
         libcurl presents; the User-Agent is then the browser's unless ``headers`` carries one, and Accept-Encoding
         stays ours (what the crawler decodes). Raises ValueError for a target libcurl cannot present."""
+        if method not in ("GET", "HEAD"):
+            raise ValueError(f"libcurl requests are GET or HEAD, not {method!r}")
         target = impersonation_target(impersonate) if impersonate else self.impersonate
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -137,6 +140,8 @@ class CurlTransport:
         handle = self._take(key)
         answer = CurlAnswer(impersonate=target, tried_h3=tried_h3, origin=(host, port))
         self._configure(handle, url, (host, port, address), headers or {}, timeout_s, deadline_s, answer)
+        if method == "HEAD":
+            handle.curl.setopt(CurlOpt.NOBODY, 1)  # libcurl sends HEAD and expects no body (reset by the next request)
         worker = threading.Thread(target=self._perform, args=(handle, key, answer), name="curl", daemon=True)
         worker.start()
         answer.head_ready.wait(timeout_s + 1.0)
@@ -252,12 +257,13 @@ class CurlTransport:
             self.learn(key[1], key[2], answer.headers.get("Alt-Svc"))
             if answer.connection is None:  # no head came: how far the connection got
                 answer.connection = _connection_use(c, answer.http_version, handle)
+            if answer.quic_fallback is not None:  # its connection is TCP: for the origin's next requests
+                key = (*key[:4], False, key[5])
+            # back in the pool before the reader hears of the end: the request it sends next finds the connection
+            self._give_back(key, handle)
             answer.chunks.put((b"", time.perf_counter()) if answer.error is None else answer.error)
             answer.head_ready.set()
             answer.ended.set()
-            if answer.quic_fallback is not None:  # its connection is TCP: for the origin's next requests
-                key = (*key[:4], False, key[5])
-            self._give_back(key, handle)
 
     def close(self) -> None:
         """Close every idle handle and its connections."""

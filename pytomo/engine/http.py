@@ -346,6 +346,15 @@ class HttpClient:
         finally:
             _local.headers_deadline_s = None
 
+    def cookie_headers(self, url: str, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` with the Cookie the jar has for ``url`` (as ``request`` sends them), when none is given."""
+        sent = dict(headers)
+        if self.cookies is not None and "Cookie" not in sent:
+            cookie = requests.cookies.get_cookie_header(self.cookies, requests.Request("GET", url).prepare())
+            if cookie:
+                sent["Cookie"] = cookie
+        return sent
+
     def read_body(self, resp: requests.Response, limit_bytes: int, deadline_s: float) -> tuple[bytes, bool]:
         """At most ``limit_bytes`` of a streamed response's decoded body, read within ``deadline_s``.
 

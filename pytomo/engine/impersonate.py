@@ -127,6 +127,7 @@ class FirstByte:
     http_version: str | None
     impersonate: str | None
     connection: ConnectionUse | None
+    http_stream_id: int | None = None  # the HTTP/2 or HTTP/3 stream libcurl opened; None over HTTP/1.x
 
     @property
     def is_redirect(self) -> bool:
@@ -149,7 +150,7 @@ def first_byte(transport: CurlTransport, url: str, address: str, headers: dict[s
         if answer.error is not None:
             raise requests.ConnectionError(str(answer.error)) from answer.error
         head = FirstByte(answer.status_code, answer.headers, answer.http_version, answer.impersonate,
-                         answer.connection)
+                         answer.connection, answer.http_stream_id)
         if not presenting.answered(head.status_code, head.impersonate):
             return head
 

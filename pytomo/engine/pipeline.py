@@ -17,9 +17,18 @@ import requests
 from pytomo.engine.analysis import analyse, analyse_segments, play_profiles
 from pytomo.engine.curl import curl_failure
 from pytomo.engine.download import fetch_range
-from pytomo.engine.http import HttpClient, connection_use, host_and_port, http_version_of, tls_failure
+from pytomo.engine.hops import ask as ask_over_curl
+from pytomo.engine.http import (
+    TLS_ERROR_KINDS,
+    HttpClient,
+    connection_use,
+    host_and_port,
+    http_version_of,
+    tls_failure,
+)
 from pytomo.engine.impersonate import FirstByte, Presenting, blocked, first_byte
 from pytomo.engine.manifest import sniff
+from pytomo.engine.pages import through_transport
 from pytomo.engine.pair import play_pair
 from pytomo.engine.ping import probe_rtt
 from pytomo.engine.player import SegmentPlayer
@@ -80,10 +89,11 @@ def _staggered(delay_s: float, address: str, count: int, port: int, timeout_s: f
 def _unreachable(host: str, address: str, exc: requests.RequestException) -> RedirectError:
     """The error of a hop that got no answer: a TLS failure of its kind, a timeout, or no connection."""
     cause = exc.__cause__
-    tls = tls_failure(exc) or (curl_failure(cause) if cause is not None else None)  # libcurl's: a platform's first byte
+    curl = curl_failure(cause) if cause is not None else None  # libcurl's: a hop over the media's transport
+    tls = tls_failure(exc) or (curl if curl is not None and curl[0] in TLS_ERROR_KINDS else None)
     if tls is not None:
         return RedirectError(f"{host} ({address}): {tls[1]}", kind=tls[0])
-    kind = "timeout" if isinstance(exc, requests.Timeout) else "connect"
+    kind = "timeout" if isinstance(exc, requests.Timeout) or (curl is not None and curl[0] == "timeout") else "connect"
     return RedirectError(f"cannot reach {host} ({address}): {exc.__class__.__name__}: {exc}", kind=kind)
 
 
@@ -269,10 +279,11 @@ class Pipeline:
                                   error=str(exc)))
                 raise _unreachable(host, address, exc) from exc
             location = resp.headers.get("Location")
+            version, target, stream_id = ((resp.http_version, resp.impersonate, resp.http_stream_id)
+                                          if isinstance(resp, FirstByte) else (http_version_of(resp), None, None))
             m.hops.append(Hop(index, url, host, address, resp.status_code, location, time.perf_counter() - t,
-                              started, connection=conn,
-                              http_version=resp.http_version if isinstance(resp, FirstByte) else http_version_of(resp),
-                              impersonate=resp.impersonate if isinstance(resp, FirstByte) else None))
+                              started, connection=conn, http_version=version, impersonate=target,
+                              http_stream_id=stream_id))
             if resp.is_redirect and location:
                 url = urljoin(url, location)
                 continue
@@ -286,13 +297,22 @@ class Pipeline:
     def _ask(self, url: str, address: str, headers: dict[str, str] | None,
              presenting: Presenting | None = None) -> tuple[requests.Response | FirstByte, ConnectionUse | None]:
         """One hop's request and how it used its connection: HEAD (asked again with GET after an error answer), or
-        the format's first byte. A HEAD's connection goes back to the pool for the next request to the same server."""
-        transport = self.http.transport
-        if headers and presenting is not None and transport is not None and url.startswith("https:"):
-            s = self.settings
-            head = first_byte(transport, url, address, headers, presenting, timeout_s=s.http_timeout_s,
-                              deadline_s=s.request_deadline_s)
-            return head, head.connection
+        the format's first byte. A HEAD's connection goes back to the pool for the next request to the same server.
+        Over HTTPS with libcurl (``--http`` 2, 3, auto) the hop goes through the media's transport, on the
+        connection and protocol the download then uses; plain HTTP, ``--http 1.1`` and ``--http-proxy`` (libcurl is
+        pinned, not proxied; a platform's first byte excepted) keep ``requests``."""
+        transport, s = self.http.transport, self.settings
+        if transport is not None and url.startswith("https:"):
+            if headers and presenting is not None:
+                self.http.policy.check(address, host_and_port(url)[0], url)
+                head = first_byte(transport, url, address, headers, presenting, timeout_s=s.http_timeout_s,
+                                  deadline_s=s.request_deadline_s)
+                return head, head.connection
+            if not headers and through_transport(self.http):
+                self.http.policy.check(address, host_and_port(url)[0], url)
+                head = ask_over_curl(transport, url, address, self.http.cookie_headers(url, {}),
+                                     timeout_s=s.http_timeout_s, deadline_s=s.request_deadline_s)
+                return head, head.connection
         if headers:
             return self._first_byte(url, address, headers)
         resp = self.http.request("HEAD", url, address=address, stream=True)

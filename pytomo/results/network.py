@@ -45,8 +45,9 @@ class Hop:
     started_at: datetime
     error: str | None = None
     connection: ConnectionUse | None = None  # opened for this hop (with set-up times) or reused; None: no answer
-    http_version: str | None = None  # HTTP/1.0, HTTP/1.1 of the answer
+    http_version: str | None = None  # HTTP/1.0, HTTP/1.1, HTTP/2, HTTP/3 of the answer
     impersonate: str | None = None  # the browser target presented over libcurl; None: requests (or libcurl's own)
+    http_stream_id: int | None = None  # the HTTP/2 or HTTP/3 stream libcurl opened; None: HTTP/1.x or requests
 
     @property
     def origin(self) -> str:

@@ -13,7 +13,8 @@ from pytomo.results import TCP_INFO_FIELD_NAMES as TCP_INFO_FIELDS
 # 6: playouts and playout_stalls, one row per --player profile and download (pytomo/engine/profiles.py); 7: the
 # transport of each request: downloads.tls_version, segment_requests.http_version and tls_version, hops' connection;
 # 8: impersonate (the browser fingerprint libcurl presented) per download, segment request and hop; http_stream_id
-# and quic_fallback (why --http auto's HTTP/3 fell back to TCP) per download and segment request
+# and quic_fallback (why --http auto's HTTP/3 fell back to TCP) per download and segment request, http_stream_id per
+# hop
 SCHEMA_VERSION = 8
 
 TABLES = """
@@ -58,12 +59,13 @@ CREATE TABLE IF NOT EXISTS run (
     elapsed_s REAL,
     started_at TEXT NOT NULL,
     error TEXT,
-    http_version TEXT,                   -- HTTP/1.0, HTTP/1.1 of the answer (NULL: no answer)
+    http_version TEXT,                   -- HTTP/1.0, HTTP/1.1, HTTP/2, HTTP/3 of the answer (NULL: no answer)
     new_connection INTEGER,              -- 1: opened a new connection, 0: reused a kept-alive one
     tcp_connect_s REAL,                  -- TCP handshake of that new connection
     tls_handshake_s REAL,                -- TLS handshake after it (HTTPS)
     tls_version TEXT,                    -- TLSv1.2, TLSv1.3 (NULL: not over TLS)
-    impersonate TEXT                     -- browser target presented (chrome152); NULL: requests or libcurl's own
+    impersonate TEXT,                    -- browser target presented (chrome152); NULL: requests or libcurl's own
+    http_stream_id INTEGER               -- HTTP/2 or HTTP/3 stream libcurl opened; NULL: HTTP/1.x, or requests
 );
 CREATE TABLE IF NOT EXISTS dns_answers (
     id INTEGER PRIMARY KEY,

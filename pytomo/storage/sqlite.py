@@ -337,12 +337,13 @@ class RunDatabase:
             c.executemany(
                 "INSERT INTO hops (video_row_id, hop_index, url, origin, host, address, status_code, location,"
                 " elapsed_s, started_at, error, http_version, new_connection, tcp_connect_s, tls_handshake_s,"
-                " tls_version, impersonate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " tls_version, impersonate, http_stream_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(vid, h.index, h.url, h.origin, h.host, h.address, h.status, h.location, h.elapsed_s,
                   iso(h.started_at), h.error, h.http_version, _flag(h.connection.new if h.connection else None),
                   h.connection.tcp_connect_s if h.connection else None,
                   h.connection.tls_handshake_s if h.connection else None,
-                  h.connection.tls_version if h.connection else None, h.impersonate) for h in m.hops])
+                  h.connection.tls_version if h.connection else None, h.impersonate, h.http_stream_id)
+                 for h in m.hops])
             c.executemany(
                 "INSERT INTO dns_answers (video_row_id, host, resolver, resolver_address, rdtype, rcode, address,"
                 " ttl_s, latency_ms, at, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",

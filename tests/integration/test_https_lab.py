@@ -316,3 +316,54 @@ def test_requests_to_two_names_at_once_each_keep_their_own_sni():
     assert not failures, failures[:3]
     assert len(seen) == 15 * len(urls)
     assert all(r["sni"] == r["server_host"] and r["server_ip"] == where[r["server_host"]] for r in seen)
+
+
+REUSE_SCENARIO = {
+    "scenario": {"name": "https-reuse", "description": "the last hop's connection carries the download"},
+    "video_defaults": {"duration_s": 6.0, "bitrate_bps": 1_000_000, "hops": 1},
+    "servers": [
+        {"name": "nginx-reuse", "ip": "127.77.3.21", "software": "nginx", "tls": True},
+        {"name": "caddy-reuse", "ip": "127.77.3.22", "software": "caddy"},
+    ],
+    "videos": [
+        {"id": "nginx-reuse-mp4", "server": "nginx-reuse"},
+        {"id": "caddy-reuse-mp4", "server": "caddy-reuse"},
+    ],
+}
+
+
+@needs_caddy
+@needs_nginx
+def test_under_auto_the_download_reuses_the_last_hops_connection_as_the_server_logged(tmp_path):
+    """--http auto (the default): the redirect walk's HTTPS hops go through libcurl, as the media do. nginx logs the
+    last hop's HEAD and the media GET on one connection (its ``$connection``), both HTTP/2.0, and the download
+    says it reused it; Caddy answers the HEAD over HTTP/2 with an Alt-Svc for h3, so the download opens a new QUIC
+    connection (HTTP/3 in Caddy's log), as Chrome's next new connection to the origin would."""
+    from pytomo.lab.truth import read_truth
+
+    truth_path = tmp_path / "truth.jsonl"
+    proc = run_crawler(["-s", "lab", "--lab-scenario", str(_scenario_file(tmp_path, REUSE_SCENARIO)), "-b", "-t",
+                        "all_time", "-D", "2", "-n", "1", "-S", "0", "--database-dir", str(tmp_path / "db"),
+                        "--lab-truth", str(truth_path)], timeout_s=300)
+    conn = connect(database_of(proc))
+    truth = read_truth(truth_path)
+    videos = _videos(conn)
+    rows = {}
+    for vid in ("nginx-reuse-mp4", "caddy-reuse-mp4"):
+        v = videos[vid]
+        assert v["status"] == "ok", (vid, v["error_message"])
+        hop = _hops(conn, v["id"])[-1]
+        d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ?", (v["id"],)).fetchone()
+        logged = [t for t in truth if t["video_id"] == vid and t["software"] != "lab"]
+        rows[vid] = hop, d, logged
+    hop, d, logged = rows["nginx-reuse-mp4"]
+    (head,) = [t for t in logged if t["method"] == "HEAD"]
+    (get,) = [t for t in logged if t["method"] == "GET"]
+    assert head["connection"] == get["connection"] and head["protocol"] == get["protocol"] == "HTTP/2.0"
+    assert hop["http_version"] == d["http_version"] == "HTTP/2" and hop["http_stream_id"] == 1
+    assert hop["new_connection"] == 1 and hop["tcp_connect_s"] > 0 and hop["tls_handshake_s"] > 0
+    assert d["new_connection"] == 0 and d["http_stream_id"] == 3 and d["bytes"] == get["bytes_sent"]
+    hop, d, logged = rows["caddy-reuse-mp4"]
+    assert hop["http_version"] == "HTTP/2" and hop["new_connection"] == 1
+    assert d["http_version"] == "HTTP/3" and d["new_connection"] == 1 and d["http_stream_id"] == 0
+    assert [t["protocol"] for t in logged] == ["HTTP/2.0", "HTTP/3.0"]
