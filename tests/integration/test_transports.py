@@ -73,11 +73,17 @@ def test_each_protocol_is_what_the_servers_logged(tmp_path, protocol):
     conn, truth = _crawl(tmp_path, protocol)
     want = LABEL[protocol]
     for vid in ("caddy-mp4", "caddy-dash", "caddy-hls", "nginx-mp4", "nginx-dash"):
-        v, d, segments = _rows(conn, vid)
-        if protocol == "3" and vid.startswith("nginx"):  # nginx 1.22 has no QUIC: HTTP/3 only is refused
-            assert (v["status"], v["error_stage"], v["error_kind"]) == ("error", "download", "connect"), vid
-            assert "QUIC" in v["error_message"]
+        if protocol == "3" and vid.startswith("nginx"):
+            v = conn.execute("SELECT * FROM videos WHERE video_id = ?", (vid,)).fetchone()  # nginx 1.22 has no QUIC: HTTP/3 only is refused, from the
+            # redirect walk's last hop on (its HTTPS hops go over the media's transport)
+            assert (v["status"], v["error_stage"], v["error_kind"]) == ("error", "redirects", "connect"), vid
+            assert "QUIC" in v["error_message"], v["error_message"]
+            hop = conn.execute("SELECT * FROM hops WHERE video_row_id = ? ORDER BY hop_index DESC",
+                               (v["id"],)).fetchone()
+            assert hop["status_code"] is None and hop["error"] and hop["url"].startswith("https://"), vid
+            assert not [t for t in truth if t["video_id"] == vid and t["software"] == "nginx"], vid
             continue
+        v, d, segments = _rows(conn, vid)
         assert v["status"] == "ok", (vid, v["error_message"])
         assert d["http_version"] == want and d["tls_version"] == "TLSv1.3", vid
         assert (d["http_stream_id"] is None) == (want == "HTTP/1.1") and d["quic_fallback"] is None, vid
@@ -259,24 +265,36 @@ def test_auto_falls_back_to_http2_with_libcurls_reason_when_the_quic_port_is_clo
                         "-S", "0", "--http", "auto", "--database-dir", str(tmp_path / "db"),
                         "--lab-truth", str(truth_path), "--player", "2015"], timeout_s=300)
     conn, truth = connect(database_of(proc)), read_truth(truth_path)
-    caddy = []
+    caddy, on_quic = [], []
     for vid in _in_crawl_order(conn, ("caddy-mp4", "caddy-dash")):
         v, d, _segments = _rows(conn, vid)
         assert v["status"] == "ok" and d["quic_fallback"] is None, (vid, v["error_message"])
         caddy += _requests(conn, vid)
+        # the walk's last hop goes over the media's transport: HTTP/2 before the origin's Alt-Svc is known (its own
+        # TCP connection), then on the QUIC connection, before the video's own requests
+        hop = dict(conn.execute("SELECT * FROM hops WHERE video_row_id = ? ORDER BY hop_index DESC",
+                                (v["id"],)).fetchone())
+        assert hop["http_version"] in ("HTTP/2", "HTTP/3") and hop["http_stream_id"] is not None, hop
+        on_quic += ([hop] if hop["http_version"] == "HTTP/3" else []) + _requests(conn, vid)
     assert all(r["http_version"] == "HTTP/3" and r["quic_fallback"] is None for r in caddy)
-    _check_streams(caddy, 0, 4)  # one QUIC connection, or each new one from stream 0
-    nginx = []
+    _check_streams(on_quic, 0, 4)  # one QUIC connection, or each new one from stream 0
+    nginx, on_tcp = [], []
     for vid in _in_crawl_order(conn, ("nginx-mp4", "nginx-dash")):
         v, d, _segments = _rows(conn, vid)
         assert v["status"] == "ok" and d["http_version"] == "HTTP/2", (vid, v["error_message"])
         nginx += _requests(conn, vid)
+        hop = dict(conn.execute("SELECT * FROM hops WHERE video_row_id = ? ORDER BY hop_index DESC",
+                                (v["id"],)).fetchone())
+        assert hop["http_version"] == "HTTP/2", hop  # never QUIC: unknown at first, then broken
+        on_tcp += [hop, *_requests(conn, vid)]
         assert {t["protocol"] for t in truth if t["video_id"] == vid and t["method"] == "GET"} == {"HTTP/2.0"}
     assert all(r["http_version"] == "HTTP/2" for r in nginx)
     # the first media request tried QUIC and was refused (libcurl's words); then QUIC is not tried there again
     reason = nginx[0]["quic_fallback"]
     assert reason and "QUIC connect to 127.77.3.4" in reason and "failed" in reason, reason
     assert all(r["quic_fallback"] is None for r in nginx[1:])
-    _check_streams(nginx, 1, 2)  # all on one kept-alive HTTP/2 connection, or each new one from stream 1
+    # each on a kept-alive HTTP/2 connection, or a new one from stream 1 (the first hop's, then the fallback's, the
+    # pool's latest, which the later requests take)
+    _check_streams(on_tcp, 1, 2)
     dash = _requests(conn, "nginx-dash")
     assert len(dash) >= 3 and len({r["http_stream_id"] for r in dash}) == len(dash)
