@@ -74,8 +74,9 @@ def test_each_protocol_is_what_the_servers_logged(tmp_path, protocol):
     want = LABEL[protocol]
     for vid in ("caddy-mp4", "caddy-dash", "caddy-hls", "nginx-mp4", "nginx-dash"):
         if protocol == "3" and vid.startswith("nginx"):
-            v = conn.execute("SELECT * FROM videos WHERE video_id = ?", (vid,)).fetchone()  # nginx 1.22 has no QUIC: HTTP/3 only is refused, from the
-            # redirect walk's last hop on (its HTTPS hops go over the media's transport)
+            # nginx 1.22 has no QUIC: HTTP/3 only is refused, from the redirect walk's last hop on (its HTTPS hops go
+            # over the media's transport)
+            v = conn.execute("SELECT * FROM videos WHERE video_id = ?", (vid,)).fetchone()
             assert (v["status"], v["error_stage"], v["error_kind"]) == ("error", "redirects", "connect"), vid
             assert "QUIC" in v["error_message"], v["error_message"]
             hop = conn.execute("SELECT * FROM hops WHERE video_row_id = ? ORDER BY hop_index DESC",
@@ -265,7 +266,7 @@ def test_auto_falls_back_to_http2_with_libcurls_reason_when_the_quic_port_is_clo
                         "-S", "0", "--http", "auto", "--database-dir", str(tmp_path / "db"),
                         "--lab-truth", str(truth_path), "--player", "2015"], timeout_s=300)
     conn, truth = connect(database_of(proc)), read_truth(truth_path)
-    caddy, on_quic = [], []
+    caddy, on_quic, hop_versions = [], [], []
     for vid in _in_crawl_order(conn, ("caddy-mp4", "caddy-dash")):
         v, d, _segments = _rows(conn, vid)
         assert v["status"] == "ok" and d["quic_fallback"] is None, (vid, v["error_message"])
@@ -275,7 +276,9 @@ def test_auto_falls_back_to_http2_with_libcurls_reason_when_the_quic_port_is_clo
         hop = dict(conn.execute("SELECT * FROM hops WHERE video_row_id = ? ORDER BY hop_index DESC",
                                 (v["id"],)).fetchone())
         assert hop["http_version"] in ("HTTP/2", "HTTP/3") and hop["http_stream_id"] is not None, hop
+        hop_versions.append(hop["http_version"])
         on_quic += ([hop] if hop["http_version"] == "HTTP/3" else []) + _requests(conn, vid)
+    assert hop_versions == ["HTTP/2", "HTTP/3"]  # the second video's hop on the QUIC connection the first opened
     assert all(r["http_version"] == "HTTP/3" and r["quic_fallback"] is None for r in caddy)
     _check_streams(on_quic, 0, 4)  # one QUIC connection, or each new one from stream 0
     nginx, on_tcp = [], []
