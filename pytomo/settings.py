@@ -181,8 +181,11 @@ class Settings:
     http_protocol: str = _opt("auto", "HTTP version of media requests over HTTPS: 1.1, 2, 3 or auto", group="probes",
                               flag="--http", metavar="VERSION", check=one_of(("1.1", "2", "3", "auto")),
                               note="2, 3 and auto go through libcurl (curl_cffi): auto is HTTP/2 by ALPN and HTTP/3 "
-                              "on a new connection once the server advertised it in `Alt-Svc`; plain-HTTP URLs, "
-                              "pages and redirect hops stay on HTTP/1.1; no TCP_INFO over HTTP/3 (QUIC)")
+                              "on a new connection once the server advertised it in `Alt-Svc` (TCP kept, with "
+                              "libcurl's reason, when QUIC fails); the redirect walk's HTTPS hops go over the same "
+                              "transport (the download then reuses the last hop's connection); plain-HTTP URLs and "
+                              "hops stay on HTTP/1.1, and so do the walk's hops behind `--http-proxy`; no TCP_INFO "
+                              "over HTTP/3 (QUIC)")
     ca_file: str | None = _opt(None, "CA certificates (PEM) trusted besides the default bundle, as on a network whose "
                                "TLS proxy signs what it forwards", group="probes", flag="--ca-file", metavar="FILE",
                                env="REQUESTS_CA_BUNDLE|SSL_CERT_FILE", check=_ca_file,
