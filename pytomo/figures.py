@@ -118,6 +118,12 @@ def _playout_problem(d: Any) -> str | None:
     return "not_started" if d.playout is not None and not d.playout.started else None
 
 
+def _latency(d: Any, index: int) -> float | None:
+    """A live stream's latency sample (0: the first, -1: the last), None without samples."""
+    samples = d.live.latency if d.live is not None else []
+    return samples[index][1] if samples else None
+
+
 def throughput_2015_bps(d: Any) -> float | None:
     """The 2015 AvgThroughput: every byte received over the headers -> last byte time."""
     t = d.transfer
@@ -407,6 +413,27 @@ FIGURES: tuple[Figure, ...] = (
            "d.declared_bandwidth_bps"),
     Figure(D, "rendition_switches", "INTEGER", "hls/dash: rendition changes",
            lambda m, d: d.rendition_switches if d.delivery != "progressive" else None),
+    Figure(D, "live", "INTEGER", "hls/dash: 1 a live stream (an HLS media playlist without EXT-X-ENDLIST, not of type "
+           "VOD), followed at the live edge; 0 on demand; NULL progressive",
+           lambda m, d: None if d.delivery == "progressive" else int(d.live is not None), since=8),
+    Figure(D, "live_target_duration_s", "REAL", "live: EXT-X-TARGETDURATION of the media playlist followed",
+           "d.live.target_duration_s", since=8),
+    Figure(D, "live_reloads", "INTEGER", "live: media playlist reloads after the first load (RFC 8216 6.3.4: the "
+           "target duration after a changed load, half of it after an unchanged one); each a segment_requests row "
+           "of kind reload", "d.live.reloads", since=8),
+    Figure(D, "live_unchanged_reloads", "INTEGER", "live: reloads that found the playlist unchanged (or failed)",
+           "d.live.unchanged_reloads", since=8),
+    Figure(D, "live_segments_skipped", "INTEGER", "live: segments that left the playlist before they were fetched "
+           "(the player went on at the playlist's first segment)", "d.live.skipped", since=8),
+    Figure(D, "live_segments_missing", "INTEGER", "live: segments listed but not available (404 or 410), passed over",
+           "d.live.missing", since=8),
+    Figure(D, "live_latency_start_s", "REAL", "live: latency to the live edge when playback started: the wall clock "
+           "minus the EXT-X-PROGRAM-DATE-TIME of the media playing (samples in live_latency); NULL: "
+           "live_latency_problem says why", lambda m, d: _latency(d, 0), since=8),
+    Figure(D, "live_latency_end_s", "REAL", "live: latency to the live edge when the window closed",
+           lambda m, d: _latency(d, -1), since=8),
+    Figure(D, "live_latency_problem", "TEXT", "live: why the latency is NULL (no EXT-X-PROGRAM-DATE-TIME, playback "
+           "never started, no segment played)", "d.live.latency_problem", since=8),
     Figure(D, "p1203_input_json", "TEXT", "ITU-T P.1203 input (I11, I13, I23, IGen) for this video",
            lambda m, d: json.dumps(p1203) if (p1203 := build_input(d)) else None),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pytomo.engine.live import measure_latency
 from pytomo.engine.picture import simulate_picture
 from pytomo.engine.playout import simulate
 from pytomo.engine.profiles import PlayerProfile
@@ -219,6 +220,9 @@ def analyse_segments(session, params: PlayoutParams) -> DownloadAnalysis:
                                        t.ended_by == "eof", av_events=tuple(session.av_events))
         a.playout = simulate(session.events, a.playout.end_s, params, pres.duration_s, complete=t.ended_by == "eof")
         a.timeline_points = downsample(a.playout.timeline, t.bin_s)
+    a.live = session.live
+    if a.live is not None:
+        measure_latency(a.live, a.playout)
     return a
 
 

@@ -6,6 +6,8 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import overload
 from urllib.parse import urljoin
 
@@ -165,48 +167,164 @@ def _byte_range(where: str, text: str, previous_end: int | None) -> tuple[int, i
     return first, first + length - 1
 
 
-_Playlist = tuple[str | None, tuple[int, int] | None, tuple[Segment, ...]]
+@dataclass(frozen=True)
+class MediaPlaylist:
+    """One load of an HLS media playlist: its init, segments (numbered by media sequence) and the tags a live
+    player follows (RFC 8216 4.3.3)."""
+
+    url: str
+    init_url: str | None
+    init_range: tuple[int, int] | None
+    segments: tuple[Segment, ...]
+    target_duration_s: float | None = None  # EXT-X-TARGETDURATION
+    media_sequence: int = 0  # EXT-X-MEDIA-SEQUENCE: the number of the first segment listed
+    discontinuity_sequence: int = 0  # EXT-X-DISCONTINUITY-SEQUENCE
+    ended: bool = False  # EXT-X-ENDLIST: no segment will be added
+    playlist_type: str | None = None  # EXT-X-PLAYLIST-TYPE: VOD or EVENT
+    start_offset_s: float | None = None  # EXT-X-START TIME-OFFSET (negative: from the end)
+    start_precise: bool = False  # EXT-X-START PRECISE=YES
+
+    @property
+    def live(self) -> bool:
+        """Still being made: no EXT-X-ENDLIST, and not of type VOD (which cannot change, RFC 8216 4.3.3.5)."""
+        return not self.ended and self.playlist_type != "VOD"
 
 
-def _media_playlist(url: str, text: str, budget: _Budget) -> _Playlist:
-    """The init (URL and byte range) and segments of an HLS media playlist."""
-    init_url: str | None = None
-    init_range: tuple[int, int] | None = None
-    out: list[Segment] = []
-    start_s, first_number = 0.0, 0
-    duration: float | None = None
-    pending_range: str | None = None
-    last: tuple[str, int] | None = None  # URI and last byte of the previous byte-range segment
-    where = f"the HLS playlist {url}"
+_PLAYLIST_TYPES = ("VOD", "EVENT")
+_MAX_DATE_CHARS = 64
+
+
+def _program_date(text: str) -> float:
+    """An EXT-X-PROGRAM-DATE-TIME (ISO 8601) as UNIX time; without a zone it is taken as UTC."""
+    text = text.strip()
+    try:
+        if len(text) > _MAX_DATE_CHARS:
+            raise ValueError("too long")
+        when = datetime.fromisoformat(text)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise _bad("#EXT-X-PROGRAM-DATE-TIME", "date-time", text, "an ISO 8601 date and time") from None
+
+
+class _MediaReader:
+    """Reads an HLS media playlist line by line: the tags before each URI apply to its segment."""
+
+    def __init__(self, url: str, budget: _Budget) -> None:
+        self.url, self.budget = url, budget
+        self.where = f"the HLS playlist {url}"
+        self.init_url: str | None = None
+        self.init_range: tuple[int, int] | None = None
+        self.out: list[Segment] = []
+        self.start_s = 0.0
+        self.first_number = 0
+        self.duration: float | None = None
+        self.pending_range: str | None = None
+        self.last: tuple[str, int] | None = None  # URI and last byte of the previous byte-range segment
+        self.date: float | None = None  # the pending EXT-X-PROGRAM-DATE-TIME
+        self.next_date: float | None = None  # the previous segment's date + its duration
+        self.discontinuity = False
+        self.fields: dict[str, object] = {}
+
+    def tag(self, line: str) -> None:
+        """One tag line (#EXT...)."""
+        name, _, value = line.partition(":")
+        handler = self._TAGS.get(name)
+        if handler is not None:
+            handler(self, value)
+        elif name == "#EXT-X-STREAM-INF":
+            raise ManifestError(f"the media playlist {self.url} is a master playlist")
+
+    def _extinf(self, value: str) -> None:
+        self.duration = _number("#EXTINF", "duration", value.split(",", 1)[0], maximum=MAX_DURATION_S)
+
+    def _byterange(self, value: str) -> None:
+        self.pending_range = value
+
+    def _sequence(self, value: str) -> None:
+        self.first_number = _uint("#EXT-X-MEDIA-SEQUENCE", "value", value)
+
+    def _map(self, value: str) -> None:
+        if self.init_url is None:
+            self.init_url, self.init_range = _map(self.url, "#EXT-X-MAP:" + value)
+
+    def _target(self, value: str) -> None:
+        self.fields["target_duration_s"] = float(_uint("#EXT-X-TARGETDURATION", "value", value))
+
+    def _discontinuity_sequence(self, value: str) -> None:
+        self.fields["discontinuity_sequence"] = _uint("#EXT-X-DISCONTINUITY-SEQUENCE", "value", value)
+
+    def _discontinuity(self, _value: str) -> None:
+        self.discontinuity = True
+        self.next_date = None  # a date after a discontinuity is not the previous one's continuation
+
+    def _date(self, value: str) -> None:
+        self.date = _program_date(value)
+
+    def _endlist(self, _value: str) -> None:
+        self.fields["ended"] = True
+
+    def _type(self, value: str) -> None:
+        kind = value.strip().upper()
+        if kind not in _PLAYLIST_TYPES:
+            raise _bad("#EXT-X-PLAYLIST-TYPE", "value", value, "VOD or EVENT")
+        self.fields["playlist_type"] = kind
+
+    def _start(self, value: str) -> None:
+        attrs = _attributes("#EXT-X-START", value)
+        if "TIME-OFFSET" not in attrs:
+            raise ManifestError("#EXT-X-START has no TIME-OFFSET")
+        self.fields["start_offset_s"] = _number("#EXT-X-START", "TIME-OFFSET", attrs["TIME-OFFSET"],
+                                                minimum=-MAX_DURATION_S, maximum=MAX_DURATION_S)
+        self.fields["start_precise"] = attrs.get("PRECISE", "NO").strip().upper() == "YES"
+
+    _TAGS: dict[str, Callable[[_MediaReader, str], None]] = {
+        "#EXTINF": _extinf, "#EXT-X-BYTERANGE": _byterange, "#EXT-X-MEDIA-SEQUENCE": _sequence, "#EXT-X-MAP": _map,
+        "#EXT-X-TARGETDURATION": _target, "#EXT-X-DISCONTINUITY-SEQUENCE": _discontinuity_sequence,
+        "#EXT-X-DISCONTINUITY": _discontinuity, "#EXT-X-PROGRAM-DATE-TIME": _date, "#EXT-X-ENDLIST": _endlist,
+        "#EXT-X-PLAYLIST-TYPE": _type, "#EXT-X-START": _start,
+    }
+
+    def uri(self, line: str) -> None:
+        """A segment's URI line: the segment, with the tags read since the previous one."""
+        if self.duration is None:
+            raise ManifestError(f"the HLS segment {line[:80]!r} has no #EXTINF")
+        seg_url = _url("the HLS segment", "URI", self.url, line)
+        byte_range, self.last = _segment_range(seg_url, self.pending_range, self.last)
+        self.budget.track(self.where, len(self.out) + 1)
+        self.budget.charge(self.where, 1, len(seg_url))
+        date = self.date if self.date is not None else self.next_date
+        number = self.first_number + len(self.out)
+        self.out.append(Segment(seg_url, self.start_s, self.duration, number, byte_range, date, self.discontinuity))
+        self.start_s += self.duration
+        self.next_date = None if date is None else date + self.duration
+        self.duration, self.pending_range, self.date, self.discontinuity = None, None, None, False
+
+    def result(self) -> MediaPlaylist:
+        if self.duration is not None:
+            raise ManifestError(f"the last #EXTINF of {self.url} is not followed by a URI")
+        return MediaPlaylist(self.url, self.init_url, self.init_range, tuple(self.out),
+                             media_sequence=self.first_number, **self.fields)  # type: ignore[arg-type]
+
+
+def _media_playlist(url: str, text: str, budget: _Budget) -> MediaPlaylist:
+    """The init (URL and byte range), segments and live tags of an HLS media playlist."""
+    reader = _MediaReader(url, budget)
     for raw in _lines(url, text):
         line = raw.strip()
         if not line:
             continue
-        if line.startswith("#EXTINF:"):
-            value = line[len("#EXTINF:"):].split(",", 1)[0]
-            duration = _number("#EXTINF", "duration", value, maximum=MAX_DURATION_S)
-        elif line.startswith("#EXT-X-BYTERANGE:"):
-            pending_range = line[len("#EXT-X-BYTERANGE:"):]
-        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
-            first_number = _uint("#EXT-X-MEDIA-SEQUENCE", "value", line.split(":", 1)[1]) or 0
-        elif line.startswith("#EXT-X-MAP:"):
-            if init_url is None:
-                init_url, init_range = _map(url, line)
-        elif line.startswith("#EXT-X-STREAM-INF:"):
-            raise ManifestError(f"the media playlist {url} is a master playlist")
+        if line.startswith("#EXT"):
+            reader.tag(line)
         elif not line.startswith("#"):
-            if duration is None:
-                raise ManifestError(f"the HLS segment {line[:80]!r} has no #EXTINF")
-            seg_url = _url("the HLS segment", "URI", url, line)
-            byte_range, last = _segment_range(seg_url, pending_range, last)
-            budget.track(where, len(out) + 1)
-            budget.charge(where, 1, len(seg_url))
-            out.append(Segment(seg_url, start_s, duration, first_number + len(out), byte_range))
-            start_s += duration
-            duration, pending_range = None, None
-    if duration is not None:
-        raise ManifestError(f"the last #EXTINF of {url} is not followed by a URI")
-    return init_url, init_range, tuple(out)
+            reader.uri(line)
+    return reader.result()
+
+
+def parse_media_playlist(url: str, text: str, *, max_segments: int = MAX_SEGMENTS) -> MediaPlaylist:
+    """One media playlist on its own (a live player's reload); it lists at most ``max_segments`` segments."""
+    return _media_playlist(url, text, _Budget(max_segments))
 
 
 def _map(url: str, line: str) -> tuple[str, tuple[int, int] | None]:
@@ -246,9 +364,9 @@ class _PlaylistLoader:
         self.fetch = fetch
         self.budget = budget
         self.max_playlists = max_playlists
-        self.loaded: dict[str, _Playlist] = {}
+        self.loaded: dict[str, MediaPlaylist] = {}
 
-    def load(self, where: str, u: str) -> _Playlist:
+    def load(self, where: str, u: str) -> MediaPlaylist:
         if u.split("#", 1)[0] == self.master:
             raise ManifestError(f"{where} URI {u!r} is the master playlist itself")
         if u not in self.loaded:
@@ -264,18 +382,41 @@ def parse_hls(url: str, text: str, fetch: Callable[[str], str], *, max_segments:
     a playlist pointing back to a master is refused); a track lists at most ``max_segments`` segments."""
     budget = _Budget(max_segments)
     if "#EXT-X-STREAM-INF:" not in text:
-        init, init_range, segs = _media_playlist(url, text, budget)
-        if not segs:
+        pl = _media_playlist(url, text, budget)
+        if not pl.segments:
             raise ManifestError("the HLS playlist has no segment")
-        track = Track("muxed", "0", None, None, None, None, None, init, segs, init_range)
-        return Presentation("hls", url, (track,), (), track.duration_s)
+        track = Track("muxed", "0", None, None, None, None, None, pl.init_url, pl.segments, pl.init_range,
+                      *_live_fields(pl, None))
+        return Presentation("hls", url, (track,), (), None if pl.live else track.duration_s, pl.live)
     loader = _PlaylistLoader(url, fetch, budget, max_playlists)
     audio, groups_with_audio, variants = _master(url, text, loader)
-    video = [_variant(i, attrs, v_url, loader, groups_with_audio) for i, (attrs, v_url) in enumerate(variants)]
+    master_start = _master_start(text)
+    video = [_variant(i, attrs, v_url, loader, groups_with_audio, master_start)
+             for i, (attrs, v_url) in enumerate(variants)]
     if not video:
         raise ManifestError("the HLS playlist has no variant")
     video.sort(key=lambda t: t.bandwidth_bps or 0)
-    return Presentation("hls", url, tuple(video), tuple(audio), max(t.duration_s for t in video))
+    live = any(pl.live for pl in loader.loaded.values())
+    return Presentation("hls", url, tuple(video), tuple(audio), None if live else max(t.duration_s for t in video),
+                        live)
+
+
+def _live_fields(pl: MediaPlaylist, master_start: float | None) -> tuple[str, float | None, float | None]:
+    """A track's playlist URL, target duration and start offset (the media playlist's EXT-X-START, else the
+    master's)."""
+    return pl.url, pl.target_duration_s, pl.start_offset_s if pl.start_offset_s is not None else master_start
+
+
+def _master_start(text: str) -> float | None:
+    """The TIME-OFFSET of a master playlist's EXT-X-START, None without one."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#EXT-X-START:"):
+            attrs = _attributes("#EXT-X-START", line[len("#EXT-X-START:"):])
+            if "TIME-OFFSET" in attrs:
+                return _number("#EXT-X-START", "TIME-OFFSET", attrs["TIME-OFFSET"], minimum=-MAX_DURATION_S,
+                               maximum=MAX_DURATION_S)
+    return None
 
 
 def _master(url: str, text: str,
@@ -299,9 +440,10 @@ def _master(url: str, text: str,
                 if a_url in audio_urls:
                     continue
                 audio_urls.add(a_url)
-                init, init_range, segs = loader.load("#EXT-X-MEDIA", a_url)
+                pl = loader.load("#EXT-X-MEDIA", a_url)
                 audio.append(Track("audio", attrs.get("NAME") or str(len(audio)), _hls_bandwidth(attrs, False),
-                                   attrs.get("CODECS"), None, None, None, init, segs, init_range))
+                                   attrs.get("CODECS"), None, None, None, pl.init_url, pl.segments, pl.init_range,
+                                   *_live_fields(pl, None)))
         elif line.startswith("#EXT-X-STREAM-INF:"):
             if pending is not None:
                 raise ManifestError("#EXT-X-STREAM-INF is not followed by a URI")
@@ -314,17 +456,19 @@ def _master(url: str, text: str,
     return audio, groups_with_audio, variants
 
 
-def _variant(i: int, attrs: dict[str, str], v_url: str, loader: _PlaylistLoader, groups_with_audio: set[str]) -> Track:
+def _variant(i: int, attrs: dict[str, str], v_url: str, loader: _PlaylistLoader, groups_with_audio: set[str],
+             master_start: float | None = None) -> Track:
     """The track of the ``i``-th #EXT-X-STREAM-INF, its media playlist loaded."""
     bandwidth = _hls_bandwidth(attrs, True)
     width, height = _resolution(attrs)
     fps = (_number("#EXT-X-STREAM-INF", "FRAME-RATE", attrs["FRAME-RATE"], maximum=1e6)
            if "FRAME-RATE" in attrs else None)
-    init, init_range, segs = loader.load("#EXT-X-STREAM-INF", v_url)
-    if not segs:
+    pl = loader.load("#EXT-X-STREAM-INF", v_url)
+    if not pl.segments:
         raise ManifestError(f"the HLS playlist {v_url} has no segment")
     stream = "video" if attrs.get("AUDIO") in groups_with_audio and "AUDIO" in attrs else "muxed"
-    return Track(stream, str(i), bandwidth, attrs.get("CODECS"), width, height, fps, init, segs, init_range)
+    return Track(stream, str(i), bandwidth, attrs.get("CODECS"), width, height, fps, pl.init_url, pl.segments,
+                 pl.init_range, *_live_fields(pl, master_start))
 
 
 def _resolution(attrs: dict[str, str]) -> tuple[int | None, int | None]:

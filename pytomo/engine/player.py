@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from pytomo.engine.download import download, merge_arrivals
 from pytomo.engine.http import HttpClient
 from pytomo.engine.impersonate import Presenting, blocked
+from pytomo.engine.live import LivePlay
 from pytomo.engine.manifest import parse_dash, parse_hls
 from pytomo.engine.playout import PLAYING, simulate
 from pytomo.engine.profiles import PlayerProfile, driving_profile
@@ -123,6 +124,7 @@ class _Play:
         s = player.s
         self.player = player
         self.t0 = time.perf_counter()
+        self.wall0 = time.time()  # the UNIX time of t0 (a live stream's latency is wall clock minus program date)
         self.agg = Transfer(url=url, address=player.address, started_at=utc_now(), window_s=s.window_s,
                             bin_s=s.throughput_bin_s)
         self.session = SegmentedSession(presentation=None, transfer=self.agg, mode=s.abr)
@@ -134,7 +136,7 @@ class _Play:
               window_s: float = 30.0, byte_range: tuple[int, int] | None = None) -> tuple[Transfer, SegmentRecord]:
         """One request, merged into the aggregate transfer and recorded."""
         player, s = self.player, self.player.s
-        text_like = kind in ("manifest", "index")
+        text_like = kind in ("manifest", "index", "reload")
         presenting = player.presenting
         while True:  # a platform's request refused (403) is asked again as the next browser (yt-dlp's order)
             start = time.perf_counter() - self.t0
@@ -230,7 +232,9 @@ class SegmentPlayer:
                 else parse_dash(url, text, fetch_range=run.fetch_index, max_segments=s.manifest_segments_max))
         run.session.presentation = pres
         deadline = (run.agg.headers_s or 0.0) + s.window_s
-        if self.profile.parallel_streams and pres.audio and pres.video[0].stream == "video":
+        if pres.live:
+            self._live(run, pres, deadline)
+        elif self.profile.parallel_streams and pres.audio and pres.video[0].stream == "video":
             _ParallelStreams(self, run, pres, deadline).play()
         else:
             self._stream(run, pres, deadline)
@@ -239,6 +243,14 @@ class SegmentPlayer:
         session.playout = simulate(session.events, end_s, self.params, pres.duration_s,
                                    complete=agg.ended_by == "eof")
         return session
+
+    def _live(self, run: _Play, pres: Presentation, deadline: float) -> None:
+        """A live HLS stream: its media playlist reloaded and followed at the live edge (pytomo/engine/live.py)."""
+        track = first_rendition(pres, self.s, ThroughputRule(self.profile))
+        if pres.audio and track.stream == "video":
+            raise MediaError("a live HLS stream with separate audio renditions is not played yet (one media "
+                             "playlist is followed)", kind="live_separate_audio")
+        LivePlay(self, run, pres, track, deadline).play()
 
     def _manifest_text(self, run: _Play, url: str) -> str | None:
         """The manifest as text; None when it could not be loaded (the aggregate transfer says why), or an

@@ -15,13 +15,14 @@ from pytomo.results.network import (
 from pytomo.results.page import MediaDescriptor, MediaStream
 from pytomo.results.playout import BufferPoint, PlayoutInput, PlayoutParams, PlayoutResult, ProfilePlayout, Stall
 from pytomo.results.reference import PICTURE_STALL_S, PlayerAccount, StallInterval
-from pytomo.results.transfer import SegmentedSession, SegmentRecord, Transfer
+from pytomo.results.transfer import LiveFacts, SegmentedSession, SegmentRecord, Transfer
 from pytomo.results.video import CrawlSummary, DownloadAnalysis, Sink, VideoMeasurement
 
 __all__ = [
     "TCP_INFO_FIELD_NAMES", "TCP_INFO_LAYOUT", "AddressOrigin", "BufferPoint", "ConnectionUse", "CrawlSummary",
     "DnsAnswer",
-    "DownloadAnalysis", "Hop", "MediaDescriptor", "MediaInfoResult", "MediaStream", "PlayoutInput", "PlayoutParams",
+    "DownloadAnalysis", "Hop", "LiveFacts", "MediaDescriptor", "MediaInfoResult", "MediaStream", "PlayoutInput",
+    "PlayoutParams",
     "PlayoutResult", "ProfilePlayout", "PICTURE_STALL_S", "PlayerAccount", "StallInterval",
     "Presentation", "RttResult", "RttSample", "Segment", "SegmentRecord", "SegmentedSession", "Sink", "Stall", "Track",
     "Transfer", "VideoMeasurement", "iso", "local_iso", "utc_now",

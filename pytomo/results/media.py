@@ -30,6 +30,8 @@ class Segment:
     duration_s: float
     number: int
     byte_range: tuple[int, int] | None = None  # first and last byte (inclusive) within ``url``; None: all of it
+    program_date_s: float | None = None  # HLS: its first sample's EXT-X-PROGRAM-DATE-TIME as UNIX time; None: none
+    discontinuity: bool = False  # HLS: an EXT-X-DISCONTINUITY precedes it
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class Track:
     init_url: str | None
     segments: tuple[Segment, ...]
     init_range: tuple[int, int] | None = None  # first and last byte (inclusive) of the init within ``init_url``
+    playlist_url: str | None = None  # HLS: the media playlist listing ``segments`` (a live player reloads it)
+    target_duration_s: float | None = None  # HLS: its EXT-X-TARGETDURATION
+    start_offset_s: float | None = None  # HLS: EXT-X-START's TIME-OFFSET (negative: from the end); None: none
 
     @property
     def duration_s(self) -> float:
@@ -62,3 +67,4 @@ class Presentation:
     video: tuple[Track, ...]
     audio: tuple[Track, ...]
     duration_s: float | None
+    live: bool = False  # HLS: a media playlist without EXT-X-ENDLIST (and not of type VOD): it is still being made

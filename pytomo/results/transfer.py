@@ -137,6 +137,28 @@ class SegmentRecord:
     impersonate: str | None = None  # the browser target presented (chrome152...); None: libcurl's own or requests
     http_stream_id: int | None = None  # HTTP/2 or HTTP/3 stream (libcurl's verbose text); None: HTTP/1.x, no answer
     quic_fallback: str | None = None  # HTTP/3 tried, TCP used: libcurl's words why; None: HTTP/3 used or not tried
+    media_sequence: int | None = None  # live HLS: the segment's number, or a reload's EXT-X-MEDIA-SEQUENCE
+    playlist_changed: bool | None = None  # live HLS reload: the playlist differed from the previous load
+    new_segments: int | None = None  # live HLS reload: segments it listed that no earlier load had
+    program_date_s: float | None = None  # live HLS media: the segment's EXT-X-PROGRAM-DATE-TIME as UNIX time
+
+
+@dataclass
+class LiveFacts:
+    """What a live HLS play followed: its reloads, the segments it could not play, and the dates of what it
+    played (pytomo/engine/live.py)."""
+
+    wall0_s: float  # UNIX time of the session's time 0
+    target_duration_s: float | None = None
+    start_number: int | None = None  # the media sequence number it started at
+    reloads: int = 0  # media playlist reloads after the first load
+    unchanged_reloads: int = 0
+    skipped: int = 0  # segments that left the playlist before they were fetched
+    missing: int = 0  # segments listed but not available (404, 410)
+    # (media start, duration, program date or None) of each segment played, in the model's media time
+    played: list[tuple[float, float, float | None]] = field(default_factory=list)
+    latency: list[tuple[float, float, float]] = field(default_factory=list)  # (t_s, latency_s, playhead_s)
+    latency_problem: str | None = None
 
 
 
@@ -153,6 +175,7 @@ class SegmentedSession:
     mode: str = "fixed"
     switches: int = 0
     error_kind: str | None = None
+    live: LiveFacts | None = None  # live HLS: what the live player followed; None: on demand
 
     def media_records(self, stream: str | None = None) -> list[SegmentRecord]:
         """Complete media segments, optionally of one stream."""

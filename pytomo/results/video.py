@@ -9,7 +9,7 @@ from pytomo.errors import ParserFailure
 from pytomo.results.media import MediaInfoResult
 from pytomo.results.network import AddressOrigin, DnsAnswer, Hop, RttResult
 from pytomo.results.playout import BufferPoint, PlayoutInput, PlayoutParams, PlayoutResult, ProfilePlayout
-from pytomo.results.transfer import SegmentRecord, Transfer
+from pytomo.results.transfer import LiveFacts, SegmentRecord, Transfer
 
 
 @dataclass
@@ -44,6 +44,7 @@ class DownloadAnalysis:
     pair_bytes: int | None = None  # a pair's video row: bytes of both streams
     pair_avg_throughput_bps: float | None = None  # a pair's video row: both streams' bytes over their common span
     origin: AddressOrigin | None = None  # AS and country of the address it came from (pytomo/engine/vantage.py)
+    live: LiveFacts | None = None  # a live HLS stream: its reloads, skipped segments and latency; None: on demand
 
     @property
     def initial_rate_bps(self) -> float | None:

@@ -14,7 +14,8 @@ from pytomo.results import TCP_INFO_FIELD_NAMES as TCP_INFO_FIELDS
 # transport of each request: downloads.tls_version, segment_requests.http_version and tls_version, hops' connection;
 # 8: impersonate (the browser fingerprint libcurl presented) per download, segment request and hop; http_stream_id
 # and quic_fallback (why --http auto's HTTP/3 fell back to TCP) per download and segment request, http_stream_id per
-# hop
+# hop; live HLS (downloads.live and live_*, segment_requests' media_sequence, playlist_changed, new_segments and
+# program_date_s, the live_latency table)
 SCHEMA_VERSION = 8
 
 TABLES = """
@@ -127,6 +128,18 @@ CREATE TABLE IF NOT EXISTS rtt_samples (
     impersonate TEXT,                    -- browser target presented (chrome152); NULL: libcurl's own or requests
     http_stream_id INTEGER,              -- HTTP/2 or HTTP/3 stream (libcurl's verbose text); NULL: HTTP/1.x
     quic_fallback TEXT,                  -- HTTP/3 tried, TCP used: libcurl's words why; NULL: HTTP/3 or not tried
+    media_sequence INTEGER,              -- live HLS: the segment's number, or a reload's EXT-X-MEDIA-SEQUENCE
+    playlist_changed INTEGER,            -- live HLS reload (kind reload): 1 the playlist changed, 0 it did not
+    new_segments INTEGER,                -- live HLS reload: segments no earlier load had listed
+    program_date_s REAL,                 -- live HLS media: its EXT-X-PROGRAM-DATE-TIME, UNIX time
+    PRIMARY KEY (download_id, seq)
+);
+CREATE TABLE IF NOT EXISTS live_latency (
+    download_id INTEGER NOT NULL REFERENCES downloads(id),
+    seq INTEGER NOT NULL,
+    t_s REAL NOT NULL,                   -- seconds since the session started, every second from playback's start
+    latency_s REAL NOT NULL,             -- wall clock minus the EXT-X-PROGRAM-DATE-TIME of the media playing
+    playhead_s REAL NOT NULL,            -- the model's media position then
     PRIMARY KEY (download_id, seq)
 );
 CREATE TABLE IF NOT EXISTS throughput_samples (

@@ -378,14 +378,20 @@ class RunDatabase:
                 "INSERT INTO segment_requests (download_id, seq, stream, kind, rendition_id, bandwidth_bps, url,"
                 " http_status, trequest_s, tresponse_s, tfinish_s, bytes, media_start_s, media_duration_s, complete,"
                 " error, range_first_byte, range_last_byte, new_connection, tcp_connect_s, tls_handshake_s,"
-                " content_encoding, http_version, tls_version, impersonate, http_stream_id, quic_fallback)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " content_encoding, http_version, tls_version, impersonate, http_stream_id, quic_fallback,"
+                " media_sequence, playlist_changed, new_segments, program_date_s)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(did, r.seq, r.stream, r.kind, r.rendition_id, r.bandwidth_bps, r.url, r.status, r.trequest_s,
                   r.tresponse_s, r.tfinish_s, r.bytes, r.media_start_s, r.media_duration_s, int(r.complete), r.error,
                   r.byte_range[0] if r.byte_range else None, r.byte_range[1] if r.byte_range else None,
                   _flag(r.new_connection), r.tcp_connect_s, r.tls_handshake_s, r.content_encoding, r.http_version,
-                  r.tls_version, r.impersonate, r.http_stream_id, r.quic_fallback)
+                  r.tls_version, r.impersonate, r.http_stream_id, r.quic_fallback, _sqlite_int(r.media_sequence),
+                  _flag(r.playlist_changed), r.new_segments, r.program_date_s)
                  for r in d.segments])
+        if d.live is not None and d.live.latency:
+            self.conn.executemany(
+                "INSERT INTO live_latency (download_id, seq, t_s, latency_s, playhead_s) VALUES (?,?,?,?,?)",
+                [(did, i, t_s, latency, playhead) for i, (t_s, latency, playhead) in enumerate(d.live.latency)])
         if t.tcp_info:
             names = list(TCP_INFO_FIELDS)
             self.conn.executemany(
