@@ -16,6 +16,7 @@ from pytomo.errors import LabError
 from pytomo.lab.caddy import CaddyServers, caddy_exe
 from pytomo.lab.dns import LabDnsServer
 from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, RedirectorHandler
+from pytomo.lab.live import PLAYLIST, LiveChannel, LiveSpec, live_file
 from pytomo.lab.media import LabMedia, ensure_media
 from pytomo.lab.netpath import NetPath, PathError, PathSpec, unavailable_reason
 from pytomo.lab.nginx import NginxServers
@@ -48,6 +49,8 @@ class Lab:
         self.media_dir = media_dir
         self.media: dict[str, LabMedia] = {}
         self.segmented: dict[str, SegmentedMedia] = {}
+        self.live: dict[str, LiveChannel] = {}  # live HLS channels made by ffmpeg as the lab runs
+        self.live_path = live_file(truth_path) if truth_path else None  # their playlist versions
         self.dns: LabDnsServer | None = None
         self.platform: LabServer | None = None
         self.redirectors: list[LabServer] = []
@@ -78,7 +81,9 @@ class Lab:
             self._leave_out_software("caddy", why_not_caddy)
         self._make_media()
         try:
+            self._start_live()
             self._start_servers(exe, caddy)
+            self._wait_live()
         except OSError as exc:
             self.stop()
             raise LabError(f"cannot start the lab servers: {exc}") from exc
@@ -91,6 +96,10 @@ class Lab:
         """Make (or find made) every video's media; leave out the segmented videos that cannot be packaged here."""
         unpackaged: dict[str, str] = {}
         for video in self.scenario.videos:
+            if video.live:
+                self.live[video.id] = LiveChannel(video.id, LiveSpec(video.segment_s, video.media.bitrate_bps),
+                                                  self.live_path)
+                continue
             if video.delivery == "progressive":
                 self.media[video.id] = ensure_media(video.media, self.media_dir)
                 continue
@@ -104,6 +113,23 @@ class Lab:
         if unpackaged:
             self._leave_out(set(unpackaged), f"videos {', '.join(sorted(unpackaged))} left out: "
                                              f"{next(iter(unpackaged.values()))}")
+
+    def _start_live(self) -> None:
+        """Start ffmpeg for every live channel (their playlists fill while the servers start)."""
+        for channel in self.live.values():
+            channel.start()
+
+    def _wait_live(self) -> None:
+        """Wait for every live channel's first segment; a channel ffmpeg cannot make is left out with one line."""
+        failed: dict[str, str] = {}
+        for video_id, channel in list(self.live.items()):
+            try:
+                channel.wait_ready()
+            except LabError as exc:
+                failed[video_id] = str(exc)
+        if failed:
+            self._leave_out(set(failed), f"live videos {', '.join(sorted(failed))} left out: "
+                                         f"{next(iter(failed.values()))}")
 
     def _start_servers(self, nginx: str | None, caddy: str | None) -> None:
         """The network path, nginx and Caddy (their executables), the HTTP servers and the DNS server."""
@@ -165,6 +191,9 @@ class Lab:
             self.truth.remove_source(self.caddy.collect)
             self.caddy.stop()
             self.caddy = None
+        for channel in self.live.values():
+            channel.stop()
+        self.live = {}
         for server in [self.platform, self.platform_tls, self.platforms, *self.redirectors, *self.redirectors_tls,
                        *self.caches.values()]:
             if server is not None:
@@ -223,6 +252,9 @@ class Lab:
         for vid in dropped:
             self.media.pop(vid, None)
             self.segmented.pop(vid, None)
+            channel = self.live.pop(vid, None)
+            if channel is not None:
+                channel.stop()
 
     def cache_port(self, name: str) -> int:
         """The port of cache server ``name`` (the lab's own or nginx)."""
@@ -299,6 +331,8 @@ class Lab:
         """The URL at the end of a video's redirect chain."""
         profile = self.scenario.server(video.server)
         base = self.cache_base(profile)
+        if video.id in self.live:
+            return f"{base}/s/{video.id}/{PLAYLIST}"
         if video.delivery != "progressive":
             return f"{base}/s/{video.id}/{self.segmented[video.id].manifest}"
         return f"{base}/v/{video.id}.{_EXT[video.media.container]}"
@@ -350,13 +384,14 @@ class Lab:
     def _transfer_record(self, video: VideoSpec, profile: ServerProfile) -> dict:
         media = self.media.get(video.id)
         if media is None:  # segmented: the per-file facts are added by the cache server
-            seg = self.segmented[video.id]
+            seg = self.segmented.get(video.id)  # None: a live channel, of no set duration
             return {"software": "lab", "video_id": video.id, "page_url": self.page_url(video.id),
                     "media_url": self.media_url(video.id), "cache_host": profile.host, "cache_ip": profile.ip,
                     "rate_bps": profile.rate_bps, "burst_bytes": profile.burst_bytes,
                     "ttfb_delay_s": profile.ttfb_delay_s, "stalls": [list(s) for s in profile.stalls],
                     "fault": profile.fault,
-                    "container": video.delivery, "bitrate_bps": None, "duration_s": seg.spec.duration_s,
+                    "container": video.delivery, "bitrate_bps": None,
+                    "duration_s": seg.spec.duration_s if seg else None,
                     "size_bytes": None, "range": None, "status": None, "segment": None}
         return {"software": "lab", "video_id": video.id, "page_url": self.page_url(video.id),
                 "media_url": self.media_url(video.id), "cache_host": profile.host, "cache_ip": profile.ip,

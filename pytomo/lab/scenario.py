@@ -84,6 +84,7 @@ class VideoSpec:
     packaging: str = "ffmpeg"  # for hls and dash: one of PACKAGINGS[delivery]
     pair: bool = False  # also served as a video-only file and an audio-only file (mp4, lab servers only)
     redirect_scheme: str = "http"  # one of REDIRECT_SCHEMES: the watch page and every redirect hop over it
+    live: bool = False  # hls on nginx: a live channel made by ffmpeg in real time (pytomo/lab/live.py)
 
 
 @dataclass(frozen=True)
@@ -271,12 +272,24 @@ def _video(raw: dict, defaults: dict, servers: dict[str, ServerProfile], where: 
         raise LabError(f"{where}: video {vid}: a pair (video-only and audio-only files) is made from a progressive "
                        "mp4 video on a software = \"lab\" server")
     redirect_scheme = _redirect_scheme(merged, hops, servers[server], f"{where}: video {vid}")
+    live = _live(merged, delivery, packaging, servers[server], f"{where}: video {vid}")
     media = MediaSpec(container=container, duration_s=float(merged.get("duration_s", 30.0)),
                       bitrate_bps=int(merged.get("bitrate_bps", 1_000_000)))
     return VideoSpec(id=vid, title=str(merged.get("title", vid)), server=server, media=media, hops=hops,
                      popular=popular, related=tuple(str(r) for r in merged.get("related", ())),
                      delivery=delivery, segment_s=float(merged.get("segment_s", 2.0)), packaging=packaging,
-                     pair=pair, redirect_scheme=redirect_scheme)
+                     pair=pair, redirect_scheme=redirect_scheme, live=live)
+
+
+def _live(merged: dict, delivery: str, packaging: str, server: ServerProfile, where: str) -> bool:
+    """A video's live switch, checked: a live channel is HLS packaged by ffmpeg and served by nginx."""
+    live = merged.get("live", False)
+    if not isinstance(live, bool):
+        raise LabError(f"{where}: live must be true or false")
+    if live and (delivery != "hls" or packaging != "ffmpeg" or server.software != "nginx"):
+        raise LabError(f"{where}: a live channel is delivery = \"hls\" made by ffmpeg (packaging \"ffmpeg\") on a "
+                       "software = \"nginx\" server")
+    return live
 
 
 def _redirect_scheme(merged: dict, hops: int, server: ServerProfile, where: str) -> str:

@@ -74,6 +74,8 @@ def site_of(lab: Lab, profile: ServerProfile, port: int) -> Site:
             site.progressive[f"{video.id}.{media.path.suffix.lstrip('.')}"] = media.path
         elif video.id in lab.segmented:
             site.segmented[video.id] = lab.segmented[video.id].root
+        elif video.id in getattr(lab, "live", {}):  # a live channel: ffmpeg's folder (pytomo/lab/live.py)
+            site.segmented[video.id] = lab.live[video.id].root
     return site
 
 
