@@ -313,7 +313,7 @@ def latency_problem(facts: LiveFacts, playout: PlayoutResult | None) -> str | No
     if not facts.played:
         return "no segment was played"
     if all(date is None for _s, _d, date in facts.played):
-        return "the playlist has no EXT-X-PROGRAM-DATE-TIME"
+        return "the playlist has no readable EXT-X-PROGRAM-DATE-TIME"
     if playout is None or playout.time_to_start_s is None:
         return "playback never started"
     return None

@@ -194,18 +194,19 @@ _PLAYLIST_TYPES = ("VOD", "EVENT")
 _MAX_DATE_CHARS = 64
 
 
-def _program_date(text: str) -> float:
-    """An EXT-X-PROGRAM-DATE-TIME (ISO 8601) as UNIX time; without a zone it is taken as UTC."""
+def _program_date(text: str) -> float | None:
+    """An EXT-X-PROGRAM-DATE-TIME (ISO 8601) as UNIX time, without a zone taken as UTC; None when it cannot be read
+    (a date is only needed for the latency to the live edge, which is then NULL with its reason)."""
     text = text.strip()
+    if len(text) > _MAX_DATE_CHARS:
+        return None
     try:
-        if len(text) > _MAX_DATE_CHARS:
-            raise ValueError("too long")
         when = datetime.fromisoformat(text)
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         return when.timestamp()
     except (ValueError, OverflowError, OSError):
-        raise _bad("#EXT-X-PROGRAM-DATE-TIME", "date-time", text, "an ISO 8601 date and time") from None
+        return None
 
 
 class _MediaReader:
@@ -249,8 +250,8 @@ class _MediaReader:
         if self.init_url is None:
             self.init_url, self.init_range = _map(self.url, "#EXT-X-MAP:" + value)
 
-    def _target(self, value: str) -> None:
-        self.fields["target_duration_s"] = float(_uint("#EXT-X-TARGETDURATION", "value", value))
+    def _target(self, value: str) -> None:  # an integer by RFC 8216 4.3.3.1; a decimal one is read as written
+        self.fields["target_duration_s"] = _number("#EXT-X-TARGETDURATION", "value", value, maximum=MAX_DURATION_S)
 
     def _discontinuity_sequence(self, value: str) -> None:
         self.fields["discontinuity_sequence"] = _uint("#EXT-X-DISCONTINUITY-SEQUENCE", "value", value)
@@ -261,6 +262,8 @@ class _MediaReader:
 
     def _date(self, value: str) -> None:
         self.date = _program_date(value)
+        if self.date is None:
+            self.next_date = None  # an unreadable date: this segment's is not known, nor what follows from it
 
     def _endlist(self, _value: str) -> None:
         self.fields["ended"] = True

@@ -73,12 +73,19 @@ def test_start_and_discontinuity_sequence():
     assert pres.live and pres.video[0].start_offset_s == 2.0
 
 
-@pytest.mark.parametrize("line", ["#EXT-X-PROGRAM-DATE-TIME:yesterday", "#EXT-X-PROGRAM-DATE-TIME:" + "9" * 500,
-                                  "#EXT-X-PLAYLIST-TYPE:LIVE", "#EXT-X-TARGETDURATION:-1", "#EXT-X-START:PRECISE=YES",
+@pytest.mark.parametrize("line", ["#EXT-X-PLAYLIST-TYPE:LIVE", "#EXT-X-TARGETDURATION:-1", "#EXT-X-START:PRECISE=YES",
                                   "#EXT-X-START:TIME-OFFSET=1e400", "#EXT-X-DISCONTINUITY-SEQUENCE:x"])
 def test_bad_live_tags_are_manifest_errors(line):
     with pytest.raises(ManifestError):
         parse_media_playlist(URL, f"#EXTM3U\n{line}\n#EXTINF:2,\na.ts\n")
+
+
+@pytest.mark.parametrize("date", ["yesterday", "9" * 500, "2026-13-45T99:00:00Z", "99999-01-01T00:00:00Z"])
+def test_an_unreadable_date_is_no_date(date):
+    text = f"#EXTM3U\n#EXTINF:2,\n#EXT-X-PROGRAM-DATE-TIME:{date}\na.ts\n#EXTINF:2,\nb.ts\n"
+    assert [s.program_date_s for s in parse_media_playlist(URL, text).segments] == [None, None]
+    assert parse_media_playlist(URL, "#EXTM3U\n#EXT-X-TARGETDURATION:6.006\n#EXTINF:6,\na.ts\n").target_duration_s \
+        == 6.006
 
 
 def test_start_three_target_durations_from_the_end():
