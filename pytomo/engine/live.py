@@ -125,6 +125,7 @@ class LivePlay:
         self.media_end = 0.0
         self.last_segment_s = track.segments[-1].duration_s if track.segments else 1.0
         self.last_key = _key(track.segments, True)  # what the previous load listed, to tell a change
+        self.failure: Exception | None = None  # raised by the reload thread
 
     def _now(self) -> float:
         return time.perf_counter() - self.run.t0
@@ -137,7 +138,7 @@ class LivePlay:
         self._learn(segs)
         first_load = next((r.trequest_s for r in reversed(self.run.session.records)
                            if r.url == self.track.playlist_url), 0.0)
-        reloader = threading.Thread(target=self._reload_loop, args=(first_load,), daemon=True, name="live-reload")
+        reloader = threading.Thread(target=self._reloads, args=(first_load,), daemon=True, name="live-reload")
         self.run.agg.ended_by = None
         reloader.start()
         try:
@@ -147,6 +148,16 @@ class LivePlay:
             with self.cond:
                 self.cond.notify_all()
             reloader.join()
+        if self.failure is not None:  # what went wrong on the reload thread is the play's outcome, as on this one
+            raise self.failure
+
+    def _reloads(self, first_load: float) -> None:
+        """The reload thread: its exception is kept for the play to raise, and ends the play."""
+        try:
+            self._reload_loop(first_load)
+        except Exception as exc:  # noqa: BLE001 - handed to the play's thread
+            self.failure = exc
+            self.stop.set()
 
     # ------------------------------------------------------------------ the playlist
 
@@ -214,6 +225,8 @@ class LivePlay:
     # ------------------------------------------------------------------ the segments
 
     def _stop_reason(self, now: float) -> str | None:
+        if self.failure is not None:
+            return "error"
         if self.player.should_stop():
             return "interrupted"
         if now >= self.deadline:

@@ -112,3 +112,21 @@ def test_segments_that_left_the_playlist_are_skipped():
     # s1..s3 fetched at once, then the window moved to s20..s23: s4..s19 left before they could be fetched
     assert live.facts.skipped == 16
     assert live.next_number == 24
+
+
+def test_a_failure_on_the_reload_thread_is_the_play_s_outcome():
+    class Failing(ScriptedRun):
+        def fetch(self, target, stream, kind, track, seg=None, window_s=30.0, byte_range=None):
+            if kind == "reload":
+                raise RuntimeError("the reload broke")
+            return super().fetch(target, stream, kind, track, seg, window_s, byte_range)
+
+    run = Failing(lambda: playlist(0, 4))
+    started = time.perf_counter()
+    try:
+        play(run, deadline=5.0)
+    except RuntimeError as exc:
+        assert "the reload broke" in str(exc)
+    else:
+        raise AssertionError("the reload thread's failure was lost")
+    assert time.perf_counter() - started < 3.0  # it ended the play, not the window
