@@ -112,3 +112,55 @@ def test_frozen_executable_says_how_to_use_it(executable):
     assert done.returncode == 2 and "unknown command 'nonsense'" in done.stderr
     done = subprocess.run([str(executable), "crawl", "-n", "zero"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
+
+
+_HTTPS_SCENARIO = """
+[scenario]
+name = "frozen-https"
+description = "HTTPS through the frozen executable's libcurl (curl_cffi)"
+[video_defaults]
+duration_s = 6.0
+bitrate_bps = 1000000
+hops = 1
+[[servers]]
+name = "own-tls"
+ip = "127.77.3.6"
+tls = true
+[[videos]]
+id = "own-tls-mp4"
+server = "own-tls"
+popular = ["all_time"]
+"""
+_CADDY = """
+[[servers]]
+name = "caddy"
+ip = "127.77.3.7"
+software = "caddy"
+[[videos]]
+id = "caddy-mp4"
+server = "caddy"
+popular = ["all_time"]
+"""
+
+
+def test_frozen_executable_measures_https_through_libcurl(executable):
+    """The default --http auto goes through curl_cffi's libcurl: the executable carries it (HTTP/1.1 over TLS from
+    the lab's own server, HTTP/3 from Caddy where it is installed)."""
+    folder = executable.parent
+    scenario = folder / "https.toml"
+    caddy = shutil.which("caddy") is not None
+    scenario.write_text(_HTTPS_SCENARIO + (_CADDY if caddy else ""))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    crawl = subprocess.run([str(executable), "crawl", "-s", "lab", "--lab-scenario", str(scenario), "-b", "-t",
+                            "all_time", "-D", "1", "-n", "1", "-S", "0", "--database-dir", "dbs-https"], cwd=folder,
+                           env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    assert crawl.returncode == 0, crawl.stderr[-3000:]
+    db = folder / crawl.stdout.strip().splitlines()[-1]
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    rows = dict(((v, (status, version, tls)) for v, status, version, tls in conn.execute(
+        "SELECT v.video_id, v.status, d.http_version, d.tls_version FROM videos v JOIN downloads d"
+        " ON d.video_row_id = v.id")))
+    conn.close()
+    assert rows["own-tls-mp4"] == ("ok", "HTTP/1.1", "TLSv1.3"), rows
+    if caddy:
+        assert rows["caddy-mp4"] == ("ok", "HTTP/3", "TLSv1.3"), rows
