@@ -112,6 +112,7 @@ class _Budget:
         self.total = TOTAL_SEGMENTS_FACTOR * max_segments
         self.used = 0
         self.chars = 0
+        self.live = False  # a dynamic MPD: what runs up to the live edge is left to pytomo/engine/mpd_live.py
 
     def track(self, where: str, count: int) -> None:
         """Refuse a track of ``count`` segments before they are made; each costs one unit of the total."""
@@ -694,6 +695,8 @@ def _timeline(info: _Levels, timeline: ET.Element, period_s: float | None, pto: 
                 end = _uint(where, "t", next_t, 0)
             elif period_s is not None:
                 end = pto + round(period_s * scale)
+            elif budget.live:  # up to the live edge, which the clock says (pytomo/engine/mpd_live.py)
+                end = t + d
             else:
                 raise ManifestError(f"{where} r={r_text} repeats up to an unknown period end")
             count = max(0, -(-(end - t) // d))
@@ -837,6 +840,8 @@ def _template_segments(info: _Levels, render: Callable[[int, int], str], times: 
     duration = info.uint("duration", None, 1)
     if duration is None:
         raise ManifestError(f"{info.where} has neither a SegmentTimeline nor a duration")
+    if period_s is None and budget.live:  # numbered from the clock (pytomo/engine/mpd_live.py)
+        return []
     if period_s is None:
         raise ManifestError(f"{info.where} has a duration but the period's length is unknown")
     seg_s = duration / scale
@@ -878,6 +883,7 @@ def parse_dash(url: str, text: str, fetch_range: FetchRange | None = None, *,
     _strip_namespaces(root)
     if root.tag != "MPD":
         raise ManifestError(f"the DASH manifest's root is {str(root.tag)[:80]}, not MPD")
+    budget.live = is_dynamic(root)
     total = _iso_duration("MPD", "mediaPresentationDuration", root.get("mediaPresentationDuration"))
     period = kids.first(root, "Period")
     if period is None:
@@ -914,4 +920,11 @@ def parse_dash(url: str, text: str, fetch_range: FetchRange | None = None, *,
         raise ManifestError("the DASH manifest has no video representation")
     video.sort(key=lambda t: t.bandwidth_bps or 0)
     audio.sort(key=lambda t: t.bandwidth_bps or 0)
+    if budget.live:
+        return Presentation("dash", url, tuple(video), tuple(audio), None, True)
     return Presentation("dash", url, tuple(video), tuple(audio), total if total is not None else period_s)
+
+
+def is_dynamic(root: ET.Element) -> bool:
+    """An MPD of type dynamic (ISO/IEC 23009-1 5.3.1.2): a live presentation, its segments available by the clock."""
+    return (root.get("type") or "static").strip() == "dynamic"

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+from pytomo.engine.dash_live import LiveDashPlay
 from pytomo.engine.download import download, merge_arrivals
 from pytomo.engine.http import HttpClient
 from pytomo.engine.impersonate import Presenting, blocked
@@ -233,7 +234,7 @@ class SegmentPlayer:
         run.session.presentation = pres
         deadline = (run.agg.headers_s or 0.0) + s.window_s
         if pres.live:
-            self._live(run, pres, deadline)
+            self._live(run, pres, deadline, text)
         elif self.profile.parallel_streams and pres.audio and pres.video[0].stream == "video":
             _ParallelStreams(self, run, pres, deadline).play()
         else:
@@ -244,13 +245,17 @@ class SegmentPlayer:
                                    complete=agg.ended_by == "eof")
         return session
 
-    def _live(self, run: _Play, pres: Presentation, deadline: float) -> None:
-        """A live HLS stream: its media playlist reloaded and followed at the live edge (pytomo/engine/live.py)."""
+    def _live(self, run: _Play, pres: Presentation, deadline: float, text: str) -> None:
+        """A live stream followed at the live edge: HLS's media playlist reloaded (pytomo/engine/live.py), a dynamic
+        MPD's segments as the clock makes them available (pytomo/engine/dash_live.py)."""
         track = first_rendition(pres, self.s, ThroughputRule(self.profile))
         if pres.audio and track.stream == "video":
-            raise MediaError("a live HLS stream with separate audio renditions is not played yet (one media "
-                             "playlist is followed)", kind="live_separate_audio")
-        LivePlay(self, run, pres, track, deadline).play()
+            raise MediaError(f"a live {pres.protocol.upper()} stream with separate audio is not played yet (one "
+                             "rendition is followed)", kind="live_separate_audio")
+        if pres.protocol == "dash":
+            LiveDashPlay(self, run, pres, track, deadline, text).play()
+        else:
+            LivePlay(self, run, pres, track, deadline).play()
 
     def _manifest_text(self, run: _Play, url: str) -> str | None:
         """The manifest as text; None when it could not be loaded (the aggregate transfer says why), or an
