@@ -17,6 +17,7 @@ from pytomo.lab.caddy import CaddyServers, caddy_exe
 from pytomo.lab.dns import LabDnsServer
 from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, RedirectorHandler
 from pytomo.lab.live import PLAYLIST, LiveChannel, LiveSpec, live_file
+from pytomo.lab.live_dash import MPD, DashLiveChannel
 from pytomo.lab.media import LabMedia, ensure_media
 from pytomo.lab.netpath import NetPath, PathError, PathSpec, unavailable_reason
 from pytomo.lab.nginx import NginxServers
@@ -97,8 +98,10 @@ class Lab:
         unpackaged: dict[str, str] = {}
         for video in self.scenario.videos:
             if video.live:
-                self.live[video.id] = LiveChannel(video.id, LiveSpec(video.segment_s, video.media.bitrate_bps),
-                                                  self.live_path)
+                live_spec = LiveSpec(video.segment_s, video.media.bitrate_bps)
+                self.live[video.id] = (DashLiveChannel(video.id, live_spec, self.live_path, video.live_timeline)
+                                       if video.delivery == "dash" else LiveChannel(video.id, live_spec,
+                                                                                   self.live_path))
                 continue
             if video.delivery == "progressive":
                 self.media[video.id] = ensure_media(video.media, self.media_dir)
@@ -332,7 +335,7 @@ class Lab:
         profile = self.scenario.server(video.server)
         base = self.cache_base(profile)
         if video.id in self.live:
-            return f"{base}/s/{video.id}/{PLAYLIST}"
+            return f"{base}/s/{video.id}/{MPD if video.delivery == 'dash' else PLAYLIST}"
         if video.delivery != "progressive":
             return f"{base}/s/{video.id}/{self.segmented[video.id].manifest}"
         return f"{base}/v/{video.id}.{_EXT[video.media.container]}"

@@ -84,7 +84,9 @@ class VideoSpec:
     packaging: str = "ffmpeg"  # for hls and dash: one of PACKAGINGS[delivery]
     pair: bool = False  # also served as a video-only file and an audio-only file (mp4, lab servers only)
     redirect_scheme: str = "http"  # one of REDIRECT_SCHEMES: the watch page and every redirect hop over it
-    live: bool = False  # hls on nginx: a live channel made by ffmpeg in real time (pytomo/lab/live.py)
+    live: bool = False  # hls or dash on nginx: a live channel made by ffmpeg in real time (pytomo/lab/live.py,
+    # pytomo/lab/live_dash.py)
+    live_timeline: bool = False  # a live dash channel: a SegmentTimeline ($Time$ timing) instead of @duration
 
 
 @dataclass(frozen=True)
@@ -278,17 +280,18 @@ def _video(raw: dict, defaults: dict, servers: dict[str, ServerProfile], where: 
     return VideoSpec(id=vid, title=str(merged.get("title", vid)), server=server, media=media, hops=hops,
                      popular=popular, related=tuple(str(r) for r in merged.get("related", ())),
                      delivery=delivery, segment_s=float(merged.get("segment_s", 2.0)), packaging=packaging,
-                     pair=pair, redirect_scheme=redirect_scheme, live=live)
+                     pair=pair, redirect_scheme=redirect_scheme, live=live,
+                     live_timeline=live and delivery == "dash" and merged.get("live_timeline", False) is True)
 
 
 def _live(merged: dict, delivery: str, packaging: str, server: ServerProfile, where: str) -> bool:
-    """A video's live switch, checked: a live channel is HLS packaged by ffmpeg and served by nginx."""
+    """A video's live switch, checked: a live channel is HLS or DASH packaged by ffmpeg and served by nginx."""
     live = merged.get("live", False)
     if not isinstance(live, bool):
         raise LabError(f"{where}: live must be true or false")
-    if live and (delivery != "hls" or packaging != "ffmpeg" or server.software != "nginx"):
-        raise LabError(f"{where}: a live channel is delivery = \"hls\" made by ffmpeg (packaging \"ffmpeg\") on a "
-                       "software = \"nginx\" server")
+    if live and (delivery not in ("hls", "dash") or packaging != "ffmpeg" or server.software != "nginx"):
+        raise LabError(f"{where}: a live channel is delivery = \"hls\" or \"dash\" made by ffmpeg (packaging "
+                       "\"ffmpeg\") on a software = \"nginx\" server")
     return live
 
 

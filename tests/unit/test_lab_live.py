@@ -20,7 +20,7 @@ def test_a_live_video_is_hls_by_ffmpeg_on_nginx():
 
 
 @pytest.mark.parametrize("video, words", [
-    ({"id": "ch", "server": "n", "delivery": "dash", "live": True}, "a live channel is"),
+    ({"id": "ch", "server": "n", "delivery": "dash", "packaging": "shaka-number", "live": True}, "a live channel is"),
     ({"id": "ch", "server": "n", "delivery": "hls", "packaging": "shaka-cmaf", "live": True}, "a live channel is"),
     ({"id": "ch", "server": "a", "delivery": "hls", "live": True}, "a live channel is"),
     ({"id": "ch", "server": "n", "delivery": "hls", "live": "yes"}, "live must be true or false"),
