@@ -416,20 +416,22 @@ FIGURES: tuple[Figure, ...] = (
     Figure(D, "live", "INTEGER", "hls/dash: 1 a live stream (an HLS media playlist without EXT-X-ENDLIST, not of type "
            "VOD; an MPD of type dynamic), followed at the live edge; 0 on demand; NULL progressive",
            lambda m, d: None if d.delivery == "progressive" else int(d.live is not None), since=8),
-    Figure(D, "live_target_duration_s", "REAL", "live HLS: EXT-X-TARGETDURATION of the media playlist followed (NULL for DASH)",
-           "d.live.target_duration_s", since=8),
+    Figure(D, "live_target_duration_s", "REAL", "live HLS: EXT-X-TARGETDURATION of the media playlist followed "
+           "(NULL for DASH)", "d.live.target_duration_s", since=8),
     Figure(D, "live_reloads", "INTEGER", "live: media playlist reloads after the first load (RFC 8216 6.3.4: the "
            "target duration after a changed load, half of it after an unchanged one; DASH: the MPD fetched again "
            "every minimumUpdatePeriod); each a segment_requests row of kind reload", "d.live.reloads", since=8),
     Figure(D, "live_unchanged_reloads", "INTEGER", "live: reloads that found the playlist unchanged (or failed)",
            "d.live.unchanged_reloads", since=8),
     Figure(D, "live_segments_skipped", "INTEGER", "live: segments that left the playlist (DASH: the time-shift "
-           "buffer) before they were fetched (the player went on at the first one still there)", "d.live.skipped", since=8),
+           "buffer) before they were fetched (the player went on at the first one still there)", "d.live.skipped",
+           since=8),
     Figure(D, "live_segments_missing", "INTEGER", "live: segments listed but not available (404 or 410), passed over",
            "d.live.missing", since=8),
     Figure(D, "live_latency_start_s", "REAL", "live: latency to the live edge when playback started: the wall clock "
            "minus the EXT-X-PROGRAM-DATE-TIME of the media playing (DASH: availabilityStartTime + Period start + "
-           "its media time; samples in live_latency); NULL: live_latency_problem says why", lambda m, d: _latency(d, 0), since=8),
+           "its media time; samples in live_latency); NULL: live_latency_problem says why",
+           lambda m, d: _latency(d, 0), since=8),
     Figure(D, "live_latency_end_s", "REAL", "live: latency to the live edge when the window closed",
            lambda m, d: _latency(d, -1), since=8),
     Figure(D, "live_latency_problem", "TEXT", "live: why the latency is NULL (no EXT-X-PROGRAM-DATE-TIME, playback "
