@@ -103,7 +103,7 @@ def play(run: ScriptedRun, deadline: float = 2.5) -> LiveDashPlay:
 
 
 def test_the_player_fetches_segments_as_they_become_available_and_refetches_the_mpd():
-    ast = time.time() - 6.0
+    ast = time.time() - 6.5  # the live edge at 6 s for another half second
     run = ScriptedRun(lambda: mpd(ast))
     live = play(run)
     assert run.agg.ended_by == "window"
