@@ -120,7 +120,7 @@ def test_the_player_fetches_segments_as_they_become_available_and_refetches_the_
 
 
 def test_an_mpd_turned_static_ends_the_stream_and_404_segments_are_counted_missing():
-    ast = time.time() - 6.0
+    ast = time.time() - 6.5
     loads = iter([mpd(ast)] + [mpd(ast, kind="static")] * 10)
     run = ScriptedRun(lambda: next(loads), gone={"c-v-00005.m4s"})
     live = play(run, deadline=4.0)
