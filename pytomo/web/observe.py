@@ -31,7 +31,9 @@ class Obs:
     ``played``: the download received bytes. ``started``: playback began in the window (2015: played, as the 2015
     model has no start time). ``rtt_ms`` is the median of the video's answered probes to its cache server (ICMP
     echo, else TCP connect; 2015: PingAvg, the only central value it kept), ``rtt_min_ms``/``rtt_max_ms`` their
-    extremes; ``probes_sent``/``probes_lost`` count those probes (0/0: loss not measured, as in 2015).
+    extremes; ``probes_sent``/``probes_lost`` count those probes (0/0: loss not measured, as in 2015). ``live``:
+    the download followed a live stream, ``live_latency_s`` its latency to the live edge when the window closed
+    (None: not live, not measured, or a database from before schema 8).
     """
 
     t_s: float
@@ -50,6 +52,8 @@ class Obs:
     rtt_max_ms: float | None
     probes_sent: int
     probes_lost: int
+    live: bool = False  # the first download followed a live stream (downloads.live = 1)
+    live_latency_s: float | None = None  # its latency to the live edge when the window closed (live_latency_end_s)
 
     @property
     def stalled(self) -> bool:
@@ -89,12 +93,14 @@ def _probe_rtts(conn: sqlite3.Connection, after_id: int) -> dict[tuple[int, str]
 
 def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tuple[int, Obs | None]]:
     e = {n: _expr(conn, "downloads", "d", n) for n in (
-        "time_to_start_s", "stall_count", "throughput_to_encoding_ratio", "avg_throughput_bps", "encoding_rate_bps")}
+        "time_to_start_s", "stall_count", "throughput_to_encoding_ratio", "avg_throughput_bps", "encoding_rate_bps",
+        "live", "live_latency_end_s")}
     rtts = _probe_rtts(conn, after_id)
     sql = f"""
         SELECT v.id, v.started_at, v.service, v.status, d.address, d.host, d.bytes, {e["time_to_start_s"]} AS start_s,
                {e["stall_count"]} AS stalls, {e["throughput_to_encoding_ratio"]} AS ratio,
-               {e["avg_throughput_bps"]} AS thp, {e["encoding_rate_bps"]} AS enc
+               {e["avg_throughput_bps"]} AS thp, {e["encoding_rate_bps"]} AS enc, {e["live"]} AS live,
+               {e["live_latency_end_s"]} AS live_latency
         FROM videos v LEFT JOIN downloads d
           ON d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = v.id)
         WHERE v.id > ? ORDER BY v.id"""
@@ -110,7 +116,7 @@ def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tup
         yield r[0], Obs(t, str(r[2] or "Unknown"), str(r[4] or ""), r[5], r[3] == "ok", played,
                   played and r[7] is not None, r[8], r[7], r[9] if r[9] is not None else _ratio(r[10], r[11]),
                   r[10], statistics.median(answered) if answered else None, min(answered, default=None),
-                  max(answered, default=None), sent, lost)
+                  max(answered, default=None), sent, lost, r[12] == 1, r[13])
 
 
 def _legacy(conn: sqlite3.Connection, table: str, clock: Clock) -> Iterator[Obs]:

@@ -74,6 +74,14 @@ def _rtts(obs: Sequence[Obs]) -> list[float]:
     return [o.rtt_ms for o in obs if o.rtt_ms is not None]
 
 
+def _live(obs: Sequence[Obs]) -> list[Obs]:
+    return [o for o in obs if o.live]
+
+
+def _live_latencies(obs: Sequence[Obs]) -> list[float]:
+    return [o.live_latency_s for o in obs if o.live and o.live_latency_s is not None]
+
+
 def _loss(obs: Sequence[Obs]) -> float | None:
     sent = sum(o.probes_sent for o in obs)
     return sum(o.probes_lost for o in obs) / sent if sent else None
@@ -91,6 +99,7 @@ class SpanFigure:
     threshold: Threshold | None = None
     metric: str = ""  # its /metrics name after ``pytomo_``, in Prometheus base units
     metric_scale: float = 1.0  # multiplies the value into those units
+    live_only: bool = False  # a figure of live streams: shown only where the span has a live video
 
 
 FIGURES: tuple[SpanFigure, ...] = (
@@ -127,6 +136,18 @@ FIGURES: tuple[SpanFigure, ...] = (
                _loss, Threshold(0.01, 0.05, False, "Smokeping colours any loss; ITU-T Y.1541 classes 0-1 ask for "
                                 "at most 0.1 % packet loss, and ping loss above 5 % is a broken path"),
                "probe_loss_ratio"),
+    SpanFigure("live_latency_median_s", "latency to the live edge (live streams)", "s",
+               "median over the videos whose first download followed a live stream (HLS or DASH) of its latency to "
+               "the live edge when the window closed (downloads.live_latency_end_s: the wall clock minus the "
+               "program date of the media playing); no value without a live video",
+               lambda obs: _median(_live_latencies(obs)),
+               Threshold(30.0, 60.0, False, "RFC 8216 (6.3.3) has a client start no less than three target "
+                         "durations from the end of the playlist; with the 6 s segments Apple's HLS authoring "
+                         "specification recommends, that and the segment being made put a standard player about 24 s "
+                         "behind the live edge, so up to 30 s is good; beyond 60 s (our choice: over twice that) "
+                         "stalls have piled up delay, since a live player that stalls falls behind by as much. "
+                         "Low-latency HLS and DASH aim at a few seconds and would need limits of their own"),
+               "live_latency_median_seconds", live_only=True),
 )
 BY_KEY = {f.key: f for f in FIGURES}
 
@@ -150,7 +171,7 @@ def spread_of(obs: Sequence[Obs]) -> dict[str, Any]:
         "rtt_median_ms": _median(rtts),
         "rtt_max_ms": max((o.rtt_max_ms for o in obs if o.rtt_max_ms is not None), default=None),
         "probes_sent": sum(o.probes_sent for o in obs), "probes_lost": sum(o.probes_lost for o in obs),
-        "loss_share": _loss(obs),
+        "loss_share": _loss(obs), "live": len(_live(obs)), "live_latency_known": len(_live_latencies(obs)),
     }
 
 
@@ -273,10 +294,31 @@ def shown(value: float | None, unit: str) -> str:
     return f"{value:.2f} {unit}"
 
 
+def live_text(value: float | None, live: int, known: int) -> str:
+    """The latency to the live edge as the summary shows it: the median and how many live videos it comes from."""
+    videos = f"{live} live video{'s' if live != 1 else ''}"
+    if not known:
+        return f"{shown(None, 's')} ({videos}, none with a latency)"
+    return f"{shown(value, 's')} ({known} of {videos})" if known < live else f"{shown(value, 's')} ({videos})"
+
+
+def summary_lines(figures: dict[str, float | None], spread: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary's lines: each declared figure with its value as shown; a live figure only when the span has a
+    live video, with how many."""
+    lines = []
+    for f in FIGURES:
+        if not f.live_only:
+            lines.append((f.label, shown(figures[f.key], f.unit)))
+        elif spread.get("live"):
+            lines.append((f.label, live_text(figures[f.key], spread["live"], spread.get("live_latency_known", 0))))
+    return lines
+
+
 def _row(kind: str, ident: str, obs: Sequence[Obs], phrase: str) -> Row:
     values = figures_of(obs)
     spread = spread_of(obs)
-    counts = {k: int(spread[k]) for k in ("videos", "played", "stalled", "smooth", "not_started", "errors")}
+    counts = {k: int(spread[k]) for k in ("videos", "played", "stalled", "smooth", "not_started", "errors", "live",
+                                          "live_latency_known")}
     host = next((o.host for o in obs if o.host), None) if kind == "server" else None
     name = ident if kind == "service" else f"{host} ({ident})" if host and ident not in host else ident
     row = Row(kind, f"{kind}-{file_label(ident)}", name, ident, host, values, counts,

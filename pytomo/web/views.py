@@ -20,6 +20,7 @@ from pytomo.storage.readonly import open_readonly
 from pytomo.web import data, overview
 from pytomo.web.catalog import ID_PATTERN, RunEntry
 from pytomo.web.graphs import SPANS_S
+from pytomo.web.verdict import summary_lines
 from pytomo.zones import Clock
 
 SRC_PATTERN = re.compile(r"(service|server)-[A-Za-z0-9_.-]{1,80}")
@@ -280,8 +281,8 @@ def summary_page(entry: RunEntry, active: str, title: str, span: str = "all",
     info = db.memo("run", lambda: data.run_info(db.conn, db.layout))
     clock = data.clock_for(info, db.layout, web.ctx.site.tz)
     v = overview.view(db, clock, span, src)
-    return base_page(entry, active, title, run=Page(info), view=v, summary=v.summary(), counts=Page(v.spread),
-                     summary_of=src or "all videos", layout=db.layout.kind, clock=clock), db
+    return base_page(entry, active, title, run=Page(info), view=v, summary=summary_lines(v.figures, v.spread),
+                     counts=Page(v.spread), summary_of=src or "all videos", layout=db.layout.kind, clock=clock), db
 
 
 class Static:
