@@ -266,14 +266,39 @@ def videos_by_id(conn: sqlite3.Connection, layout: Layout, ids: list[int]) -> li
 SEGMENTS_SHOWN = 200
 
 
+LIVE_SEGMENT_COLUMNS = ("media_sequence", "playlist_changed", "new_segments")  # schema 8 on; NULL before
+
+
+def _columns_or_null(conn: sqlite3.Connection, table: str, names: tuple[str, ...]) -> str:
+    """``name`` for each column the table has, ``NULL AS name`` for one of a later schema version."""
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    return ", ".join(n if n in have else f"NULL AS {n}" for n in names)
+
+
 def segments(conn: sqlite3.Connection, download_id: int,
              limit: int = SEGMENTS_SHOWN) -> tuple[list[dict[str, Any]], int]:
     """The first ``limit`` requests of a segmented session, in order, and how many there are."""
     total = conn.execute("SELECT count(*) FROM segment_requests WHERE download_id = ?", (download_id,)).fetchone()[0]
     rows = conn.execute(
         "SELECT seq, stream, kind, rendition_id, bandwidth_bps, http_status, bytes, trequest_s, tresponse_s,"
-        " tfinish_s, media_start_s, media_duration_s, new_connection, error FROM segment_requests"
+        " tfinish_s, media_start_s, media_duration_s, new_connection, error,"
+        f" {_columns_or_null(conn, 'segment_requests', LIVE_SEGMENT_COLUMNS)} FROM segment_requests"
         " WHERE download_id = ? ORDER BY seq LIMIT ?", (download_id, limit))
+    return [dict(r) for r in rows], total
+
+
+LIVE_SAMPLES_SHOWN = 1000
+
+
+def live_latency(conn: sqlite3.Connection, download_id: int,
+                 limit: int = LIVE_SAMPLES_SHOWN) -> tuple[list[dict[str, Any]], int]:
+    """The first ``limit`` latency samples of a live download (``t_s``, ``latency_s``, ``playhead_s``) in order, and
+    how many there are; none in a database from before the ``live_latency`` table (schema 8)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'live_latency'").fetchone() is None:
+        return [], 0
+    total = conn.execute("SELECT count(*) FROM live_latency WHERE download_id = ?", (download_id,)).fetchone()[0]
+    rows = conn.execute("SELECT seq, t_s, latency_s, playhead_s FROM live_latency WHERE download_id = ?"
+                        " ORDER BY seq LIMIT ?", (download_id, limit))
     return [dict(r) for r in rows], total
 
 

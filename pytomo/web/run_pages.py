@@ -102,10 +102,20 @@ def segmented_parts(conn: sqlite3.Connection, download: dict[str, Any] | None) -
     if not download or download.get("delivery") not in ("hls", "dash"):
         return {"segmented": None}
     rows, total = data.segments(conn, download["id"])
-    return {"segmented": Page(delivery=download["delivery"], total=total, shown=len(rows),
-                              segments=[Page(r) for r in rows],
+    return {"segmented": Page(delivery=download["delivery"], live=download.get("live") == 1, total=total,
+                              shown=len(rows), segments=[Page(r) for r in rows],
                               renditions=[Page(r) for r in data.renditions(conn, download["id"])],
                               switches=[Page(r) for r in data.rendition_switches(conn, download["id"])])}
+
+
+def live_parts(conn: sqlite3.Connection, download: dict[str, Any] | None) -> dict[str, Any]:
+    """The latency samples of a video's main download when it followed a live stream, as a table and a chart."""
+    if not download or download.get("live") != 1:
+        return {"live": None}
+    samples, total = data.live_latency(conn, download["id"])
+    chart = svg.chart("Latency to the live edge", "seconds since the session started", "s behind the edge",
+                      [("latency", [(s["t_s"], s["latency_s"]) for s in samples])]) if samples else None
+    return {"live": Page(samples=[Page(s) for s in samples], total=total, chart=chart)}
 
 
 def video_parts(conn: sqlite3.Connection, found: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +123,8 @@ def video_parts(conn: sqlite3.Connection, found: dict[str, Any]) -> dict[str, An
     main = found["downloads"][0] if found["downloads"] else None
     tcp: dict[str, Any] = data.tcp_info_summary(conn, main["id"]) if main else {"samples": 0, "rows": []}
     return {"main_download": Page(main) if main else None,
-            "tcp": Page(tcp, rows=[Page(r) for r in tcp["rows"]]), **segmented_parts(conn, main)}
+            "tcp": Page(tcp, rows=[Page(r) for r in tcp["rows"]]), **segmented_parts(conn, main),
+            **live_parts(conn, main)}
 
 
 class Video:
