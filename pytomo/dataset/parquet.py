@@ -4,7 +4,8 @@
 ``trusted_schema=OFF`` and an authorizer that allows reading only; every table must be an ordinary table without
 generated columns, and the view is computed by Pytomo's own SQL (``pytomo.storage.schema.VIEW``), never the file's.
 Every row gains ``run_uuid``, ``service`` and ``utc_date`` (its video's UTC date; the run's start date for a row
-without a video).
+without a video). A table of a later schema version than the file's (``live_latency``, schema 8) is exported
+without rows, with today's columns.
 
 ``write_run(tables, root)`` writes ``root/<table>/service=<s>/utc_date=<d>/<run_uuid>.parquet``: each file is
 written to a temporary name in its folder (ignored by readers: it starts with a dot), fsynced and renamed over
@@ -32,7 +33,9 @@ from pytomo.storage.schema import TABLES as DDL
 from pytomo.storage.schema import VIEW
 
 TABLES = ("run", "videos", "hops", "dns_answers", "rtt_probes", "rtt_samples", "downloads", "segment_requests",
-          "throughput_samples", "stalls", "playout_timeline", "tcp_info_samples")
+          "throughput_samples", "stalls", "playout_timeline", "tcp_info_samples", "live_latency")
+OPTIONAL = ("live_latency",)
+"""Tables of a later schema version (live_latency: 8): a database without one exports it empty, with today's columns."""
 VIEW_NAME = "pytomo_crawl"
 DATASETS = (*TABLES, VIEW_NAME)
 PARTITIONS = ("service", "utc_date")
@@ -43,7 +46,8 @@ RUN_NAMESPACE = uuid.UUID("6f1d7c1e-4a8b-5b0e-9c55-2f1d0e5a7b31")
 
 # How each row finds its video: the tables with video_row_id directly, those through their download.
 _BY_VIDEO = ("hops", "dns_answers", "rtt_probes", "rtt_samples", "downloads")
-_BY_DOWNLOAD = ("segment_requests", "throughput_samples", "stalls", "playout_timeline", "tcp_info_samples")
+_BY_DOWNLOAD = ("segment_requests", "throughput_samples", "stalls", "playout_timeline", "tcp_info_samples",
+                "live_latency")
 # Types of the 2015 columns (they are expressions in the view: SQLite declares no type for them).
 _VIEW_TYPES: dict[str, pa.DataType] = {
     **{c: pa.string() for c in ("ID", "LocalID", "Service", "Url", "CacheUrl", "IP", "Resolver", "VideoType",
@@ -158,9 +162,25 @@ def _read_table(conn: sqlite3.Connection, table: str) -> pa.Table:
     double = table in _DOUBLE_TABLES
     columns = [(name, pa.float64() if double and name.startswith("tcpi_") else arrow_type(declared))
                for name, declared in _columns(conn, table)]
-    order = "ORDER BY rowid" if table not in ("segment_requests", "throughput_samples") else ""
+    order = "ORDER BY rowid" if table not in ("segment_requests", "throughput_samples", "live_latency") else ""
     select = ", ".join(f'"{name}"' for name, _ in columns)
     return _table(conn, f'SELECT {select} FROM "{table}" {order}', columns)
+
+
+def _empty_table(table: str) -> pa.Table:
+    """A table of today's schema without rows: what a database from before that table exports."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(DDL)
+        return pa.schema([(name, arrow_type(declared)) for name, declared in _columns(mem, table)]).empty_table()
+    finally:
+        mem.close()
+
+
+def _read_tables(conn: sqlite3.Connection, objects: dict[str, tuple[str, str]]) -> dict[str, pa.Table]:
+    """Every exported table; an optional one the file lacks (an older schema version) empty."""
+    return {table: _read_table(conn, table) if table in objects or table not in OPTIONAL else _empty_table(table)
+            for table in TABLES}
 
 
 def view_sql() -> str:
@@ -239,6 +259,8 @@ def _with_keys(data: pa.Table, run_uuid: str, keys: list[tuple]) -> pa.Table:
 
 def _check_layout(objects: dict[str, tuple[str, str]], db_path: Path) -> None:
     for table in TABLES:
+        if table in OPTIONAL and table not in objects:
+            continue
         kind, sql = objects.get(table, ("", ""))
         if kind != "table" or sql.upper().lstrip().startswith("CREATE VIRTUAL"):
             raise StorageError(f"{db_path}: {table} is missing or not an ordinary table: not a Pytomo run database")
@@ -249,8 +271,9 @@ def tables_of(db_path: Path) -> dict[str, pa.Table]:
     ``service`` and ``utc_date``. Raises StorageError for a file that is not a readable Pytomo run database."""
     conn = open_run_database(db_path)
     try:
-        _check_layout(_objects(conn), Path(db_path))
-        data = {table: _read_table(conn, table) for table in TABLES}
+        objects = _objects(conn)
+        _check_layout(objects, Path(db_path))
+        data = _read_tables(conn, objects)
         view = _read_view(conn)
         run = data["run"].to_pylist()[:1] or [{}]
         run_uuid = run[0].get("run_uuid") or file_run_uuid(Path(db_path))
