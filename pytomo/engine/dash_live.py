@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from pytomo.engine.live import RELOAD_FLOOR_S, LivePlay, _Player, _Run
+from pytomo.engine.live import RELOAD_FLOOR_S, LivePlay, _Player, _Run, resync_number
 from pytomo.engine.mpd_live import LiveMpd, LiveRep, available, read_live_mpd
 from pytomo.errors import ManifestError, MediaError
 from pytomo.results import Presentation, Segment, Track
@@ -60,6 +60,12 @@ class LiveDashPlay(LivePlay):
             raise MediaError(f"the live DASH representation {self.track.rendition_id!r} has no SegmentTemplate (only "
                              "SegmentTemplate is followed live)", kind="live_unsupported")
         return rep
+
+    def _resync_number(self) -> int:
+        """After falling behind the time-shift buffer: the live edge minus the delay again, as dash.js seeks back
+        into its DVR window. Called holding ``cond``."""
+        listed = [self.known[n] for n in sorted(self.known) if n >= self.window_first]
+        return resync_number(listed, live_delay_s(self.mpd, self.rep))
 
     def _available(self) -> list[Segment]:
         return available(self.mpd, self.rep, time.time(), self.player.s.manifest_segments_max)

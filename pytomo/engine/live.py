@@ -3,8 +3,10 @@ EXT-X-START), reload the media playlist on the RFC's schedule, fetch each new se
 ends; and the latency to the live edge of what was playing, from EXT-X-PROGRAM-DATE-TIME.
 
 The reloads run on their own thread, as a player's playlist loader runs beside its fragment loader, so that a slow
-segment does not delay them. Segments that left the playlist before they were fetched are skipped (the player goes
-on at the playlist's first segment, as hls.js does) and counted; a listed segment the server answers with 404 or
+segment does not delay them. Segments that left the playlist before they were fetched are skipped and counted: the
+player goes on where it would start, three target durations from the end, as hls.js does when its load position
+falls behind the playlist (its ``liveSyncPosition``, pytomo/lab/players/node_modules/hls.js/src/controller/
+base-stream-controller.ts:1581-1607, stream-controller.ts:705-733); a listed segment the server answers with 404 or
 410 is counted as missing and passed over. The model's media time runs over the segments played, one after the
 other: a skip is a jump, not a gap to fill.
 """
@@ -92,6 +94,19 @@ def start_index(segments: Sequence[Segment], target_duration_s: float | None, st
         if seg.start_s + seg.duration_s > position:
             return i
     return len(segments) - 1
+
+
+def resync_number(segments: Sequence[Segment], distance_s: float) -> int:
+    """The number of the segment holding the point ``distance_s`` before the end of ``segments`` (consecutive, in
+    order; their own start times may come from different loads, so only their durations count)."""
+    if not segments:
+        return 0
+    back = 0.0
+    for seg in reversed(segments):
+        back += seg.duration_s
+        if back >= distance_s:
+            return seg.number
+    return segments[0].number
 
 
 def reload_interval_s(target_duration_s: float | None, changed: bool, last_segment_s: float) -> float:
@@ -240,14 +255,27 @@ class LivePlay:
         """The next segment to fetch, once a load has listed it; None after waiting a little for news."""
         with self.cond:
             if self.next_number < self.window_first:  # it left the playlist before it was fetched
-                self.facts.skipped += self.window_first - self.next_number
                 for n in [n for n in self.known if n < self.window_first]:
                     del self.known[n]
-                self.next_number = self.window_first
+                resume = max(self.window_first, self._resync_number())
+                self.facts.skipped += resume - self.next_number
+                for n in [n for n in self.known if n < resume]:
+                    del self.known[n]
+                self.next_number = resume
             seg = self.known.pop(self.next_number, None)
             if seg is None:
                 self.cond.wait(max(0.0, min(_POLL_S, self.deadline - now)))
             return seg
+
+    def _resync_number(self) -> int:
+        """Where play goes on after falling behind the window: the start rule over what is listed now (EXT-X-START's
+        offset from the end, else three target durations). Called holding ``cond``."""
+        listed = [self.known[n] for n in sorted(self.known) if n >= self.window_first]
+        offset = self.track.start_offset_s
+        if offset is not None and offset < 0:
+            return resync_number(listed, -offset)
+        td = self.facts.target_duration_s or max((s.duration_s for s in listed), default=0.0)
+        return resync_number(listed, LIVE_SYNC_COUNT * td)
 
     def _ahead_s(self, now: float) -> float:
         """How much media ahead of the playhead goes over the buffer goal (> 0: wait that long)."""

@@ -109,9 +109,12 @@ def test_segments_that_left_the_playlist_are_skipped():
         return last["text"]
 
     live = play(ScriptedRun(script), deadline=1.5)
-    # s1..s3 fetched at once, then the window moved to s20..s23: s4..s19 left before they could be fetched
-    assert live.facts.skipped == 16
+    # s1..s3 fetched at once, then the window moved to s20..s23: s4..s19 left before they could be fetched, and
+    # play goes on where it would start, three target durations (3 s) from the end: at s21, as hls.js does
+    assert live.facts.skipped == 17
     assert live.next_number == 24
+    fetched = [r.url.rsplit("/", 1)[1] for r in live.run.session.records if r.kind == "media"]
+    assert "s20.ts" not in fetched and fetched[-3:] == ["s21.ts", "s22.ts", "s23.ts"]
 
 
 def test_a_failure_on_the_reload_thread_is_the_play_s_outcome():
