@@ -348,6 +348,10 @@ def account(player: str, url: str, rendition: str, window_s: float, browser: str
         if start is None:
             unmeasured[name] = "playback did not start within the window"
     switches = rendition_switches(renditions)
+    latency_start, latency_end = live_latency(samples, start)
+    if latency_start is None:
+        unmeasured["live_latency_start_s"] = unmeasured["live_latency_end_s"] = (
+            "the library dated no playhead after the start (not live, or no program date)")
     if switches is None:
         unmeasured["rendition_switches"] = "neither the library nor the picture reported a rendition"
     return PlayerAccount(
@@ -357,6 +361,7 @@ def account(player: str, url: str, rendition: str, window_s: float, browser: str
         stalls_by_events=by_events, stalls_by_picture=by_picture,
         stall_time_by_events_s=_total(by_events), stall_time_by_picture_s=_total(by_picture),
         played_s=played_s(frames, samples, start), rendition_switches=switches,
+        live_latency_start_s=latency_start, live_latency_end_s=latency_end,
         bytes_received=sum(r["bytes"] for r in requests), request_count=len(requests), unmeasured=unmeasured)
 
 
@@ -374,9 +379,21 @@ def _nothing(player: str, url: str, rendition: str, window_s: float, browser: st
 
 
 def _sample(s: dict, rel: Callable[[float | None], float | None]) -> dict[str, Any]:
-    """A page sample on the origin's clock (t_s, frame_presented_s instead of wall-clock ms)."""
+    """A page sample on the origin's clock (t_s, frame_presented_s instead of wall-clock ms), and on a live stream
+    the latency to the live edge: the wall clock minus the date the library gives the playhead."""
     out = {k: v for k, v in s.items() if k not in ("t_ms", "frame_presented_ms")}
-    return {"t_s": rel(s["t_ms"]), **out, "frame_presented_s": rel(s.get("frame_presented_ms"))}
+    date_ms = s.get("live_date_ms")
+    latency = None if date_ms is None else round((s["t_ms"] - date_ms) / 1000, 3)
+    return {"t_s": rel(s["t_ms"]), **out, "frame_presented_s": rel(s.get("frame_presented_ms")), "latency_s": latency}
+
+
+def live_latency(samples: Iterable[dict], start_s: float | None) -> tuple[float | None, float | None]:
+    """The latency to the live edge when playback started (the first sample from then on) and at the window's
+    end (the last sample), as the library dates its playhead; None before a start or on a stream not live."""
+    dated = [s for s in samples if s.get("latency_s") is not None and start_s is not None and s["t_s"] >= start_s]
+    if not dated:
+        return None, None
+    return dated[0]["latency_s"], dated[-1]["latency_s"]
 
 
 def _total(stalls: tuple[StallInterval, ...] | None) -> float | None:
@@ -387,7 +404,9 @@ def time_to_start(frames: Iterable[tuple[float, float]], samples: Iterable[dict]
     """When the first frame was shown with the playhead advancing: the first frame that advanced past the first
     picture, presented at P with media time M, started at P - (M - the first picture's media time) (1x playback).
 
-    Without frame callbacks, the first sample whose playhead advanced, by the same reckoning.
+    Without frame callbacks, the first sample whose playhead advanced from the previous one as the clock does (a
+    jump further than the clock went is a seek: a live player moving to its edge, not playback), by the same
+    reckoning; a sample without a current frame (ready state under 2) shows nothing.
     """
     frames = list(frames)
     if frames:
@@ -396,12 +415,12 @@ def time_to_start(frames: Iterable[tuple[float, float]], samples: Iterable[dict]
             if media > first_media:
                 return round(max(0.0, at - (media - first_media)), 3)
         return None
-    first = None
+    prev = None
     for s in samples:
-        if first is None:
-            first = s["current_time_s"]
-        elif s["current_time_s"] > first and not s["paused"]:
-            return round(max(0.0, s["t_s"] - (s["current_time_s"] - first)), 3)
+        if prev is not None and not s["paused"] and s.get("ready_state", 2) >= 2 and \
+                0 < s["current_time_s"] - prev["current_time_s"] <= s["t_s"] - prev["t_s"] + SAMPLE_INTERVAL_S:
+            return round(max(0.0, s["t_s"] - (s["current_time_s"] - prev["current_time_s"])), 3)
+        prev = s
     return None
 
 

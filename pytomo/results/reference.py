@@ -59,6 +59,8 @@ class PlayerAccount:
     bytes_received: int | None
     request_count: int
     picture_stall_threshold_s: float = PICTURE_STALL_S
+    live_latency_start_s: float | None = None  # live: the wall clock minus the playhead's date, at the start
+    live_latency_end_s: float | None = None  # ... and at the window's end (each sample's: samples[i]["latency_s"])
     unmeasured: dict[str, str] = field(default_factory=dict)  # figure name -> why it is None
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +113,9 @@ class PlayerAccount:
                 show("stall_time_by_picture_s", self.stall_time_by_picture_s, " s"),
                 show("played_s", self.played_s, " s"),
                 show("rendition_switches", self.rendition_switches),
+                *([show("live_latency_start_s", self.live_latency_start_s, " s"),
+                   show("live_latency_end_s", self.live_latency_end_s, " s")]
+                  if "live_latency_start_s" not in self.unmeasured else []),
                 show("bytes_received", self.bytes_received),
                 f"request_count: {self.request_count}",
                 f"errors: {'; '.join(self.errors) if self.errors else 'none'}"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pytomo.cli import main
 from pytomo.lab.reference import (
     host_rules,
+    live_latency,
     played_s,
     rendition_switches,
     stalls_by_events,
@@ -36,6 +37,22 @@ def test_time_to_start_is_when_the_first_picture_began_to_move():
     assert abs(time_to_start(_frames(0.5, 5.0)) - 0.5) < 1e-6
     assert time_to_start([(0.3, 0.0), (0.4, 0.0)]) is None  # the first picture never moved
     assert time_to_start([], _samples(3.0)) == 0.5  # without frames: the playhead
+
+
+def test_a_seek_is_not_a_start():
+    """Shaka Player on a live channel below its bitrate seeks to its edge again and again and shows nothing."""
+    seeking = [{"t_s": 0.1 * i, "current_time_s": 0.0 if i < 3 else 230.0 + 0.5 * (i // 10), "paused": False,
+                "ended": False, "ready_state": 1} for i in range(60)]
+    assert time_to_start([], seeking) is None
+    shown = [{**s, "ready_state": 2} for s in seeking]  # the jumps are seeks, the rest does not move with the clock
+    assert time_to_start([], shown) is None
+
+
+def test_live_latency_is_read_from_the_start_on():
+    samples = [{"t_s": 0.1 * i, "latency_s": None if i < 2 else 9.0 if i < 5 else 6.0 + 0.01 * i} for i in range(30)]
+    assert live_latency(samples, 0.5) == (6.05, 6.29)
+    assert live_latency(samples, None) == (None, None)
+    assert live_latency([{"t_s": 1.0, "latency_s": None}], 0.5) == (None, None)  # on demand: no date
 
 
 def test_picture_stalls_are_frozen_frames_while_playing():

@@ -11,6 +11,10 @@
   window.__pytomo = account;
   const now = () => performance.timeOrigin + performance.now();
   const frame = {media_time_s: null, presented_ms: null, presented_frames: null};
+  // A live stream's position as the library itself maps it: the wall-clock date of the playhead (from
+  // EXT-X-PROGRAM-DATE-TIME or the MPD's availability times) and the library's own latency figure; set by each start.
+  let live = () => ({date_ms: null, latency_s: null});
+  const finite = (x) => (typeof x === "number" && Number.isFinite(x) ? x : null);
 
   // Every SourceBuffer the library makes, with its MIME type, so that video and audio buffers can be told apart.
   for (const Source of [window.MediaSource, window.ManagedMediaSource]) {
@@ -73,7 +77,17 @@
       dropped_video_frames: quality ? quality.droppedVideoFrames : null,
       frame_media_time_s: frame.media_time_s, frame_presented_ms: frame.presented_ms,
       presented_frames: frame.presented_frames, video_width: video.videoWidth, video_height: video.videoHeight,
+      ...liveNow(),
     });
+  }
+
+  function liveNow() {
+    try {
+      const l = live();
+      return {live_date_ms: finite(l.date_ms), library_latency_s: finite(l.latency_s)};
+    } catch (e) {
+      return {live_date_ms: null, library_latency_s: null};
+    }
   }
 
   function onFrame(nowMs, meta) {
@@ -172,6 +186,8 @@
         }
       });
     }
+    live = () => (player.isDynamic() ? {date_ms: player.timeAsUTC() * 1000, latency_s: player.getCurrentLiveLatency()}
+                                     : {date_ms: null, latency_s: null});
     player.initialize(video, config.url, true);
     video.muted = true;
   }
@@ -180,6 +196,11 @@
     shaka.polyfill.installAll();
     const player = new shaka.Player();
     account.version = shaka.Player.version;
+    live = () => {
+      if (!player.isLive()) return {date_ms: null, latency_s: null};
+      const date = player.getPlayheadTimeAsDate();
+      return {date_ms: date ? date.getTime() : null, latency_s: player.getStats().liveLatency};
+    };
     await player.attach(video);
     if (fixed) {
       // The first variant is chosen from the bandwidth estimate before anything is fetched: for highest and lowest
@@ -227,6 +248,12 @@
   function startHlsjs() {
     const hls = new Hls();
     account.version = Hls.version;
+    live = () => {
+      const details = hls.latestLevelDetails;
+      if (!details || !details.live) return {date_ms: null, latency_s: null};
+      const date = hls.playingDate;
+      return {date_ms: date ? date.getTime() : null, latency_s: hls.latency};
+    };
     const E = Hls.Events;
     hls.on(E.MANIFEST_PARSED, (_n, data) => {
       event("hlsjs", "MANIFEST_PARSED", {levels: data.levels.length});
