@@ -28,6 +28,7 @@ from typing import Any
 from pytomo.engine import pipeline
 from pytomo.engine.analysis import play_profiles
 from pytomo.engine.profiles import profile
+from pytomo.lab.live import LIST_SIZE
 from pytomo.lab.reference import PLAYERS, play, unavailable
 from pytomo.lab.runtime import Lab
 from pytomo.lab.scenario import VideoSpec, load_scenario
@@ -42,6 +43,8 @@ FORMS = {"progressive": ("native",), "dash": ("dashjs", "shaka"), "hls": ("hlsjs
 STALL_COUNT_SLACK = 1
 STALL_TIME_SLACK_S, STALL_TIME_SHARE = 0.5, 0.2
 START_SLACK_S = 0.5
+LATENCY_SLACK_S = 0.5  # live: latency within one segment duration plus this (each play joins the channel at its
+# own moment of the segment cycle, so the same rule lands up to one segment further from the edge)
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Figures:
     bytes: int | None = None
     requests: int | None = None
     stalls: list[tuple[float, float]] = field(default_factory=list)  # (start_s, duration_s)
+    latency_start_s: float | None = None  # live: latency to the live edge when playback started
+    latency_end_s: float | None = None  # live: ... when the window closed
 
 
 @dataclass
@@ -75,6 +80,7 @@ class Comparison:
     on_player_arrivals: Figures | None = None  # the profile over the player's own segment arrivals (HLS/DASH)
     rule_problems: list[str] = field(default_factory=list)  # bounds that profile misses on the player's arrivals
     arrival_gap_s: float | None = None  # the largest difference in one segment's transfer time, player - crawler
+    live_segment_s: float | None = None  # a live channel's segment duration (None: on demand)
     # (a segment one play's window cut counts with the time it had taken by then: at least that much)
 
     @property
@@ -83,9 +89,10 @@ class Comparison:
         return self.error is None and not self.problems
 
 
-def within(real: Figures, model: Figures, fixed: bool) -> list[str]:
-    """The bounds of issue 23 that ``model`` misses against ``real``, each as one sentence."""
-    out = []
+def within(real: Figures, model: Figures, fixed: bool, live_segment_s: float | None = None) -> list[str]:
+    """The bounds of issue 23 that ``model`` misses against ``real``, each as one sentence; on a live channel of
+    ``live_segment_s`` segments, the latency to the live edge too (issue 18)."""
+    out = _latency_problems(real, model, live_segment_s) if live_segment_s is not None else []
     if (real.time_to_start_s is None) != (model.time_to_start_s is None):
         out.append(f"started: player {real.time_to_start_s is not None}, model {model.time_to_start_s is not None}")
     elif real.time_to_start_s is not None and model.time_to_start_s is not None and \
@@ -102,6 +109,18 @@ def within(real: Figures, model: Figures, fixed: bool) -> list[str]:
     return out
 
 
+def _latency_problems(real: Figures, model: Figures, segment_s: float) -> list[str]:
+    """Latency at start and at the end within one segment duration plus LATENCY_SLACK_S."""
+    out = []
+    for name, ours, theirs in (("at start", model.latency_start_s, real.latency_start_s),
+                               ("at the end", model.latency_end_s, real.latency_end_s)):
+        if (ours is None) != (theirs is None):
+            out.append(f"latency {name}: model {_fmt(ours)} s, player {_fmt(theirs)} s")
+        elif ours is not None and theirs is not None and abs(ours - theirs) > segment_s + LATENCY_SLACK_S:
+            out.append(f"latency {name} {ours:.2f} s, player {theirs:.2f} s")
+    return out
+
+
 def real_figures(acc: PlayerAccount) -> Figures:
     """A player's figures from its own account: stalls as the picture shows them."""
     stalls = acc.stalls_by_picture
@@ -111,7 +130,8 @@ def real_figures(acc: PlayerAccount) -> Figures:
     rendition = f"{heights[-1]}p" if heights else None
     return Figures(acc.time_to_start_s, None if stalls is None else len(stalls), acc.stall_time_by_picture_s,
                    acc.played_s, rendition, acc.rendition_switches, acc.bytes_received, acc.request_count,
-                   [(s.start_s, s.end_s - s.start_s) for s in stalls or ()])
+                   [(s.start_s, s.end_s - s.start_s) for s in stalls or ()], acc.live_latency_start_s,
+                   acc.live_latency_end_s)
 
 
 def _seen(stalls: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -121,7 +141,8 @@ def _seen(stalls: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 def model_figures(conn: sqlite3.Connection, profile: str) -> Figures | None:
     """One profile's figures of the crawl's only download, from the run database (stalls as the harness counts)."""
-    row = conn.execute("SELECT p.*, d.height AS h, d.rendition_switches AS sw, d.bytes AS b, d.id AS did"
+    row = conn.execute("SELECT p.*, d.height AS h, d.rendition_switches AS sw, d.bytes AS b, d.id AS did,"
+                       " d.live_latency_start_s AS lat0, d.live_latency_end_s AS lat1"
                        " FROM playouts p JOIN downloads d ON d.id = p.download_id WHERE p.profile = ?"
                        " ORDER BY d.id LIMIT 1", (profile,)).fetchone()
     if row is None:
@@ -133,7 +154,8 @@ def model_figures(conn: sqlite3.Connection, profile: str) -> Figures | None:
     started = row["stall_count"] is not None
     return Figures(row["time_to_start_s"], len(seen) if started else None,
                    sum(d for _, d in seen) if started else None, row["played_s"],
-                   None if row["h"] is None else f"{row['h']}p", row["sw"], row["b"], requests or 1, seen)
+                   None if row["h"] is None else f"{row['h']}p", row["sw"], row["b"], requests or 1, seen,
+                   row["lat0"], row["lat1"])
 
 
 class _Inputs:
@@ -167,7 +189,8 @@ def crawl(lab: Lab, video: VideoSpec, player: str, window_s: float, rendition: s
 
 def compare(lab: Lab, video: VideoSpec, player: str, window_s: float, rendition: str, out: Path) -> Comparison:
     """One video played by ``player`` and crawled with its profile, in this lab run."""
-    cmp = Comparison(video.id, video.delivery, player, None, None, None)
+    cmp = Comparison(video.id, video.delivery, player, None, None, None,
+                     live_segment_s=video.segment_s if video.live else None)
     why = unavailable(player)
     if why:
         cmp.error = why
@@ -191,8 +214,9 @@ def compare(lab: Lab, video: VideoSpec, player: str, window_s: float, rendition:
     if cmp.profile is None:
         cmp.error = "the crawl stored no playout for the profile"
     else:
-        cmp.problems = within(cmp.real, cmp.profile, fixed=rendition != "auto")
-    _on_player_arrivals(cmp, acc, db, player)
+        cmp.problems = within(cmp.real, cmp.profile, rendition != "auto", cmp.live_segment_s)
+    if not video.live:  # live: the two plays joined the channel at other moments, fetching other segments
+        _on_player_arrivals(cmp, acc, db, player)
     return cmp
 
 
@@ -300,6 +324,7 @@ def run(scenario_path: Path, window_s: float, players: tuple[str, ...], videos: 
     work = (out / "runs") if out else Path(tempfile.mkdtemp(prefix="pytomo-players-"))
     results = []
     with Lab(scenario, truth_path=(out / "truth.jsonl") if out else None) as lab:
+        wait_live_windows(lab)
         for video in lab.scenario.videos:  # without those the lab left out (no nginx or packager here)
             if videos and video.id not in videos:
                 continue
@@ -307,6 +332,12 @@ def run(scenario_path: Path, window_s: float, players: tuple[str, ...], videos: 
                 if player in players:
                     results.append(compare(lab, video, player, window_s, rendition, work))
     return results
+
+
+def wait_live_windows(lab: Lab) -> None:
+    """Wait until every live channel lists a full window: a viewer joins a channel already running."""
+    for channel in lab.live.values():
+        channel.wait_ready(segments=LIST_SIZE, timeout_s=60)
 
 
 def replay(raw: Path) -> list[Comparison]:
@@ -344,6 +375,13 @@ def _from_result(r: Any) -> Figures | None:
                    sum(d for _, d in seen) if r.started else None, r.played_s, stalls=seen)
 
 
+def _latency(f: Figures) -> str:
+    """Latency to the live edge at start and at the end ("–" on demand)."""
+    if f.latency_start_s is None and f.latency_end_s is None:
+        return "–"
+    return f"{_fmt(f.latency_start_s)} → {_fmt(f.latency_end_s)}"
+
+
 def _fmt(v: Any, unit: str = "") -> str:
     if v is None:
         return "–"
@@ -352,7 +390,8 @@ def _fmt(v: Any, unit: str = "") -> str:
 
 def report(results: list[Comparison], window_s: float, rendition: str) -> str:
     """The side-by-side report, in markdown."""
-    head = ["video", "player", "who", "start s", "stalls", "stall s", "played s", "rendition", "bytes", "requests"]
+    head = ["video", "player", "who", "start s", "stalls", "stall s", "played s", "rendition", "bytes", "requests",
+            "latency s"]
     lines = [f"# Reference players against the model ({window_s:g} s window, rendition {rendition})", "",
              "Stalls of a real player are those of its picture (frozen while not paused); its events' count is in "
              "brackets. `profile` is the model with that player's profile; `2015` is the 2015 model.", "",
@@ -368,7 +407,7 @@ def report(results: list[Comparison], window_s: float, rendition: str) -> str:
             stalls = _fmt(f.stall_count) + (f" ({c.events_stalls})" if who == "player" else "")
             lines.append(f"| {c.video_id} | {c.player} | {who} | {_fmt(f.time_to_start_s)} | {stalls} | "
                          f"{_fmt(f.stall_total_s)} | {_fmt(f.played_s)} | {_fmt(f.rendition)} | {_fmt(f.bytes)} | "
-                         f"{_fmt(f.requests)} |")
+                         f"{_fmt(f.requests)} | {_latency(f)} |")
     agree = sum(c.agrees for c in results)
     rules = [c for c in results if c.on_player_arrivals is not None]
     lines += ["", f"Profiles within every bound over the crawler's arrivals: {agree} of {len(results)}; over the "
