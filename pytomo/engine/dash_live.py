@@ -11,7 +11,6 @@ stream. Fetching, skipped and missing (404) segments, the window and the latency
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 
@@ -75,22 +74,7 @@ class LiveDashPlay(LivePlay):
         segs = self._available()
         self.next_number = self.facts.start_number = start_number(segs, live_delay_s(self.mpd, self.rep))
         self._learn(segs)
-        self._run_threads()
-
-    def _run_threads(self) -> None:
-        first_load = next((r.trequest_s for r in reversed(self.run.session.records) if r.url == self.pres.url), 0.0)
-        reloader = threading.Thread(target=self._reloads, args=(first_load,), daemon=True, name="live-mpd")
-        self.run.agg.ended_by = None
-        reloader.start()
-        try:
-            self._fetch_loop()
-        finally:
-            self.stop.set()
-            with self.cond:
-                self.cond.notify_all()
-            reloader.join()
-        if self.failure is not None:
-            raise self.failure
+        self._follow(self.pres.url, "live-mpd")
 
     def _reload_loop(self, last_start: float) -> None:
         """Until the play ends: segments taken in as the clock makes them available, the MPD fetched again every

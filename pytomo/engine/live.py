@@ -151,9 +151,12 @@ class LivePlay:
         i = start_index(segs, self.track.target_duration_s, self.track.start_offset_s)
         self.next_number = self.facts.start_number = segs[i].number if segs else 0
         self._learn(segs)
-        first_load = next((r.trequest_s for r in reversed(self.run.session.records)
-                           if r.url == self.track.playlist_url), 0.0)
-        reloader = threading.Thread(target=self._reloads, args=(first_load,), daemon=True, name="live-reload")
+        self._follow(self.track.playlist_url, "live-reload")
+
+    def _follow(self, loaded_url: str | None, name: str) -> None:
+        """The reload thread beside the fetch loop until the play ends; what the reload thread raised is raised."""
+        first_load = next((r.trequest_s for r in reversed(self.run.session.records) if r.url == loaded_url), 0.0)
+        reloader = threading.Thread(target=self._reloads, args=(first_load,), daemon=True, name=name)
         self.run.agg.ended_by = None
         reloader.start()
         try:

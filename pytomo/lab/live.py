@@ -65,6 +65,8 @@ def read_version(text: str) -> dict[str, Any]:
 class LiveChannel:
     """One live channel: ffmpeg writing into ``root`` (served by nginx as /s/<video id>/), and its watcher."""
 
+    manifest = PLAYLIST  # the file the watcher records each version of
+
     def __init__(self, video_id: str, spec: LiveSpec, record_path: Path | None = None) -> None:
         self.video_id, self.spec, self.record_path = video_id, spec, record_path
         self.base = Path(tempfile.mkdtemp(prefix=f"pytomo-live-{video_id}-"))
@@ -134,8 +136,8 @@ class LiveChannel:
         self._look()
 
     def _look(self) -> None:
-        """Record the playlist when it is a new version."""
-        path = self.root / PLAYLIST
+        """Record the manifest when it is a new version."""
+        path = self.root / self.manifest
         try:
             st = path.stat()
             key = (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -145,13 +147,21 @@ class LiveChannel:
         except OSError:
             return
         self._seen = key
-        version = {"video_id": self.video_id, "written_at": st.st_mtime_ns / 1e9, "seen_at": time.time(),
-                   **read_version(text), "text": text}
-        with self._lock:
-            self.versions.append(version)
+        self._record({"video_id": self.video_id, "written_at": st.st_mtime_ns / 1e9, "seen_at": time.time(),
+                      **self._read(text), "text": text})
+
+    def _read(self, text: str) -> dict[str, Any]:
+        """What a manifest version says, for the record."""
+        return read_version(text)
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        """Keep a manifest version, and write every entry to the record file."""
+        if "segment" not in entry:
+            with self._lock:
+                self.versions.append(entry)
         if self.record_path is not None:
             with open(self.record_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(version) + "\n")
+                fh.write(json.dumps(entry) + "\n")
 
     def stop(self) -> None:
         """Stop ffmpeg (it writes a last playlist with EXT-X-ENDLIST), the watcher, and remove the files."""

@@ -13,7 +13,6 @@ each new segment file with its modification time.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -45,6 +44,8 @@ def read_mpd_version(text: str) -> dict[str, Any]:
 class DashLiveChannel(LiveChannel):
     """One live DASH channel: ffmpeg's dash muxer writing into ``root`` (served by nginx as /s/<video id>/)."""
 
+    manifest = MPD
+
     def __init__(self, video_id: str, spec: LiveSpec, record_path: Path | None = None, timeline: bool = False) -> None:
         self.timeline = timeline
         super().__init__(video_id, spec, record_path)
@@ -66,23 +67,14 @@ class DashLiveChannel(LiveChannel):
                 str(self.root / MPD)]
 
     def _look(self) -> None:
-        """Record the MPD when it is a new version, and each new segment file with its modification time."""
+        """Record each new segment file with its modification time, then the MPD when it is a new version."""
         self._look_segments()
-        path = self.root / MPD
-        try:
-            st = path.stat()
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-            if key == self._seen:
-                return
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return
-        self._seen = key
+        super()._look()
+
+    def _read(self, text: str) -> dict[str, Any]:
         with self._lock:
             segments = sorted(self.segment_times)
-        version = {"video_id": self.video_id, "written_at": st.st_mtime_ns / 1e9, "seen_at": time.time(),
-                   **read_mpd_version(text), "segments": segments, "text": text}
-        self._record(version)
+        return {**read_mpd_version(text), "segments": segments}
 
     def _look_segments(self) -> None:
         try:
@@ -94,12 +86,4 @@ class DashLiveChannel(LiveChannel):
             with self._lock:
                 self.segment_times[name] = written
             self._record({"video_id": self.video_id, "segment": name, "written_at": written, "seen_at": time.time()})
-
-    def _record(self, entry: dict[str, Any]) -> None:
-        if "segment" not in entry:
-            with self._lock:
-                self.versions.append(entry)
-        if self.record_path is not None:
-            with open(self.record_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(entry) + "\n")
 

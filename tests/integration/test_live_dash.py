@@ -11,20 +11,13 @@ MPD's availabilityStartTime, stall only below the bitrate, and end with the wind
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
-
 import pytest
 
 from pytomo.engine.dash_live import live_delay_s, start_number
 from pytomo.engine.mpd_live import available, read_live_mpd
-from pytomo.lab.live import LIST_SIZE, live_file
 from pytomo.lab.live_dash import MPD
-from pytomo.lab.runtime import Lab
-from pytomo.lab.scenario import parse_scenario
 from pytomo.lab.tools import nginx_exe
-from pytomo.lab.truth import read_truth
-from tests.conftest import connect, database_of, run_crawler
+from tests.live_channels import crawl_live, epoch, started
 
 NGINX, WHY = nginx_exe()
 pytestmark = pytest.mark.skipif(NGINX is None, reason=WHY)
@@ -40,24 +33,9 @@ SCENARIO = {"scenario": {"name": "live-dash"}, "video_defaults": {"hops": 0}, "s
 WINDOW_S = 15.0
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
-
-
 @pytest.fixture(scope="module")
 def crawl(tmp_path_factory):
-    out = tmp_path_factory.mktemp("live-dash")
-    truth = out / "truth.jsonl"
-    with Lab(parse_scenario(SCENARIO, "live-dash"), truth_path=truth) as lab:
-        for channel in lab.live.values():  # a full window first: the player has somewhere to start from
-            channel.wait_ready(segments=LIST_SIZE, timeout_s=60)
-        urls = {v["id"]: f"http://{s['ip']}:{lab.cache_port(s['name'])}/s/{v['id']}/{MPD}"
-                for v, s in zip(VIDEOS, SERVERS)}
-        proc = run_crawler(["-s", "generic", "-b", "-D", str(WINDOW_S), "--database-dir", str(out),
-                            *urls.values()], timeout_s=300)
-    with open(live_file(truth), encoding="utf-8") as fh:
-        entries = [json.loads(line) for line in fh if line.strip()]
-    return connect(database_of(proc)), read_truth(truth), entries, urls
+    return crawl_live(tmp_path_factory.mktemp(SCENARIO["scenario"]["name"]), SCENARIO, MPD, WINDOW_S)
 
 
 def _session(crawl, video_id):
@@ -67,14 +45,11 @@ def _session(crawl, video_id):
     d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ?", (video["id"],)).fetchone()
     reqs = conn.execute("SELECT * FROM segment_requests WHERE download_id = ? ORDER BY trequest_s",
                         (d["id"],)).fetchall()
-    served = sorted((t for t in truth if t["video_id"] == video_id and t["method"] == "GET"), key=_start)
+    served = sorted((t for t in truth if t["video_id"] == video_id and t["method"] == "GET"), key=started)
     mpds = [e for e in entries if e["video_id"] == video_id and "segment" not in e]
     written = {e["segment"]: e["written_at"] for e in entries if e["video_id"] == video_id and "segment" in e}
     return conn, d, reqs, served, mpds, written
 
-
-def _start(t) -> float:
-    return t["msec"] - t["request_time_s"]
 
 
 @pytest.mark.parametrize("video_id", ["dash-fast", "dash-slow"])
@@ -94,7 +69,7 @@ def test_the_mpd_is_dynamic_and_fetched_again_every_minimum_update_period(crawl,
     logged = [t for t in served if t["segment"] == MPD][-len(loads):]  # nginx's word on each load, in order
     assert len(logged) == len(loads)
     for before, after in zip(logged, logged[1:]):
-        assert period - 0.05 <= _start(after) - _start(before) <= period + 0.5
+        assert period - 0.05 <= started(after) - started(before) <= period + 0.5
 
 
 @pytest.mark.parametrize("video_id", ["dash-fast", "dash-slow"])
@@ -104,7 +79,7 @@ def test_no_segment_is_asked_for_before_ffmpeg_wrote_it(crawl, video_id):
     assert segments
     early = 0
     for t in segments:
-        if t["segment"] in written and _start(t) >= written[t["segment"]] - 0.005:
+        if t["segment"] in written and started(t) >= written[t["segment"]] - 0.005:
             assert t["status"] == 200, t
         else:  # asked for before ffmpeg wrote it: nginx said 404 and the crawl counted it missing
             assert t["status"] == 404, t
@@ -121,12 +96,12 @@ def test_it_starts_at_the_live_edge_minus_the_suggested_presentation_delay(crawl
     _conn, _d, reqs, served, mpds, _written = _session(crawl, video_id)
     loads = [r for r in reqs if r["kind"] in ("manifest", "reload")]
     first_load = [t for t in served if t["segment"] == MPD][-len(loads)]
-    current = [v for v in mpds if v["written_at"] <= _start(first_load)] or mpds[:1]
+    current = [v for v in mpds if v["written_at"] <= started(first_load)] or mpds[:1]
     mpd = read_live_mpd("http://x/live.mpd", current[-1]["text"])
     assert mpd.suggested_delay_s == 3 * SEG_S  # as the lab asked ffmpeg
     rep = next(iter(mpd.reps.values()))
     expected = set()
-    for t in (_start(first_load) - 0.05, _start(first_load) + 0.3):  # the clock read around nginx's start
+    for t in (started(first_load) - 0.05, started(first_load) + 0.3):  # the clock read around nginx's start
         segs = available(mpd, rep, t, 100)
         expected.add(start_number(segs, live_delay_s(mpd, rep)))
     first_media = next(r for r in reqs if r["kind"] == "media")
@@ -134,7 +109,7 @@ def test_it_starts_at_the_live_edge_minus_the_suggested_presentation_delay(crawl
 
 
 @pytest.mark.parametrize("video_id", ["dash-fast", "dash-slow"])
-def test_latency_to_the_live_edge_from_the_availability_start(crawl, video_id):
+def test_latency_to_the_live_edge_from_the_availabilitystarted(crawl, video_id):
     conn, d, reqs, _served, mpds, _written = _session(crawl, video_id)
     mpd = read_live_mpd("http://x/live.mpd", mpds[0]["text"])
     assert mpd.availability_start_s is not None
@@ -147,7 +122,7 @@ def test_latency_to_the_live_edge_from_the_availability_start(crawl, video_id):
     samples = conn.execute("SELECT * FROM live_latency WHERE download_id = ? ORDER BY seq", (d["id"],)).fetchall()
     assert len(samples) >= WINDOW_S - d["time_to_start_s"] - 1
     assert samples[0]["latency_s"] == d["live_latency_start_s"] and samples[-1]["latency_s"] == d["live_latency_end_s"]
-    expected = _epoch(d["started_at"]) + d["time_to_start_s"] - media[0]["program_date_s"]
+    expected = epoch(d["started_at"]) + d["time_to_start_s"] - media[0]["program_date_s"]
     assert d["live_latency_start_s"] == pytest.approx(expected, abs=0.05)
     assert d["live_latency_start_s"] >= 3 * SEG_S - 0.3  # at least the suggested delay
 

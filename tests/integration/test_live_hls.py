@@ -10,19 +10,13 @@ below the bitrate, and end with the window.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
-
 import pytest
 
 from pytomo.engine.live import start_index
 from pytomo.engine.manifest import parse_media_playlist
-from pytomo.lab.live import LIST_SIZE, PLAYLIST, live_file
-from pytomo.lab.runtime import Lab
-from pytomo.lab.scenario import parse_scenario
+from pytomo.lab.live import PLAYLIST
 from pytomo.lab.tools import nginx_exe
-from pytomo.lab.truth import read_truth
-from tests.conftest import connect, database_of, run_crawler
+from tests.live_channels import crawl_live, epoch, started
 
 NGINX, WHY = nginx_exe()
 pytestmark = pytest.mark.skipif(NGINX is None, reason=WHY)
@@ -38,24 +32,9 @@ SCENARIO = {"scenario": {"name": "live-hls"}, "video_defaults": {"hops": 0}, "se
 WINDOW_S = 15.0
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
-
-
 @pytest.fixture(scope="module")
 def crawl(tmp_path_factory):
-    out = tmp_path_factory.mktemp("live-hls")
-    truth = out / "truth.jsonl"
-    with Lab(parse_scenario(SCENARIO, "live-hls"), truth_path=truth) as lab:
-        for channel in lab.live.values():  # a full window first: the player has somewhere to start from
-            channel.wait_ready(segments=LIST_SIZE, timeout_s=60)
-        urls = {v["id"]: f"http://{s['ip']}:{lab.cache_port(s['name'])}/s/{v['id']}/{PLAYLIST}"
-                for v, s in zip(VIDEOS, SERVERS)}
-        proc = run_crawler(["-s", "generic", "-b", "-D", str(WINDOW_S), "--database-dir", str(out),
-                            *urls.values()], timeout_s=300)
-    with open(live_file(truth), encoding="utf-8") as fh:
-        versions = [json.loads(line) for line in fh if line.strip()]
-    return connect(database_of(proc)), read_truth(truth), versions, urls
+    return crawl_live(tmp_path_factory.mktemp(SCENARIO["scenario"]["name"]), SCENARIO, PLAYLIST, WINDOW_S)
 
 
 def _session(crawl, video_id):
@@ -71,9 +50,6 @@ def _session(crawl, video_id):
     return conn, d, reqs, served, mine
 
 
-def _start(t) -> float:
-    return t["msec"] - t["request_time_s"]
-
 
 @pytest.mark.parametrize("video_id", ["live-fast", "live-slow"])
 def test_reloads_on_the_rfc_schedule(crawl, video_id):
@@ -88,7 +64,7 @@ def test_reloads_on_the_rfc_schedule(crawl, video_id):
     for before, after, ours in zip(logged, logged[1:], loads):
         changed = ours["kind"] == "manifest" or ours["playlist_changed"] == 1
         expected = TD if changed else TD / 2  # RFC 8216 6.3.4, from the start of the previous load
-        assert expected - 0.05 <= _start(after) - _start(before) <= expected + 0.5, (ours["seq"], changed)
+        assert expected - 0.05 <= started(after) - started(before) <= expected + 0.5, (ours["seq"], changed)
     for r in loads[1:]:
         assert r["new_segments"] == 0 or r["playlist_changed"] == 1
 
@@ -104,7 +80,7 @@ def test_no_segment_is_asked_for_before_ffmpeg_listed_it(crawl, video_id):
     assert segments
     for t in segments:
         assert t["segment"] in listed, t["segment"]
-        assert _start(t) >= listed[t["segment"]] - 0.005, t["segment"]
+        assert started(t) >= listed[t["segment"]] - 0.005, t["segment"]
     media = [r for r in reqs if r["kind"] == "media"]
     assert [r["url"].rsplit("/", 1)[1] for r in media] == [t["segment"] for t in segments][-len(media):]
 
@@ -114,7 +90,7 @@ def test_it_starts_three_target_durations_from_the_end(crawl, video_id):
     _conn, _d, reqs, served, mine = _session(crawl, video_id)
     loads = [r for r in reqs if r["kind"] in ("manifest", "reload")]
     first_load = [t for t in served if t["segment"] == PLAYLIST][-len(loads)]
-    current = [i for i, v in enumerate(mine) if v["written_at"] <= _start(first_load)]
+    current = [i for i, v in enumerate(mine) if v["written_at"] <= started(first_load)]
     # the version written last before the request, or one either side (written, not yet renamed; on its way)
     candidates = [mine[i] for i in (current[-1] - 1, current[-1], current[-1] + 1) if 0 <= i < len(mine)]
     expected = set()
@@ -140,7 +116,7 @@ def test_latency_to_the_live_edge_from_the_program_dates(crawl, video_id):
     assert len(samples) >= WINDOW_S - d["time_to_start_s"] - 1
     assert samples[0]["latency_s"] == d["live_latency_start_s"] and samples[-1]["latency_s"] == d["live_latency_end_s"]
     # at the start the first segment's first frame plays: the wall clock then minus its date
-    expected = _epoch(d["started_at"]) + d["time_to_start_s"] - media[0]["program_date_s"]
+    expected = epoch(d["started_at"]) + d["time_to_start_s"] - media[0]["program_date_s"]
     assert d["live_latency_start_s"] == pytest.approx(expected, abs=0.05)
     assert d["live_latency_start_s"] >= 3 * TD - 0.3  # it started no closer than three target durations
     if d["live_segments_skipped"] == 0 and d["live_segments_missing"] == 0:  # else a jump ahead lowers it
