@@ -39,7 +39,8 @@ MIME_TYPES = {"mp4": "video/mp4", "m4s": "video/iso.segment", "webm": "video/web
 GZIP_TYPES = ("application/vnd.apple.mpegurl", "application/dash+xml")
 LOG_FIELDS = ("server_addr", "server_port", "request_method", "request_uri", "status", "body_bytes_sent",
               "bytes_sent", "request_time", "connection", "connection_requests", "msec", "http_range",
-              "sent_http_content_length", "sent_http_content_encoding", "server_protocol", "ssl_protocol")
+              "sent_http_content_length", "sent_http_content_encoding", "server_protocol", "ssl_protocol",
+              "http_user_agent")
 READY_URI = "/.pytomo-ready"  # the lab's own probe that nginx answers (a 404 left out of the truth)
 _LOOP_STEPS = 64  # redirect_loop: ?loop=N counts up to this, then keeps appending a digit
 _START_TIMEOUT_S = 10.0
@@ -170,7 +171,8 @@ def parse_log_line(line: str) -> dict[str, Any] | None:
             "msec": _number(raw.get("msec"), float), "range": raw.get("http_range") or None,
             "content_length_bytes": _number(raw.get("sent_http_content_length")),
             "content_encoding": raw.get("sent_http_content_encoding") or None,
-            "protocol": raw.get("server_protocol") or None, "tls_version": raw.get("ssl_protocol") or None}
+            "protocol": raw.get("server_protocol") or None, "tls_version": raw.get("ssl_protocol") or None,
+            "user_agent": raw.get("http_user_agent") or None}
 
 
 def _iso(epoch_s: float) -> str:
@@ -212,6 +214,7 @@ def truth_record(entry: dict[str, Any], lab: Lab, profile: ServerProfile) -> dic
         connection=entry["connection"], connection_requests=entry["connection_requests"], msec=ended,
         content_length_bytes=entry["content_length_bytes"], content_encoding=entry["content_encoding"],
         request_uri=entry["request_uri"], protocol=entry.get("protocol"), tls_version=entry.get("tls_version"),
+        user_agent=entry.get("user_agent"),
         started_at=_iso(started) if started is not None else None, ended_at=_iso(ended) if ended is not None else None,
         limit_rate_bps=limit_rate_bytes(rate) * 8 if rate else None,
         limit_rate_after_bytes=int(profile.burst_bytes) if rate else None,

@@ -18,7 +18,8 @@ TRUTH_FIELDS = ("video_id", "page_url", "media_url", "cache_host", "cache_ip", "
                 # the connection's serial number and this request's number on it (1: a new connection): nginx's
                 # $connection and $connection_requests, or the lab server's own count
                 "connection", "connection_requests",
-                # the lab's server only (null for nginx): the request's User-Agent; the server's rules (null or
+                # the request's User-Agent (every server: nginx's $http_user_agent, Caddy's request headers); the
+                # lab's server only (null for nginx): the server's rules (null or
                 # "youtube", see pytomo/lab/rules.py); why a request was refused (403: "user_agent",
                 # "not_available_yet"); the video's available_at then (UNIX time, null: none); the rate the answer
                 # was paced at (null: unlimited); the file of a pair served ("video", "audio"; null: the video's file)
