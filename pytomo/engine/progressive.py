@@ -1,13 +1,18 @@
 """A progressive file fetched as the platform's player fetches it: one GET, or byte ranges back to back.
 
 yt-dlp gives some formats a chunk size (``downloader_options.http_chunk_size``): its downloader, like YouTube's own
-players, asks for the file in ranges of that size, because requests without a range are paced to about the
-playback rate. Here the ranges follow one another over one kept-alive connection; every range is a request record
-(start, response, end, bytes, new or reused connection), and together they make one transfer on one clock.
+players, asks for the file in closed byte ranges (googlevideo refuses a request without one, with an open one, or
+a HEAD, since August 2026), each of a size drawn between 95 % and 100 % of the chunk size
+(yt_dlp/downloader/http.py, ``establish_connection``, yt-dlp 2026.10.26) and ending at the file's last byte once
+its size is known. Here the ranges follow one another over one kept-alive connection; every range is a request
+record (start, response, end, bytes, new or reused connection), and together they make one transfer on one clock.
+A range refused (a 403, as for a range over a server's cap) ends the transfer as that error, as yt-dlp's download
+ends at an HTTP error under 500.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 
@@ -15,6 +20,8 @@ from pytomo.engine.download import download, merge_arrivals
 from pytomo.engine.http import HttpClient
 from pytomo.engine.impersonate import Presenting, as_browser
 from pytomo.results import SegmentRecord, Transfer, utc_now
+
+CHUNK_DRAW_LOW = 0.95  # yt-dlp draws each chunk between this share of http_chunk_size and all of it
 
 
 def fetch_progressive(http: HttpClient, url: str, address: str, *, window_s: float, bin_s: float,
@@ -57,7 +64,7 @@ def fetch_progressive(http: HttpClient, url: str, address: str, *, window_s: flo
         tr = download(http, url, address, window_s=remaining_s, bin_s=bin_s,
                       head_limit_bytes=max(0, head_limit_bytes - len(head)), on_data=on_data,
                       should_stop=should_stop, timeout_s=timeout_s, headers=headers,
-                      byte_range=(offset, offset + chunk_bytes - 1),
+                      byte_range=chunk_range(offset, chunk_bytes, agg.instance_bytes),
                       on_headers=first_headers if agg.headers_s is None else None,
                       impersonate=presenting.target if presenting else None)
         if presenting is not None and presenting.answered(tr.status, tr.impersonate):
@@ -83,6 +90,14 @@ def fetch_progressive(http: HttpClient, url: str, address: str, *, window_s: flo
     agg.head = bytes(head)
     agg.tcp_info.sort(key=lambda sample: sample[0])
     return agg, records
+
+
+def chunk_range(offset: int, chunk_bytes: int, size_bytes: int | None,
+                draw: Callable[[int, int], int] = random.randint) -> tuple[int, int]:
+    """The next closed range from ``offset``, as yt-dlp asks it: a size drawn in [95 %, 100 %] of the chunk size,
+    ending at the last byte when the file's size is known."""
+    last = offset + draw(int(chunk_bytes * CHUNK_DRAW_LOW), chunk_bytes) - 1
+    return (offset, last if size_bytes is None else min(last, size_bytes - 1))
 
 
 def _record(seq: int, stream: str, tr: Transfer, start_s: float) -> SegmentRecord:

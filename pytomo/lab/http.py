@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import itertools
 import json
@@ -19,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pytomo.lab.clienthello import judge, peek
 from pytomo.lab.media import EXTENSIONS, LabMedia, ensure_media, pair_specs
-from pytomo.lab.rules import Availability, pace_rate_bps, refusal
+from pytomo.lab.rules import Availability, refusal
 from pytomo.lab.segmented import MIME_TYPES
 from pytomo.lab.tls import received_sni
 
@@ -293,7 +292,7 @@ class CacheHandler(_Handler):
             self._serve(media, profile, record)
         finally:
             record["ended_at"] = datetime.now(UTC).isoformat()
-            if self.command == "GET":
+            if self.command == "GET" or record.get("refused"):  # a refused HEAD, too: the rules' word on it
                 lab.truth.add(record)
 
     def _refuses_client(self, record: dict) -> bool:
@@ -307,7 +306,9 @@ class CacheHandler(_Handler):
     def _obeys_rules(self, video: VideoSpec, record: dict) -> bool:
         """True when the request may be served under the server's rules; else a 403 has been sent."""
         record["available_at_s"] = self.server.available.get(video.id)
-        why = refusal(video.id, self.headers.get("User-Agent"), record["available_at_s"], time.time())
+        why = refusal(video.id, self.headers.get("User-Agent"), record["available_at_s"], time.time(),
+                      method=self.command, range_header=self.headers.get("Range"),
+                      max_range_bytes=self.profile.max_range_bytes)
         if why is None:
             return True
         record.update(status=403, refused=why, range=self.headers.get("Range"))
@@ -373,8 +374,7 @@ class CacheHandler(_Handler):
         start, end, status = span
         length = end - start + 1
         record["status"] = status
-        pacing = _pacing(profile, rng is not None, media)
-        record["pace_rate_bps"] = pacing.rate_bps
+        record["pace_rate_bps"] = profile.rate_bps
         # with rules, the connection stays open after a whole answer (unless the client asked to close it)
         keep_alive = (profile.rules is not None and not self.close_connection
                       and profile.fault not in ("reset", "short_body"))
@@ -389,7 +389,7 @@ class CacheHandler(_Handler):
         self.close_connection = not keep_alive
         if self.command == "HEAD":
             return
-        self._send_body(media, profile, pacing, start, length, record, keep_alive)
+        self._send_body(media, profile, start, length, record, keep_alive)
 
     def _answered_by_fault(self, profile: ServerProfile, record: dict) -> bool:
         """Answer an error status or a sign-in page when the profile's fault says so (True); else wait out the
@@ -422,14 +422,14 @@ class CacheHandler(_Handler):
         record["range"] = f"bytes={start}-{end}"
         return start, end, 206
 
-    def _send_body(self, media: LabMedia, profile: ServerProfile, pacing: ServerProfile, start: int, length: int,
-                   record: dict, keep_alive: bool) -> None:
+    def _send_body(self, media: LabMedia, profile: ServerProfile, start: int, length: int, record: dict,
+                   keep_alive: bool) -> None:
         """The body, paced, cut short or reset as the profile says."""
         limit = length
         if profile.fault in ("reset", "short_body"):
             limit = min(length, profile.fault_after_bytes)
         with open(media.path, "rb") as fh:
-            sent = _send_paced(self.connection, fh, start, limit, pacing, record)
+            sent = _send_paced(self.connection, fh, start, limit, profile, record)
         if sent < length:
             self.close_connection = True
         if profile.fault == "reset" and sent == limit:
@@ -438,14 +438,6 @@ class CacheHandler(_Handler):
             self.connection.close()
         if keep_alive:
             self.connection.settimeout(_KEEPALIVE_IDLE_S)
-
-
-def _pacing(profile: ServerProfile, ranged: bool, media: LabMedia) -> ServerProfile:
-    """The profile to pace a media answer with: under YouTube's rules, the rate they give this request."""
-    if profile.rules != "youtube":
-        return profile
-    rate = pace_rate_bps(ranged, media.bitrate_bps, profile.rate_bps)
-    return profile if rate == profile.rate_bps else dataclasses.replace(profile, rate_bps=rate, burst_bytes=0)
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int] | None:

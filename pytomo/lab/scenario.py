@@ -19,8 +19,8 @@ FAULTS = ("404", "403", "500", "reset", "redirect_loop", "short_body", "html", *
 # Caddy, HTTPS only, HTTP/1.1, HTTP/2 and HTTP/3 on one port (pytomo/lab/caddy.py)
 SOFTWARE = ("lab", "nginx", "caddy")
 # What a lab server enforces on media requests, as a platform's media host does (pytomo/lab/http.py, docs/lab.md):
-# youtube: the recorded format's User-Agent, available_at, requests without a Range paced at 1.2 x the bitrate,
-# keep-alive between requests
+# youtube: the recorded format's User-Agent, only closed ranges (no HEAD, no request without a Range or with an
+# open one; max_range_bytes caps them), available_at, keep-alive between requests
 RULES = ("youtube",)
 NGINX_FAULTS = ("404", "403", "500", "redirect_loop", *TLS_FAULTS)  # the faults nginx's configuration can express
 CADDY_FAULTS = ("404", "403", "500", *TLS_FAULTS)  # and Caddy's
@@ -54,6 +54,7 @@ class ServerProfile:
     fault: str | None = None
     fault_after_bytes: int = 0  # for reset and short_body
     rules: str | None = None  # one of RULES: what the server enforces on media requests; None: nothing
+    max_range_bytes: int | None = None  # rules = "youtube": a longer range is refused with a 403; None: no cap
     # one of BROWSER_RULES: browser (403 unless the client's TLS hello looks like Chrome's or Firefox's), refuse
     # (403 whatever the hello); None: any client (pytomo/lab/clienthello.py); lab servers over HTTPS only
     tls_fingerprint: str | None = None
@@ -168,10 +169,23 @@ def _server(i: int, raw: dict, where: str) -> ServerProfile:
         fault=fault,
         fault_after_bytes=int(raw.get("fault_after_bytes", 0)),
         rules=rules,
+        max_range_bytes=_max_range(raw, rules, f"{where}: server {name}"),
         tls_fingerprint=fingerprint,
         alt_svc=_alt_svc(raw, software, f"{where}: server {name}"),
         **path,
     )
+
+
+def _max_range(raw: dict, rules: str | None, where: str) -> int | None:
+    """A server's max_range_bytes, checked: a positive number of bytes, under rules = "youtube"."""
+    cap = raw.get("max_range_bytes")
+    if cap is None:
+        return None
+    if rules != "youtube":
+        raise LabError(f"{where}: max_range_bytes is one of the youtube rules: set rules = \"youtube\" with it")
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
+        raise LabError(f"{where}: max_range_bytes must be a positive whole number of bytes, not {cap!r}")
+    return cap
 
 
 def _tls_fingerprint(raw: dict, software: str, where: str) -> str | None:

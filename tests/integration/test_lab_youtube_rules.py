@@ -1,6 +1,7 @@
 """The lab's YouTube-like media host (``rules = "youtube"``) obeys each of its rules, shown with plain requests and
-sockets: the recorded User-Agent, available_at, pacing with and without a Range, keep-alive between ranges, and the
-video and audio of a pair as separate files."""
+sockets: the recorded User-Agent, available_at, googlevideo's refusals since August 2026 (no Range, an open range,
+a HEAD, a range over the server's cap), keep-alive between ranges, and the video and audio of a pair as separate
+files."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import requests
 
 from pytomo.lab.platforms import PLATFORMS_IP, fill, recordings
-from pytomo.lab.rules import UNRANGED_PACE_FACTOR
+from pytomo.lab.rules import range_refusal
 from pytomo.lab.tools import ffprobe_exe
 from pytomo.services.formats import choose
 
@@ -117,25 +118,33 @@ def test_nothing_is_served_before_available_at(lab):
     assert all(r["available_at_s"] == available_at for r in records)
 
 
-def test_a_request_without_a_range_is_paced_at_1_2_times_the_bitrate(lab):
+def test_the_request_shapes_googlevideo_refuses():
+    assert range_refusal("HEAD", "bytes=0-99") == "head"
+    assert range_refusal("GET", None) == range_refusal("GET", "") == "no_range"
+    for open_range in ("bytes=0-", "bytes=-500", "bytes=0-99,200-299", "bytes=a-b"):
+        assert range_refusal("GET", open_range) == "open_range", open_range
+    assert range_refusal("GET", "bytes=0-99") is None
+    assert range_refusal("GET", "bytes=100-1048675", 1_048_576) is None  # exactly the cap
+    assert range_refusal("GET", "bytes=100-1048676", 1_048_576) == "range_too_large"
+
+
+def test_no_range_an_open_range_a_head_and_a_range_over_the_cap_are_refused(lab):
     fmt = _format(_info(lab, "LabPairAV08"), "134")
-    media = lab.caches[SERVER].parts["lab-yt-pair"]["video"]
-    with requests.get(_by_ip(lab, fmt["url"]), headers=fmt["http_headers"], stream=True, timeout=10) as answer:
-        assert answer.status_code == 200 and int(answer.headers["Content-Length"]) == media.size_bytes
-        chunks = answer.iter_content(8192)
-        got = len(next(chunks))
-        start = time.monotonic()
-        for chunk in chunks:
-            got += len(chunk)
-            if time.monotonic() - start >= 2.0:
-                break
-        rate_bps = got * 8 / (time.monotonic() - start)
-    expected_bps = UNRANGED_PACE_FACTOR * media.bitrate_bps
-    assert rate_bps == pytest.approx(expected_bps, rel=0.1)
-    assert rate_bps < 0.5 * lab.scenario.server(SERVER).rate_bps  # well below the rate of ranges
-    (record,) = _records(lab, 1, video_id="lab-yt-pair", part="video", range=None, status=200)
-    assert record["pace_rate_bps"] == pytest.approx(expected_bps)
-    assert 0 < record["bytes_sent"] < media.size_bytes  # the download was cut short
+    url = _by_ip(lab, fmt["url"])
+    cap = lab.scenario.server(SERVER).max_range_bytes
+    assert cap == 1_048_576
+    asked = {"no_range": {}, "open_range": {"Range": "bytes=0-"}, "range_too_large": {"Range": f"bytes=0-{cap}"}}
+    for why, extra in asked.items():
+        answer = requests.get(url, headers={**fmt["http_headers"], **extra}, timeout=10)
+        assert answer.status_code == 403 and why in answer.text, why
+    head = requests.head(url, headers={**fmt["http_headers"], "Range": "bytes=0-99"}, timeout=10)
+    assert head.status_code == 403
+    served = requests.get(url, headers={**fmt["http_headers"], "Range": f"bytes=1-{cap}"}, timeout=10)
+    assert served.status_code == 206 and len(served.content) == cap  # exactly the cap: served
+    refused = {r["refused"]: r for r in _records(lab, 4, video_id="lab-yt-pair", part="video") if r["refused"]}
+    assert set(refused) >= {"no_range", "open_range", "range_too_large", "head"}
+    assert refused["head"]["method"] == "HEAD"
+    assert all(r["status"] == 403 and r["bytes_sent"] == 0 for r in refused.values())
 
 
 def test_ranges_come_at_the_servers_rate_back_to_back_on_one_connection(lab):

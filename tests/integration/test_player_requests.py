@@ -1,8 +1,10 @@
 """YouTube's formats requested as its player requests them, against the lab's YouTube-rules cache server's truth.
 
 The lab's recordings carry the formats' ``http_headers``, ``downloader_options.http_chunk_size`` and, for one
-video, ``available_at``; its ``rules = "youtube"`` server refuses what YouTube refuses (no User-Agent, too early)
-and logs every request. The crawl must pass every rule and its figures must agree with that log.
+video, ``available_at``; its ``rules = "youtube"`` server refuses what googlevideo refuses (another User-Agent, a
+request without a range or with an open one, a HEAD, too early) and logs every request. The crawl must pass every
+rule, asking chunks as yt-dlp draws them (95 % to 100 % of the chunk size), and its figures must agree with that
+log.
 """
 
 from __future__ import annotations
@@ -56,19 +58,24 @@ def test_every_request_carries_the_formats_headers_and_none_is_refused(crawl):
         assert video["status"] == "ok", (video_id, video["error_kind"], video["error_message"])
 
 
-def test_ranges_of_the_chunk_size_back_to_back_over_reused_connections(crawl):
+def test_ranges_drawn_as_yt_dlp_draws_them_back_to_back_over_reused_connections(crawl):
     conn, served = crawl
     media = [t for t in served if t["range"] != "bytes=0-0"]  # the first-byte GET of the redirect walk aside
     assert media and all(t["status"] == 206 for t in media)
-    for t in media:  # the range served: a chunk, or what is left of the file
+    sizes = []
+    for t in media:  # a closed range: a chunk drawn in [95 %, 100 %] of the chunk size, or up to the file's end
         first, last = (int(x) for x in t["range"].removeprefix("bytes=").split("-"))
-        assert last - first + 1 == CHUNK_BYTES or last == t["size_bytes"] - 1, t["range"]
+        assert int(0.95 * CHUNK_BYTES) <= last - first + 1 <= CHUNK_BYTES or last == t["size_bytes"] - 1, t["range"]
+        sizes.append(last - first + 1)
+    assert len(set(sizes)) > 1  # drawn, not fixed
     assert sum(1 for t in media if t["connection_requests"] > 1) >= len(media) - 3  # one new connection a stream
     _video, downloads = _rows(conn, PAIR)
     for d in downloads:
         reqs = conn.execute("SELECT * FROM segment_requests WHERE download_id = ? AND kind = 'range' ORDER BY seq",
                             (d["id"],)).fetchall()
-        assert len(reqs) >= 2 and [r["range_first_byte"] for r in reqs] == [k * CHUNK_BYTES for k in range(len(reqs))]
+        assert len(reqs) >= 2 and reqs[0]["range_first_byte"] == 0
+        for before, after in zip(reqs, reqs[1:]):  # each range starts where the one before ended
+            assert after["range_first_byte"] == before["range_last_byte"] + 1
         assert all(r["new_connection"] == 0 for r in reqs[1:])  # back to back on the connection of the first
         assert sum(r["bytes"] for r in reqs) == d["bytes"]
 
@@ -133,3 +140,31 @@ def test_the_pair_stalls_when_either_buffer_runs_dry(slow):
     assert video.playout.time_to_start_s is not None and video.playout.stall_count >= 1
     first = video.playout.stalls[0]
     assert 3.0 <= first.start_s <= 3.3  # the slow stream's 3 s ran out, whichever it is
+
+
+def test_a_range_over_the_servers_cap_ends_the_download_as_yt_dlp_s_does(tmp_path):
+    """A googlevideo session that caps ranges under the chunk size: yt-dlp's download ends at the 403 (an HTTP error
+    under 500 is not retried, yt_dlp/downloader/http.py); so does the crawler's, stored as a 403 of a platform's
+    media host is (``blocked_client``: the crawler cannot tell a cap from a refusal; the lab's truth says which)."""
+    from pytomo.lab.scenario import default_scenario_path
+
+    text = default_scenario_path().read_text(encoding="utf-8")
+    capped = text.replace("max_range_bytes = 1_048_576", "max_range_bytes = 200_000")
+    assert capped != text
+    scenario = tmp_path / "capped.toml"
+    scenario.write_text(capped, encoding="utf-8")
+    truth = tmp_path / "truth.jsonl"
+    proc = run_crawler(["-s", "youtube", "--lab", "--lab-scenario", str(scenario), "-b", "-D", "3", "-n", "1",
+                        "-S", "0", "--database-dir", str(tmp_path), "--lab-truth", str(truth),
+                        f"https://www.youtube.com/watch?v={PAIR}"])
+    conn = connect(database_of(proc))
+    video, _downloads = _rows(conn, PAIR)
+    assert (video["status"], video["error_kind"]) == ("error", "blocked_client"), video["error_message"]
+    assert "HTTP 403" in video["error_message"]
+    served = [json.loads(line) for line in truth.read_text().splitlines() if line.strip()]
+    ranges = [t for t in served if t.get("rules") == "youtube" and t["range"] != "bytes=0-0"]
+    # the first chunk of each stream refused for its size (asked again as the next browsers, as a refused platform
+    # request is: pytomo/engine/impersonate.py); nothing asked past it
+    assert ranges and all(t["status"] == 403 and t["refused"] == "range_too_large" for t in ranges)
+    assert {t["range"].removeprefix("bytes=").split("-")[0] for t in ranges} == {"0"}
+    assert {t.get("part") for t in ranges} == {"video", "audio"} and len(ranges) <= 6
