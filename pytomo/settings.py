@@ -292,6 +292,10 @@ class Settings:
     youtube_region: str = _opt("", "country of the chart and searches (regionCode)", group="platforms",
                                flag="--youtube-region", metavar="CC", label="youtube region",
                                check=matches(r"[A-Za-z]{2}", "a two-letter country code"))
+    youtube_category: str = _opt("", "category of the chart (videoCategoryId, e.g. 10 Music, 20 Gaming, 30 Movies); "
+                                 "none: the chart as YouTube makes it", group="platforms", flag="--youtube-category",
+                                 metavar="ID", label="youtube category",
+                                 check=matches(r"[0-9]{1,3}", "a video category id (a number, e.g. 10)"))
     youtube_search: str = _opt("", "seed search (with a key: search.list by view count in the -t frame; without: "
                                "yt-dlp)", group="platforms", flag="--youtube-search", metavar="QUERY")
     youtube_playlist: str = _opt("", "seed playlist", group="platforms", flag="--youtube-playlist", metavar="ID")

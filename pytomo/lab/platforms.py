@@ -213,7 +213,10 @@ class PlatformsHandler(_Handler):
         parts = set((q.get("part") or "").split(","))
         if q.get("chart") == "mostPopular":
             region = (q.get("regionCode") or "US").upper()
-            chosen = sorted((v for v in listed if region in v["chart"]), key=lambda v: -v["views"])
+            category = q.get("videoCategoryId")
+            charted = [v for v in listed if region in v["chart"]
+                       and (not category or v["snippet"].get("categoryId") == category)]
+            chosen = sorted(charted, key=lambda v: -v["views"])
         elif q.get("id"):
             ids = q["id"].split(",")
             chosen = [v for v in videos if v["id"] in ids]

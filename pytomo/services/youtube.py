@@ -102,8 +102,9 @@ class YouTubeService(PlatformService):
             return self._flat_ids(url, n), f"playlist:yt-dlp:{s.youtube_playlist}"
         if self.api_key and not s.youtube_search and time_frame == "today":
             ids = self._api_ids("/videos", n, lambda it: it.get("id"), part="id", chart="mostPopular",
-                                regionCode=s.youtube_region)
-            return ids, "chart:youtube-api:mostPopular" + (f":{s.youtube_region}" if s.youtube_region else "")
+                                regionCode=s.youtube_region, videoCategoryId=s.youtube_category or None)
+            return ids, ("chart:youtube-api:mostPopular" + (f":{s.youtube_region}" if s.youtube_region else "")
+                         + (f":category={s.youtube_category}" if s.youtube_category else ""))
         if self.api_key:
             days = FRAME_DAYS[time_frame]
             after = (utc_now() - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ") if days else None

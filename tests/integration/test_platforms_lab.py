@@ -73,6 +73,10 @@ def test_chart_with_a_key(lab, http):
     fr = YouTubeService(_ctx(lab, http, youtube_api_key="lab-key", youtube_region="FR"))
     assert _ids(fr.seeds("today", 10)) == ["LabSunrise1", "LabHlsOnl05"]
     assert fr.seed_source.endswith(":FR")
+    # a category of the chart (videoCategoryId), stored with the seed
+    autos = YouTubeService(_ctx(lab, http, youtube_api_key="lab-key", youtube_category="19"))
+    assert _ids(autos.seeds("today", 10)) == ["LabCityTL02", "LabThrott07"]
+    assert autos.seed_source == "chart:youtube-api:mostPopular:category=19"
 
 
 def test_other_time_frames_search_by_view_count_after_a_date(lab, http):
