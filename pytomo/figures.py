@@ -182,6 +182,20 @@ def _g(ds: str, title: str, axis: str, description: str, rank: int, **kw: Any) -
 
 D, V = "downloads", "videos"
 
+
+def _yt(key: str) -> Source:
+    """A YouTube client fact of the video's extractor record (pytomo/services/ytclients.py): a list as its items
+    joined by commas, a flag as 0/1; None for other services and for what yt-dlp's lines did not say."""
+    def read(m: Any, _d: Any) -> Any:
+        facts = (m.extractor or {}).get("youtube_clients")
+        value = facts.get(key) if isinstance(facts, dict) else None
+        if key == "measured_headers":
+            return value.get("User-Agent") if isinstance(value, dict) else None
+        if isinstance(value, list):
+            return ",".join(str(v) for v in value)
+        return int(value) if isinstance(value, bool) else value
+    return read
+
 FIGURES: tuple[Figure, ...] = (
     # videos
     Figure(V, "service", "TEXT", "the service plugin's label (the 2015 Service: YouTube, Dailymotion, Lab, ...)",
@@ -201,6 +215,20 @@ FIGURES: tuple[Figure, ...] = (
     Figure(V, "started_at_local", "TEXT",
            "when the video's measurement began, the volunteer's local time with its UTC offset (started_at is UTC)",
            lambda m, d: local_iso(m.started_at), since=5),
+    Figure(V, "yt_clients_asked", "TEXT", "YouTube: the player clients yt-dlp was told to use, in order, comma-"
+           "separated (its default ones when none was asked)", _yt("clients_asked"), since=9),
+    Figure(V, "yt_clients_answered", "TEXT", "YouTube: the clients whose player response yt-dlp fetched and found "
+           "playable, from its lines", _yt("clients_answered"), since=9),
+    Figure(V, "yt_clients_sabr_only", "TEXT", "YouTube: the clients whose https formats yt-dlp skipped as missing a "
+           "URL (YouTube forcing SABR streaming)", _yt("clients_sabr_only"), since=9),
+    Figure(V, "yt_po_token_skipped", "TEXT", "YouTube: client:protocol pairs whose formats yt-dlp skipped for want "
+           "of a GVS PO token", _yt("po_token_skipped"), since=9),
+    Figure(V, "yt_measured_client", "TEXT", "YouTube: the client the measured URL was made for (its c parameter)",
+           _yt("measured_client"), since=9),
+    Figure(V, "yt_measured_po_token", "INTEGER", "YouTube: 1 when the measured URL carries a PO token (pot), 0 when "
+           "it does not", _yt("measured_po_token"), since=9),
+    Figure(V, "yt_measured_user_agent", "TEXT", "YouTube: the User-Agent sent with the measured URL (the format's "
+           "own http_headers, the client's)", _yt("measured_headers"), since=9),
     # downloads: network
     Figure(D, "url", "TEXT NOT NULL", "the media URL requested", "d.transfer.url"),
     Figure(D, "host", "TEXT NOT NULL", "its host", lambda m, d: urlsplit(d.transfer.url).hostname or ""),

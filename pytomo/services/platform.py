@@ -25,6 +25,7 @@ from pytomo.services.resolver import (
     ytdlp_version,
 )
 from pytomo.services.webapi import ApiError, QuotaExceeded
+from pytomo.services.ytclients import url_facts
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,24 @@ def _format_facts(f: dict | None) -> dict | None:
     return {k: f.get(k) for k in keys if f.get(k) is not None}
 
 
+def youtube_clients(facts: dict | None, choice: FormatChoice | None) -> dict | None:
+    """YouTube's client facts with those of the measured URL: the client it was made for (its ``c``), whether it
+    carries a PO token, and the headers sent with it (the format's own ``http_headers``, as yt-dlp gives them)."""
+    if facts is None:
+        return None
+    out = dict(facts)
+    if choice is not None:
+        url = url_facts(choice.primary.get("url"))
+        headers = choice.primary.get("http_headers")
+        out.update(measured_client=url["client"], measured_po_token=url["po_token"],
+                   measured_headers=dict(headers) if isinstance(headers, dict) else None)
+    return out
+
+
 def extractor_record(*, resolver: str, version: str | None, player_client: tuple[str, ...],
                      warnings: tuple[str, ...], info: dict | None = None, choice: FormatChoice | None = None,
-                     format_choice: str | None = None, runtime: dict | None = None) -> dict[str, Any]:
+                     format_choice: str | None = None, runtime: dict | None = None,
+                     client_facts: dict | None = None) -> dict[str, Any]:
     """The ``videos.extractor_json`` record: who resolved the page, with what, and which format was measured."""
     record: dict[str, Any] = {
         "resolver": resolver, "ytdlp_version": version, "warnings": list(warnings),
@@ -97,6 +113,9 @@ def extractor_record(*, resolver: str, version: str | None, player_client: tuple
     if choice is not None:
         record.update(format_id=choice.format_id, format_rule=choice.rule, format=_format_facts(choice.primary),
                       audio_format=_format_facts(choice.audio), clients_used=clients_in([choice.primary, choice.audio]))
+    youtube = youtube_clients(client_facts, choice)
+    if youtube is not None:
+        record["youtube_clients"] = youtube
     return record
 
 
@@ -133,7 +152,7 @@ class PlatformService(Service):
             return self.resolver.resolve(self.canonical_url(vid) if vid else page_url)
         except ResolverError as exc:
             record = extractor_record(resolver=exc.resolver, version=exc.version, player_client=self.player_client(),
-                                      warnings=exc.warnings, runtime=exc.runtime)
+                                      warnings=exc.warnings, runtime=exc.runtime, client_facts=exc.client_facts)
             record["outcome"] = "raised" if exc.raised else "warned, no formats"  # how yt-dlp reported it
             raise PageError(f"{self.NAME}: {exc}", kind=exc.kind, extractor=record) from exc
 
@@ -145,7 +164,8 @@ class PlatformService(Service):
         s = self.ctx.settings
         record_of = functools.partial(extractor_record, resolver=resolved.resolver, version=resolved.version,
                                       player_client=resolved.player_client, warnings=resolved.warnings, info=info,
-                                      format_choice=s.media_format, runtime=resolved.runtime)
+                                      format_choice=s.media_format, runtime=resolved.runtime,
+                                      client_facts=resolved.client_facts)
         try:
             choice = choose(info.get("formats") or [], s.media_format)
         except NoFormat as exc:

@@ -27,6 +27,7 @@ from pytomo.errors import MeasurementError
 from pytomo.services.impersonation import manifest_attempts
 from pytomo.services.jsruntime import JsEnvironment, detect, js_runtimes_param
 from pytomo.services.outcomes import classify, error_kind, no_format_reason
+from pytomo.services.ytclients import DEFAULT_CLIENTS, no_format_kind, read_lines
 
 if TYPE_CHECKING:
     from pytomo.engine.http import HttpClient
@@ -37,6 +38,7 @@ __all__ = ["MediaResolver", "RecordedResolver", "Resolved", "ResolverError", "Yt
 
 _MAX_WARNINGS = 20
 _MAX_TEXT = 400
+_MAX_LINES = 400  # yt-dlp's screen and debug lines kept per page (verbose: a few dozen for a YouTube video)
 _MISSING_FORMATS = re.compile(r"formats? (?:may be|might be|have been|were|are) (?:missing|skipped)|some .*formats"
                               r"|requested format is not available|n challenge|signature solving|po token|pot\b|sabr"
                               r"|only images are available|no video formats|javascript runtime", re.I)
@@ -56,7 +58,8 @@ class ResolverError(Exception):
     """The extractor gave no video for a page; ``kind`` classifies its message."""
 
     def __init__(self, message: str, *, resolver: str, version: str | None, warnings: tuple[str, ...] = (),
-                 kind: str | None = None, runtime: dict | None = None, raised: bool = True) -> None:
+                 kind: str | None = None, runtime: dict | None = None, raised: bool = True,
+                 client_facts: dict | None = None) -> None:
         super().__init__(_clip(message))
         self.resolver = resolver
         self.version = version
@@ -64,6 +67,7 @@ class ResolverError(Exception):
         self.kind = kind or classify(message)
         self.runtime = runtime  # the JS runtime and EJS scripts yt-dlp had (``JsEnvironment.record()``)
         self.raised = raised  # False: yt-dlp warned and returned no formats (``ignore_no_formats_error``)
+        self.client_facts = client_facts  # YouTube: clients asked, answered, SABR-only, PO token (ytclients.py)
 
 
 @dataclass(frozen=True)
@@ -79,16 +83,34 @@ class Resolved:
     # yt-dlp's own requests for an HLS master playlist, as its log says: None (plain), then "chrome", "firefox";
     # the last one is the one that succeeded when HLS formats came out (pytomo/services/impersonation.py)
     manifest_attempts: tuple[str | None, ...] = ()
+    # YouTube: the clients asked and what became of each, from yt-dlp's lines (pytomo/services/ytclients.py);
+    # None for other extractors
+    client_facts: dict | None = None
+
+
+def client_facts(lines: list[str], asked: tuple[str, ...], youtube: bool) -> dict | None:
+    """The YouTube client facts of one page (``asked``: the clients yt-dlp was told to use), None elsewhere."""
+    if not youtube:
+        return None
+    return {"clients_asked": list(asked), **read_lines(lines, asked)}
 
 
 def check_formats(info: dict, warnings: tuple[str, ...], *, resolver: str, version: str | None,
-                  runtime: dict | None = None) -> None:
-    """ResolverError with yt-dlp's reason when the info dict has no formats (it warned instead of raising)."""
+                  runtime: dict | None = None, facts: dict | None = None) -> None:
+    """ResolverError with yt-dlp's reason when the info dict has no formats (it warned instead of raising); on
+    YouTube, ``sabr_only`` or ``po_token_required`` when the clients that answered had all their formats skipped."""
     if info.get("formats") or info.get("url"):
         return
     kind, message = no_format_reason(warnings)
+    skipped = no_format_kind(facts or {}) if kind == "no_format" else None
+    if skipped == "sabr_only":
+        kind, message = skipped, ("no formats: every client that answered was SABR-only ("
+                                  + ", ".join((facts or {}).get("clients_sabr_only") or ()) + ")")
+    elif skipped == "po_token_required":
+        kind, message = skipped, ("no formats: formats skipped for want of a GVS PO token ("
+                                  + ", ".join((facts or {}).get("po_token_skipped") or ()) + ")")
     raise ResolverError(re.sub(r"^(?:WARNING|ERROR):\s*", "", message), resolver=resolver, version=version,
-                        warnings=warnings, kind=kind, runtime=runtime, raised=False)
+                        warnings=warnings, kind=kind, runtime=runtime, raised=False, client_facts=facts)
 
 
 class MediaResolver:
@@ -121,7 +143,7 @@ class _Collector:
 
     def debug(self, msg: str) -> None:
         log.debug("yt-dlp: %s", msg)
-        if len(self.notes) < 200:
+        if len(self.notes) < _MAX_LINES:
             self.notes.append(str(msg)[:_MAX_TEXT])
 
     def info(self, msg: str) -> None:
@@ -166,7 +188,10 @@ class YtDlpResolver(MediaResolver):
 
     def params(self, logger: _Collector, **extra: Any) -> dict[str, Any]:
         """The documented YoutubeDL parameters used for every call."""
-        p: dict[str, Any] = {"logger": logger, "quiet": True, "noprogress": True, "skip_download": True,
+        # verbose: yt-dlp's debug lines go to the logger (nothing is printed): they alone say which clients were
+        # SABR-only or wanted a PO token (pytomo/services/ytclients.py)
+        p: dict[str, Any] = {"logger": logger, "quiet": True, "verbose": True, "noprogress": True,
+                             "skip_download": True,
                              "noplaylist": True, "socket_timeout": self.socket_timeout_s,
                              "ignore_no_formats_error": True,  # keeps the metadata; the reason is a warning
                              "js_runtimes": {k: dict(v) for k, v in self.js_runtimes.items()},
@@ -186,7 +211,7 @@ class YtDlpResolver(MediaResolver):
             raise ResolverError("yt-dlp is not installed (pip install yt-dlp)", resolver=self.name, version=None,
                                 kind="extractor") from exc
         try:
-            with yt_dlp.YoutubeDL(self.params(logger, **extra)) as ydl:
+            with yt_dlp.YoutubeDL(self.params(logger, **extra), auto_init="no_verbose_header") as ydl:
                 for ie in self.extractors:
                     ydl.add_info_extractor(ie())
                 info = ydl.extract_info(url, download=False)
@@ -194,7 +219,12 @@ class YtDlpResolver(MediaResolver):
         except yt_dlp.utils.DownloadError as exc:
             message = re.sub(r"^ERROR:\s*", "", str(exc))
             raise ResolverError(message, resolver=self.name, version=ytdlp_version(), warnings=tuple(logger.warnings),
-                                kind=error_kind(exc, message), runtime=self.environment.record()) from exc
+                                kind=error_kind(exc, message), runtime=self.environment.record(),
+                                client_facts=self._facts(logger)) from exc
+
+    def _facts(self, logger: _Collector) -> dict | None:
+        """The client facts of the page just resolved (YouTube only)."""
+        return client_facts(logger.notes, self.player_client or DEFAULT_CLIENTS, self.extractor_key == "youtube")
 
     def resolve(self, url: str) -> Resolved:
         """One video's info dict; ResolverError with yt-dlp's reason when it raised or gave no formats."""
@@ -205,16 +235,23 @@ class YtDlpResolver(MediaResolver):
                                 version=ytdlp_version(), kind="unavailable")
         version = (info.get("_version") or {}).get("version") or ytdlp_version()
         runtime = self.environment.record()
-        check_formats(info, tuple(logger.warnings), resolver=self.name, version=version, runtime=runtime)
+        facts = self._facts(logger)
+        check_formats(info, tuple(logger.warnings), resolver=self.name, version=version, runtime=runtime, facts=facts)
         return Resolved(info=info, resolver=self.name, version=version, player_client=self.player_client,
                         warnings=tuple(logger.warnings), runtime=runtime,
-                        manifest_attempts=manifest_attempts(logger.notes))
+                        manifest_attempts=manifest_attempts(logger.notes), client_facts=facts)
 
     def listing(self, url: str, max_entries: int) -> list[dict]:
         """Flat entries of a search, playlist or channel (``extract_flat``), at most ``max_entries``."""
         logger = _Collector()
         info = self._extract(url, logger, extract_flat="in_playlist", noplaylist=False, playlistend=max_entries)
         return [e for e in (info.get("entries") or []) if isinstance(e, dict)][:max_entries]
+
+
+def _is_youtube(url: str, info: dict) -> bool:
+    """True for a YouTube page (its extractor, or its URL when the recording does not say)."""
+    key = str(info.get("extractor_key") or info.get("extractor") or "").lower()
+    return key.startswith("youtube") if key else "youtube.com/" in url or "youtu.be/" in url
 
 
 class RecordedResolver(MediaResolver):
@@ -258,12 +295,13 @@ class RecordedResolver(MediaResolver):
         version = (info.get("_version") or {}).get("version") or data.get("ytdlp_version")
         warnings = tuple(_clip(w) for w in data.get("warnings") or ())
         runtime = data.get("js_runtime") if isinstance(data.get("js_runtime"), dict) else None
+        notes = [str(line) for line in data.get("log") or () if isinstance(line, str)][:_MAX_LINES]
+        asked = tuple(str(c) for c in data.get("player_client") or ())
+        facts = client_facts(notes, asked or DEFAULT_CLIENTS, _is_youtube(url, info))
         if info.get("_type") in (None, "video"):
-            check_formats(info, warnings, resolver=self.name, version=version, runtime=runtime)
-        notes = [str(line) for line in data.get("log") or () if isinstance(line, str)]
-        return Resolved(info=info, resolver=self.name, version=version,
-                        player_client=tuple(data.get("player_client") or ()), warnings=warnings, runtime=runtime,
-                        manifest_attempts=manifest_attempts(notes))
+            check_formats(info, warnings, resolver=self.name, version=version, runtime=runtime, facts=facts)
+        return Resolved(info=info, resolver=self.name, version=version, player_client=asked, warnings=warnings,
+                        runtime=runtime, manifest_attempts=manifest_attempts(notes), client_facts=facts)
 
     def listing(self, url: str, max_entries: int) -> list[dict]:
         """The recorded flat entries for a search, playlist or channel URL."""

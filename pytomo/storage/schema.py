@@ -15,8 +15,9 @@ from pytomo.results import TCP_INFO_FIELD_NAMES as TCP_INFO_FIELDS
 # 8: impersonate (the browser fingerprint libcurl presented) per download, segment request and hop; http_stream_id
 # and quic_fallback (why --http auto's HTTP/3 fell back to TCP) per download and segment request, http_stream_id per
 # hop; live HLS (downloads.live and live_*, segment_requests' media_sequence, playlist_changed, new_segments and
-# program_date_s, the live_latency table)
-SCHEMA_VERSION = 8
+# program_date_s, the live_latency table); 9: YouTube's clients per video (videos.yt_*: asked, answered, SABR-only,
+# PO-token-skipped, the measured URL's client, PO token and User-Agent)
+SCHEMA_VERSION = 9
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS run (
