@@ -58,13 +58,18 @@ def _unique(items: list[str]) -> list[str]:
 
 def read_lines(lines: list[str], asked: tuple[str, ...]) -> dict[str, Any]:
     """The facts of yt-dlp's lines about one video: clients fetched, answered (fetched without an unplayable
-    status), SABR-only, and (client, protocol) pairs skipped for want of a GVS PO token."""
+    status), SABR-only, and (client, protocol) pairs skipped for want of a GVS PO token. Without any line (a
+    recording that kept none) every fact is None; without a line that fetched a client, the clients are None."""
+    if not lines:
+        return dict.fromkeys(("clients_fetched", "clients_answered", "clients_unplayable", "clients_sabr_only",
+                              "po_token_skipped"))
     fetched = [m["client"].replace(" ", "_") for m in _found("fetched", lines)]
     if _found("webpage", lines):
         fetched += [c for c in asked if c in WEBPAGE_CLIENTS]
     unplayable = {m["client"]: m["status"] for m in _found("unplayable", lines)}
-    return {"clients_fetched": _unique(fetched),
-            "clients_answered": [c for c in _unique(fetched) if c not in unplayable],
+    known = bool(fetched)
+    return {"clients_fetched": _unique(fetched) if known else None,
+            "clients_answered": [c for c in _unique(fetched) if c not in unplayable] if known else None,
             "clients_unplayable": unplayable,
             "clients_sabr_only": _unique([m["client"] for m in _found("sabr_only", lines)]),
             "po_token_skipped": _unique([f"{m['client']}:{m['protocol']}" for m in _found("po_token", lines)])}

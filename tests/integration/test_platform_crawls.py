@@ -48,6 +48,12 @@ def test_youtube_crawl_measures_the_chosen_formats_and_slows_down_after_a_bot_ch
         assert download["url"].endswith(f"/v/{lab_video}.mp4") and download["container"] == "mp4"
         assert 0 < download["bytes"] <= served[lab_video]
     assert json.loads(rows["LabCityTL02"]["extractor_json"])["missing_formats"]
+    # the clients, as the recorded lines of yt-dlp say (LabSunrise1), or unknown where a recording kept none
+    sunrise, city = rows["LabSunrise1"], rows["LabCityTL02"]
+    assert (sunrise["yt_clients_asked"], sunrise["yt_clients_answered"]) == ("tv_samsung,visionos,web",) * 2
+    assert (sunrise["yt_clients_sabr_only"], sunrise["yt_po_token_skipped"]) == ("web", "")
+    assert sunrise["yt_measured_user_agent"] and sunrise["yt_measured_po_token"] == 0
+    assert (city["yt_clients_asked"], city["yt_clients_answered"], city["yt_clients_sabr_only"]) == ("tv", None, None)
     log_text = db.with_suffix(".log").read_text()
     assert "YouTube answered bot_check (1 in a row): pausing 1 s" in log_text
 

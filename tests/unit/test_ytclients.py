@@ -109,8 +109,9 @@ def test_the_kind_of_a_page_without_formats():
 def test_lines_of_other_kinds_and_other_extractors_say_nothing():
     facts = read_lines(["[dailymotion] x8lab01: Downloading media JSON metadata", "[debug] Encodings: utf-8"],
                        ("web",))
-    assert facts == {"clients_fetched": [], "clients_answered": [], "clients_unplayable": {},
+    assert facts == {"clients_fetched": None, "clients_answered": None, "clients_unplayable": {},
                      "clients_sabr_only": [], "po_token_skipped": []}
+    assert set(read_lines([], ("web",)).values()) == {None}  # no line kept at all: nothing is known
 
 
 def test_what_a_googlevideo_url_says_of_itself():
