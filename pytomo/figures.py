@@ -452,7 +452,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure(D, "live_unchanged_reloads", "INTEGER", "live: reloads that found the playlist unchanged (or failed)",
            "d.live.unchanged_reloads", since=8),
     Figure(D, "live_segments_skipped", "INTEGER", "live: segments that left the playlist (DASH: the time-shift "
-           "buffer) before they were fetched, and those jumped over after (the player goes on where it would start)",
+           "buffer) before they were fetched or while in flight (abandoned), and those jumped over after (the "
+           "player goes on where it would start)",
            "d.live.skipped",
            since=8),
     Figure(D, "live_segments_missing", "INTEGER", "live: segments listed but not available (404 or 410), passed over",

@@ -6,9 +6,11 @@ The reloads run on their own thread, as a player's playlist loader runs beside i
 segment does not delay them. Segments that left the playlist before they were fetched are skipped and counted: the
 player goes on where it would start, three target durations from the end, as hls.js does when its load position
 falls behind the playlist (its ``liveSyncPosition``, pytomo/lab/players/node_modules/hls.js/src/controller/
-base-stream-controller.ts:1581-1607, stream-controller.ts:705-733); a listed segment the server answers with 404 or
-410 is counted as missing and passed over. The model's media time runs over the segments played, one after the
-other: a skip is a jump, not a gap to fill.
+base-stream-controller.ts:1581-1607, stream-controller.ts:705-733). When a load shows that the segment in flight
+has left the playlist while the model is not playing (starved: hls.js's ``readyState < 4`` there), the request is
+abandoned and play goes on at that place too, as hls.js's seek to ``liveSyncPosition`` aborts the fragment in
+flight. A listed segment the server answers with 404 or 410 is counted as missing and passed over. The model's
+media time runs over the segments played, one after the other: a skip is a jump, not a gap to fill.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ class _Run(Protocol):
     lock: threading.Lock
 
     def fetch(self, target: str, stream: str, kind: str, track: Track | None, seg: Segment | None = None,
-              window_s: float = 30.0, byte_range: tuple[int, int] | None = None) -> tuple[Transfer, SegmentRecord]:
-        """One request, merged into the aggregate transfer and recorded."""
+              window_s: float = 30.0, byte_range: tuple[int, int] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> tuple[Transfer, SegmentRecord]:
+        """One request, merged into the aggregate transfer and recorded (``should_stop``: ends it early)."""
         ...
 
     def fetch_part(self, target: str, track: Track, kind: str, seg: Segment | None, window_s: float,
@@ -141,6 +144,8 @@ class LivePlay:
         self.last_segment_s = track.segments[-1].duration_s if track.segments else 1.0
         self.last_key = _key(track.segments, True)  # what the previous load listed, to tell a change
         self.failure: Exception | None = None  # raised by the reload thread
+        self.in_flight: int | None = None  # the number of the media segment being fetched
+        self.abandon = threading.Event()  # set by a load that left the segment in flight behind, while starved
 
     def _now(self) -> float:
         return time.perf_counter() - self.run.t0
@@ -192,8 +197,24 @@ class LivePlay:
                 self.highest = max(self.highest, segments[-1].number)
                 self.window_first = segments[0].number
                 self.last_segment_s = segments[-1].duration_s
+            self._left_behind()
             self.cond.notify_all()
         return len(fresh)
+
+    def _left_behind(self) -> None:
+        """The segment in flight left the window while the model is not playing: abandon it and go on where a
+        player would start (called holding ``cond``)."""
+        flight = self.in_flight
+        if flight is None or flight >= self.window_first or self.abandon.is_set():
+            return
+        if simulate(self.run.session.events, self._now(), self.player.params, None).state_at_end == PLAYING:
+            return
+        resume = max(self.window_first, self._resync_number())
+        for n in [n for n in self.known if n < resume]:
+            del self.known[n]
+        self.facts.skipped += resume - flight  # the abandoned one and those jumped over
+        self.next_number = resume
+        self.abandon.set()
 
     def _reload_loop(self, last_start: float) -> None:
         """Reload the media playlist on RFC 8216 6.3.4's schedule until the play ends or the playlist does."""
@@ -310,10 +331,21 @@ class LivePlay:
         """One media segment; False when the play ends with it (window, interruption, failure)."""
         run, agg = self.run, self.run.agg
         placed = dataclasses.replace(seg, start_s=self.media_end)  # its place in the model's media time
+        with self.cond:
+            self.in_flight = seg.number
         tr, rec = run.fetch(seg.url, self.track.stream, "media", self.track, placed,
-                            window_s=max(0.0, self.deadline - now), byte_range=seg.byte_range)
-        self.next_number = seg.number + 1
-        self._mark(rec, media_sequence=seg.number, program_date_s=seg.program_date_s)
+                            window_s=max(0.0, self.deadline - now), byte_range=seg.byte_range,
+                            should_stop=lambda: self.player.should_stop() or self.abandon.is_set())
+        with self.cond:
+            self.in_flight = None
+            abandoned = self.abandon.is_set() and not self.player.should_stop()
+            self.abandon.clear()
+            if not abandoned:
+                self.next_number = seg.number + 1
+        self._mark(rec, media_sequence=seg.number, program_date_s=seg.program_date_s,
+                   **({"error": "abandoned: it left the playlist while the player starved"} if abandoned else {}))
+        if abandoned:
+            return True
         if tr.ended_by in ("window", "interrupted"):
             agg.ended_by = tr.ended_by
             return False

@@ -134,8 +134,10 @@ class _Play:
         self.lock = threading.Lock()  # two streams' requests end at once (_ParallelStreams)
 
     def fetch(self, target: str, stream: str, kind: str, track: Track | None, seg: Segment | None = None,
-              window_s: float = 30.0, byte_range: tuple[int, int] | None = None) -> tuple[Transfer, SegmentRecord]:
-        """One request, merged into the aggregate transfer and recorded."""
+              window_s: float = 30.0, byte_range: tuple[int, int] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> tuple[Transfer, SegmentRecord]:
+        """One request, merged into the aggregate transfer and recorded (``should_stop``: ends it early; the
+        player's own by default)."""
         player, s = self.player, self.player.s
         text_like = kind in ("manifest", "index", "reload")
         presenting = player.presenting
@@ -144,7 +146,8 @@ class _Play:
             tr = download(player.http, target, player._address_for(target, self.host) or player._resolve(target),
                           window_s=window_s, bin_s=s.throughput_bin_s,
                           head_limit_bytes=s.manifest_limit_bytes if text_like else 0,
-                          should_stop=player.should_stop, timeout_s=s.http_timeout_s, byte_range=byte_range,
+                          should_stop=should_stop or player.should_stop, timeout_s=s.http_timeout_s,
+                          byte_range=byte_range,
                           headers=player.headers, body_limit_bytes=s.manifest_limit_bytes if text_like else None,
                           impersonate=presenting.target if presenting else None)
             with self.lock:

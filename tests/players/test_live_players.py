@@ -26,11 +26,10 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "measurement.md"
 
 # (video, player) -> why the profile does not follow the player there; each is named, measured, in the docs
 GAPS: dict[tuple[str, str], str] = {
-    ("hls-live-slow", "hlsjs"): "hls.js seeks its playhead to the live sync position and aborts the segment in "
-                                "flight once the playhead falls behind the playlist; the model goes on with the "
-                                "segment in flight and jumps only when the next one has left",
-    ("dash-live-slow", "dashjs"): "dash.js seeks back into its DVR window and aborts the segment in flight; the "
-                                  "model jumps only when the next segment has left the time-shift buffer",
+    ("hls-live-slow", "hlsjs"): "the arrivals: nginx's limit_rate gives the two plays' first segment up to a second "
+                                "apart (the rules agree: both abandon the segment in flight and resync)",
+    ("dash-live-slow", "dashjs"): "dash.js seeks while stalled and aborts the segment in flight more often than when "
+                                  "its playhead leaves the time-shift buffer, the model's rule",
     ("hls-live-slow", "shaka"): "Shaka Player repositions a playhead outside its safe region of a short live window "
                                 "on every check, aborting each segment: below the bitrate it never starts",
     ("dash-live-slow", "shaka"): "as on HLS: Shaka's reposition loop never lets a segment arrive",

@@ -32,7 +32,7 @@ class ScriptedRun:
         self.lock = threading.Lock()
         self.playlists, self.gone = playlists, set(gone)
 
-    def fetch(self, target, stream, kind, track, seg=None, window_s=30.0, byte_range=None):
+    def fetch(self, target, stream, kind, track, seg=None, window_s=30.0, byte_range=None, should_stop=None):
         now = time.perf_counter() - self.t0
         status = 404 if target.rsplit("/", 1)[1] in self.gone else 200
         body = self.playlists().encode() if kind in ("manifest", "reload") else b"x" * 1000
@@ -117,12 +117,47 @@ def test_segments_that_left_the_playlist_are_skipped():
     assert "s20.ts" not in fetched and fetched[-3:] == ["s21.ts", "s22.ts", "s23.ts"]
 
 
+def test_a_segment_in_flight_that_left_the_playlist_while_starved_is_abandoned():
+    """hls.js: a playlist update that leaves the playhead behind the window, buffer starving, seeks to the live sync
+    position and aborts the fragment in flight. s3 takes forever; the window moves to s20..s23 meanwhile."""
+    loads = iter([playlist(0, 4), playlist(0, 4), playlist(20, 4)])
+    last = {"text": ""}
+
+    def script() -> str:
+        last["text"] = next(loads, last["text"])
+        return last["text"]
+
+    class Slow(ScriptedRun):
+        def fetch(self, target, stream, kind, track, seg=None, window_s=30.0, byte_range=None, should_stop=None):
+            if target.endswith("/s1.ts"):  # the first segment asked (the start is 3 s from the end): it hangs
+                until = time.perf_counter() + 3.0
+                while time.perf_counter() < until and not (should_stop and should_stop()):
+                    time.sleep(0.01)
+                tr = Transfer(url=target, address="127.0.0.1", started_at=utc_now(), window_s=window_s, bin_s=0.1,
+                              status=200, ended_by="interrupted")
+                with self.lock:
+                    rec = SegmentRecord(len(self.session.records), stream, kind, None, None, target, 200, 0.0, 0.0,
+                                        0.0, 0, 0.0, 1.0, False)
+                    self.session.records.append(rec)
+                return tr, rec
+            return super().fetch(target, stream, kind, track, seg, window_s, byte_range, should_stop)
+
+    started = time.perf_counter()
+    live = play(Slow(script), deadline=2.5)
+    assert time.perf_counter() - started < 2.9  # abandoned at the reload, not after its 3 s
+    media = [r.url.rsplit("/", 1)[1] for r in live.run.session.records if r.kind == "media"]
+    assert media[0] == "s1.ts" and media[1:4] == ["s21.ts", "s22.ts", "s23.ts"]
+    assert live.facts.skipped == 21 - 1  # s1 abandoned, s2..s20 jumped over
+    abandoned = live.run.session.records[[r.url.rsplit("/", 1)[1] for r in live.run.session.records].index("s1.ts")]
+    assert abandoned.error and "abandoned" in abandoned.error
+
+
 def test_a_failure_on_the_reload_thread_is_the_play_s_outcome():
     class Failing(ScriptedRun):
-        def fetch(self, target, stream, kind, track, seg=None, window_s=30.0, byte_range=None):
+        def fetch(self, target, stream, kind, track, seg=None, window_s=30.0, byte_range=None, should_stop=None):
             if kind == "reload":
                 raise RuntimeError("the reload broke")
-            return super().fetch(target, stream, kind, track, seg, window_s, byte_range)
+            return super().fetch(target, stream, kind, track, seg, window_s, byte_range, should_stop)
 
     run = Failing(lambda: playlist(0, 4))
     started = time.perf_counter()
