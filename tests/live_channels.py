@@ -35,6 +35,19 @@ def crawl_live(out: Path, scenario: dict, manifest: str, window_s: float
     return connect(database_of(proc)), read_truth(truth), entries, urls
 
 
+def session_rows(crawl: tuple, video_id: str) -> tuple[sqlite3.Connection, sqlite3.Row, list[sqlite3.Row], list[dict]]:
+    """One channel's crawl: the run database, its download (the video measured ``ok``), its requests in time
+    order, and what nginx logged for it (GETs, in the order they started)."""
+    conn, truth, _entries, urls = crawl
+    video = conn.execute("SELECT * FROM videos WHERE page_url = ?", (urls[video_id],)).fetchone()
+    assert video["status"] == "ok", video["error_message"]
+    d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ?", (video["id"],)).fetchone()
+    reqs = conn.execute("SELECT * FROM segment_requests WHERE download_id = ? ORDER BY trequest_s",
+                        (d["id"],)).fetchall()
+    served = sorted((t for t in truth if t["video_id"] == video_id and t["method"] == "GET"), key=started)
+    return conn, d, reqs, served
+
+
 def epoch(iso: str) -> float:
     """UNIX time of an ISO 8601 date as the database stores it."""
     return datetime.fromisoformat(iso).timestamp()

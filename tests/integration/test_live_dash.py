@@ -17,7 +17,7 @@ from pytomo.engine.dash_live import live_delay_s, start_number
 from pytomo.engine.mpd_live import available, read_live_mpd
 from pytomo.lab.live_dash import MPD
 from pytomo.lab.tools import nginx_exe
-from tests.live_channels import crawl_live, epoch, started
+from tests.live_channels import crawl_live, epoch, session_rows, started
 
 NGINX, WHY = nginx_exe()
 pytestmark = pytest.mark.skipif(NGINX is None, reason=WHY)
@@ -39,13 +39,8 @@ def crawl(tmp_path_factory):
 
 
 def _session(crawl, video_id):
-    conn, truth, entries, urls = crawl
-    video = conn.execute("SELECT * FROM videos WHERE page_url = ?", (urls[video_id],)).fetchone()
-    assert video["status"] == "ok", video["error_message"]
-    d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ?", (video["id"],)).fetchone()
-    reqs = conn.execute("SELECT * FROM segment_requests WHERE download_id = ? ORDER BY trequest_s",
-                        (d["id"],)).fetchall()
-    served = sorted((t for t in truth if t["video_id"] == video_id and t["method"] == "GET"), key=started)
+    conn, d, reqs, served = session_rows(crawl, video_id)
+    entries = crawl[2]  # ffmpeg's MPD versions and segment files
     mpds = [e for e in entries if e["video_id"] == video_id and "segment" not in e]
     written = {e["segment"]: e["written_at"] for e in entries if e["video_id"] == video_id and "segment" in e}
     return conn, d, reqs, served, mpds, written

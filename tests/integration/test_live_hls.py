@@ -16,7 +16,7 @@ from pytomo.engine.live import start_index
 from pytomo.engine.manifest import parse_media_playlist
 from pytomo.lab.live import PLAYLIST
 from pytomo.lab.tools import nginx_exe
-from tests.live_channels import crawl_live, epoch, started
+from tests.live_channels import crawl_live, epoch, session_rows, started
 
 NGINX, WHY = nginx_exe()
 pytestmark = pytest.mark.skipif(NGINX is None, reason=WHY)
@@ -38,15 +38,8 @@ def crawl(tmp_path_factory):
 
 
 def _session(crawl, video_id):
-    conn, truth, versions, urls = crawl
-    video = conn.execute("SELECT * FROM videos WHERE page_url = ?", (urls[video_id],)).fetchone()
-    assert video["status"] == "ok", video["error_message"]
-    d = conn.execute("SELECT * FROM downloads WHERE video_row_id = ?", (video["id"],)).fetchone()
-    reqs = conn.execute("SELECT * FROM segment_requests WHERE download_id = ? ORDER BY trequest_s",
-                        (d["id"],)).fetchall()
-    served = sorted((t for t in truth if t["video_id"] == video_id and t["method"] == "GET"),
-                    key=lambda t: t["msec"] - t["request_time_s"])
-    mine = [v for v in versions if v["video_id"] == video_id]
+    conn, d, reqs, served = session_rows(crawl, video_id)
+    mine = [v for v in crawl[2] if v["video_id"] == video_id]  # ffmpeg's playlist versions
     return conn, d, reqs, served, mine
 
 
