@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from pytomo.engine.manifest import parse_media_playlist
 from pytomo.engine.playout import PLAYING, simulate
 from pytomo.errors import ManifestError
+from pytomo.media.manifest import parse_media_playlist
 from pytomo.results import (
     LiveFacts,
     PlayoutParams,

@@ -17,7 +17,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pytomo.engine.manifest import (
+from pytomo.errors import ManifestError
+from pytomo.media.manifest import (
     MAX_DURATION_S,
     _base,
     _Children,
@@ -31,7 +32,6 @@ from pytomo.engine.manifest import (
     _xml,
     is_dynamic,
 )
-from pytomo.errors import ManifestError
 from pytomo.results import Segment
 
 UTC_DIRECT = "urn:mpeg:dash:utc:direct:2014"

@@ -27,7 +27,6 @@ from pytomo.engine.http import (
     tls_failure,
 )
 from pytomo.engine.impersonate import FirstByte, Presenting, blocked, first_byte
-from pytomo.engine.manifest import sniff
 from pytomo.engine.pages import through_transport
 from pytomo.engine.pair import play_pair
 from pytomo.engine.ping import probe_rtt
@@ -47,6 +46,7 @@ from pytomo.errors import (
     ResolveFailed,
 )
 from pytomo.media.index import MediaIndexer
+from pytomo.media.manifest import sniff
 from pytomo.results import (
     ConnectionUse,
     DownloadAnalysis,

@@ -25,10 +25,10 @@ from pytomo.engine.download import download, merge_arrivals
 from pytomo.engine.http import HttpClient
 from pytomo.engine.impersonate import Presenting, blocked
 from pytomo.engine.live import LivePlay
-from pytomo.engine.manifest import parse_dash, parse_hls
 from pytomo.engine.playout import PLAYING, simulate
 from pytomo.engine.profiles import PlayerProfile, driving_profile
 from pytomo.errors import BLOCKED_STATUSES, HttpStatusError, ManifestError, MediaError
+from pytomo.media.manifest import parse_dash, parse_hls
 from pytomo.results import (
     Presentation,
     Segment,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import posixpath
 from urllib.parse import unquote, urljoin, urlsplit
 
-from pytomo.engine.manifest import sniff
 from pytomo.errors import HttpStatusError, PageError
+from pytomo.media.manifest import sniff
 from pytomo.results import MediaDescriptor, MediaStream
 from pytomo.services.base import Service
 from pytomo.services.htmlscan import scan

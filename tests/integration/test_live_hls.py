@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 
 from pytomo.engine.live import start_index
-from pytomo.engine.manifest import parse_media_playlist
 from pytomo.lab.live import PLAYLIST
 from pytomo.lab.tools import nginx_exe
+from pytomo.media.manifest import parse_media_playlist
 from tests.live_channels import crawl_live, epoch, session_rows, started
 
 NGINX, WHY = nginx_exe()

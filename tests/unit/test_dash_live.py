@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from pytomo.engine.dash_live import LiveDashPlay, live_delay_s, start_number
-from pytomo.engine.manifest import parse_dash
 from pytomo.engine.mpd_live import available, read_live_mpd
 from pytomo.errors import ManifestError
+from pytomo.media.manifest import parse_dash
 from tests.unit.test_live_player import Player, ScriptedRun
 
 URL = "http://cdn.test/s/live.mpd"

@@ -7,7 +7,7 @@ import threading
 import time
 
 from pytomo.engine.live import RELOAD_FLOOR_S, LivePlay
-from pytomo.engine.manifest import parse_hls
+from pytomo.media.manifest import parse_hls
 from pytomo.results import PlayoutParams, SegmentedSession, SegmentRecord, Transfer, utc_now
 from pytomo.settings import Settings
 

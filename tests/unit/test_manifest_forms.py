@@ -1,4 +1,4 @@
-"""Every HLS and DASH form read by pytomo.engine.manifest, checked against ffprobe on the real packages."""
+"""Every HLS and DASH form read by pytomo.media.manifest, checked against ffprobe on the real packages."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from pytomo.engine.manifest import MAX_SEGMENTS, parse_dash, parse_hls
 from pytomo.errors import MediaError
 from pytomo.lab.tools import ffprobe_exe
+from pytomo.media.manifest import MAX_SEGMENTS, parse_dash, parse_hls
 from pytomo.media.sidx import find_sidx, parse_sidx
 from pytomo.results import Presentation, Segment, Track
 

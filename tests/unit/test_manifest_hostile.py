@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from pytomo.engine.manifest import MAX_PLAYLISTS, parse_dash, parse_hls
 from pytomo.errors import ManifestError
+from pytomo.media.manifest import MAX_PLAYLISTS, parse_dash, parse_hls
 
 _MEDIA = "#EXTM3U\n#EXTINF:2,\ns.ts\n"
 _MASTER = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\nv.m3u8\n"

@@ -8,9 +8,9 @@ from datetime import datetime
 import pytest
 
 from pytomo.engine.live import measure_latency, reload_interval_s, start_index
-from pytomo.engine.manifest import parse_hls, parse_media_playlist
 from pytomo.engine.playout import simulate
 from pytomo.errors import ManifestError
+from pytomo.media.manifest import parse_hls, parse_media_playlist
 from pytomo.results import LiveFacts, PlayoutParams
 
 URL = "http://cdn.test/live/index.m3u8"

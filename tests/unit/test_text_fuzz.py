@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytomo.engine.manifest import parse_dash, parse_hls
 from pytomo.errors import MeasurementError
+from pytomo.media.manifest import parse_dash, parse_hls
 from pytomo.services.htmlscan import scan
 
 REALMEDIA = Path(__file__).resolve().parents[2].parent / "shared" / "realmedia"
