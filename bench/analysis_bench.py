@@ -2,7 +2,7 @@
 (target < 5 s each) and Dask's beside it on a LocalCluster of 2 workers; and the Parquet side of ingestion.
 
 The dataset is written with pyarrow straight into the real layout: every table's columns are those that
-``pytomo.dataset.parquet.tables_of`` gives for a run database of today's schema, partitioned
+``pytomo.readers.tables.tables_of`` gives for a run database of today's schema, partitioned
 ``<table>/service=S/utc_date=D/<run_uuid>.parquet``; the columns the analyses read are filled from seeded random
 values, the others are NULL. Run: ``.venv/bin/python bench/analysis_bench.py [--videos N] [--runs R] [--no-dask]``.
 """
@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import table  # noqa: E402
 from pytomo.dataset import analyses  # noqa: E402
-from pytomo.dataset.parquet import PARTITIONS, tables_of, write_atomically, write_run  # noqa: E402
+from pytomo.dataset.parquet import PARTITIONS, write_atomically, write_run  # noqa: E402
+from pytomo.readers.tables import tables_of  # noqa: E402
 from pytomo.storage.schema import TABLES as DDL  # noqa: E402
 from pytomo.storage.schema import VIEW  # noqa: E402
 

@@ -23,7 +23,8 @@ def export_parser(prog: str = "pytomo export") -> argparse.ArgumentParser:
 
 
 def _export(argv: list[str], prog: str) -> int:
-    from pytomo.dataset.parquet import tables_of, write_run
+    from pytomo.dataset.parquet import write_run
+    from pytomo.readers.tables import tables_of
 
     args = export_parser(prog).parse_args(argv)
     root = Path(args.to)

@@ -7,10 +7,13 @@ import json
 import sqlite3
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytomo.cli.status import ExitStatus, Parser, guarded
-from pytomo.errors import LabError, UsageError
+from pytomo.errors import LabError, StorageError, UsageError
+from pytomo.readers.open import open_readonly
+from pytomo.readers.pages import p1203_inputs
 
 if TYPE_CHECKING:
     from pytomo.lab.scenario import Scenario
@@ -130,12 +133,8 @@ def _p1203(argv: list[str], prog: str) -> int:
                              "non-commercial research only: install it yourself to use --score") from None
         model = P1203Standalone
     try:
-        conn = sqlite3.connect(f"file:{args.database}?mode=ro", uri=True)
-        rows = conn.execute(
-            "SELECT v.video_id, d.id, d.p1203_input_json FROM downloads d JOIN videos v ON v.id = d.video_row_id"
-            " WHERE d.p1203_input_json IS NOT NULL AND (? IS NULL OR v.video_id = ?) ORDER BY d.id",
-            (args.video, args.video)).fetchall()
-    except sqlite3.Error as exc:  # the database named on the command line
+        rows = p1203_inputs(open_readonly(Path(args.database)), args.video)
+    except (sqlite3.Error, StorageError) as exc:  # the database named on the command line
         raise UsageError(f"cannot read {args.database}: {exc}") from None
     for video_id, download_id, text in rows:
         data = json.loads(text)

@@ -69,8 +69,8 @@ def _targets(ns: argparse.Namespace, folder: Path, collector: str) -> list[Path]
 
 
 def _upload(argv: list[str], prog: str) -> int:
+    from pytomo.readers.facts import run_facts
     from pytomo.upload.client import TokenRefused, Uploader, UploadFailed
-    from pytomo.upload.facts import run_facts
 
     ns = upload_parser(prog).parse_args(argv)
     s = _settings(ns)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pytomo.collector.validate import Checked, Rejected, check_upload, uuid_of
 from pytomo.errors import PytomoError
+from pytomo.readers.facts import valid_uuid
+from pytomo.readers.upload_check import Checked, Rejected, check_upload, uuid_of
 from pytomo.results import iso, utc_now
-from pytomo.upload.facts import valid_uuid
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,8 @@ class _Closing:
 
 def ingest(db: Path, dataset: Path, origin: Origin) -> None:
     """One stored run into the Parquet dataset, with the uploader's AS and country on its run row."""
-    from pytomo.dataset.parquet import tables_of, write_run
+    from pytomo.dataset.parquet import write_run
+    from pytomo.readers.tables import tables_of
 
     tables = tables_of(db)
     tables["run"] = annotate(tables["run"], origin)

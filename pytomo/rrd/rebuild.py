@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytomo.errors import StorageError
-from pytomo.rrd.points import read_points
+from pytomo.readers.open import open_readonly
+from pytomo.readers.points import read_points
 from pytomo.rrd.store import RrdStore, rrd_dir_for
-from pytomo.storage.readonly import open_readonly
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 from pytomo.errors import NotConfigured
+from pytomo.readers.open import open_readonly
+from pytomo.readers.points import points_from_measurement, run_zone
 from pytomo.results import Sink, VideoMeasurement
-from pytomo.rrd.points import points_from_measurement, run_zone
 from pytomo.rrd.store import RrdStore, rrd_dir_for, rrdtool_module
-from pytomo.storage.readonly import open_readonly
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pytomo.errors import NotConfigured, PytomoError
 from pytomo.figures import graphs
-from pytomo.rrd.points import Point
+from pytomo.readers.points import Point
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pytomo.errors import StorageError, UsageError
 from pytomo.figures import datasette_metadata
@@ -178,60 +178,6 @@ def stored_settings(settings: Settings) -> dict[str, Any]:
         elif isinstance(value, str) and "@" in value and (s.name.endswith("_url") or s.name.endswith("proxy")):
             out[s.name] = _redacted_url(value)
     return out
-
-
-@dataclass(frozen=True)
-class RunFacts:
-    """What names and places a run, from its ``run`` row (None: the file's schema has no such column)."""
-
-    run_uuid: str | None
-    schema_version: int | None
-    software_version: str | None
-    software_commit: str | None
-    service: str
-    provider: str | None
-    host_label: str | None
-    started_at: str
-    ended_at: str | None
-    started_at_local: str | None
-    timezone: str | None
-    utc_offset_s: int | None
-    status: str | None
-
-
-def read_run_facts(conn: sqlite3.Connection) -> RunFacts:
-    """The facts of the run stored in ``conn`` (one ``run`` row), whatever its schema version (4 and later).
-
-    Raises StorageError when the database has no run row. The connection may be read-only or immutable.
-    """
-    try:
-        cols = {r[1] for r in conn.execute("PRAGMA table_info(run)")}
-        names = [f for f in RunFacts.__dataclass_fields__ if f in cols]
-        row = conn.execute(f"SELECT {', '.join(names)} FROM run ORDER BY id LIMIT 1").fetchone() if names else None
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot read the run row: {exc}") from exc
-    if row is None or "service" not in names or "started_at" not in names:
-        raise StorageError("not a Pytomo run database: no run row")
-    values: dict[str, Any] = dict(zip(names, tuple(row)))
-    facts: dict[str, Any] = {f: values.get(f) for f in RunFacts.__dataclass_fields__}
-    return RunFacts(**facts)
-
-
-def run_facts(path: str | Path) -> RunFacts:
-    """The facts of the run database at ``path``, opened read-only and immutable (nothing in it executes)."""
-    path = Path(path)
-    if not path.is_file():
-        raise StorageError(f"no database at {path}")
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot read the database {path}: {exc}") from exc
-    try:
-        conn.execute("PRAGMA trusted_schema=OFF")
-        return read_run_facts(conn)
-    finally:
-        conn.close()
 
 
 class RunDatabase:

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pytomo.errors import PytomoError, StorageError, UsageError
-from pytomo.upload.facts import RunFacts, run_facts
+from pytomo.readers.facts import RunFacts, run_facts
 from pytomo.upload.outbox import Outbox
 from pytomo.version import __version__
 

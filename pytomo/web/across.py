@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from pytomo.errors import StorageError
-from pytomo.web import data, observe
-from pytomo.web.observe import Obs
+from pytomo.readers import observations as observe
+from pytomo.readers import pages as data
+from pytomo.readers.observations import Obs
 from pytomo.web.verdict import FIGURES, Row, Window, figures_of, spread_of, verdict, window, within
 from pytomo.zones import Clock
 

@@ -11,7 +11,8 @@ import web
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from pytomo.web import data, overview
+from pytomo.readers import pages as data
+from pytomo.web import overview
 from pytomo.web.catalog import RunEntry
 from pytomo.web.run_pages import chosen_sort, videos_page
 from pytomo.web.verdict import FIGURES, LEVELS

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from pytomo.errors import StorageError
+from pytomo.readers import pages as data
+from pytomo.readers.open import open_readonly
 from pytomo.rrd.store import rrd_dir_for
-from pytomo.storage.readonly import open_readonly
 from pytomo.storage.writer_lock import writer_alive
-from pytomo.web import data
 
 DB_GLOB = "*pytomo_database.db"
 ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
@@ -75,8 +75,7 @@ def read_status(path: Path) -> tuple[str | None, bool]:
         layout = data.layout_of(conn)
         if layout.kind != "ours":
             return None, True
-        row = conn.execute("SELECT status FROM run ORDER BY id LIMIT 1").fetchone()
-        return (str(row[0]) if row and row[0] is not None else None), True
+        return data.run_status(conn), True
     except sqlite3.Error:
         return None, False
     finally:

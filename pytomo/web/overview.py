@@ -9,8 +9,10 @@ from typing import Any
 
 import web
 
-from pytomo.web import data, observe, timecharts
-from pytomo.web.observe import Obs
+from pytomo.readers import observations as observe
+from pytomo.readers import pages as data
+from pytomo.readers.observations import Obs
+from pytomo.web import timecharts
 from pytomo.web.verdict import (
     FIGURES,
     Bin,
@@ -74,7 +76,7 @@ class ObservationCache:
         """The file still holds the video read last (it was not replaced by a shorter one)."""
         if not loaded.last_id:
             return db.layout.kind == "ours"
-        return db.conn.execute("SELECT 1 FROM videos WHERE id = ?", (loaded.last_id,)).fetchone() is not None
+        return data.has_video(db.conn, loaded.last_id)
 
 
 def observations(db: Any, clock: Clock) -> list[Obs]:

@@ -9,8 +9,9 @@ from typing import Any
 
 import web
 
+from pytomo.readers import pages as data
 from pytomo.rrd.store import file_label
-from pytomo.web import data, svg
+from pytomo.web import svg
 from pytomo.web.catalog import RunEntry
 from pytomo.web.views import (
     Db,

@@ -16,8 +16,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import web
 
 from pytomo.errors import StorageError
-from pytomo.storage.readonly import open_readonly
-from pytomo.web import data, overview
+from pytomo.readers import pages as data
+from pytomo.readers.open import open_readonly
+from pytomo.web import overview
 from pytomo.web.catalog import ID_PATTERN, RunEntry
 from pytomo.web.graphs import SPANS_S
 from pytomo.web.verdict import summary_lines

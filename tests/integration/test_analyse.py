@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from pytomo.dataset import analyses
-from pytomo.dataset.parquet import TABLES
+from pytomo.readers.tables import TABLES
 from tests.conftest import ROOT, database_of, run_crawler
 
 

@@ -12,7 +12,8 @@ from datetime import datetime
 
 import pytest
 
-from pytomo.storage.sqlite import run_facts
+from pytomo.readers.facts import run_row
+from pytomo.readers.open import open_readonly
 from pytomo.version import __version__
 from tests.conftest import database_of, run_crawler
 from tests.unit.test_vantage import LAB_AS, write_test_databases
@@ -59,8 +60,8 @@ def test_run_row_travels(crawl):
     host = socket.gethostname()
     for row in conn.execute("SELECT * FROM run"):
         assert all(host not in str(v) for v in tuple(row))
-    facts = run_facts(db)
-    assert (facts.run_uuid, facts.service, facts.started_at, facts.timezone) == (
+    facts = run_row(open_readonly(db))
+    assert (facts["run_uuid"], facts["service"], facts["started_at"], facts["timezone"]) == (
         run["run_uuid"], "Lab", run["started_at"], "Europe/Paris")
 
 

@@ -11,8 +11,8 @@ import re
 
 import requests
 
-from pytomo.dataset.parquet import tables_of
 from pytomo.lab.recorded import recordings
+from pytomo.readers.tables import tables_of
 from pytomo.web.catalog import run_id
 from tests.conftest import connect, database_of, run_crawler
 from tests.web.conftest import Server

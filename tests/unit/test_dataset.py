@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pytomo.dataset.analyses import DUCKDB_CONFIG
-from pytomo.dataset.parquet import DATASETS, TABLES, file_run_uuid, partition_value, tables_of, write_run
+from pytomo.dataset.parquet import partition_value, write_run
 from pytomo.errors import StorageError
+from pytomo.readers.tables import DATASETS, TABLES, file_run_uuid, tables_of
 from pytomo.storage.schema import TABLES as DDL
 from pytomo.storage.schema import VIEW
 

@@ -10,7 +10,7 @@ import pytest
 
 from pytomo import figures
 from pytomo.figures import FIGURES, Figure, Graph
-from pytomo.rrd.points import values_from_figures
+from pytomo.readers.points import values_from_figures
 from pytomo.rrd.store import HEARTBEAT_S, create_args
 from tests.conftest import ROOT
 

@@ -13,8 +13,9 @@ import pytest
 
 from pytomo.cli.export import export_main
 from pytomo.dataset.analyses import DUCKDB_CONFIG
-from pytomo.dataset.parquet import DATASETS, tables_of, write_run
+from pytomo.dataset.parquet import write_run
 from pytomo.errors import StorageError
+from pytomo.readers.tables import DATASETS, tables_of
 from tests.live_run import as_schema_7, write_live_run
 
 LATENCY = ("download_id", "seq", "t_s", "latency_s", "playhead_s")

@@ -7,7 +7,8 @@ import sqlite3
 import statistics
 
 from bench.web_make_db import make_database
-from pytomo.web import data, observe
+from pytomo.readers import observations as observe
+from pytomo.readers import pages as data
 from pytomo.web.verdict import bins, quantile, verdict, window, within
 from pytomo.zones import Clock
 

@@ -10,8 +10,8 @@ import time
 import pytest
 import rrdtool
 
+from pytomo.readers.points import Point
 from pytomo.rrd.metrics import METRICS
-from pytomo.rrd.points import Point
 from pytomo.rrd.store import ARCHIVES, COARSEST_S, STEP_S, OutdatedRrd, RrdStore, service_file
 from pytomo.web import graphs
 

@@ -12,9 +12,9 @@ import time
 import pytest
 import rrdtool
 
+from pytomo.readers.points import Point, parse_id, read_points, values_from_columns
 from pytomo.rrd import recorder as recorder_mod
 from pytomo.rrd.metrics import GROUPS, METRICS
-from pytomo.rrd.points import Point, parse_id, read_points, values_from_columns
 from pytomo.rrd.rebuild import rebuild
 from pytomo.rrd.recorder import MAX_FAILURES, RrdRecorder
 from pytomo.rrd.store import (

@@ -11,11 +11,11 @@ import pytest
 
 from pytomo.collector.store import BadUpload, TooLarge, spool
 from pytomo.collector.tokens import TokenStore, add_token
-from pytomo.collector.validate import Rejected, check_upload
 from pytomo.errors import UsageError
+from pytomo.readers.facts import RunFacts, fallback_uuid
+from pytomo.readers.upload_check import Rejected, check_upload
 from pytomo.storage.schema import SCHEMA_VERSION, TABLES, VIEW
 from pytomo.upload.client import Answer, TokenRefused, Uploader, UploadFailed, runs_endpoint
-from pytomo.upload.facts import RunFacts, fallback_uuid
 from pytomo.upload.outbox import Outbox
 
 

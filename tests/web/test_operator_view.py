@@ -292,7 +292,7 @@ def test_real_2013_crawls_local_times_zone_unknown_or_given(tmp_path):
 
 def data_layout(conn: sqlite3.Connection):
     """The 2015 table of a database."""
-    from pytomo.web.data import layout_of
+    from pytomo.readers.pages import layout_of
 
     return layout_of(conn)
 

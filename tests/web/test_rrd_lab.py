@@ -14,8 +14,8 @@ import pytest
 import requests
 import rrdtool
 
+from pytomo.readers.points import run_zone
 from pytomo.rrd.metrics import METRICS
-from pytomo.rrd.points import run_zone
 from pytomo.rrd.rebuild import rebuild
 from pytomo.rrd.store import ARCHIVES, HEARTBEAT_S, LAYOUT, STEP_S, range_info, rrd_dir_for
 from tests.conftest import ROOT

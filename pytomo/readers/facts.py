@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from pytomo.errors import StorageError
 
-RUN_NAMESPACE = uuid.UUID("6f1d7c1e-4a8b-5b0e-9c55-2f1d0e5a7b31")  # as pytomo.dataset.parquet: uuid5 of the SHA-256
+RUN_NAMESPACE = uuid.UUID("6f1d7c1e-4a8b-5b0e-9c55-2f1d0e5a7b31")  # uuid5 namespace of a run UUID from the SHA-256
 CHUNK = 1024 * 1024
 
 

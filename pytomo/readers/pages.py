@@ -8,7 +8,7 @@ from typing import Any
 
 from pytomo.errors import UsageError
 from pytomo.figures import renamed
-from pytomo.rrd.points import TABLE_NAME, crawl_tables
+from pytomo.readers.points import TABLE_NAME, crawl_tables
 from pytomo.zones import Clock, zone
 
 PER_PAGE = 50
@@ -111,6 +111,20 @@ def video(conn: sqlite3.Connection, layout: Layout, video_id: int) -> dict[str, 
 def has_video(conn: sqlite3.Connection, video_id: int) -> bool:
     """True when the run (of our layout) has this video."""
     return conn.execute("SELECT 1 FROM videos WHERE id = ?", (video_id,)).fetchone() is not None
+
+
+def p1203_inputs(conn: sqlite3.Connection, video_id: str | None = None) -> list[tuple[str, int, str]]:
+    """``(video id, download id, P.1203 input JSON)`` of every download that has one (of one video when given)."""
+    return [tuple(r) for r in conn.execute(
+        "SELECT v.video_id, d.id, d.p1203_input_json FROM downloads d JOIN videos v ON v.id = d.video_row_id"
+        " WHERE d.p1203_input_json IS NOT NULL AND (? IS NULL OR v.video_id = ?) ORDER BY d.id",
+        (video_id, video_id))]
+
+
+def run_status(conn: sqlite3.Connection) -> str | None:
+    """``run.status`` of a database of our layout."""
+    row = conn.execute("SELECT status FROM run ORDER BY id LIMIT 1").fetchone()
+    return str(row[0]) if row and row[0] is not None else None
 
 
 def rtt_samples(conn: sqlite3.Connection, video_id: int) -> list[dict[str, Any]]:

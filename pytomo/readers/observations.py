@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytomo.figures import graphs, legacy_value
-from pytomo.web.data import Layout, _col
+from pytomo.readers.pages import Layout, _col
 from pytomo.zones import Clock
 
 ICMP_FIRST = ("icmp-raw", "icmp-dgram", "system-ping")  # RTT of a video: ICMP echo, else TCP connect (as PingAvg)

@@ -16,8 +16,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from pytomo.errors import PytomoError
+from pytomo.readers.facts import fallback_uuid, run_row, valid_uuid
 from pytomo.storage.schema import SCHEMA_VERSION, TABLES, VIEW
-from pytomo.upload.facts import fallback_uuid, run_row, valid_uuid
 
 MAGIC = b"SQLite format 3\x00"
 KNOWN_SCHEMA_VERSIONS = frozenset(range(4, SCHEMA_VERSION + 1))

@@ -1,0 +1,271 @@
+"""A run database read as Arrow tables (every table and the 2015 ``pytomo_crawl`` view), nothing in it running.
+
+``tables_of(db)`` opens a run database read-only and immutable, with ``trusted_schema=OFF`` and an authorizer that
+allows reading only; every table must be an ordinary table without generated columns, and the view is computed by
+Pytomo's own SQL (``pytomo.storage.schema.VIEW``), never the file's. Every row gains ``run_uuid``, ``service`` and
+``utc_date`` (its video's UTC date; the run's start date for a row without a video). A table of a later schema
+version than the file's (``live_latency``, schema 8) is given without rows, with today's columns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+
+from pytomo.errors import StorageError
+from pytomo.readers.facts import fallback_uuid, sha256_of
+from pytomo.storage.schema import TABLES as DDL
+from pytomo.storage.schema import VIEW
+
+TABLES = ("run", "videos", "hops", "dns_answers", "rtt_probes", "rtt_samples", "downloads", "segment_requests",
+          "throughput_samples", "stalls", "playout_timeline", "tcp_info_samples", "live_latency")
+OPTIONAL = ("live_latency",)
+"""Tables of a later schema version (live_latency: 8): a database without one exports it empty, with today's columns."""
+VIEW_NAME = "pytomo_crawl"
+DATASETS = (*TABLES, VIEW_NAME)
+
+# How each row finds its video: the tables with video_row_id directly, those through their download.
+_BY_VIDEO = ("hops", "dns_answers", "rtt_probes", "rtt_samples", "downloads")
+_BY_DOWNLOAD = ("segment_requests", "throughput_samples", "stalls", "playout_timeline", "tcp_info_samples",
+                "live_latency")
+# Types of the 2015 columns (they are expressions in the view: SQLite declares no type for them).
+_VIEW_TYPES: dict[str, pa.DataType] = {
+    **{c: pa.string() for c in ("ID", "LocalID", "Service", "Url", "CacheUrl", "IP", "Resolver", "VideoType",
+                                "RedirectUrl")},
+    **{c: pa.float64() for c in ("CacheServerDelay", "ResolveTime", "PingMin", "PingAvg", "PingMax", "DownloadTime",
+                                 "VideoDuration", "EncodingRate", "InitialRate", "InitialPlaybackBuffer",
+                                 "BufferingDuration", "PlaybackDuration", "BufferDurationAtEnd", "TimeTogetFirstByte",
+                                 "MaxInstantThp")},
+    **{c: pa.int64() for c in ("ASNumber", "VideoLength", "DownloadBytes", "DownloadInterruptions", "InitialData",
+                               "StatusCode")},
+}
+# tcp_info fields are unsigned 64-bit; the ones above SQLite's integer range are stored as REAL: all kept as double.
+_DOUBLE_TABLES = ("tcp_info_samples",)
+_VIEW_SOURCES = ("videos", "hops", "dns_answers", "rtt_samples", "downloads")
+_READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_PRAGMA,
+                 getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+
+
+def _authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, _trigger: str | None) -> int:
+    """Reading only: any statement that would write, attach or create is denied."""
+    return sqlite3.SQLITE_OK if action in _READ_ACTIONS else sqlite3.SQLITE_DENY
+
+
+def open_run_database(db_path: Path) -> sqlite3.Connection:
+    """A run database opened so that nothing in it runs: read-only, immutable, untrusted schema, reads only."""
+    path = Path(db_path)
+    if not path.is_file():
+        raise StorageError(f"no database at {path}")
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1", uri=True)
+        conn.execute("PRAGMA trusted_schema=OFF")
+        conn.execute("PRAGMA query_only=ON")
+        conn.set_authorizer(_authorizer)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the database {path}: {exc}") from exc
+    return conn
+
+
+def file_run_uuid(db_path: Path) -> str:
+    """The run UUID of a database without ``run.run_uuid``: uuid5 of its SHA-256, the same for the same bytes."""
+    return fallback_uuid(sha256_of(db_path))
+
+
+def _objects(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
+    return {name: (kind, sql or "") for kind, name, sql in
+            conn.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view')")}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[tuple[str, str]]:
+    """(name, declared type) of an ordinary table; a generated column (code in the file) is refused."""
+    info = conn.execute(f'PRAGMA table_xinfo("{table}")').fetchall()
+    if any(row[6] in (2, 3) for row in info):
+        raise StorageError(f"table {table} has generated columns: not a Pytomo run database")
+    return [(row[1], row[2] or "") for row in info if row[6] == 0]
+
+
+def arrow_type(declared: str) -> pa.DataType:
+    """SQLite's type affinity rules -> an Arrow type."""
+    t = declared.upper()
+    if "INT" in t:
+        return pa.int64()
+    if any(k in t for k in ("CHAR", "CLOB", "TEXT")):
+        return pa.string()
+    if t == "" or "BLOB" in t:
+        return pa.string()
+    return pa.float64()
+
+
+def _clean(value: Any, kind: pa.DataType) -> Any:
+    """A value SQLite's dynamic typing let into a column, made to fit the column's type (else NULL)."""
+    if value is None:
+        return None
+    if pa.types.is_int64(kind):
+        if isinstance(value, str) and value.upper().startswith("AS"):
+            value = value[2:]
+        try:
+            number = float(value) if not isinstance(value, int) else value
+        except (TypeError, ValueError):
+            return None
+        if isinstance(number, float) and not number.is_integer():
+            return None
+        number = int(number)
+        return number if -(2**63) <= number < 2**63 else None
+    if pa.types.is_float64(kind):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
+    try:
+        return pa.array(values, type=kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([_clean(v, kind) for v in values], type=kind)
+
+
+def _table(conn: sqlite3.Connection, sql: str, columns: list[tuple[str, pa.DataType]]) -> pa.Table:
+    rows = conn.execute(sql).fetchall()
+    return pa.table({name: _array([r[i] for r in rows], kind) for i, (name, kind) in enumerate(columns)})
+
+
+def _read_table(conn: sqlite3.Connection, table: str) -> pa.Table:
+    double = table in _DOUBLE_TABLES
+    columns = [(name, pa.float64() if double and name.startswith("tcpi_") else arrow_type(declared))
+               for name, declared in _columns(conn, table)]
+    order = "ORDER BY rowid" if table not in ("segment_requests", "throughput_samples", "live_latency") else ""
+    select = ", ".join(f'"{name}"' for name, _ in columns)
+    return _table(conn, f'SELECT {select} FROM "{table}" {order}', columns)
+
+
+def _empty_table(table: str) -> pa.Table:
+    """A table of today's schema without rows: what a database from before that table exports."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(DDL)
+        return pa.schema([(name, arrow_type(declared)) for name, declared in _columns(mem, table)]).empty_table()
+    finally:
+        mem.close()
+
+
+def _read_tables(conn: sqlite3.Connection, objects: dict[str, tuple[str, str]]) -> dict[str, pa.Table]:
+    """Every exported table; an optional one the file lacks (an older schema version) empty."""
+    return {table: _read_table(conn, table) if table in objects or table not in OPTIONAL else _empty_table(table)
+            for table in TABLES}
+
+
+def view_sql() -> str:
+    """The SELECT of the 2015 view (pytomo/storage/schema.py), with the video's row id first (for its partition)."""
+    body = VIEW.split(" AS", 1)[1].strip().rstrip(";")
+    head = "SELECT\n    replace("
+    if head not in body:
+        raise StorageError("the pytomo_crawl view changed its layout: update pytomo/readers/tables.py")
+    return body.replace(head, "SELECT\n    ha.video_row_id AS _video_row_id,\n    replace(", 1)
+
+
+def _infer(values: list[Any]) -> pa.DataType:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, int) for v in present):
+        return pa.int64()
+    if present and all(isinstance(v, int | float) for v in present):
+        return pa.float64()
+    return pa.string()
+
+
+def _read_view(conn: sqlite3.Connection) -> pa.Table | None:
+    """The 2015 view by Pytomo's SQL, run in memory over a copy of the file's rows in today's tables (a column the
+    file lacks is NULL); None when the file's tables cannot be copied."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(DDL)
+        for table in _VIEW_SOURCES:
+            ours = {row[1] for row in mem.execute(f'PRAGMA table_info("{table}")')}
+            common = [name for name, _ in _columns(conn, table) if name in ours]
+            listed = ", ".join(f'"{c}"' for c in common)
+            copied = conn.execute(f'SELECT {listed} FROM "{table}"').fetchall()
+            mem.executemany(f'INSERT INTO "{table}" ({listed}) VALUES ({", ".join("?" * len(common))})', copied)
+        cursor = mem.execute(view_sql())
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        mem.close()
+    columns = {n: [r[i] for r in rows] for i, n in enumerate(names)}
+    return pa.table({n: _array(v, pa.int64() if n == "_video_row_id" else _VIEW_TYPES.get(n) or _infer(v))
+                     for n, v in columns.items()})
+
+
+def _video_keys(conn: sqlite3.Connection, run_service: str | None, run_date: str | None
+                ) -> tuple[dict[int, tuple[str | None, str | None]], dict[int, tuple[str | None, str | None]]]:
+    """(service, UTC date) of every video by its id and of every download by its id."""
+    videos = {vid: (service if service is not None else run_service, (started or "")[:10] or run_date)
+              for vid, service, started in conn.execute("SELECT id, service, started_at FROM videos")}
+    downloads = {did: videos.get(vid, (run_service, run_date))
+                 for did, vid in conn.execute("SELECT id, video_row_id FROM downloads")}
+    return videos, downloads
+
+
+def _keys_for(table: str, data: pa.Table, videos: dict, downloads: dict, default: tuple) -> list[tuple]:
+    if table == "videos":
+        return [videos.get(v, default) for v in data.column("id").to_pylist()]
+    if table in _BY_VIDEO:
+        return [videos.get(v, default) for v in data.column("video_row_id").to_pylist()]
+    if table in _BY_DOWNLOAD:
+        return [downloads.get(d, default) for d in data.column("download_id").to_pylist()]
+    return [default] * data.num_rows
+
+
+def _with_keys(data: pa.Table, run_uuid: str, keys: list[tuple]) -> pa.Table:
+    added = {"run_uuid": pa.array([run_uuid] * data.num_rows, pa.string()),
+             "service": pa.array([k[0] for k in keys], pa.string()),
+             "utc_date": pa.array([k[1] for k in keys], pa.string())}
+    for name, values in added.items():
+        if name in data.column_names:
+            data = data.set_column(data.column_names.index(name), name, values)
+        else:
+            data = data.append_column(name, values)
+    return data
+
+
+def _check_layout(objects: dict[str, tuple[str, str]], db_path: Path) -> None:
+    for table in TABLES:
+        if table in OPTIONAL and table not in objects:
+            continue
+        kind, sql = objects.get(table, ("", ""))
+        if kind != "table" or sql.upper().lstrip().startswith("CREATE VIRTUAL"):
+            raise StorageError(f"{db_path}: {table} is missing or not an ordinary table: not a Pytomo run database")
+
+
+def tables_of(db_path: Path) -> dict[str, pa.Table]:
+    """Every table of a run database and the ``pytomo_crawl`` view as Arrow tables, each row with ``run_uuid``,
+    ``service`` and ``utc_date``. Raises StorageError for a file that is not a readable Pytomo run database."""
+    conn = open_run_database(db_path)
+    try:
+        objects = _objects(conn)
+        _check_layout(objects, Path(db_path))
+        data = _read_tables(conn, objects)
+        view = _read_view(conn)
+        run = data["run"].to_pylist()[:1] or [{}]
+        run_uuid = run[0].get("run_uuid") or file_run_uuid(Path(db_path))
+        default = (run[0].get("service"), (run[0].get("started_at") or "")[:10] or None)
+        videos, downloads = _video_keys(conn, *default)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the database {db_path}: {exc}") from exc
+    finally:
+        conn.close()
+    out = {table: _with_keys(t, str(run_uuid), _keys_for(table, t, videos, downloads, default))
+           for table, t in data.items()}
+    if view is not None:
+        keys = [videos.get(v, default) for v in view.column("_video_row_id").to_pylist()]
+        out[VIEW_NAME] = _with_keys(view.drop_columns(["_video_row_id"]), str(run_uuid), keys)
+    return out
