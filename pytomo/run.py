@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pytomo.console import ConsoleSink
-from pytomo.engine.crawl import Crawler
+from pytomo.crawl.loop import Crawler
+from pytomo.crawl.seeds import seeds_for
 from pytomo.engine.http import HttpClient
 from pytomo.engine.pipeline import Pipeline
 from pytomo.engine.resolve import DnsProbe, ResolverSpec, addresses, parse_resolver
@@ -22,7 +23,6 @@ from pytomo.engine.vantage import Vantage
 from pytomo.errors import LabError, UsageError
 from pytomo.results import CrawlSummary, Sink
 from pytomo.rrd.recorder import RrdRecorder
-from pytomo.seeds import seeds_for
 from pytomo.services import by_name
 from pytomo.services.base import ServiceContext
 from pytomo.settings import Settings

@@ -13,8 +13,8 @@ from typing import Any, NoReturn
 
 from pytomo import settings as settings_mod
 from pytomo.cli.status import ExitStatus, Parser, guarded
+from pytomo.crawl.seeds import check_url
 from pytomo.errors import UsageError
-from pytomo.seeds import check_url
 from pytomo.settings import GROUPS, SETTINGS, Setting, described
 
 log = logging.getLogger("pytomo")

@@ -1,1 +1,1 @@
-"""The measurement stages and the crawl that runs them."""
+"""The measurement stages: HTTP, DNS, RTT, download, player and playout (the crawl that runs them is pytomo.crawl)."""

@@ -6,9 +6,9 @@ Layers, lowest first (a module may import its own layer and the layers below it)
             was observed, the error tree, the file places and the time zones; they import nothing else of ours
   settings  pytomo.settings: the frozen settings of a run
   media     pytomo.media: container indexes and MediaInfo
-  engine    pytomo.engine except crawl: the measurement stages (HTTP, DNS, RTT, download, player, playout)
+  engine    pytomo.engine: the measurement stages (HTTP, DNS, RTT, download, player, playout)
   services  pytomo.services: the plugins (page URL -> media descriptor, seeds); they see URLs and settings only
-  crawl     pytomo.engine.crawl, pytomo.seeds: rounds of videos, each handed to the run's sinks
+  crawl     pytomo.crawl (the loop, the seeds): rounds of videos, each handed to the run's sinks
   outputs   pytomo.figures, pytomo.storage, pytomo.rrd, pytomo.web, pytomo.console, pytomo.consent, pytomo.dataset,
             pytomo.upload, pytomo.collector: the sinks (the database, the RRD files, the console line) and what reads
             what they wrote
@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("media", ("pytomo.media",)),
     ("engine", ("pytomo.engine",)),
     ("services", ("pytomo.services",)),
-    ("crawl", ("pytomo.engine.crawl", "pytomo.seeds")),
+    ("crawl", ("pytomo.crawl",)),
     ("outputs", ("pytomo.figures", "pytomo.storage", "pytomo.rrd", "pytomo.web", "pytomo.console", "pytomo.consent",
                  "pytomo.dataset", "pytomo.upload", "pytomo.collector")),
     ("run", ("pytomo.run",)),

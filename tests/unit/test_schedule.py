@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from pytomo import settings as settings_mod
-from pytomo.engine.crawl import Crawler
+from pytomo.crawl.loop import Crawler
 from pytomo.engine.schedule import LoopSpacing, bot_check_pause_s
 from pytomo.results import VideoMeasurement, utc_now
 from pytomo.services.base import Service, ServiceContext

@@ -20,7 +20,7 @@ from yt_dlp.utils import ExtractorError, clean_html, remove_end  # noqa: E402
 
 from pytomo import settings as settings_mod  # noqa: E402
 from pytomo.console import summary_table  # noqa: E402
-from pytomo.engine.crawl import Crawler  # noqa: E402
+from pytomo.crawl.loop import Crawler  # noqa: E402
 from pytomo.engine.pipeline import Pipeline  # noqa: E402
 from pytomo.services.base import ServiceContext  # noqa: E402
 from pytomo.services.outcomes import _RELAY, KINDS, MESSAGES, classify, no_format_reason  # noqa: E402
