@@ -9,9 +9,15 @@ Layers, lowest first (a module may import its own layer and the layers below it)
   engine    pytomo.engine: the measurement stages (HTTP, DNS, RTT, download, player, playout)
   services  pytomo.services: the plugins (page URL -> media descriptor, seeds); they see URLs and settings only
   crawl     pytomo.crawl (the loop, the seeds): rounds of videos, each handed to the run's sinks
-  outputs   pytomo.figures, pytomo.storage, pytomo.rrd, pytomo.web, pytomo.console, pytomo.consent, pytomo.dataset,
-            pytomo.upload, pytomo.collector: the sinks (the database, the RRD files, the console line) and what reads
-            what they wrote
+  figures   pytomo.figures: every stored figure declared once, how it is written, read back and summarised
+  sinks     pytomo.console, pytomo.consent: the console line and the volunteer's consent
+  storage   pytomo.storage: the run database's writer and schema
+  readers   pytomo.readers: the only code that reads run databases with SQL (every schema, the 2015 tables)
+  rrd       pytomo.rrd: the RRD files, written during a crawl or rebuilt from a database
+  dataset   pytomo.dataset: the Parquet dataset and its analyses
+  upload    pytomo.upload: the volunteer's outbox and uploads
+  web       pytomo.web: the pages, the API and /metrics
+  collector pytomo.collector: the collector's server, which also serves the history across runs
   run       pytomo.run: one crawl wired together (lab, resolvers, plugin, sinks)
   cli       pytomo.cli, every ``__main__`` and ``*_cli`` module: the commands
 
@@ -35,8 +41,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engine", ("pytomo.engine",)),
     ("services", ("pytomo.services",)),
     ("crawl", ("pytomo.crawl",)),
-    ("outputs", ("pytomo.figures", "pytomo.storage", "pytomo.rrd", "pytomo.web", "pytomo.console", "pytomo.consent",
-                 "pytomo.dataset", "pytomo.upload", "pytomo.collector")),
+    ("figures", ("pytomo.figures",)),
+    ("sinks", ("pytomo.console", "pytomo.consent")),
+    ("storage", ("pytomo.storage",)),
+    ("readers", ("pytomo.readers",)),
+    ("rrd", ("pytomo.rrd",)),
+    ("dataset", ("pytomo.dataset",)),
+    ("upload", ("pytomo.upload",)),
+    ("web", ("pytomo.web",)),
+    ("collector", ("pytomo.collector",)),
     ("run", ("pytomo.run",)),
     ("cli", ("pytomo.cli",)),
 )
