@@ -48,7 +48,7 @@ class CrawlRun:
         self.stop = threading.Event()
         self.lab = lab  # a lab already running (bench/players.py crawls and plays in one lab run); None: start one
 
-    def _resolvers(self, lab) -> tuple[list[ResolverSpec], set[str]]:
+    def _resolvers(self, lab: Any) -> tuple[list[ResolverSpec], set[str]]:
         s = self.settings
         specs: list[ResolverSpec] = []
         primary: set[str] = set()

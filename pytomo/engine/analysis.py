@@ -19,6 +19,7 @@ from pytomo.results import (
     PlayoutInput,
     PlayoutParams,
     ProfilePlayout,
+    SegmentedSession,
     Transfer,
 )
 
@@ -188,7 +189,7 @@ def codec_name(rfc6381: str | None) -> str | None:
     return None
 
 
-def analyse_segments(session, params: PlayoutParams) -> DownloadAnalysis:
+def analyse_segments(session: SegmentedSession, params: PlayoutParams) -> DownloadAnalysis:
     """Media and playout figures of a segmented session (media time from segment durations)."""
     t = session.transfer
     a = DownloadAnalysis(transfer=t, params=params, delivery=session.presentation.protocol

@@ -228,7 +228,7 @@ class _PinnedTLSAdapter(_TimedAdapter):
         pinned.pool_classes_by_scheme = self.poolmanager.pool_classes_by_scheme
         self.poolmanager = pinned
 
-    def send(self, request, **kwargs):  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         host = request.headers.get("Host")
         _local.tls_name = urlsplit(f"//{host}").hostname if host else None
         try:

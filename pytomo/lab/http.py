@@ -13,8 +13,8 @@ import struct
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from pytomo.lab.clienthello import judge, peek
 from pytomo.lab.media import EXTENSIONS, LabMedia, ensure_media, pair_specs
@@ -145,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self._log_request(tls)
 
-    def route(self, url) -> None:  # pragma: no cover - overridden
+    def route(self, url: SplitResult) -> None:  # pragma: no cover - overridden
         self._not_found()
 
 
@@ -157,7 +157,7 @@ def _page(title: str, body: str) -> bytes:
 class PlatformHandler(_Handler):
     """The platform site: popular lists, watch pages and the first hop of each media URL."""
 
-    def route(self, url) -> None:
+    def route(self, url: SplitResult) -> None:
         lab = self.server.lab
         query = parse_qs(url.query)
         path = url.path
@@ -187,7 +187,7 @@ class PlatformHandler(_Handler):
         else:
             self._not_found()
 
-    def _watch_page(self, video) -> bytes:
+    def _watch_page(self, video: VideoSpec) -> bytes:
         lab = self.server.lab
         config = {"video_id": video.id, "title": video.title, "media_url": lab.media_url(video.id),
                   "duration_s": video.media.duration_s, "delivery": video.delivery}
@@ -218,7 +218,7 @@ class PlatformHandler(_Handler):
 class RedirectorHandler(_Handler):
     """A redirector host: sends the request on to the next hop of the video's chain."""
 
-    def route(self, url) -> None:
+    def route(self, url: SplitResult) -> None:
         m = re.fullmatch(r"/r/([\w-]+)", url.path)
         if not m:
             return self._not_found()
@@ -263,7 +263,7 @@ class CacheHandler(_Handler):
                 "protocol": self.request_version, "tls_version": tls, "sni": received_sni(self.connection),
                 **self.hello}
 
-    def route(self, url) -> None:
+    def route(self, url: SplitResult) -> None:
         seg = re.fullmatch(r"/s/([\w-]+)/([\w./-]+)", url.path)
         if seg:
             return self._segment(seg.group(1), seg.group(2))
@@ -452,7 +452,8 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
     return (start, end) if start <= end < size else None
 
 
-def _send_paced(sock: socket.socket, fh, offset: int, length: int, profile: ServerProfile, record: dict) -> int:
+def _send_paced(sock: socket.socket, fh: BinaryIO, offset: int, length: int, profile: ServerProfile,
+                record: dict) -> int:
     """Send ``length`` bytes of ``fh`` from ``offset`` under the profile's burst, rate and pauses."""
     sock.settimeout(30.0)
     rate_bps = profile.rate_bps or 0.0  # pacing (the divisions below) only ever runs with a rate
@@ -492,7 +493,7 @@ def _send_paced(sock: socket.socket, fh, offset: int, length: int, profile: Serv
     return sent
 
 
-def _sendfile(sock: socket.socket, fh, offset: int, count: int) -> int:
+def _sendfile(sock: socket.socket, fh: BinaryIO, offset: int, count: int) -> int:
     done = 0
     while done < count:
         n = min(_UNPACED_CHUNK, count - done)

@@ -18,7 +18,7 @@ import re
 import time
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import SplitResult, parse_qs
 
 from pytomo.lab.http import PARTS, _Handler, part_path
 from pytomo.lab.recorded import recordings
@@ -150,7 +150,7 @@ class PlatformsHandler(_Handler):
     def _json(self, status: int, data: dict) -> None:
         self._send(status, "application/json; charset=utf-8", json.dumps(data, ensure_ascii=False).encode())
 
-    def route(self, url) -> None:
+    def route(self, url: SplitResult) -> None:
         q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         path = url.path
         if path.startswith("/youtube/v3/"):

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -166,8 +167,8 @@ class Lab:
         """The lab's CA certificate (PEM): what a client of the lab trusts."""
         return _running(self.tls, "certificate authority").ca_file
 
-    def _serve(self, ip: str, handler, profile: ServerProfile | None = None, *, role: str = "cache",
-               host: str | None = None, tls: bool = False) -> LabServer:
+    def _serve(self, ip: str, handler: type[BaseHTTPRequestHandler], profile: ServerProfile | None = None, *,
+               role: str = "cache", host: str | None = None, tls: bool = False) -> LabServer:
         """Start one of the lab's own servers: a cache server (``profile``), or the ``role`` server ``host``
         (over HTTPS with ``host``'s certificate when ``tls``)."""
         host = profile.host if profile is not None else host or ip

@@ -15,9 +15,12 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pytomo.errors import MediaError, ParserFailure
+
+if TYPE_CHECKING:
+    from pymediainfo import MediaInfo
 
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024  # the child's address space, watched: it is killed past it
 HEADROOM_BYTES = 256 * 1024 * 1024  # RLIMIT_AS is the watched limit plus this, for a spike between two looks
@@ -239,7 +242,7 @@ def _allow_cpu(cpu_s: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
 
 
-def _tracks(info) -> dict[str, dict | None]:
+def _tracks(info: MediaInfo) -> dict[str, dict | None]:
     out: dict[str, dict | None] = {}
     for name, tracks in (("general", info.general_tracks), ("video", info.video_tracks),
                          ("audio", info.audio_tracks)):

@@ -48,7 +48,7 @@ class OutdatedRrd(RrdError):
     """The RRD files are of an older layout (values held until the next video): they must be rebuilt."""
 
 
-def rrdtool_module():
+def rrdtool_module() -> Any:
     """The rrdtool binding, or NotConfigured when it is missing."""
     try:
         import rrdtool

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import logging
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -189,7 +190,7 @@ class PlatformService(Service):
             duration_s=float(duration) if isinstance(duration, (int, float)) else None, related=related,
             extra={"extractor": record})
 
-    def related_or_note(self, fetch) -> tuple[tuple[str, ...], str | None]:
+    def related_or_note(self, fetch: Callable[[], Iterable[str]]) -> tuple[tuple[str, ...], str | None]:
         """Run a related-videos lookup; its failure is logged and noted, never the video's outcome.
 
         After the API's ``quotaExceeded`` no related lookup is made for the rest of the run: one warning line,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from pytomo.errors import PageError, UsageError
@@ -64,7 +65,7 @@ class YouTubeService(PlatformService):
         return get_json(self.ctx.http, self.api_base, path, {**params, "key": self.api_key},
                         what="YouTube Data API")
 
-    def _api_ids(self, path: str, wanted: int, pick, **params: object) -> list[str]:
+    def _api_ids(self, path: str, wanted: int, pick: Callable[[dict], str | None], **params: object) -> list[str]:
         """Video ids over the result pages (``nextPageToken``) until ``wanted`` are found."""
         ids: list[str] = []
         token = None
