@@ -1,4 +1,5 @@
-"""Media files as bytes arrive: the container's index as a timeline of playable time, and MediaInfo's view."""
+"""Media files as bytes arrive: the container's index as a timeline of playable time, MediaInfo's view, and the
+HLS and DASH manifests that list their segments."""
 
 from pytomo.media.index import MediaIndexer
 from pytomo.media.info import probe

@@ -5,7 +5,7 @@ Layers, lowest first (a module may import its own layer and the layers below it)
   records   pytomo (the package), pytomo.results, pytomo.errors, pytomo.version, pytomo.paths, pytomo.zones: what
             was observed, the error tree, the file places and the time zones; they import nothing else of ours
   settings  pytomo.settings: the frozen settings of a run
-  media     pytomo.media: container indexes and MediaInfo
+  media     pytomo.media: container indexes, HLS and DASH manifests, and MediaInfo
   engine    pytomo.engine: the measurement stages (HTTP, DNS, RTT, download, player, playout)
   services  pytomo.services: the plugins (page URL -> media descriptor, seeds); they see URLs and settings only
   crawl     pytomo.crawl (the loop, the seeds): rounds of videos, each handed to the run's sinks
