@@ -1,21 +1,30 @@
 """The five first analyses of a Pytomo Parquet dataset, with DuckDB (embedded, the default) or Dask (a cluster).
 
 Every analysis is one specification (``Analysis``): the per-download frame it reads, its group keys and its
-aggregates. DuckDB runs it as SQL over ``read_parquet('<root>/<table>/**/*.parquet', hive_partitioning=true)``;
-Dask reads the same files with ``dask.dataframe.read_parquet`` on a ``distributed`` client, sums and counts on the
-workers and takes percentiles exactly over the collected column. Percentiles are linear interpolation between
-order statistics in both (DuckDB ``quantile_cont``, pandas ``quantile``), so both give the same numbers.
+aggregates. The frame is defined once, as one DuckDB query over a ``downloads`` relation (and ``run`` for the
+volunteer's country), ``frame_select``. DuckDB runs it over ``read_parquet('<root>/<table>/**/*.parquet',
+hive_partitioning=true, union_by_name=true)`` and the analysis as SQL over it; Dask reads the same files with
+``dask.dataframe.read_parquet`` on a ``distributed`` client and runs the same query on every pandas partition, on
+the workers, with an in-memory DuckDB (``frame_partition``); it sums and counts on the workers and takes percentiles
+exactly over the collected column. Every column the frame reads is cast to one type first, and a column a file or a
+partition lacks is NULL, so both engines see the same frame. Percentiles are linear interpolation between order
+statistics in both (DuckDB ``quantile_cont``, pandas ``quantile``), so both give the same numbers.
+
+The RTT of the analyses is the one RTT of a video, ``ping_min_ms``: ``downloads.ping_min_ms``, the smallest RTT to
+the cache server (ICMP echo, else TCP connect).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as pds
 
 from pytomo.errors import UsageError
@@ -90,6 +99,8 @@ class Layout:
     downloads: set[str]
     run: set[str]
     notes: list[str] = field(default_factory=list)
+    schemas: dict[str, pa.Schema] = field(default_factory=dict)  # table -> its files' columns and the partitions
+    partitions: dict[str, list[str]] = field(default_factory=dict)  # table -> its Hive partition columns
 
     @property
     def as_column(self) -> bool:
@@ -109,15 +120,29 @@ class Layout:
         return "started_at_local" in self.downloads
 
 
+def dataset_schema(path: Path) -> tuple[pa.Schema, list[str]]:
+    """The columns of a table's Parquet dataset: those of all its files (a column that the files of an older schema
+    lack included, as DuckDB's ``union_by_name``), then the Hive partition columns, as strings; and the names of
+    these."""
+    ds = pds.dataset(path, format="parquet", partitioning="hive")
+    parts = list(ds.partitioning.schema.names) if ds.partitioning is not None and ds.partitioning.schema else []
+    schemas = [f.physical_schema for f in ds.get_fragments()] or [ds.schema]
+    files = pa.unify_schemas(schemas, promote_options="permissive")
+    return pa.schema([f for f in files if f.name not in parts] + [pa.field(n, pa.string()) for n in parts]), parts
+
+
 def layout_of(root: Path) -> Layout:
     """The columns of the ``downloads`` and ``run`` datasets, and the notes on what is absent."""
-    def cols(table: str) -> set[str]:
+    def schema(table: str) -> tuple[pa.Schema, list[str]]:
         path = Path(root) / table
         if not path.is_dir():
             raise UsageError(f"{root} is not a Pytomo dataset: no {table}/ in it")
-        return set(pds.dataset(path, format="parquet", partitioning="hive").schema.names)
+        return dataset_schema(path)
 
-    lay = Layout(cols("downloads"), cols("run"))
+    found = {t: schema(t) for t in ("downloads", "run")}
+    schemas = {t: sch for t, (sch, _) in found.items()}
+    lay = Layout(set(schemas["downloads"].names), set(schemas["run"].names), schemas=schemas,
+                 partitions={t: parts for t, (_, parts) in found.items()})
     lay.notes.append("throughput_cdf: grouped by " + ("the cache server's AS (downloads.as_number)" if lay.as_column
                                                       else "cache-server address: the dataset has no as_number"))
     lay.notes.append("stall_ratio: country is " + (lay.country or "absent from the dataset (shown as 'unknown')"))
@@ -126,22 +151,47 @@ def layout_of(root: Path) -> Layout:
     return lay
 
 
-# --- the per-download frame, once in SQL and once in pandas --------------------------------------------------------
+# --- the per-download frame, once, as SQL over a relation: read_parquet for DuckDB, a pandas partition for Dask ----
 
-def frame_sql(root: Path, lay: Layout) -> str:
-    """The per-download frame (audio rows of a pair left out) as a DuckDB query."""
-    base = str(Path(root)).replace("'", "''")
-    src = f"read_parquet('{base}/{{t}}/**/*.parquet', hive_partitioning=true, union_by_name=true)"
-    group = ("CASE WHEN d.as_number IS NULL THEN 'unknown AS' ELSE 'AS' || CAST(d.as_number AS BIGINT) END"
+DOWNLOADS_COLUMNS = {
+    "run_uuid": "VARCHAR", "service": "VARCHAR", "stream_role": "VARCHAR", "address": "VARCHAR", "host": "VARCHAR",
+    "as_number": "BIGINT", "country": "VARCHAR", "avg_throughput_bps": "DOUBLE", "time_to_start_s": "DOUBLE",
+    "stall_count": "BIGINT", "stall_total_s": "DOUBLE", "played_s": "DOUBLE", "ping_min_ms": "DOUBLE",
+    "started_at": "VARCHAR", "started_at_local": "VARCHAR",
+}
+"""The ``downloads`` columns the frame reads, and the one type each is cast to (whatever a file or a pandas
+partition holds: object strings, nullable or float integers, pyarrow strings, a categorical partition column)."""
+RUN_COLUMNS = {"run_uuid": "VARCHAR", "vantage_country": "VARCHAR"}
+
+
+def typed(relation: str, has: Collection[str], types: dict[str, str]) -> str:
+    """``relation`` as a subquery of the columns of ``types``, each cast to its type; NULL of that type where the
+    relation has no such column (``has``: the columns it has)."""
+    cols = ",\n        ".join(f"CAST({_quoted(c) if c in has else 'NULL'} AS {t}) AS {c}" for c, t in types.items())
+    return f"(SELECT {cols}\n FROM {relation})"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def frame_select(lay: Layout, downloads: str, run: str | None = None) -> str:
+    """The per-download frame (audio rows of a pair left out): the one definition both engines run. ``downloads``
+    and ``run`` are ``typed`` relations; without ``run`` the volunteer's country is unknown."""
+    group = ("CASE WHEN d.as_number IS NULL THEN 'unknown AS' ELSE 'AS' || CAST(d.as_number AS VARCHAR) END"
              if lay.as_column else "coalesce(d.address, d.host, 'unknown')")
-    country = {"run.vantage_country": "r.vantage_country", "downloads.country": "d.country"}.get(lay.country or "",
-                                                                                                   "NULL")
+    country = "NULL"
+    if lay.country == "run.vantage_country" and run is not None:
+        country = "r.vantage_country"
+    elif lay.country == "downloads.country":
+        country = "d.country"
     ts = "d.started_at_local" if lay.local_time else "d.started_at"
     bins = " ".join(f"WHEN d.ping_min_ms < {b} THEN '{_bin_label(i)}'" for i, b in enumerate(RTT_BINS))
-    join = (f"LEFT JOIN {src.format(t='run')} r ON r.run_uuid = d.run_uuid" if country.startswith("r.") else "")
-    return f"""SELECT d.run_uuid, CAST(d.service AS VARCHAR) AS service,
+    join = ("LEFT JOIN (SELECT run_uuid, min(vantage_country) AS vantage_country FROM "
+            f"{run} GROUP BY run_uuid) r ON r.run_uuid = d.run_uuid" if country.startswith("r.") else "")
+    return f"""SELECT d.run_uuid, d.service,
        {group} AS cache_group,
-       coalesce(CAST({country} AS VARCHAR), 'unknown') AS country,
+       coalesce({country}, 'unknown') AS country,
        d.avg_throughput_bps AS throughput_bps,
        d.time_to_start_s,
        CAST(d.time_to_start_s IS NOT NULL AS INTEGER) AS started,
@@ -153,7 +203,7 @@ def frame_sql(root: Path, lay: Layout) -> str:
        d.ping_min_ms AS rtt_ms,
        CASE WHEN d.ping_min_ms IS NULL THEN NULL {bins} ELSE '{_bin_label(len(RTT_BINS))}' END AS rtt_bin,
        coalesce(TRY_CAST(substr({ts}, 12, 2) AS INTEGER), -1) AS hour
-FROM {src.format(t='downloads')} d {join}
+FROM {downloads} d {join}
 WHERE coalesce(d.stream_role, 'progressive') <> 'audio'"""
 
 
@@ -162,37 +212,51 @@ def _bin_label(i: int) -> str:
     return f"{low:03.0f}-{RTT_BINS[i]:03.0f} ms" if i < len(RTT_BINS) else f"{low:03.0f}+ ms"
 
 
-def frame_pandas(d: pd.DataFrame, lay: Layout, run: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The same per-download frame from a pandas ``downloads`` (and ``run``) frame."""
-    d = d[d["stream_role"].fillna("progressive") != "audio"] if "stream_role" in d else d
-    out = pd.DataFrame({"run_uuid": d["run_uuid"].astype(str), "service": d["service"].astype(str)}, index=d.index)
-    if lay.as_column:
-        asn = pd.to_numeric(d["as_number"], errors="coerce")
-        out["cache_group"] = ("AS" + asn.astype("Int64").astype(str)).where(asn.notna(), "unknown AS")
-    else:
-        out["cache_group"] = d["address"].fillna(d["host"]).fillna("unknown").astype(str)
-    if lay.country == "run.vantage_country" and run is not None:
-        countries = run.drop_duplicates("run_uuid").set_index("run_uuid")["vantage_country"]
-        out["country"] = out["run_uuid"].map(countries).fillna("unknown").astype(str)
-    elif lay.country == "downloads.country":
-        out["country"] = d["country"].fillna("unknown").astype(str)
-    else:
-        out["country"] = "unknown"
-    started = d["time_to_start_s"].notna()
-    out["throughput_bps"] = d["avg_throughput_bps"].astype("float64")
-    out["time_to_start_s"] = d["time_to_start_s"].astype("float64")
-    out["started"] = started.astype("int64")
-    out["stalled"] = (d["stall_count"].fillna(0) > 0).astype("int64")
-    out["stall_s"] = d["stall_total_s"].astype("float64").where(started)
-    out["played_s"] = d["played_s"].astype("float64").where(started)
-    out["watched_s"] = (d["stall_total_s"].fillna(0) + d["played_s"].fillna(0)).astype("float64").where(started)
-    out["rtt_ms"] = d["ping_min_ms"].astype("float64")
-    bins = pd.cut(out["rtt_ms"], [-float("inf"), *RTT_BINS, float("inf")], right=False,
-                  labels=[_bin_label(i) for i in range(len(RTT_BINS) + 1)])
-    out["rtt_bin"] = bins.astype(object).where(bins.notna(), None)
-    ts = d["started_at_local" if lay.local_time else "started_at"].astype("string")
-    out["hour"] = pd.to_numeric(ts.str.slice(11, 13), errors="coerce").fillna(-1).astype("int64")
-    return out
+def frame_sql(root: Path, lay: Layout) -> str:
+    """The per-download frame as a DuckDB query over the dataset's files."""
+    base = str(Path(root)).replace("'", "''")
+    src = (f"read_parquet('{base}/{{t}}/**/*.parquet', hive_partitioning=true, union_by_name=true, "
+           "hive_types_autocast=false)")  # partition values as text, as pyarrow gives them to Dask
+    run = typed(src.format(t="run"), lay.run, RUN_COLUMNS) if lay.country == "run.vantage_country" else None
+    return frame_select(lay, typed(src.format(t="downloads"), lay.downloads, DOWNLOADS_COLUMNS), run)
+
+
+def frame_partition(d: pd.DataFrame, lay: Layout, run: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The same per-download frame of a pandas ``downloads`` frame (and ``run``): the query of ``frame_sql`` run by
+    an in-memory DuckDB over it (a Dask partition, or its empty ``_meta``)."""
+    con = _connection()
+    try:
+        con.register("downloads", _arrow(d))
+        run_sql = None
+        if run is not None:
+            con.register("run", _arrow(run))
+            run_sql = typed("run", set(run.columns), RUN_COLUMNS)
+        rel = con.sql(frame_select(lay, typed("downloads", set(d.columns), DOWNLOADS_COLUMNS), run_sql))
+        # through Arrow, so that a column's pandas type follows its SQL type alone, in an empty frame too
+        table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()  # DuckDB >= 1.4, older
+        return table.to_pandas()
+    finally:
+        for name in ("downloads", "run"):
+            con.unregister(name)
+
+
+_local = threading.local()
+
+
+def _connection() -> Any:
+    """This thread's in-memory DuckDB (opening one takes longer than the query of a partition)."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        import duckdb
+
+        con = _local.con = duckdb.connect(config={**DUCKDB_CONFIG, "threads": 1})
+    return con
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    """A pandas frame as Arrow: pyarrow types every value of an object column (DuckDB's own pandas scan guesses
+    from a sample), and a NaN in it is NULL."""
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 # --- running a specification -------------------------------------------------------------------------------------
@@ -238,19 +302,25 @@ def run_duckdb(root: Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
         con.close()
 
 
-def _dask_frame(root: Path, lay: Layout) -> Any:
+def _dask_read(root: Path, table: str, lay: Layout, columns: list[str]) -> Any:
+    """A table's columns with ``dask.dataframe.read_parquet``, over the schema of all its files (a column that a
+    file lacks is NULL there, as with DuckDB's ``union_by_name``)."""
     import dask.dataframe as dd
 
-    wanted = {"run_uuid", "service", "stream_role", "address", "host", "as_number", "country", "avg_throughput_bps",
-              "time_to_start_s", "stall_count", "stall_total_s", "played_s", "ping_min_ms", "started_at",
-              "started_at_local"}
-    columns = sorted((lay.downloads | {"service"}) & wanted)
-    downloads = dd.read_parquet(str(Path(root) / "downloads"), columns=columns, dataset={"partitioning": "hive"})
+    schema = lay.schemas[table]
+    partitioning = pds.HivePartitioning(pa.schema([schema.field(n) for n in lay.partitions[table]]))
+    return dd.read_parquet(str(Path(root) / table), columns=columns,
+                           dataset={"partitioning": partitioning, "schema": schema})
+
+
+def _dask_frame(root: Path, lay: Layout) -> Any:
+    columns = sorted(lay.downloads & set(DOWNLOADS_COLUMNS))
+    downloads = _dask_read(root, "downloads", lay, columns)
     run = None
     if lay.country == "run.vantage_country":
-        run = dd.read_parquet(str(Path(root) / "run"), columns=["run_uuid", "vantage_country"]).compute()
-    meta = frame_pandas(downloads._meta, lay, run)
-    return downloads.map_partitions(frame_pandas, lay, run, meta=meta)
+        run = _dask_read(root, "run", lay, sorted(RUN_COLUMNS)).compute()
+    meta = frame_partition(downloads._meta, lay, run)
+    return downloads.map_partitions(frame_partition, lay, run, meta=meta)
 
 
 def _dask_one(a: Analysis, frame: Any) -> pd.DataFrame:
@@ -260,7 +330,7 @@ def _dask_one(a: Analysis, frame: Any) -> pd.DataFrame:
     for col in a.require:
         frame = frame[~frame[col].isna()]
     frame = frame.persist()
-    grouped = frame.groupby(keys)
+    grouped = frame.groupby(keys, dropna=False)  # a NULL key (a service unknown) is a group, as in SQL
     lazy, names = [], []
     for g in a.aggs:  # sums and counts on the workers, all in one pass
         if g.kind == "rows":
@@ -278,7 +348,7 @@ def _dask_one(a: Analysis, frame: Any) -> pd.DataFrame:
     *results, counts, collected = dask.compute(*lazy, grouped[sum_columns or ["run_uuid"]].count(), collect)
     parts = [r.rename(n) for r, n in zip(results, names)]
     for g in quantiles:  # exact, over the collected column (as DuckDB's quantile_cont)
-        parts.append(collected.groupby(keys)[g.column].quantile(g.q).rename(g.name))
+        parts.append(collected.groupby(keys, dropna=False)[g.column].quantile(g.q).rename(g.name))
     sums = {g.name for g in a.aggs if g.kind == "sum"}
     table = pd.concat(parts, axis=1)
     for g in a.aggs:  # a sum over no value is NULL, as in SQL

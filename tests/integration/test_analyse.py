@@ -114,3 +114,53 @@ def test_engines_agree_with_as_country_and_local_time(tmp_path: Path) -> None:
     with_dask, _ = analyses.run_dask(tmp_path, cluster_factory=lambda: LocalCluster(
         n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None))
     assert analyses.compare(with_duckdb, with_dask) == []
+
+
+def _put(root: Path, table: str, service: str | None, date: str, data: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pytomo.dataset.parquet import partition_value
+
+    folder = root / table / f"service={partition_value(service)}" / f"utc_date={date}"
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(data), folder / f"{date}.parquet")
+
+
+def test_engines_agree_on_runs_of_two_schemas(tmp_path: Path) -> None:
+    """The first run's files lack columns that a later run's have (stream_role, as_number, started_at_local,
+    country; the run's vantage_country), one run's service is unknown (NULL), one file has no rows: the layout has
+    the columns of every file, Dask runs DuckDB's frame on each partition, and both engines agree."""
+    from distributed import LocalCluster
+
+    _put(tmp_path, "downloads", "Lab/=x", "2026-01-01", {
+        "run_uuid": ["a"] * 4, "address": ["10.0.0.1", None, None, "10.0.0.2"], "host": ["h1", "h2", None, "h1"],
+        "avg_throughput_bps": [1e6, 2e6, None, 4e6], "time_to_start_s": [0.5, None, 1.0, 2.0],
+        "stall_count": [0, None, 2, 1], "stall_total_s": [None, None, 3.0, 1.0], "played_s": [10.0, None, 5.0, None],
+        "ping_min_ms": [5.0, 10.0, None, 250.0], "started_at": ["2026-01-01T03:00:00Z", "bad", None, "x"]})
+    _put(tmp_path, "run", "Lab/=x", "2026-01-01", {"run_uuid": ["a"], "started_at": ["2026-01-01T00:00:00Z"]})
+    _put(tmp_path, "downloads", "YouTube", "2026-01-02", {
+        "run_uuid": ["b"] * 5, "address": ["10.0.0.3"] * 5, "host": ["h3"] * 5,
+        "as_number": [15169, None, 15169, 3215, 3215], "country": ["US", None, "US", "FR", "FR"],
+        "stream_role": ["progressive", "video", "audio", None, "progressive"],
+        "avg_throughput_bps": [3e6, 5e6, 1e5, 7e6, None], "time_to_start_s": [0.1, 0.2, 0.3, None, 0.4],
+        "stall_count": [0, 1, 0, None, 3], "stall_total_s": [0.0, 2.0, None, None, 4.5],
+        "played_s": [20.0, 30.0, 1.0, None, 2.0], "ping_min_ms": [19.9, 20.0, 50.0, 199.99, 0.0],
+        "started_at": ["2026-01-02T01:00:00Z"] * 5,
+        "started_at_local": ["2026-01-02T02:00:00+01:00", None, "2026-01-02T23:00:00-02:00", "x", "2026-01-02T09:5"]})
+    _put(tmp_path, "run", "YouTube", "2026-01-02", {"run_uuid": ["b"], "vantage_country": ["DE"]})
+    _put(tmp_path, "downloads", "YouTube", "2026-01-03", {"run_uuid": [], "ping_min_ms": []})
+    _put(tmp_path, "downloads", None, "2026-01-04", {
+        "run_uuid": ["d"] * 2, "ping_min_ms": [1.0, 2.0], "avg_throughput_bps": [1e6, 3e6],
+        "time_to_start_s": [1.0, None], "stall_count": [1, 0]})
+    _put(tmp_path, "run", None, "2026-01-04", {"run_uuid": ["d"], "vantage_country": [None]})
+
+    with_duckdb, notes = analyses.run_duckdb(tmp_path)
+    assert any("downloads.as_number" in n for n in notes) and any("run.vantage_country" in n for n in notes)
+    stall = with_duckdb["stall_ratio"]
+    assert stall["videos"].sum() == 10  # the audio row left out
+    assert stall["service"].isna().sum() == 1  # the run of no service is a group, as SQL groups a NULL
+    assert set(stall["country"]) == {"unknown", "DE"}
+    with_dask, _ = analyses.run_dask(tmp_path, cluster_factory=lambda: LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None))
+    assert analyses.compare(with_duckdb, with_dask) == []

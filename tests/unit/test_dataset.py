@@ -6,9 +6,12 @@ import sqlite3
 from pathlib import Path
 
 import duckdb
+import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pytomo.dataset import analyses
 from pytomo.dataset.analyses import DUCKDB_CONFIG
 from pytomo.dataset.parquet import partition_value, write_run
 from pytomo.errors import StorageError
@@ -127,3 +130,90 @@ def test_not_a_database(tmp_path: Path) -> None:
     bad.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(StorageError):
         tables_of(bad)
+
+
+# --- pytomo.dataset.analyses: the per-download frame is one SQL, over read_parquet (DuckDB) or a pandas partition
+
+def _frame_dataset(root: Path, *, with_role: bool = True) -> tuple[Path, pa.Table]:
+    """One run's ``downloads`` (NULLs in every kind of column, an audio row) and ``run`` in the dataset's layout."""
+    data = {
+        "run_uuid": ["r1"] * 6, "address": ["10.0.0.1", None, None, "10.0.0.2", "10.0.0.3", "10.0.0.3"],
+        "host": ["a", "b", None, "a", "c", "c"], "as_number": pa.array([15169, None, 15169, 3215, None, 3215]),
+        "country": ["US", None, "US", "FR", "FR", None],
+        "stream_role": ["progressive", "video", "audio", None, "progressive", "progressive"],
+        "avg_throughput_bps": [3e6, 5e6, 1e5, None, 2e6, 9e6], "time_to_start_s": [0.1, 0.2, 0.3, None, 0.4, 2.5],
+        "stall_count": pa.array([0, 1, 0, None, 3, 0]), "stall_total_s": [0.0, 2.0, None, None, 4.5, None],
+        "played_s": [20.0, 30.0, 1.0, None, 2.0, None], "ping_min_ms": [19.9, 20.0, 50.0, 199.99, None, 0.0],
+        "started_at": ["2026-01-02T01:00:00Z"] * 6,
+        "started_at_local": ["2026-01-02T02:00:00+01:00", None, "2026-01-02T23:00:00-02:00", "x", "2026-01-02T09",
+                             "2026-01-02T17:00:00+03:00"],
+    }
+    if not with_role:
+        del data["stream_role"]
+    table = pa.table(data)
+    folder = root / "downloads" / "service=Lab" / "utc_date=2026-01-02"
+    folder.mkdir(parents=True)
+    pq.write_table(table, folder / "r1.parquet")
+    (root / "run" / "service=Lab" / "utc_date=2026-01-02").mkdir(parents=True)
+    pq.write_table(pa.table({"run_uuid": ["r1"], "vantage_country": ["DE"]}),
+                   root / "run" / "service=Lab" / "utc_date=2026-01-02" / "r1.parquet")
+    return root, table
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns), na_position="first").reset_index(drop=True)
+
+
+def _partitions(table: pa.Table) -> dict[str, pd.DataFrame]:
+    """The pandas forms a partition can come in: as pyarrow gives it, or object strings with nullable or float
+    integers and a categorical partition column."""
+    plain = table.to_pandas()
+    plain["service"], plain["utc_date"] = "Lab", "2026-01-02"
+    loose = plain.astype({c: object for c in plain.columns if c not in ("as_number", "stall_count")})
+    loose = loose.astype({"stall_count": "Int64", "as_number": "float64", "service": "category"})
+    loose = loose.where(loose.notna(), None)  # object columns of None
+    return {"pyarrow": plain, "object strings, Int64, float, category": loose}
+
+
+def test_the_frame_of_a_pandas_partition_is_the_frame_of_read_parquet(tmp_path: Path) -> None:
+    root, table = _frame_dataset(tmp_path)
+    lay = analyses.layout_of(root)
+    assert lay.as_column and lay.local_time and lay.country == "run.vantage_country"
+    want = duckdb.connect(config=dict(DUCKDB_CONFIG)).execute(analyses.frame_sql(root, lay)).df()
+    assert len(want) == 5 and set(want["country"]) == {"DE"}  # the audio row left out; the run's country
+    run = pd.DataFrame({"run_uuid": pd.Series(["r1"], dtype=object), "vantage_country": ["DE"]})
+    for form, part in _partitions(table).items():
+        got = analyses.frame_partition(part, lay, run)
+        pd.testing.assert_frame_equal(_sorted(got), _sorted(want), check_dtype=False, obj=form)
+        assert list(got.dtypes) == list(analyses.frame_partition(part.iloc[:0], lay, run).dtypes), form
+    empty = analyses.frame_partition(_partitions(table)["pyarrow"].iloc[:0], lay, run)
+    assert empty.empty and list(empty.columns) == list(want.columns)
+
+
+def test_a_column_absent_from_a_partition_is_null_as_in_read_parquet(tmp_path: Path) -> None:
+    """A dataset without stream_role (older files): no row is audio, in both."""
+    root, table = _frame_dataset(tmp_path, with_role=False)
+    lay = analyses.layout_of(root)
+    want = duckdb.connect(config=dict(DUCKDB_CONFIG)).execute(analyses.frame_sql(root, lay)).df()
+    assert len(want) == 6
+    part = _partitions(table)["pyarrow"]
+    got = analyses.frame_partition(part, lay)  # no run: the volunteer's country unknown
+    assert set(got["country"]) == {"unknown"}
+    pd.testing.assert_frame_equal(_sorted(got.drop(columns="country")), _sorted(want.drop(columns="country")),
+                                  check_dtype=False)
+
+
+def test_the_layout_has_the_columns_of_every_file(tmp_path: Path) -> None:
+    """A column that the first file lacks (an older run) but a later one has is in the layout, as in DuckDB's
+    union_by_name."""
+    old = tmp_path / "downloads" / "service=A" / "utc_date=2026-01-01"
+    new = tmp_path / "downloads" / "service=B" / "utc_date=2026-01-02"
+    for folder in (old, new, tmp_path / "run" / "service=A" / "utc_date=2026-01-01"):
+        folder.mkdir(parents=True)
+    pq.write_table(pa.table({"run_uuid": ["a"], "ping_min_ms": [1.0]}), old / "a.parquet")
+    pq.write_table(pa.table({"run_uuid": ["b"], "ping_min_ms": [2.0], "as_number": [1]}), new / "b.parquet")
+    pq.write_table(pa.table({"run_uuid": ["a"]}), tmp_path / "run" / "service=A" / "utc_date=2026-01-01" / "a.parquet")
+    lay = analyses.layout_of(tmp_path)
+    assert lay.as_column and {"service", "utc_date"} <= lay.downloads
+    assert lay.partitions["downloads"] == ["service", "utc_date"]
+    assert lay.schemas["downloads"].field("service").type == pa.string()
