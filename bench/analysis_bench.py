@@ -131,7 +131,7 @@ def time_duckdb(root: Path) -> dict[str, float]:
     lay = analyses.layout_of(root)
     frame = analyses.frame_sql(root, lay)
     con = duckdb.connect(config=dict(analyses.DUCKDB_CONFIG))
-    return {a.name: _timed(lambda a=a: con.execute(analyses.analysis_sql(a, frame)).df()) for a in analyses.ANALYSES}
+    return {a.name: _timed(lambda a=a: con.execute(analyses.analysis_sql(a, frame)).df()) for a in analyses.analyses()}
 
 
 def time_dask(root: Path) -> dict[str, float]:
@@ -142,7 +142,7 @@ def time_dask(root: Path) -> dict[str, float]:
                       silence_logs=logging.ERROR) as cluster, \
             Client(cluster):
         frame = analyses._dask_frame(root, lay)
-        return {a.name: _timed(lambda a=a: analyses._dask_one(a, frame), repeats=1) for a in analyses.ANALYSES}
+        return {a.name: _timed(lambda a=a: analyses._dask_one(a, frame), repeats=1) for a in analyses.analyses()}
 
 
 # --- uploads ingested per second -----------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def main() -> None:
         dask = {} if args.no_dask else time_dask(root)
         out = [[a.name, f"{duck[a.name]:.3f}", "yes" if duck[a.name] < 5 else "NO",
                 f"{dask[a.name]:.2f}" if dask else "-", f"{dask[a.name] / duck[a.name]:.1f}" if dask else "-"]
-               for a in analyses.ANALYSES]
+               for a in analyses.analyses()]
         print(table(["analysis", "DuckDB (s)", "< 5 s", "Dask, 2 workers (s)", "Dask / DuckDB"], out))
         report = {"videos": rows["downloads"], "runs": args.runs, "parquet_mb": size, "generate_s": gen_s,
                   "duckdb_s": duck, "dask_s": dask}

@@ -52,14 +52,16 @@ def _video(c: sqlite3.Connection, rng: random.Random, run_id: int, n: int, at: d
                       " address, ttl_s, latency_ms, at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                       (vid, h, "system", "10.9.9.9", rdtype, "NOERROR", addr, 300, rng.uniform(1, 40), iso(at)))
     base_rtt = 5 + (SERVERS.index((host, ip)) % 10) * 4
+    answered: dict[tuple[str, str], list[float]] = {}
     for _h, a in dict.fromkeys(chain):
         for method in ("icmp-dgram", "tcp-connect"):
             pid = c.execute("INSERT INTO rtt_probes (video_row_id, address, method, probes_sent) VALUES (?,?,?,?)",
                             (vid, a, method, 10)).lastrowid
+            samples = [None if rng.random() < 0.02 else base_rtt + rng.expovariate(0.5) for _s in range(10)]
+            answered[(a, method)] = [r for r in samples if r is not None]
             c.executemany("INSERT INTO rtt_samples (probe_id, video_row_id, address, method, seq, rtt_ms, sent_at)"
                           " VALUES (?,?,?,?,?,?,?)",
-                          [(pid, vid, a, method, s, None if rng.random() < 0.02 else base_rtt + rng.expovariate(0.5),
-                            iso(at)) for s in range(10)])
+                          [(pid, vid, a, method, s, r, iso(at)) for s, r in enumerate(samples)])
     if failed:
         return
     rate = rng.choice([0.6e6, 1.5e6, 4e6, 20e6]) * rng.uniform(0.7, 1.3)
@@ -69,6 +71,8 @@ def _video(c: sqlite3.Connection, rng: random.Random, run_id: int, n: int, at: d
     total = sum(bins)
     stalls = [] if rate > enc * 1.2 else [(rng.uniform(2, 8), rng.uniform(0.3, 3.0)) for _ in range(rng.randint(1, 3))]
     tts = rng.uniform(0.05, 2.5)
+    rtts = answered.get((ip, "icmp-dgram")) or answered.get((ip, "tcp-connect")) or []  # as the crawler's PingMin
+    pings = (min(rtts), sum(rtts) / len(rtts), max(rtts)) if rtts else (None, None, None)
     did = c.execute(
         "INSERT INTO downloads (video_row_id, url, host, address, started_at, window_s, http_status, http_version,"
         " content_type, content_length_bytes, headers_s, first_byte_s, last_byte_s, transfer_s, bytes,"
@@ -85,8 +89,7 @@ def _video(c: sqlite3.Connection, rng: random.Random, run_id: int, n: int, at: d
          rate, rate * 1.4, BIN_S, "window", "mp4", "avc1", "mp4a", 640, 360, 25.0, 30.0, enc, "mediainfo-overall",
          "mp4-sample-table", 2.0, 0.1, 1.0, tts, 250_000, rate, 2.0, len(stalls), sum(d for _s, d in stalls),
          rng.uniform(0, 20), rate * WINDOW_S / enc, WINDOW_S - tts - sum(d for _s, d in stalls), WINDOW_S,
-         "playing", rate / enc, total * 8 / (WINDOW_S - 0.05), rng.uniform(0.001, 0.04), base_rtt,
-         base_rtt + 1.0, base_rtt + 4.0)).lastrowid
+         "playing", rate / enc, total * 8 / (WINDOW_S - 0.05), rng.uniform(0.001, 0.04), *pings)).lastrowid
     c.executemany("INSERT INTO throughput_samples (download_id, bin_index, t_start_s, bytes) VALUES (?,?,?,?)",
                   [(did, i, i * BIN_S, b) for i, b in enumerate(bins)])
     c.executemany("INSERT INTO stalls (download_id, seq, start_s, media_position_s, duration_s, ongoing)"

@@ -30,9 +30,10 @@ PAGES: dict[str, str] = {  # the graph pages of 2015 (inventory section 9.3), wi
 class Graph:
     """How a figure is graphed: one RRD data source and its graph.
 
-    The RRD value is the figure's value times ``scale`` (bit/s stored, kbit/s graphed), or ``derive`` of the row's
-    figures. ``legacy`` reads it from a 2015 ``pytomo_crawl`` row (a column name, or a function of the row): a
-    database of the 2015 layout then gives the same graph; None: the figure is new in this version.
+    The RRD value is the figure's value times ``scale`` (a data source named as its figure holds it in the figure's
+    unit), or ``derive`` of the row's figures. From a 2015 ``pytomo_crawl`` row it is the figure's own 2015 reading
+    (``Figure.legacy``) times ``scale``, or, for a derived graph, ``legacy`` of the row; :func:`shared` says whether
+    a 2015 database has the graph.
     """
 
     ds: str  # RRD data-source name: at most 19 characters of [a-z0-9_]
@@ -43,21 +44,76 @@ class Graph:
     rank: int = 0  # position on the page "all" and in the RRD files
     scale: float = 1.0
     derive: Callable[[Lookup], float | None] | None = None
-    legacy: str | Callable[[Mapping[str, Any]], float | None] | None = None
+    legacy: Callable[[Mapping[str, Any]], float | None] | None = None  # a derived graph's value from a 2015 row
     draw_scale: float = 1.0  # multiplies the RRD value on the graph (a share stored 0..1 drawn in %)
     ds_type: str = "GAUGE"
     consolidations: tuple[str, ...] = ("AVERAGE", "MIN", "MAX")
     log_axis: bool = False
 
-    @property
-    def shared(self) -> bool:
-        """True when a database of the 2015 layout has this graph."""
-        return self.legacy is not None
+
+@dataclass(frozen=True)
+class Threshold:
+    """Where an aggregate turns from good to warning (``good``) and from warning to bad (``bad``), and why."""
+
+    good: float
+    bad: float
+    higher_is_better: bool
+    source: str
+
+    def level(self, value: float | None) -> str:
+        """``good``, ``warn``, ``bad``, or ``none`` when there is no value."""
+        if value is None:
+            return "none"
+        if self.higher_is_better:
+            return "good" if value >= self.good else "warn" if value >= self.bad else "bad"
+        return "good" if value <= self.good else "warn" if value <= self.bad else "bad"
+
+
+STATISTICS = {  # how an aggregate summarises its figure over a set of videos
+    "count": "videos whose value is above 0",
+    "median": "median of the values (of played videos unless the aggregate says otherwise)",
+    "share_zero": "played videos whose playback started and whose value is 0, over videos played",
+    "loss": "the figure's probes without an answer over probes sent",
+}
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One summary of its figure over a set of videos: what the verdict shows (levelled by ``threshold``), what
+    ``/metrics`` exposes as ``pytomo_<metric>`` (times ``metric_scale``, in Prometheus base units) and what the
+    analyses compute per service. Declared on the figure it summarises: one line, and every reader has it.
+
+    ``statistic`` is one of :data:`STATISTICS`; ``key`` names it in JSON and in the analyses; ``unit`` is how it is
+    shown (videos, share, s, ratio, bit/s, ms); ``rank`` orders the verdict's columns; ``live_only``: of live
+    streams, shown where the span has a live video; ``played_only``: over played videos only.
+    """
+
+    key: str
+    statistic: str
+    label: str
+    unit: str
+    definition: str
+    rank: int
+    threshold: Threshold | None = None
+    metric: str = ""
+    metric_scale: float = 1.0
+    live_only: bool = False
+    played_only: bool = True
+
+
+# A 2015 ``pytomo_crawl`` column (name), or a function of the 2015 row, giving a figure's value in the 2015 unit.
+From2015 = str | Callable[[Mapping[str, Any]], float | None]
 
 
 @dataclass(frozen=True)
 class Figure:
-    """One stored figure: a column of ``videos`` or ``downloads`` and where its value comes from."""
+    """One stored figure: a column of ``videos`` or ``downloads``, where its value comes from, how it is read back
+    from each schema and how it is summarised.
+
+    Read back from our schema by its ``name`` (``old_name`` in versions 2 and 3; NULL before ``since``); from a 2015
+    ``pytomo_crawl`` row by ``legacy`` times ``legacy_scale`` (kbit/s there, bit/s here); None: 2015 had no such
+    figure (it is "not recorded" in a 2015 database). ``aggregates`` summarise it over a span.
+    """
 
     table: str  # videos or downloads
     name: str  # the column, with its unit (_s, _ms, _bps, _bytes)
@@ -67,6 +123,9 @@ class Figure:
     graphs: tuple[Graph, ...] = ()
     old_name: str | None = None  # its name in schema versions 2 and 3, when it changed
     since: int = 2  # schema version that added it
+    legacy: From2015 | None = None
+    legacy_scale: float = 1.0
+    aggregates: tuple[Aggregate, ...] = ()
 
     @property
     def key(self) -> str:
@@ -155,20 +214,21 @@ def _ratio(a: Any, b: Any) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _num(value: Any) -> float | None:
-    """A finite number, or None (2015 columns can hold text)."""
+def _num(value: Any, scale: float = 1.0) -> float | None:
+    """A finite number times ``scale``, or None (2015 columns can hold text)."""
     if value is None or isinstance(value, (bytes, str)) and not str(value).strip():
         return None
     try:
         out = float(value)
     except (TypeError, ValueError):
         return None
-    return out if out == out and abs(out) != float("inf") else None
+    return out * scale if out == out and abs(out) != float("inf") else None
 
 
-def _thp_2015_kbps(row: Mapping[str, Any]) -> float | None:
+def _thp_2015_bps(row: Mapping[str, Any]) -> float | None:
+    """AvgThroughput of a 2015 row: 8 DownloadBytes / DownloadTime (the 2015 tool stored no throughput column)."""
     nbytes, secs = _num(row.get("DownloadBytes")), _num(row.get("DownloadTime"))
-    return nbytes * 8 / secs / 1000 if nbytes is not None and secs else None
+    return nbytes * 8 / secs if nbytes is not None and secs else None
 
 
 def _stalled(stalls: Any) -> float | None:
@@ -196,6 +256,58 @@ def _yt(key: str) -> Source:
         return int(value) if isinstance(value, bool) else value
     return read
 
+# The aggregates, each attached to the figure it summarises below (``aggregates=``).
+PLAYED = Aggregate("played", "count", "videos played", "videos", "videos whose first download received bytes", 0,
+                   metric="videos_played", played_only=False)
+SMOOTH = Aggregate(
+    "smooth_share", "share_zero", "played without a stall", "share",
+    "videos played whose playback started within the window and never stalled, over videos played", 1,
+    Threshold(0.95, 0.80, True, "P.1203's stalling term: one stall already costs a session much of its score (ITU-T "
+              "P.1203.3, 8.1.2); Conviva's State of Streaming reports about 1 % of plays with rebuffering on good "
+              "networks"), "played_without_stall_ratio")
+START = Aggregate(
+    "start_median_s", "median", "median time to start", "s",
+    "median of the request -> playback start time of the videos that started", 2,
+    Threshold(2.0, 5.0, False, "viewers begin to abandon after 2 s and each further second loses about 6 % more "
+              "(Krishnan and Sitaraman, IMC 2012)"), "time_to_start_median_seconds")
+RATIO = Aggregate(
+    "ratio_median", "median", "median throughput ÷ encoding rate", "ratio",
+    "median over played videos of their measured throughput over the media's encoding rate "
+    "(throughput_to_encoding_ratio)", 3,
+    Threshold(1.25, 1.0, True, "below 1 the media arrives slower than it plays and the buffer drains; dash.js keeps "
+              "10 % headroom (bandwidthSafetyFactor 0.9), we ask for 25 %"), "throughput_to_encoding_median_ratio")
+THROUGHPUT = Aggregate(
+    "throughput_median_bps", "median", "median throughput", "bit/s",
+    "median over played videos of their measured throughput (avg_throughput_bps: over the window when the window cut "
+    "the download, else first to last byte)", 4, metric="throughput_median_bits_per_second")
+THROUGHPUT_2015 = Aggregate(
+    "avg_throughput_2015_median_bps", "median", "median AvgThroughput (2015 formula)", "bit/s",
+    "median over played videos of the 2015 AvgThroughput, 8 DownloadBytes / DownloadTime (throughput_2015_bps: "
+    "headers -> last byte, idle time after the last byte left out); the only throughput of a 2015 database", 5,
+    metric="avg_throughput_2015_median_bits_per_second")
+RTT = Aggregate(
+    "rtt_median_ms", "median", "median RTT", "ms",
+    "median of the videos' RTT to their cache server, each the smallest of its ICMP echoes, else TCP connects "
+    "(ping_min_ms; 2015: PingMin): the path's minimum, as ndt7 reports MinRTT rather than a smoothed RTT", 6,
+    Threshold(50.0, 150.0, False, "a cache in the viewer's country is usually within 50 ms; 150 ms is ITU-T G.114's "
+              "limit for interactive use and slows every TCP ramp-up"), "rtt_median_seconds", 0.001,
+    played_only=False)
+LOSS = Aggregate(
+    "loss_share", "loss", "probe loss", "share", "RTT probes without an answer over probes sent", 7,
+    Threshold(0.01, 0.05, False, "Smokeping colours any loss; ITU-T Y.1541 classes 0-1 ask for at most 0.1 % packet "
+              "loss, and ping loss above 5 % is a broken path"), "probe_loss_ratio", played_only=False)
+LIVE_LATENCY = Aggregate(
+    "live_latency_median_s", "median", "latency to the live edge (live streams)", "s",
+    "median over the videos whose first download followed a live stream (HLS or DASH) of its latency to the live edge "
+    "when the window closed (downloads.live_latency_end_s: the wall clock minus the program date of the media "
+    "playing); no value without a live video", 8,
+    Threshold(30.0, 60.0, False, "RFC 8216 (6.3.3) has a client start no less than three target durations from the "
+              "end of the playlist; with the 6 s segments Apple's HLS authoring specification recommends, that and "
+              "the segment being made put a standard player about 24 s behind the live edge, so up to 30 s is good; "
+              "beyond 60 s (our choice: over twice that) stalls have piled up delay, since a live player that stalls "
+              "falls behind by as much. Low-latency HLS and DASH aim at a few seconds and would need limits of their "
+              "own"), "live_latency_median_seconds", live_only=True, played_only=False)
+
 FIGURES: tuple[Figure, ...] = (
     # videos
     Figure(V, "service", "TEXT", "the service plugin's label (the 2015 Service: YouTube, Dailymotion, Lab, ...)",
@@ -207,9 +319,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure(V, "related_count", "INTEGER", "related videos the page listed", lambda m, d: len(m.related)),
     Figure(V, "cache_server_delay_s", "REAL", "time to resolve the page and walk the redirects",
            "m.cache_server_delay_s",
+           legacy="CacheServerDelay",
            graphs=(_g("server_delay_s", "Cache server delay", "s",
                       "Time to resolve the page and follow the redirects to the cache server (CacheServerDelay).",
-                      20, pages=(("qos", 13),), legacy="CacheServerDelay"),)),
+                      20, pages=(("qos", 13),)),)),
     Figure(V, "available_wait_s", "REAL", "waited for the format's available_at before the first media request",
            "m.available_wait_s", since=3),
     Figure(V, "started_at_local", "TEXT",
@@ -248,59 +361,68 @@ FIGURES: tuple[Figure, ...] = (
     Figure(D, "window_s", "REAL NOT NULL", "the download window", "d.transfer.window_s"),
     Figure(D, "http_status", "INTEGER", "HTTP status of the media response (the cache server's answer)",
            "d.transfer.status", old_name="status_code",
+           legacy="StatusCode",
            graphs=(_g("status_code", "HTTP status", "code", "HTTP status of the cache server's answer (StatusCode).",
-                      21, legacy="StatusCode"),)),
+                      21),)),
     Figure(D, "http_version", "TEXT", "HTTP version of the response", "d.transfer.http_version"),
     Figure(D, "content_type", "TEXT", "Content-Type of the response", "d.transfer.content_type"),
     Figure(D, "content_length_bytes", "INTEGER", "Content-Length of the response", "d.transfer.content_length_bytes",
+           legacy="VideoLength",
            graphs=(_g("video_length_bytes", "Video size", "bytes",
                       "Size of the media file announced by the server (VideoLength).", 22,
-                      pages=(("characteristics", 0),), legacy="VideoLength"),)),
+                      pages=(("characteristics", 0),)),)),
     Figure(D, "headers_s", "REAL", "request sent -> response headers", "d.transfer.headers_s"),
     Figure(D, "first_byte_s", "REAL", "request sent -> first body byte (time to first byte)",
            "d.transfer.first_byte_s", old_name="ttfb_s",
+           legacy="TimeTogetFirstByte",
            graphs=(_g("ttfb_s", "Time to first byte", "s",
                       "From the media request to the first byte of the body (TimeTogetFirstByte).", 19,
-                      pages=(("qos", 12),), legacy="TimeTogetFirstByte"),)),
+                      pages=(("qos", 12),)),)),
     Figure(D, "last_byte_s", "REAL", "request sent -> last body byte", "d.transfer.last_byte_s"),
     Figure(D, "transfer_s", "REAL", "response headers -> last byte (the 2015 DownloadTime)", "d.transfer.duration_s",
            old_name="duration_s",
+           legacy="DownloadTime",
            graphs=(_g("download_s", "Download time", "s",
                       "From the response headers to the last byte received (DownloadTime).", 14,
-                      pages=(("qos", 6),), legacy="DownloadTime"),)),
+                      pages=(("qos", 6),)),)),
     Figure(D, "bytes", "INTEGER NOT NULL", "body bytes received, as on the wire", "d.transfer.bytes_total",
+           legacy="DownloadBytes",
            graphs=(_g("download_bytes", "Downloaded bytes", "bytes",
                       "Bytes received in the download window (DownloadBytes).", 13,
-                      pages=(("qos", 5),), legacy="DownloadBytes"),)),
+                      pages=(("qos", 5),)),),
+           aggregates=(PLAYED,)),
     Figure(D, "first_read_bytes", "INTEGER", "bytes of the first read (they arrived with the first byte)",
            "d.transfer.first_read_bytes"),
     Figure(D, "avg_throughput_bps", "REAL",
            "measured throughput: cut by the window (ended_by window), bytes * 8 / window_s, idle time after the "
            "last burst included; else (bytes - first read) * 8 / (last byte - first byte), the rate of the body "
            "once it flows", "d.transfer.avg_throughput_bps",
-           graphs=(_g("meas_thp_kbps", "Measured throughput", "kbit/s",
+           graphs=(_g("avg_throughput_bps", "Measured throughput", "bit/s",
                       "Throughput over the window when the window cut the download, else from the first to the "
                       "last byte, first read excluded (new in this version).", 8,
-                      pages=(("qos", 1),), scale=0.001, log_axis=True),)),
+                      pages=(("qos", 1),), log_axis=True),),
+           aggregates=(THROUGHPUT,)),
     Figure(D, "throughput_2015_bps", "REAL",
            "the 2015 AvgThroughput: bytes * 8 / transfer_s (headers -> last byte, first read included, idle time "
            "after the last byte left out, even when the window cut the download)",
-           lambda m, d: throughput_2015_bps(d), since=4,
-           graphs=(_g("avg_thp_kbps", "Average throughput", "kbit/s",
+           lambda m, d: throughput_2015_bps(d), since=4, legacy=_thp_2015_bps,
+           graphs=(_g("throughput_2015_bps", "AvgThroughput (2015 formula)", "bit/s",
                       "Bytes received over the download time, per video "
                       "(2015: AvgThroughput = 8 DownloadBytes / DownloadTime).", 1,
-                      pages=(("main", 1), ("qos", 0)), scale=0.001, legacy=_thp_2015_kbps, log_axis=True),
+                      pages=(("main", 1), ("qos", 0)), log_axis=True),
                    _g("reception_ratio", "Reception ratio", "ratio",
                       "Average throughput over the encoding rate: above 1 the video arrives faster than it plays.", 5,
                       pages=(("qoe", 3),),
                       derive=lambda get: _ratio(get("downloads.throughput_2015_bps"),
                                                 get("downloads.encoding_rate_bps")),
-                      legacy=lambda row: _ratio(_thp_2015_kbps(row), _num(row.get("EncodingRate")))))),
+                      legacy=lambda row: _ratio(_thp_2015_bps(row), _num(row.get("EncodingRate"), 1000.0)))),
+           aggregates=(THROUGHPUT_2015,)),
     Figure(D, "peak_1s_bps", "REAL", "best 1 s of consecutive throughput bins", "d.transfer.peak_1s_bps",
            old_name="peak_1s_throughput_bps",
-           graphs=(_g("peak_thp_kbps", "Peak throughput", "kbit/s",
+           legacy="MaxInstantThp", legacy_scale=1000,
+           graphs=(_g("peak_1s_bps", "Peak throughput", "bit/s",
                       "Best throughput over one second of the download (MaxInstantThp).", 9,
-                      pages=(("qos", 2),), scale=0.001, legacy="MaxInstantThp", log_axis=True),)),
+                      pages=(("qos", 2),), log_axis=True),)),
     Figure(D, "bin_s", "REAL NOT NULL", "width of the throughput bins", "d.transfer.bin_s"),
     Figure(D, "ended_by", "TEXT", "window, eof, error, interrupted", "d.transfer.ended_by"),
     Figure(D, "error_kind", "TEXT", "the kind of transfer error", "d.transfer.error_kind"),
@@ -341,22 +463,27 @@ FIGURES: tuple[Figure, ...] = (
     Figure(D, "resolve_s", "REAL",
            "fastest DNS answer that gave this address for the cache server's host (ResolveTime)",
            _resolve_s, since=4,
+           legacy="ResolveTime",
            graphs=(_g("dns_s", "DNS time", "s",
                       "Fastest DNS answer that gave the cache server's address (ResolveTime).", 18,
-                      pages=(("qos", 11),), legacy="ResolveTime"),)),
+                      pages=(("qos", 11),)),)),
     Figure(D, "ping_min_ms", "REAL", "smallest RTT to this address: ICMP echo, else TCP connect (PingMin)",
            lambda m, d: min(_rtts(m, d), default=None), since=4,
+           legacy="PingMin",
            graphs=(_g("ping_min_ms", "RTT (minimum)", "ms", "Smallest round-trip time to the cache server (PingMin).",
-                      16, pages=(("qos", 8),), legacy="PingMin"),)),
+                      16, pages=(("qos", 8),)),),
+           aggregates=(RTT, LOSS)),
     Figure(D, "ping_avg_ms", "REAL", "mean RTT to this address: ICMP echo, else TCP connect (PingAvg)",
            lambda m, d: statistics.fmean(_rtts(m, d)) if _rtts(m, d) else None, since=4,
+           legacy="PingAvg",
            graphs=(_g("ping_avg_ms", "RTT (average)", "ms",
                       "Mean round-trip time to the cache server: ICMP echo, else TCP connect (PingAvg).", 3,
-                      pages=(("main", 3), ("qos", 9)), legacy="PingAvg"),)),
+                      pages=(("main", 3), ("qos", 9))),)),
     Figure(D, "ping_max_ms", "REAL", "largest RTT to this address: ICMP echo, else TCP connect (PingMax)",
            lambda m, d: max(_rtts(m, d), default=None), since=4,
+           legacy="PingMax",
            graphs=(_g("ping_max_ms", "RTT (maximum)", "ms", "Largest round-trip time to the cache server (PingMax).",
-                      17, pages=(("qos", 10),), legacy="PingMax"),)),
+                      17, pages=(("qos", 10),)),)),
     # downloads: media
     Figure(D, "container", "TEXT", "mp4, webm, flv, mpegts, ...", "d.container"),
     Figure(D, "video_codec", "TEXT", "h264, vp9, av1, ...", "d.media.video_codec"),
@@ -365,13 +492,15 @@ FIGURES: tuple[Figure, ...] = (
     Figure(D, "height", "INTEGER", "video height in pixels", "d.media.height"),
     Figure(D, "frame_rate", "REAL", "frames per second", "d.media.frame_rate"),
     Figure(D, "media_duration_s", "REAL", "the media's duration as the file says", "d.media_duration_s",
+           legacy="VideoDuration",
            graphs=(_g("video_duration_s", "Video duration", "s", "Duration of the media (VideoDuration).", 23,
-                      pages=(("characteristics", 1),), legacy="VideoDuration"),)),
+                      pages=(("characteristics", 1),)),)),
     Figure(D, "media_duration_source", "TEXT",
            "mediainfo, container-header, container-index (whole file received)", "d.media_duration_source", since=3),
     Figure(D, "encoding_rate_bps", "REAL", "the media's encoding rate", "d.encoding_rate_bps",
-           graphs=(_g("encoding_kbps", "Encoding rate", "kbit/s", "Encoding rate of the media (EncodingRate).", 24,
-                      pages=(("characteristics", 2),), scale=0.001, legacy="EncodingRate", log_axis=True),)),
+           legacy="EncodingRate", legacy_scale=1000,
+           graphs=(_g("encoding_rate_bps", "Encoding rate", "bit/s", "Encoding rate of the media (EncodingRate).", 24,
+                      pages=(("characteristics", 2),), log_axis=True),)),
     Figure(D, "encoding_rate_source", "TEXT", "mediainfo-overall, size-over-duration", "d.encoding_rate_source"),
     Figure(D, "media_time_source", "TEXT", "mp4-sample-table, mp4-fragments, webm-blocks, flv-tags, mpegts-pes, or "
            "average-bitrate", "d.media_time_source"),
@@ -387,49 +516,58 @@ FIGURES: tuple[Figure, ...] = (
            "d.playout.time_to_start_s",
            graphs=(_g("start_s", "Time to start playback", "s",
                       "From the request to the start of playback, once the initial buffer is filled "
-                      "(new in this version).", 7, pages=(("qoe", 2),)),)),
+                      "(new in this version).", 7, pages=(("qoe", 2),)),),
+           aggregates=(START,)),
     Figure(D, "initial_data_bytes", "INTEGER", "bytes received when playback started", "d.playout.initial_data_bytes",
+           legacy="InitialData",
            graphs=(_g("initial_data_bytes", "Initial data", "bytes", "Bytes received when playback started "
-                      "(InitialData).", 11, pages=(("qos", 4),), legacy="InitialData"),)),
+                      "(InitialData).", 11, pages=(("qos", 4),)),)),
     Figure(D, "initial_rate_bps", "REAL", "throughput while the initial buffer filled", "d.initial_rate_bps",
-           graphs=(_g("initial_rate_kbps", "Initial rate", "kbit/s",
+           legacy="InitialRate", legacy_scale=1000,
+           graphs=(_g("initial_rate_bps", "Initial rate", "bit/s",
                       "Throughput while the initial buffer was filling (InitialRate).", 10,
-                      pages=(("qos", 3),), scale=0.001, legacy="InitialRate", log_axis=True),)),
+                      pages=(("qos", 3),), log_axis=True),)),
     Figure(D, "buffered_at_start_s", "REAL", "media buffered when playback started (observed)",
-           "d.playout.initial_buffer_s", old_name="initial_playback_buffer_s",
+           "d.playout.initial_buffer_s", old_name="initial_playback_buffer_s", legacy="InitialPlaybackBuffer",
            graphs=(_g("initial_buffer_s", "Initial playback buffer", "s",
-                      "Media seconds buffered when playback started (InitialPlaybackBuffer; never set in 2015).", 12,
-                      legacy="InitialPlaybackBuffer"),)),
+                      "Media seconds buffered when playback started (InitialPlaybackBuffer; never set in 2015).",
+                      12),)),
     Figure(D, "stall_count", "INTEGER", "stalls after playback started; NULL: playback never started",
            lambda m, d: _started(d).stall_count if _started(d) else None,
+           legacy="DownloadInterruptions",
            graphs=(_g("stall_count", "Stalls", "stalls",
                       "Number of stalls after playback started, per video (DownloadInterruptions).", 4,
-                      pages=(("qoe", 1),), legacy="DownloadInterruptions"),
+                      pages=(("qoe", 1),)),
                    _g("stalled_videos", "Videos with stalls", "%",
                       "Share of the measured videos whose playback stalled at least once "
                       "(2015: VideosWithInterruptions).", 0, pages=(("main", 0), ("qoe", 0)),
                       derive=lambda get: _stalled(get("downloads.stall_count")), draw_scale=100.0,
-                      legacy=lambda row: _stalled(row.get("DownloadInterruptions"))))),
+                      legacy=lambda row: _stalled(row.get("DownloadInterruptions")))),
+           aggregates=(SMOOTH,)),
     Figure(D, "stall_total_s", "REAL", "time stalled after playback started; NULL: playback never started",
            lambda m, d: _started(d).stall_total_s if _started(d) else None,
+           legacy="BufferingDuration",
            graphs=(_g("stall_s", "Stall time", "s",
                       "Total time playback was stalled after it started, per video (BufferingDuration).", 2,
-                      pages=(("main", 2), ("qoe", 4)), legacy="BufferingDuration"),)),
+                      pages=(("main", 2), ("qoe", 4))),)),
     Figure(D, "buffer_at_end_s", "REAL", "media buffered ahead of the playhead when the window closed",
            "d.playout.buffer_at_end_s",
+           legacy="BufferDurationAtEnd",
            graphs=(_g("buffer_end_s", "Buffer at the end", "s",
                       "Media seconds buffered ahead of the playhead when the download window closed "
-                      "(BufferDurationAtEnd).", 6, pages=(("qoe", 5),), legacy="BufferDurationAtEnd"),)),
+                      "(BufferDurationAtEnd).", 6, pages=(("qoe", 5),)),)),
     Figure(D, "media_received_s", "REAL", "media seconds received", "d.playout.media_received_s"),
     Figure(D, "played_s", "REAL", "wall time spent playing", "d.playout.played_s",
+           legacy="PlaybackDuration",
            graphs=(_g("playback_s", "Playback time", "s", "Wall time spent playing within the window "
-                      "(PlaybackDuration).", 15, pages=(("qos", 7),), legacy="PlaybackDuration"),)),
+                      "(PlaybackDuration).", 15, pages=(("qos", 7),)),)),
     Figure(D, "playout_end_s", "REAL", "where the playout model stopped", "d.playout.end_s"),
     Figure(D, "playout_state_at_end", "TEXT", "the player's state when the window closed", "d.playout.state_at_end"),
     Figure(D, "playout_problem", "TEXT", "why the playout figures are NULL (not_started: playback never started)",
            lambda m, d: _playout_problem(d)),
     Figure(D, "throughput_to_encoding_ratio", "REAL", "avg_throughput_bps over encoding_rate_bps",
-           "d.throughput_ratio"),
+           "d.throughput_ratio",
+           aggregates=(RATIO,)),
     # downloads: kernel and segmented delivery
     Figure(D, "tcp_min_rtt_ms", "REAL", "tcpi_min_rtt of the receiving socket (fed by ACKs of what we sent)",
            "d.transfer.tcp_min_rtt_ms"),
@@ -463,7 +601,8 @@ FIGURES: tuple[Figure, ...] = (
            "its media time; samples in live_latency); NULL: live_latency_problem says why",
            lambda m, d: _latency(d, 0), since=8),
     Figure(D, "live_latency_end_s", "REAL", "live: latency to the live edge when the window closed",
-           lambda m, d: _latency(d, -1), since=8),
+           lambda m, d: _latency(d, -1), since=8,
+           aggregates=(LIVE_LATENCY,)),
     Figure(D, "live_latency_problem", "TEXT", "live: why the latency is NULL (no EXT-X-PROGRAM-DATE-TIME, playback "
            "never started, no segment played)", "d.live.latency_problem", since=8),
     Figure(D, "p1203_input_json", "TEXT", "ITU-T P.1203 input (I11, I13, I23, IGen) for this video",
@@ -518,13 +657,40 @@ def graph_value(figure: Figure, graph: Graph, get: Lookup) -> float | None:
     return None if value is None else value * graph.scale
 
 
-def legacy_value(graph: Graph, row: Mapping[str, Any]) -> float | None:
-    """The RRD value of one graph from a 2015 ``pytomo_crawl`` row; None when that layout does not have it."""
-    if graph.legacy is None:
+def read_2015(figure: Figure, row: Mapping[str, Any]) -> float | None:
+    """A figure's value, in its own unit, from a 2015 ``pytomo_crawl`` row; None when 2015 did not record it."""
+    if figure.legacy is None:
         return None
-    if callable(graph.legacy):
-        return graph.legacy(row)
-    return _num(row.get(graph.legacy))
+    if callable(figure.legacy):
+        return figure.legacy(row)
+    return _num(row.get(figure.legacy), figure.legacy_scale)
+
+
+def shared(figure: Figure, graph: Graph) -> bool:
+    """True when a database of the 2015 layout has this graph."""
+    return graph.legacy is not None if graph.derive is not None else figure.legacy is not None
+
+
+def legacy_value(figure: Figure, graph: Graph, row: Mapping[str, Any]) -> float | None:
+    """The RRD value of one graph from a 2015 ``pytomo_crawl`` row; None when that layout does not have it."""
+    if graph.derive is not None:
+        return graph.legacy(row) if graph.legacy is not None else None
+    if figure.legacy is None:
+        return None
+    if callable(figure.legacy):
+        value = figure.legacy(row)
+        return None if value is None else value * graph.scale
+    return _num(row.get(figure.legacy), figure.legacy_scale * graph.scale)
+
+
+def aggregates() -> list[tuple[Figure, Aggregate]]:
+    """Every declared aggregate with its figure, in the verdict's order."""
+    return sorted(((f, a) for f in FIGURES for a in f.aggregates), key=lambda fa: fa[1].rank)
+
+
+def by_key() -> dict[str, Figure]:
+    """Every figure by ``table.column``."""
+    return {f.key: f for f in FIGURES}
 
 
 def column_defs(table: str) -> str:
@@ -563,14 +729,23 @@ def docs_text() -> str:
     """The column tables of ``docs/schema.md`` for ``videos`` and ``downloads``, and the graphs they feed."""
     out = [DOCS_BEGIN, ""]
     for table in (V, D):
-        out += [f"### `{table}` figures", "", "| column | type | unit | description | graphed as (RRD data source) |",
-                "|---|---|---|---|---|"]
+        out += [f"### `{table}` figures", "", "| column | type | unit | description | graphed as (RRD data source) "
+                "| 2015 column |", "|---|---|---|---|---|---|"]
         for f in figures(table):
             graphed = ", ".join(f"`{g.ds}` ({g.title}, {g.axis})" for g in f.graphs)
             was = f" (was `{f.old_name}`)" if f.old_name else ""
+            legacy = f"`{f.legacy}`" if isinstance(f.legacy, str) else "computed" if f.legacy else ""
+            scaled = f" × {f.legacy_scale:g}" if isinstance(f.legacy, str) and f.legacy_scale != 1 else ""
             out.append(f"| `{f.name}`{was} | {f.sql_type.split()[0]} | {f.unit or ''} | {_cell(f.description)} | "
-                       f"{graphed} |")
+                       f"{graphed} | {legacy}{scaled} |")
         out.append("")
+    out += ["### Aggregates", "", "Each summarises one figure over a span: the verdict shows it, `/metrics` exposes it "
+            "as `pytomo_<metric>`.", "", "| key | figure | statistic | label | metric | threshold (good, bad) |",
+            "|---|---|---|---|---|---|"]
+    for f, a in aggregates():
+        limit = f"{a.threshold.good:g}, {a.threshold.bad:g}" if a.threshold else ""
+        out.append(f"| `{a.key}` | `{f.key}` | {a.statistic} | {_cell(a.label)} | `pytomo_{a.metric}` | {limit} |")
+    out.append("")
     out.append(DOCS_END)
     return "\n".join(out) + "\n"
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.dataset as pds
 
 from pytomo.errors import UsageError
+from pytomo.figures import Aggregate, Figure, aggregates
 
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 """Nothing is downloaded: Parquet is built into DuckDB."""
@@ -89,7 +90,39 @@ ANALYSES: tuple[Analysis, ...] = (
               Agg("started", "sum", "started"), Agg("stalled", "sum", "stalled")),
              ratios=(("stalled_share", "stalled", "started"),)),
 )
-BY_NAME = {a.name: a for a in ANALYSES}
+SUMMARISED = ("median", "count", "share_zero")  # the statistics the per-download frame gives (loss needs the probes)
+
+
+def _summarised() -> list[tuple[Figure, Aggregate]]:
+    """The declared aggregates the frame can compute: of a ``downloads`` figure, by a statistic of SUMMARISED."""
+    return [(f, a) for f, a in aggregates() if f.table == "downloads" and a.statistic in SUMMARISED]
+
+
+def aggregates_analysis() -> Analysis:
+    """The verdict's aggregates (declared on the figures) per service, one column each, named by its key."""
+    aggs: list[Agg] = [Agg("videos", "rows"), Agg("played_n", "sum", "played")]
+    ratios, drop = [], ["played_n"]
+    for _f, a in _summarised():
+        if a.statistic == "median":
+            aggs.append(Agg(a.key, "quantile", f"agg_{a.key}", 0.5))
+        elif a.statistic == "count":
+            aggs.append(Agg(a.key, "sum", f"agg_{a.key}"))
+        else:  # share_zero: over videos played
+            aggs.append(Agg(f"{a.key}_n", "sum", f"agg_{a.key}"))
+            ratios.append((a.key, f"{a.key}_n", "played_n"))
+            drop.append(f"{a.key}_n")
+    return Analysis("aggregates", "The verdict's aggregates per service (declared in pytomo/figures.py)",
+                    ("service",), tuple(aggs), ratios=tuple(ratios), drop=tuple(drop))
+
+
+def analyses() -> tuple[Analysis, ...]:
+    """The five analyses, then the declared aggregates per service."""
+    return (*ANALYSES, aggregates_analysis())
+
+
+def by_name() -> dict[str, Analysis]:
+    """Every analysis by its name."""
+    return {a.name: a for a in analyses()}
 
 
 @dataclass
@@ -148,6 +181,9 @@ def layout_of(root: Path) -> Layout:
     lay.notes.append("stall_ratio: country is " + (lay.country or "absent from the dataset (shown as 'unknown')"))
     lay.notes.append("hourly: hours are " + ("the volunteer's local time (downloads.started_at_local)"
                                              if lay.local_time else "UTC: the dataset has no local time column"))
+    left = [a.key for f, a in aggregates() if (f, a) not in _summarised()]
+    if left:
+        lay.notes.append(f"aggregates: {', '.join(left)} not computed: the per-download frame has no RTT probes")
     return lay
 
 
@@ -162,6 +198,28 @@ DOWNLOADS_COLUMNS = {
 """The ``downloads`` columns the frame reads, and the one type each is cast to (whatever a file or a pandas
 partition holds: object strings, nullable or float integers, pyarrow strings, a categorical partition column)."""
 RUN_COLUMNS = {"run_uuid": "VARCHAR", "vantage_country": "VARCHAR"}
+
+
+def downloads_columns() -> dict[str, str]:
+    """DOWNLOADS_COLUMNS and the columns of the figures the declared aggregates summarise."""
+    extra = {"bytes": "DOUBLE", "live": "BIGINT", **{f.name: "DOUBLE" for f, _a in _summarised()}}
+    return {**DOWNLOADS_COLUMNS, **{k: v for k, v in extra.items() if k not in DOWNLOADS_COLUMNS}}
+
+
+def _aggregate_columns() -> str:
+    """The frame's column of each aggregate: the figure where it counts (played, live), or 0/1 to be summed."""
+    out = []
+    for f, a in _summarised():
+        when = [c for c, on in (("coalesce(d.bytes, 0) > 0", a.played_only), ("d.live = 1", a.live_only)) if on]
+        col = f"d.{_quoted(f.name)}"
+        if a.statistic == "median":
+            expr = f"CASE WHEN {' AND '.join(when)} THEN {col} END" if when else col
+        elif a.statistic == "count":
+            expr = f"CAST({' AND '.join([*when, f'coalesce({col}, 0) > 0'])} AS INTEGER)"
+        else:
+            expr = f"CAST(coalesce(d.bytes, 0) > 0 AND d.time_to_start_s IS NOT NULL AND {col} = 0 AS INTEGER)"
+        out.append(f"{expr} AS agg_{a.key}")
+    return "".join(f",\n       {c}" for c in out)
 
 
 def typed(relation: str, has: Collection[str], types: dict[str, str]) -> str:
@@ -202,7 +260,8 @@ def frame_select(lay: Layout, downloads: str, run: str | None = None) -> str:
            AS watched_s,
        d.ping_min_ms AS rtt_ms,
        CASE WHEN d.ping_min_ms IS NULL THEN NULL {bins} ELSE '{_bin_label(len(RTT_BINS))}' END AS rtt_bin,
-       coalesce(TRY_CAST(substr({ts}, 12, 2) AS INTEGER), -1) AS hour
+       coalesce(TRY_CAST(substr({ts}, 12, 2) AS INTEGER), -1) AS hour,
+       CAST(coalesce(d.bytes, 0) > 0 AS INTEGER) AS played{_aggregate_columns()}
 FROM {downloads} d {join}
 WHERE coalesce(d.stream_role, 'progressive') <> 'audio'"""
 
@@ -218,7 +277,7 @@ def frame_sql(root: Path, lay: Layout) -> str:
     src = (f"read_parquet('{base}/{{t}}/**/*.parquet', hive_partitioning=true, union_by_name=true, "
            "hive_types_autocast=false)")  # partition values as text, as pyarrow gives them to Dask
     run = typed(src.format(t="run"), lay.run, RUN_COLUMNS) if lay.country == "run.vantage_country" else None
-    return frame_select(lay, typed(src.format(t="downloads"), lay.downloads, DOWNLOADS_COLUMNS), run)
+    return frame_select(lay, typed(src.format(t="downloads"), lay.downloads, downloads_columns()), run)
 
 
 def frame_partition(d: pd.DataFrame, lay: Layout, run: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -231,7 +290,7 @@ def frame_partition(d: pd.DataFrame, lay: Layout, run: pd.DataFrame | None = Non
         if run is not None:
             con.register("run", _arrow(run))
             run_sql = typed("run", set(run.columns), RUN_COLUMNS)
-        rel = con.sql(frame_select(lay, typed("downloads", set(d.columns), DOWNLOADS_COLUMNS), run_sql))
+        rel = con.sql(frame_select(lay, typed("downloads", set(d.columns), downloads_columns()), run_sql))
         # through Arrow, so that a column's pandas type follows its SQL type alone, in an empty frame too
         table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()  # DuckDB >= 1.4, older
         return table.to_pandas()
@@ -297,7 +356,7 @@ def run_duckdb(root: Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
     frame = frame_sql(root, lay)
     con = duckdb.connect(config=dict(DUCKDB_CONFIG))
     try:
-        return {a.name: finish(a, con.execute(analysis_sql(a, frame)).df()) for a in ANALYSES}, lay.notes
+        return {a.name: finish(a, con.execute(analysis_sql(a, frame)).df()) for a in analyses()}, lay.notes
     finally:
         con.close()
 
@@ -314,7 +373,7 @@ def _dask_read(root: Path, table: str, lay: Layout, columns: list[str]) -> Any:
 
 
 def _dask_frame(root: Path, lay: Layout) -> Any:
-    columns = sorted(lay.downloads & set(DOWNLOADS_COLUMNS))
+    columns = sorted(lay.downloads & set(downloads_columns()))
     downloads = _dask_read(root, "downloads", lay, columns)
     run = None
     if lay.country == "run.vantage_country":
@@ -373,7 +432,7 @@ def run_dask(root: Path, scheduler: str | None = None,
         client = Client(cluster)
     try:
         frame = _dask_frame(root, lay)
-        return {a.name: _dask_one(a, frame) for a in ANALYSES}, lay.notes
+        return {a.name: _dask_one(a, frame) for a in analyses()}, lay.notes
     finally:
         client.close()
         if cluster is not None:
@@ -410,7 +469,7 @@ def plot(name: str, table: pd.DataFrame, path: Path) -> None:
 
 
 def _draw(name: str, t: pd.DataFrame, ax: Any) -> None:
-    ax.set_title(BY_NAME[name].title)
+    ax.set_title(by_name()[name].title)
     if t.empty:
         ax.text(0.5, 0.5, "no data", ha="center")
         return
@@ -432,6 +491,11 @@ def _draw(name: str, t: pd.DataFrame, ax: Any) -> None:
                                                             (t["thr_p75"] - t["thr_p50"]) / 1e6], fmt="o")
         ax.set_xlabel("RTT (ms)")
         ax.set_ylabel("throughput (Mbit/s): median, p25-p75")
+    elif name == "aggregates":
+        ax.axis("off")
+        shown = t.drop(columns=["service"])
+        ax.table(cellText=[[f"{v:.4g}" if pd.notna(v) else "" for v in row] for row in shown.itertuples(index=False)],
+                 rowLabels=list(t["service"]), colLabels=list(shown.columns), loc="center", fontsize=7)
     else:
         ax.plot(t["hour"], t["median_throughput_bps"] / 1e6, marker="o")
         ax.set_xlabel("hour of the day")
@@ -441,7 +505,7 @@ def _draw(name: str, t: pd.DataFrame, ax: Any) -> None:
 def write_outputs(tables: dict[str, pd.DataFrame], notes: list[str], out: Path | None) -> str:
     """Every table printed (and, with ``out``, as CSV and PNG there)."""
     lines = [f"note: {n}" for n in notes]
-    for a in ANALYSES:
+    for a in analyses():
         lines += ["", f"== {a.name}: {a.title}", text_table(tables[a.name])]
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -453,7 +517,7 @@ def write_outputs(tables: dict[str, pd.DataFrame], notes: list[str], out: Path |
 def compare(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame], rtol: float = 1e-9) -> list[str]:
     """The differences between two engines' tables (empty: the same numbers)."""
     wrong = []
-    for a in ANALYSES:
+    for a in analyses():
         x, y = left[a.name], right[a.name]
         try:
             pd.testing.assert_frame_equal(x, y, check_exact=False, rtol=rtol, atol=1e-9)

@@ -3,37 +3,36 @@
 from __future__ import annotations
 
 import sqlite3
-import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pytomo.figures import graphs, legacy_value
+from pytomo.figures import Figure, aggregates, by_key, read_2015
 from pytomo.readers.pages import Layout, _col
 from pytomo.zones import Clock
 
-ICMP_FIRST = ("icmp-raw", "icmp-dgram", "system-ping")  # RTT of a video: ICMP echo, else TCP connect (as PingAvg)
-_LEGACY = {g.ds: g for _f, g in graphs()}  # the 2015 columns' figures, as the RRD files read them
+ICMP_FIRST = ("icmp-raw", "icmp-dgram", "system-ping")  # a video's probes: ICMP echo, else TCP connect (as PingMin)
+BYTES, START, STALLS, LIVE = ("downloads.bytes", "downloads.time_to_start_s", "downloads.stall_count",
+                              "downloads.live")
+RTT, RTT_MAX = "downloads.ping_min_ms", "downloads.ping_max_ms"  # the one RTT of a video, and its largest sample
+OWN = (BYTES, START, STALLS, LIVE, RTT_MAX)  # what an observation needs besides the aggregates' figures
 
 
-def _legacy_figure(ds: str, row: dict[str, Any]) -> float | None:
-    return legacy_value(_LEGACY[ds], row)
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
+def wanted() -> list[Figure]:
+    """The figures an observation carries: every aggregate's, and those that say played, started, stalled, live."""
+    figs = by_key()
+    keys = dict.fromkeys([*(f.key for f, _a in aggregates()), *OWN])
+    return [figs[k] for k in keys]
 
 
 @dataclass(frozen=True, slots=True)
 class Obs:
-    """One video as the operator's view counts it: its first download's figures and its RTT to that server.
+    """One video as the operator's view counts it: its first download's figures, by figure key (``table.column``),
+    read back through their declarations (NULL: not recorded in this database's schema, or not measured).
 
-    ``played``: the download received bytes. ``started``: playback began in the window (2015: played, as the 2015
-    model has no start time). ``rtt_ms`` is the median of the video's answered probes to its cache server (ICMP
-    echo, else TCP connect; 2015: PingAvg, the only central value it kept), ``rtt_min_ms``/``rtt_max_ms`` their
-    extremes; ``probes_sent``/``probes_lost`` count those probes (0/0: loss not measured, as in 2015). ``live``:
-    the download followed a live stream, ``live_latency_s`` its latency to the live edge when the window closed
-    (None: not live, not measured, or a database from before schema 8).
+    ``ok``: the video's status is ok (2015: it played). ``started``: playback began in the window (2015: played, as
+    the 2015 model has no start time). ``probes_sent``/``probes_lost`` count the probes behind its RTT (0/0: loss not
+    measured, as in 2015).
     """
 
     t_s: float
@@ -41,19 +40,41 @@ class Obs:
     server: str  # the cache server's address; "" when the video had no download
     host: str | None
     ok: bool
-    played: bool
     started: bool
-    stall_count: int | None
-    start_s: float | None
-    ratio: float | None
-    throughput_bps: float | None
-    rtt_ms: float | None
-    rtt_min_ms: float | None
-    rtt_max_ms: float | None
-    probes_sent: int
-    probes_lost: int
-    live: bool = False  # the first download followed a live stream (downloads.live = 1)
-    live_latency_s: float | None = None  # its latency to the live edge when the window closed (live_latency_end_s)
+    values: dict[str, float | None]
+    probes_sent: int = 0
+    probes_lost: int = 0
+
+    def value(self, key: str) -> float | None:
+        """The figure ``key`` of this video."""
+        return self.values.get(key)
+
+    @property
+    def played(self) -> bool:
+        """The download received bytes."""
+        return (self.values.get(BYTES) or 0) > 0
+
+    @property
+    def stall_count(self) -> float | None:
+        return self.values.get(STALLS)
+
+    @property
+    def start_s(self) -> float | None:
+        return self.values.get(START)
+
+    @property
+    def rtt_ms(self) -> float | None:
+        """The video's RTT: the smallest answered probe to its cache server (``downloads.ping_min_ms``)."""
+        return self.values.get(RTT)
+
+    @property
+    def rtt_max_ms(self) -> float | None:
+        return self.values.get(RTT_MAX)
+
+    @property
+    def live(self) -> bool:
+        """The first download followed a live stream (``downloads.live`` = 1)."""
+        return self.values.get(LIVE) == 1
 
     @property
     def stalled(self) -> bool:
@@ -66,11 +87,11 @@ class Obs:
         return self.played and self.started and self.stall_count == 0
 
 
-def _expr(conn: sqlite3.Connection, table: str, alias: str, name: str) -> str:
-    """``alias.column`` of the figure ``name`` in this schema version, or NULL when the database lacks it."""
-    col = _col(conn, table, name)
-    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-    return f"{alias}.{col}" if col in have else "NULL"
+def _expr(conn: sqlite3.Connection, f: Figure) -> str:
+    """``alias.column`` of a figure in this schema version (its old name in versions 2 and 3), or NULL."""
+    col = _col(conn, f.table, f.name)
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({f.table})")}
+    return f"{'v' if f.table == 'videos' else 'd'}.{col}" if col in have else "NULL"
 
 
 def _probe_rtts(conn: sqlite3.Connection, after_id: int) -> dict[tuple[int, str], tuple[list[float], int, int]]:
@@ -92,18 +113,15 @@ def _probe_rtts(conn: sqlite3.Connection, after_id: int) -> dict[tuple[int, str]
 
 
 def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tuple[int, Obs | None]]:
-    e = {n: _expr(conn, "downloads", "d", n) for n in (
-        "time_to_start_s", "stall_count", "throughput_to_encoding_ratio", "avg_throughput_bps", "encoding_rate_bps",
-        "live", "live_latency_end_s")}
+    figs = wanted()
+    exprs = [_expr(conn, f) for f in figs]
     rtts = _probe_rtts(conn, after_id)
     sql = f"""
-        SELECT v.id, v.started_at, v.service, v.status, d.address, d.host, d.bytes, {e["time_to_start_s"]} AS start_s,
-               {e["stall_count"]} AS stalls, {e["throughput_to_encoding_ratio"]} AS ratio,
-               {e["avg_throughput_bps"]} AS thp, {e["encoding_rate_bps"]} AS enc, {e["live"]} AS live,
-               {e["live_latency_end_s"]} AS live_latency
+        SELECT v.id, v.started_at, v.service, v.status, d.address, d.host, {", ".join(exprs)}
         FROM videos v LEFT JOIN downloads d
           ON d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = v.id)
         WHERE v.id > ? ORDER BY v.id"""
+    rtt_missing = exprs[[f.key for f in figs].index(RTT)] == "NULL"  # schema 2 and 3 kept the samples alone
     cur = conn.cursor()
     cur.row_factory = None
     for r in cur.execute(sql, (after_id,)):
@@ -111,28 +129,26 @@ def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tup
         if t is None:
             yield r[0], None
             continue
+        values = {f.key: v for f, v in zip(figs, r[6:], strict=True)}
         answered, sent, lost = rtts.get((r[0], r[4]), ([], 0, 0))
-        played = bool(r[6] and r[6] > 0)
-        yield r[0], Obs(t, str(r[2] or "Unknown"), str(r[4] or ""), r[5], r[3] == "ok", played,
-                  played and r[7] is not None, r[8], r[7], r[9] if r[9] is not None else _ratio(r[10], r[11]),
-                  r[10], statistics.median(answered) if answered else None, min(answered, default=None),
-                  max(answered, default=None), sent, lost, r[12] == 1, r[13])
+        if rtt_missing:  # the figure's own definition over the stored samples
+            values[RTT], values[RTT_MAX] = min(answered, default=None), max(answered, default=None)
+        played = (values.get(BYTES) or 0) > 0
+        yield r[0], Obs(t, str(r[2] or "Unknown"), str(r[4] or ""), r[5], r[3] == "ok",
+                        played and values.get(START) is not None, values, sent, lost)
 
 
 def _legacy(conn: sqlite3.Connection, table: str, clock: Clock) -> Iterator[Obs]:
+    figs = wanted()
     for r in conn.execute(f'SELECT * FROM "{table}" ORDER BY ID, rowid'):
         row = dict(r)
         t = clock.epoch(row.get("ID"))
         if t is None:
             continue
-        played = (_legacy_figure("download_s", row) or 0) > 0
-        stalls = _legacy_figure("stall_count", row)
-        thp_kbps = _legacy_figure("avg_thp_kbps", row)
+        values = {f.key: read_2015(f, row) for f in figs}
+        played = (values.get(BYTES) or 0) > 0
         yield Obs(t, str(row.get("Service") or "Unknown"), str(row.get("IP") or ""), row.get("CacheUrl"), played,
-                  played, played, int(stalls) if stalls is not None else None, None,
-                  _legacy_figure("reception_ratio", row), thp_kbps * 1000 if thp_kbps is not None else None,
-                  _legacy_figure("ping_avg_ms", row), _legacy_figure("ping_min_ms", row),
-                  _legacy_figure("ping_max_ms", row), 0, 0)
+                  played, values)
 
 
 def load(conn: sqlite3.Connection, layout: Layout, clock: Clock, *, after: Loaded | None = None) -> Loaded:

@@ -157,16 +157,21 @@ def playout(conn: sqlite3.Connection, download_id: int) -> tuple[list[tuple[floa
     return level, stalls
 
 
+THROUGHPUT_LABEL = {"ours": "Throughput kbit/s", "2015": "AvgThroughput (2015 formula) kbit/s"}
+"""The throughput a layout has: ours measured (``avg_throughput_bps``); 2015 only its own formula
+(``throughput_2015_bps``: 8 DownloadBytes / DownloadTime)."""
+
+
 def servers(conn: sqlite3.Connection, layout: Layout) -> list[dict[str, Any]]:
-    """Per cache server: videos, mean throughput, share with stalls, mean RTT; slowest first."""
+    """Per cache server: videos, mean throughput (``THROUGHPUT_LABEL``), share with stalls, mean of the videos' RTT
+    (``ping_min_ms``; 2015 PingMin); slowest first."""
     if layout.kind == "ours":
         sql = f"""
             SELECT address, min(host) AS host, count(*) AS videos, avg(thp) / 1000.0 AS throughput_kbps,
                    avg(stalled) AS stalled_share, avg(start_s) AS start_s, avg(ttfb_s) AS ttfb_s, avg(rtt) AS rtt_ms
             FROM (SELECT d.address, d.host, d.avg_throughput_bps AS thp, d.stall_count > 0 AS stalled,
                          d.time_to_start_s AS start_s, d.{_col(conn, "downloads", "first_byte_s")} AS ttfb_s,
-                         (SELECT avg(s.rtt_ms) FROM rtt_samples s WHERE s.video_row_id = d.video_row_id
-                            AND s.address = d.address AND s.method != 'tcp-connect') AS rtt
+                         {_figure_or_null(conn, "downloads", "ping_min_ms", "d")} AS rtt
                   FROM downloads d WHERE d.bytes > 0)
             GROUP BY address ORDER BY throughput_kbps"""
         return [dict(r) for r in conn.execute(sql)]
@@ -176,7 +181,13 @@ def servers(conn: sqlite3.Connection, layout: Layout) -> list[dict[str, Any]]:
         f'SELECT IP AS address, min(CacheUrl) AS host, count(*) AS videos,'
         f' avg(8.0 * DownloadBytes / DownloadTime / 1000.0) AS throughput_kbps,'
         f' avg(DownloadInterruptions > 0) AS stalled_share, NULL AS start_s, avg(TimeTogetFirstByte) AS ttfb_s,'
-        f' avg(PingAvg) AS rtt_ms FROM "{layout.table}" WHERE DownloadTime > 0 GROUP BY IP ORDER BY throughput_kbps')]
+        f' avg(PingMin) AS rtt_ms FROM "{layout.table}" WHERE DownloadTime > 0 GROUP BY IP ORDER BY throughput_kbps')]
+
+
+def _figure_or_null(conn: sqlite3.Connection, table: str, name: str, alias: str) -> str:
+    """``alias.column`` of a figure in this schema version, or NULL when it came later."""
+    col = _col(conn, table, name)
+    return f"{alias}.{col}" if col in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")} else "NULL"
 
 
 VANTAGE_COLUMNS = ("vantage_as_number", "vantage_as_name", "vantage_country")

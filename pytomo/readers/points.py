@@ -10,7 +10,7 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from pytomo.errors import UsageError
-from pytomo.figures import FIGURES, figures, graph_value, graphs, legacy_value, renamed
+from pytomo.figures import FIGURES, figures, graph_value, graphs, legacy_value, renamed, shared
 from pytomo.zones import Clock, zone
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def values_from_figures(values: Mapping[str, Any]) -> dict[str, float | None]:
 def values_from_columns(row: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, float | None]:
     """Every data source from one row of 2015 columns; ``extra`` gives the figures new in this version."""
     get = _lookup(extra or {})
-    return {g.ds: legacy_value(g, row) if g.shared else graph_value(f, g, get) for f, g in graphs()}
+    return {g.ds: legacy_value(f, g, row) if shared(f, g) else graph_value(f, g, get) for f, g in graphs()}
 
 
 def parse_id(text: Any, tz: str | None = "UTC") -> float | None:
@@ -90,7 +90,7 @@ def _extras(conn: sqlite3.Connection) -> dict[_SourceKey, dict[str, Any]]:
     have = {"downloads": _columns(conn, "downloads"), "videos": _columns(conn, "videos")}
     old = {table: {new: was for was, new in renamed(table).items()} for table in have}
     alias = {"downloads": "d", "videos": "v"}
-    wanted = {f for f, g in graphs() if not g.shared}
+    wanted = {f for f, g in graphs() if not shared(f, g)}
     cols = [f'{alias[f.table]}.{name} AS "{f.key}"' for f in wanted
             for name in [f.name if f.name in have[f.table] else old[f.table].get(f.name)] if name in have[f.table]]
     rows = conn.execute(

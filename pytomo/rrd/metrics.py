@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytomo.figures import Figure, Graph, graph_pages, graphs
+from pytomo.figures import Figure, Graph, graph_pages, graphs, shared
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Metric:
     @property
     def shared(self) -> bool:
         """True when a database of the 2015 layout has it."""
-        return self.graph.shared
+        return shared(self.figure, self.graph)
 
 
 METRICS: tuple[Metric, ...] = tuple(Metric(f, g) for f, g in graphs())

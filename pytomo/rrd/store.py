@@ -17,7 +17,8 @@ from pytomo.readers.points import Point
 
 log = logging.getLogger(__name__)
 
-LAYOUT = 2  # 1: a video's value held until the next one (heartbeat 900 s); 2: each video covers its own second
+LAYOUT = 3  # 1: a video's value held until the next one (heartbeat 900 s); 2: each video covers its own second;
+# 3: the throughputs' data sources named and stored as their figures (avg_throughput_bps in bit/s, not meas_thp_kbps)
 STEP_S = 1  # a point is written at the end of the second it falls in, so its primary point is complete at once
 HEARTBEAT_S = 1  # a value never stands for more than its own second: the second before a video is written unknown
 # (primary points per row, rows): 1 s for 30 min, 1 min for 1 day, 5 min for 1 week, 30 min for 31 days,
@@ -45,7 +46,7 @@ class RrdError(PytomoError):
 
 
 class OutdatedRrd(RrdError):
-    """The RRD files are of an older layout (values held until the next video): they must be rebuilt."""
+    """The RRD files are of an older layout (see ``LAYOUT``): they must be rebuilt."""
 
 
 def rrdtool_module() -> Any:
@@ -130,8 +131,8 @@ def check_layout(folder: Path) -> RangeInfo:
     """The folder's range, or OutdatedRrd saying how to rebuild files of an older layout."""
     info = range_info(folder)
     if info.outdated:
-        raise OutdatedRrd(f"the RRD files in {folder.name} are of an older layout, which held each video's value "
-                          f"until the next video: rebuild them with '{REBUILD_HINT}'")
+        raise OutdatedRrd(f"the RRD files in {folder.name} are of an older layout (version {info.layout}, this "
+                          f"Pytomo writes {LAYOUT}): rebuild them with '{REBUILD_HINT}'")
     return info
 
 

@@ -13,7 +13,7 @@ from pytomo.errors import StorageError
 from pytomo.readers import observations as observe
 from pytomo.readers import pages as data
 from pytomo.readers.observations import Obs
-from pytomo.web.verdict import FIGURES, Row, Window, figures_of, spread_of, verdict, window, within
+from pytomo.web.verdict import Row, Window, declared, figures_of, spread_of, verdict, window, within
 from pytomo.zones import Clock
 
 DAY_S = 86400
@@ -94,7 +94,7 @@ def history_doc(c: Combined, span: str) -> dict[str, Any]:
     """The history as JSON-ready data: span, summary, verdict rows, and each day's rows."""
     win = window(c.obs, span)
     doc: dict[str, Any] = {"runs": c.runs, "left_out": [{"name": n, "why": w} for n, w in c.left_out],
-                           "span": {"name": span, "zone": "UTC"}, "figures": {f.key: f.label for f in FIGURES}}
+                           "span": {"name": span, "zone": "UTC"}, "figures": {f.key: f.label for f in declared()}}
     if win is None:
         return {**doc, "rows": [], "days": []}
     chosen = within(c.obs, win.start_s, win.end_s)

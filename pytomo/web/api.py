@@ -11,11 +11,12 @@ import web
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from pytomo.figures import aggregates
 from pytomo.readers import pages as data
 from pytomo.web import overview
 from pytomo.web.catalog import RunEntry
 from pytomo.web.run_pages import chosen_sort, videos_page
-from pytomo.web.verdict import FIGURES, LEVELS
+from pytomo.web.verdict import LEVELS
 from pytomo.web.views import Db, chosen_entry, chosen_page, chosen_span, not_found, query
 
 API_VERSION = 1
@@ -75,11 +76,12 @@ def verdict_doc(entry: RunEntry, db: Db, span: str) -> dict[str, Any]:
                  "start": clock.show(win.start_s) if win else None, "end": clock.show(win.end_s) if win else None,
                  "start_s": win.start_s if win and clock.known else None,
                  "end_s": win.end_s if win and clock.known else None},
-        "figures": {f.key: {"label": f.label, "unit": f.unit, "definition": f.definition,
+        "figures": {f.key: {"label": f.label, "unit": f.unit, "definition": f.definition, "figure": figure.key,
+                            "statistic": f.statistic, "metric": f"pytomo_{f.metric}",
                             "threshold": None if f.threshold is None else {
                                 "good": f.threshold.good, "bad": f.threshold.bad,
                                 "higher_is_better": f.threshold.higher_is_better, "source": f.threshold.source}}
-                    for f in FIGURES},
+                    for figure, f in aggregates()},
         "summary": {"figures": v.figures, "counts": v.spread},
         "rows": [{"kind": r.kind, "key": r.key, "name": r.name, "ident": r.ident, "host": r.host,
                   "level": r.level, "sentence": r.sentence,
@@ -158,9 +160,9 @@ def metric_families(entry: RunEntry, db: Db, span: str = METRICS_SPAN) -> list[M
     v = overview.view(db, clock, span, None)
     labels = ["run", "scope", "name", "host"]
     families: list[Metric] = []
-    for f in FIGURES:
-        fam = GaugeMetricFamily(f"pytomo_{f.metric}", f"{f.label}: {f.definition} (over the last {span} of the run)",
-                                labels=labels)
+    for figure, f in aggregates():
+        fam = GaugeMetricFamily(f"pytomo_{f.metric}", f"{f.label}: {f.definition}; {f.statistic} of {figure.key} "
+                                f"(over the last {span} of the run)", labels=labels)
         for r in v.rows:
             value = r.values[f.key]
             if value is not None:

@@ -10,7 +10,7 @@ from pytomo.web import overview, timecharts
 from pytomo.web.across import UTC, Combined, combine, daily
 from pytomo.web.catalog import RunEntry
 from pytomo.web.graphs import SPANS_S
-from pytomo.web.verdict import FIGURES, Row, Window, shown
+from pytomo.web.verdict import Row, Window, declared, shown
 from pytomo.web.views import Db, Page, base_page, chosen_entry, chosen_span, html_answer, link, query
 from pytomo.zones import Clock
 
@@ -58,7 +58,7 @@ class History:
         key, c, v = history_view(span)
         page = base_page(entry, "/history", "History across runs", clock=UTC, spans=[
             Page(name=s, href=link("/history", span=s, db=q.get("db")), active=s == span) for s in SPANS_S],
-            view=v, runs=c.runs, left_out=c.left_out, columns=FIGURES, shown=shown, run=Page(service="every run"),
+            view=v, runs=c.runs, left_out=c.left_out, columns=declared(), shown=shown, run=Page(service="every run"),
             summary=v.summary(), counts=Page(v.spread), summary_of=f"the videos of {c.runs} run(s)")
         if v.window is not None:
             win = v.window

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import web
 
+from pytomo.figures import Aggregate, Threshold
 from pytomo.web import overview, timecharts
 from pytomo.web.graphs import SPANS_S
-from pytomo.web.verdict import FIGURES, SpanFigure, Threshold, shown
+from pytomo.web.verdict import declared, shown
 from pytomo.web.views import (
     SRC_PATTERN,
     Db,
@@ -36,7 +37,7 @@ CAPTIONS = {
 }
 
 
-def _limit_text(f: SpanFigure, t: Threshold) -> str:
+def _limit_text(f: Aggregate, t: Threshold) -> str:
     def v(x: float) -> str:
         return shown(x, f.unit)
 
@@ -76,8 +77,8 @@ class Overview:
         page.update(
             spans=[Page(name=s, href=link("/", db=entry.id, span=s, src=src), active=s == span) for s in SPANS_S],
             rows=rows, alerts=[r for r in rows if r['level'] in ("warn", "bad")], words=LEVEL_WORDS, shown=shown,
-            columns=FIGURES,
-            limits=[Page(label=f.label, text=_limit_text(f, f.threshold)) for f in FIGURES if f.threshold],
+            columns=declared(),
+            limits=[Page(label=f.label, text=_limit_text(f, f.threshold)) for f in declared() if f.threshold],
             sources=[Page(name="all videos", href=link("/", db=entry.id, span=span), active=src is None)]
             + [Page(name=r.name, href=link("/", db=entry.id, span=span, src=r.key), active=r.key == src)
                for r in whole.rows],

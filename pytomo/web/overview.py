@@ -14,11 +14,11 @@ from pytomo.readers import pages as data
 from pytomo.readers.observations import Obs
 from pytomo.web import timecharts
 from pytomo.web.verdict import (
-    FIGURES,
     Bin,
     Row,
     Window,
     bins,
+    declared,
     figures_of,
     selected,
     shown,
@@ -43,7 +43,7 @@ class View:
 
     def summary(self) -> list[tuple[str, str]]:
         """The summary's lines: each declared figure with its value as shown."""
-        return [(f.label, shown(self.figures[f.key], f.unit)) for f in FIGURES]
+        return [(f.label, shown(self.figures[f.key], f.unit)) for f in declared()]
 
 
 class ObservationCache:

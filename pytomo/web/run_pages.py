@@ -52,10 +52,15 @@ def chosen_sort(q: dict[str, str]) -> tuple[str, str]:
     return sort, order
 
 
-def sort_headers(db: str, sort: str, order: str) -> list[Page]:
+def video_columns(layout: data.Layout) -> dict[str, str]:
+    """The videos list's columns by sort key, the throughput named as the layout has it."""
+    return {k: data.THROUGHPUT_LABEL[layout.kind] if k == "throughput" else label for k, label in VIDEO_COLUMNS}
+
+
+def sort_headers(db: str, sort: str, order: str, layout: data.Layout) -> list[Page]:
     """The column headers of the videos list: each a link sorting by it (the active one flips its order)."""
     out = []
-    for key, label in VIDEO_COLUMNS:
+    for key, label in video_columns(layout).items():
         active = key == sort
         then = ("asc" if order == "desc" else "desc") if active else natural_order(key)
         out.append(Page(key=key, label=label, active=active, mark=("▼" if order == "desc" else "▲") if active else "",
@@ -91,8 +96,9 @@ class Videos:
             return link("/videos", db=entry.id, sort=sort, order=order, page=n)
 
         page.update(videos=[Page(r, href=link(f"/video/{r['id']}", db=entry.id)) for r in rows], total=total,
-                    number=number, pages=pages, sort=sort, order=order, headers=sort_headers(entry.id, sort, order),
-                    sorted_by=dict(VIDEO_COLUMNS)[sort].lower(),
+                    number=number, pages=pages, sort=sort, order=order,
+                    headers=sort_headers(entry.id, sort, order, db.layout),
+                    sorted_by=video_columns(db.layout)[sort].lower(),
                     previous=at_page(number - 1) if number > 1 else None,
                     next=at_page(number + 1) if number < pages else None)
         return html_answer(web.ctx.site.render.videos(page))
@@ -204,7 +210,7 @@ class Servers:
         for r in rows:
             src = f"server-{file_label(str(r['address']))}"
             out.append(Page(r, href=link("/", db=entry.id, src=src) if src in available else None))
-        page.update(servers=out)
+        page.update(servers=out, throughput_label=f"{data.THROUGHPUT_LABEL[db.layout.kind]}, mean")
         return html_answer(web.ctx.site.render.servers(page))
 
 

@@ -1,15 +1,17 @@
-"""The operator's figures over a span, each defined once, their thresholds, per-interval bins and the verdict."""
+"""The operator's view over a span: the aggregates the figures declare (pytomo/figures.py), per-interval bins and
+the verdict."""
 
 from __future__ import annotations
 
 import bisect
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytomo.readers.observations import Obs
+from pytomo.figures import Aggregate, aggregates
+from pytomo.readers.observations import RTT, RTT_MAX, START, Obs
 from pytomo.rrd.store import file_label
 
 SPAN_LENGTH_S: dict[str, int | None] = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400,
@@ -19,24 +21,6 @@ SPAN_PHRASE = {"hour": "in the run's last hour", "day": "in the run's last day",
 BIN_WIDTHS_S = (10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 MAX_BINS = 48
 LEVELS = ("none", "good", "warn", "bad")  # worst last
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """Where a figure turns from good to warning (``good``) and from warning to bad (``bad``), and why."""
-
-    good: float
-    bad: float
-    higher_is_better: bool
-    source: str
-
-    def level(self, value: float | None) -> str:
-        """``good``, ``warn``, ``bad``, or ``none`` when there is no value."""
-        if value is None:
-            return "none"
-        if self.higher_is_better:
-            return "good" if value >= self.good else "warn" if value >= self.bad else "bad"
-        return "good" if value <= self.good else "warn" if value <= self.bad else "bad"
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -62,24 +46,23 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+RATIO, LIVE_LATENCY = "downloads.throughput_to_encoding_ratio", "downloads.live_latency_end_s"
+
+
+def _values(obs: Sequence[Obs], key: str) -> list[float]:
+    return [v for o in obs if (v := o.value(key)) is not None]
+
+
 def _starts(obs: Sequence[Obs]) -> list[float]:
-    return [o.start_s for o in obs if o.played and o.start_s is not None]
+    return _values(_played(obs), START)
 
 
 def _ratios(obs: Sequence[Obs]) -> list[float]:
-    return [o.ratio for o in obs if o.played and o.ratio is not None]
-
-
-def _rtts(obs: Sequence[Obs]) -> list[float]:
-    return [o.rtt_ms for o in obs if o.rtt_ms is not None]
+    return _values(_played(obs), RATIO)
 
 
 def _live(obs: Sequence[Obs]) -> list[Obs]:
     return [o for o in obs if o.live]
-
-
-def _live_latencies(obs: Sequence[Obs]) -> list[float]:
-    return [o.live_latency_s for o in obs if o.live and o.live_latency_s is not None]
 
 
 def _loss(obs: Sequence[Obs]) -> float | None:
@@ -87,79 +70,39 @@ def _loss(obs: Sequence[Obs]) -> float | None:
     return sum(o.probes_lost for o in obs) / sent if sent else None
 
 
-@dataclass(frozen=True)
-class SpanFigure:
-    """One figure of the verdict: its key (JSON, /metrics), label, unit, definition and threshold."""
+def compute(figure: str, a: Aggregate, obs: Sequence[Obs]) -> float | None:
+    """The aggregate ``a`` of the figure ``figure`` (``table.column``) over a set of videos."""
+    chosen = [o for o in obs if (o.played or not a.played_only) and (o.live or not a.live_only)]
+    if a.statistic == "count":
+        return float(sum((o.value(figure) or 0) > 0 for o in chosen))
+    if a.statistic == "median":
+        return _median(_values(chosen, figure))
+    if a.statistic == "share_zero":
+        played = _played(obs)
+        return _share(sum(o.started and o.value(figure) == 0 for o in played), len(played))
+    if a.statistic == "loss":
+        return _loss(chosen)
+    raise ValueError(f"unknown statistic {a.statistic!r} of the aggregate {a.key!r}")
 
-    key: str
-    label: str
-    unit: str  # "videos", "share", "s", "ratio", "ms"
-    definition: str
-    compute: Callable[[Sequence[Obs]], float | None]
-    threshold: Threshold | None = None
-    metric: str = ""  # its /metrics name after ``pytomo_``, in Prometheus base units
-    metric_scale: float = 1.0  # multiplies the value into those units
-    live_only: bool = False  # a figure of live streams: shown only where the span has a live video
+
+def declared() -> list[Aggregate]:
+    """Every aggregate the figures declare, in the verdict's order."""
+    return [a for _f, a in aggregates()]
 
 
-FIGURES: tuple[SpanFigure, ...] = (
-    SpanFigure("played", "videos played", "videos", "videos whose first download received bytes",
-               lambda obs: float(len(_played(obs))), metric="videos_played"),
-    SpanFigure("smooth_share", "played without a stall", "share",
-               "videos played whose playback started within the window and never stalled, over videos played",
-               lambda obs: _share(sum(o.smooth for o in obs), len(_played(obs))),
-               Threshold(0.95, 0.80, True, "P.1203's stalling term: one stall already costs a session much of its "
-                         "score (ITU-T P.1203.3, 8.1.2); Conviva's State of Streaming reports about 1 % of "
-                         "plays with rebuffering on good networks"), "played_without_stall_ratio"),
-    SpanFigure("start_median_s", "median time to start", "s",
-               "median of the request -> playback start time of the videos that started",
-               lambda obs: _median(_starts(obs)),
-               Threshold(2.0, 5.0, False, "viewers begin to abandon after 2 s and each further second loses about "
-                         "6 % more (Krishnan and Sitaraman, IMC 2012)"), "time_to_start_median_seconds"),
-    SpanFigure("ratio_median", "median throughput ÷ encoding rate", "ratio",
-               "median over played videos of their throughput over the media's encoding rate",
-               lambda obs: _median(_ratios(obs)),
-               Threshold(1.25, 1.0, True, "below 1 the media arrives slower than it plays and the buffer drains; "
-                         "dash.js keeps 10 % headroom (bandwidthSafetyFactor 0.9), we ask for 25 %"),
-               "throughput_to_encoding_median_ratio"),
-    SpanFigure("throughput_median_bps", "median throughput", "bit/s",
-               "median over played videos of their measured throughput (2015: AvgThroughput)",
-               lambda obs: _median([o.throughput_bps for o in obs if o.played and o.throughput_bps is not None]),
-               metric="throughput_median_bits_per_second"),
-    SpanFigure("rtt_median_ms", "median RTT", "ms",
-               "median of the videos' RTT to their cache server (each the median of its ICMP echoes, else TCP "
-               "connects; 2015: PingAvg)", lambda obs: _median(_rtts(obs)),
-               Threshold(50.0, 150.0, False, "a cache in the viewer's country is usually within 50 ms; 150 ms is "
-                         "ITU-T G.114's limit for interactive use and slows every TCP ramp-up"),
-               "rtt_median_seconds", 0.001),
-    SpanFigure("loss_share", "probe loss", "share", "RTT probes without an answer over probes sent",
-               _loss, Threshold(0.01, 0.05, False, "Smokeping colours any loss; ITU-T Y.1541 classes 0-1 ask for "
-                                "at most 0.1 % packet loss, and ping loss above 5 % is a broken path"),
-               "probe_loss_ratio"),
-    SpanFigure("live_latency_median_s", "latency to the live edge (live streams)", "s",
-               "median over the videos whose first download followed a live stream (HLS or DASH) of its latency to "
-               "the live edge when the window closed (downloads.live_latency_end_s: the wall clock minus the "
-               "program date of the media playing); no value without a live video",
-               lambda obs: _median(_live_latencies(obs)),
-               Threshold(30.0, 60.0, False, "RFC 8216 (6.3.3) has a client start no less than three target "
-                         "durations from the end of the playlist; with the 6 s segments Apple's HLS authoring "
-                         "specification recommends, that and the segment being made put a standard player about 24 s "
-                         "behind the live edge, so up to 30 s is good; beyond 60 s (our choice: over twice that) "
-                         "stalls have piled up delay, since a live player that stalls falls behind by as much. "
-                         "Low-latency HLS and DASH aim at a few seconds and would need limits of their own"),
-               "live_latency_median_seconds", live_only=True),
-)
-BY_KEY = {f.key: f for f in FIGURES}
+def by_key() -> dict[str, Aggregate]:
+    """Every declared aggregate by its key."""
+    return {a.key: a for a in declared()}
 
 
 def figures_of(obs: Sequence[Obs]) -> dict[str, float | None]:
-    """Every declared figure of a set of videos."""
-    return {f.key: f.compute(obs) for f in FIGURES}
+    """Every declared aggregate of a set of videos."""
+    return {a.key: compute(f.key, a, obs) for f, a in aggregates()}
 
 
 def spread_of(obs: Sequence[Obs]) -> dict[str, Any]:
     """What the graphs draw of one interval: counts, medians with their p10-p90 band, RTT min-median-max, loss."""
-    starts, ratios, rtts = _starts(obs), _ratios(obs), _rtts(obs)
+    starts, ratios, rtts = _starts(obs), _ratios(obs), _values(obs, RTT)
     played = _played(obs)
     return {
         "videos": len(obs), "played": len(played), "stalled": sum(o.stalled for o in played),
@@ -167,11 +110,10 @@ def spread_of(obs: Sequence[Obs]) -> dict[str, Any]:
         "errors": sum(not o.ok for o in obs), "servers": len({o.server for o in obs if o.server}),
         "start_p10_s": quantile(starts, 0.1), "start_median_s": _median(starts), "start_p90_s": quantile(starts, 0.9),
         "ratio_p10": quantile(ratios, 0.1), "ratio_median": _median(ratios), "ratio_p90": quantile(ratios, 0.9),
-        "rtt_min_ms": min((o.rtt_min_ms for o in obs if o.rtt_min_ms is not None), default=None),
-        "rtt_median_ms": _median(rtts),
-        "rtt_max_ms": max((o.rtt_max_ms for o in obs if o.rtt_max_ms is not None), default=None),
+        "rtt_min_ms": min(rtts, default=None), "rtt_median_ms": _median(rtts),
+        "rtt_max_ms": max(_values(obs, RTT_MAX), default=None),
         "probes_sent": sum(o.probes_sent for o in obs), "probes_lost": sum(o.probes_lost for o in obs),
-        "loss_share": _loss(obs), "live": len(_live(obs)), "live_latency_known": len(_live_latencies(obs)),
+        "loss_share": _loss(obs), "live": len(_live(obs)), "live_latency_known": len(_values(_live(obs), LIVE_LATENCY)),
     }
 
 
@@ -273,7 +215,7 @@ def _sentence(row: Row, phrase: str) -> str:
     if not parts:
         parts.append(f"played without a stall in {c['smooth']} of {c['played']} plays")
     text = f"Videos on {row.name} {' and '.join(parts)} {phrase}"
-    worse = [f"{f.label} {shown(row.values[f.key], f.unit)}" for f in FIGURES
+    worse = [f"{f.label} {shown(row.values[f.key], f.unit)}" for f in declared()
              if f.key != "smooth_share" and row.levels.get(f.key) in ("warn", "bad")]
     return text + ("; " + ", ".join(worse) if worse else "") + "."
 
@@ -306,7 +248,7 @@ def summary_lines(figures: dict[str, float | None], spread: dict[str, Any]) -> l
     """The summary's lines: each declared figure with its value as shown; a live figure only when the span has a
     live video, with how many."""
     lines = []
-    for f in FIGURES:
+    for f in declared():
         if not f.live_only:
             lines.append((f.label, shown(figures[f.key], f.unit)))
         elif spread.get("live"):
@@ -322,7 +264,7 @@ def _row(kind: str, ident: str, obs: Sequence[Obs], phrase: str) -> Row:
     host = next((o.host for o in obs if o.host), None) if kind == "server" else None
     name = ident if kind == "service" else f"{host} ({ident})" if host and ident not in host else ident
     row = Row(kind, f"{kind}-{file_label(ident)}", name, ident, host, values, counts,
-              {f.key: f.threshold.level(values[f.key]) for f in FIGURES if f.threshold})
+              {f.key: f.threshold.level(values[f.key]) for f in declared() if f.threshold})
     row.sentence = _sentence(row, phrase)
     return row
 

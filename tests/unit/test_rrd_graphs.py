@@ -66,8 +66,8 @@ def test_between_sparse_videos_nothing_is_held(sparse):
 
 def test_a_span_without_video_says_so(tmp_path):
     store = RrdStore(tmp_path / "r.rrd")
-    store.add(_point(T0, ping_avg_ms=12.0, avg_thp_kbps=800.0))
-    store.add(_point(T0 + 2 * 86400, avg_thp_kbps=900.0))  # no RTT in the last day
+    store.add(_point(T0, ping_avg_ms=12.0, throughput_2015_bps=800.0))
+    store.add(_point(T0 + 2 * 86400, throughput_2015_bps=900.0))  # no RTT in the last day
     store.close()
     path = service_file(tmp_path / "r.rrd", "Svc")
     f = graphs.frame(path, "day")
@@ -77,7 +77,7 @@ def test_a_span_without_video_says_so(tmp_path):
     assert legend == [graphs.EMPTY_TEXT, "time axis: UTC"]
     legend = [v for k, v in graphs.draw(path, "ping_avg_ms", "week", "png").items() if k.startswith("legend[")]
     assert "mean 12.000" in legend and graphs.EMPTY_TEXT not in legend
-    legend = [v for k, v in graphs.draw(path, "avg_thp_kbps", "day", "png").items() if k.startswith("legend[")]
+    legend = [v for k, v in graphs.draw(path, "throughput_2015_bps", "day", "png").items() if k.startswith("legend[")]
     assert "mean 900.000 " in legend and not any("nan" in v for v in legend)
 
 

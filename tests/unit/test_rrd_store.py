@@ -36,11 +36,12 @@ T0 = 1_790_000_000.25
 
 def _point(t: float, thp: float, server: str = "10.0.0.1") -> Point:
     values = {m.name: None for m in METRICS}
-    values["avg_thp_kbps"] = thp
+    values["throughput_2015_bps"] = thp
     return Point(t, "Svc", server, "http://cache", values)
 
 
-def _series(path, start: int, end: int, ds: str = "avg_thp_kbps", res: int = 1) -> list[tuple[int, float | None]]:
+def _series(path, start: int, end: int, ds: str = "throughput_2015_bps",
+            res: int = 1) -> list[tuple[int, float | None]]:
     """``(end of the interval, value)`` of one data source."""
     (s, _e, step), names, rows = rrdtool.fetch(str(path), "AVERAGE", "-r", str(res), "-s", str(start), "-e", str(end))
     i = names.index(ds)
@@ -107,11 +108,12 @@ def test_closing_puts_the_last_videos_into_every_archive_and_records_them(tmp_pa
     coarsest = ARCHIVES[-1][0] * STEP_S
     (_s, _e, step), names, rows = rrdtool.fetch(str(path), "AVERAGE", "-r", str(coarsest), "-s",
                                                 str(int(T0) - coarsest), "-e", str(int(T0) + coarsest))
-    assert step == coarsest and all(r[names.index("avg_thp_kbps")] is None for r in rows)  # not complete yet
+    assert step == coarsest and all(r[names.index("throughput_2015_bps")] is None for r in rows)  # not complete yet
     store.close()
     (_s, _e, step), names, rows = rrdtool.fetch(str(path), "AVERAGE", "-r", str(coarsest), "-s",
                                                 str(int(T0) - coarsest), "-e", str(int(T0) + coarsest))
-    assert [r[names.index("avg_thp_kbps")] for r in rows if r[names.index("avg_thp_kbps")] is not None] == [20.0]
+    column = names.index("throughput_2015_bps")
+    assert [r[column] for r in rows if r[column] is not None] == [20.0]
     info = range_info(tmp_path / "r.rrd")
     assert info.layout == LAYOUT and info.zone == "Europe/Paris" and info.first_s == int(T0) + 1
     assert info.last_s["service-Svc.rrd"] == int(T0) + 91 and not info.outdated
@@ -135,10 +137,10 @@ def test_values_from_2015_columns_derive_the_2015_indicators():
     row = {"DownloadBytes": 1_000_000, "DownloadTime": 2.0, "EncodingRate": 1000.0, "DownloadInterruptions": 2,
            "PingAvg": 12.5, "StatusCode": 200}
     v = values_from_columns(row, {"time_to_start_s": 0.4, "avg_throughput_bps": 3_000_000})
-    assert v["avg_thp_kbps"] == 4000.0 and v["reception_ratio"] == 4.0 and v["stalled_videos"] == 1.0
-    assert v["ping_avg_ms"] == 12.5 and v["start_s"] == 0.4 and v["meas_thp_kbps"] == 3000.0
+    assert v["throughput_2015_bps"] == 4_000_000.0 and v["reception_ratio"] == 4.0 and v["stalled_videos"] == 1.0
+    assert v["ping_avg_ms"] == 12.5 and v["start_s"] == 0.4 and v["avg_throughput_bps"] == 3_000_000.0
     none = values_from_columns({"DownloadBytes": 5, "DownloadTime": 0, "DownloadInterruptions": 0})
-    assert none["avg_thp_kbps"] is None and none["stalled_videos"] == 0.0 and none["start_s"] is None
+    assert none["throughput_2015_bps"] is None and none["stalled_videos"] == 0.0 and none["start_s"] is None
 
 
 def test_ids_are_read_in_the_zone_given_never_in_this_machines(monkeypatch):
@@ -174,7 +176,7 @@ def test_rebuild_of_a_2015_table(tmp_path):
     minute = (int(parse_id(rows[2][0])) // 60 + 1) * 60  # closed: the second archive is gone, minutes remain
     got = dict(_series(report.folder / "service-YouTube.rrd", minute - 120, minute, "stalled_videos", 60))
     assert got[minute] == 1.0 and got[minute - 60] == 0.0
-    assert dict(_series(report.folder / "service-YouTube.rrd", minute - 120, minute, res=60))[minute] == 1000.0
+    assert dict(_series(report.folder / "service-YouTube.rrd", minute - 120, minute, res=60))[minute] == 1_000_000.0
     again = rebuild(db, tz="UTC")  # replaces the files whole
     assert again.files == report.files and not list(tmp_path.glob("*.rebuild-*")) and not list(tmp_path.glob("*.old-*"))
 
@@ -211,12 +213,12 @@ def test_graph_cache_draws_once_until_the_file_changes(tmp_path, monkeypatch):
     store.add(_point(T0 + 30, 7.0))
     path = tmp_path / "r.rrd" / "service-Svc.rrd"
     cache = graphs.GraphCache(tmp_path / "cache")
-    image, key = cache.get(path, "avg_thp_kbps", "all", "png")
+    image, key = cache.get(path, "throughput_2015_bps", "all", "png")
     assert image.startswith(b"\x89PNG") and len(list((tmp_path / "cache").iterdir())) == 1
     calls = []
     real = rrdtool.graphv
     monkeypatch.setattr(rrdtool, "graphv", lambda *a: calls.append(a) or real(*a))
-    assert cache.get(path, "avg_thp_kbps", "all", "png") == (image, key) and calls == []
+    assert cache.get(path, "throughput_2015_bps", "all", "png") == (image, key) and calls == []
     store.add(_point(T0 + 60, 9.0))
-    _image, key2 = cache.get(path, "avg_thp_kbps", "all", "png")
+    _image, key2 = cache.get(path, "throughput_2015_bps", "all", "png")
     assert key2 != key and len(calls) == 1

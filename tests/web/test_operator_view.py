@@ -235,9 +235,9 @@ def test_verdict_json_and_metrics_agree(stall_run):
     m = requests.get(srv.url + "metrics", timeout=30)
     assert m.headers["Content-Type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(m.text)}
-    from pytomo.web.verdict import FIGURES
+    from pytomo.web.verdict import declared
 
-    for fig in FIGURES:
+    for fig in declared():
         fam = families[f"pytomo_{fig.metric}"]
         for s in fam.samples:
             row = rows[(s.labels["scope"], s.labels["name"])]

@@ -120,7 +120,7 @@ def test_live_files_equal_a_rebuild_from_the_database(lab_db, rebuilt):
                 known += sum(v is not None for v in a[m.name])
     assert known > 100
     series = _fetch(live / "service-Lab.rrd", start - 60, end)
-    assert any(v for v in series["start_s"] if v) and any(v for v in series["avg_thp_kbps"] if v)
+    assert any(v for v in series["start_s"] if v) and any(v for v in series["throughput_2015_bps"] if v)
 
 
 def test_a_2015_layout_database_gives_the_same_graphs(rebuilt):

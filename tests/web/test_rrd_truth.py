@@ -70,8 +70,8 @@ def _stalled(r: dict) -> float | None:
     return None if n is None else float(n > 0)
 
 
-def _thp_kbps(r: dict) -> float | None:
-    return r["DownloadBytes"] * 8 / r["DownloadTime"] / 1000 if r["DownloadBytes"] is not None else None
+def _thp_bps(r: dict) -> float | None:
+    return r["DownloadBytes"] * 8 / r["DownloadTime"] if r["DownloadBytes"] is not None else None
 
 
 def _truth(rows: list[dict], seconds: list[int], value: Callable[[dict], float | None], start: int, step: int,
@@ -96,7 +96,7 @@ def _service(db: Path) -> Path:
     return rrd_dir_for(db) / "service-YouTube.rrd"
 
 
-@pytest.mark.parametrize("ds, value", [("stalled_videos", _stalled), ("avg_thp_kbps", _thp_kbps)])
+@pytest.mark.parametrize("ds, value", [("stalled_videos", _stalled), ("throughput_2015_bps", _thp_bps)])
 def test_every_archive_interval_is_the_mean_of_its_own_videos(real, ds, value):
     stalled = [_stalled(r) for db in real["paris"] for r in _rows(db)]
     assert 0 < stalled.count(1.0) < stalled.count(1.0) + stalled.count(0.0)  # stalls in some videos, not all
@@ -122,9 +122,9 @@ def test_min_and_max_are_the_extreme_videos_of_each_interval(real):
         (start, _end, step), names, data = rrdtool.fetch(
             str(_service(db)), cf, "-r", str(res), "-s", str(seconds[0] - res), "-e", str(seconds[-1]))
         want = [pick(v) if v else None for v in (
-            [_thp_kbps(r) for r, t in zip(rows, seconds) if start + k * step < t <= start + (k + 1) * step]
+            [_thp_bps(r) for r, t in zip(rows, seconds) if start + k * step < t <= start + (k + 1) * step]
             for k in range(len(data)))]
-        assert _close([row[names.index("avg_thp_kbps")] for row in data], want)
+        assert _close([row[names.index("throughput_2015_bps")] for row in data], want)
 
 
 def _xport(rrd: Path, ds: str, f: graphs.Frame) -> tuple[int, int, list[float | None]]:
@@ -168,9 +168,9 @@ def test_throughput_graphs_have_a_log_axis(real):
     rrd = _service(real["paris"][0])
     for name, m in graphs.BY_NAME.items():
         args = graphs.graph_args(rrd, name, "all", "png")
-        assert ("--logarithmic" in args) == (m.unit == "kbit/s"), name
-    assert "--logarithmic" in graphs.graph_args(rrd, "avg_thp_kbps", "day", "png")
-    assert graphs.draw(rrd, "avg_thp_kbps", "all", "png")["image"].startswith(b"\x89PNG")
+        assert ("--logarithmic" in args) == (m.unit == "bit/s"), name
+    assert "--logarithmic" in graphs.graph_args(rrd, "throughput_2015_bps", "day", "png")
+    assert graphs.draw(rrd, "throughput_2015_bps", "all", "png")["image"].startswith(b"\x89PNG")
 
 
 def test_2015_local_times_are_read_in_the_zone_given_or_kept_floating(real):

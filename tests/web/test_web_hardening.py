@@ -97,7 +97,7 @@ def _pages(db: str, vid: int) -> dict[str, tuple[str, ...]]:
     """Every route with a working target, and the parameters it reads."""
     pages = {f"/{g}": ("db", "span", "src") for g in GROUPS}
     pages.update({"/videos": ("db", "page"), "/servers": ("db",), "/archive": ("db",), f"/video/{vid}": ("db",),
-                  f"/video/{vid}/throughput.svg": ("db",), "/graph/avg_thp_kbps.png": ("db", "span", "src")})
+                  f"/video/{vid}/throughput.svg": ("db",), "/graph/throughput_2015_bps.png": ("db", "span", "src")})
     return pages
 
 
@@ -133,7 +133,7 @@ def test_every_parameter_of_every_page_refuses_hostile_values(site):
 def test_values_that_look_right_but_name_nothing_are_404(site):
     srv, db, vid, src = site
     for target in (f"/?db={'0' * 16}", f"/videos?db={db}&page=1000000", "/video/999999999999", "/video/0",
-                   f"/graph/avg_thp_kbps.png?db={db}&src=server-10.99.99.99", f"/?db={db}&src=service-nothing",
+                   f"/graph/throughput_2015_bps.png?db={db}&src=server-10.99.99.99", f"/?db={db}&src=service-nothing",
                    f"/video/{vid}/rtt.svg?db={'a' * 16}"):
         status, _headers, body = _raw(srv, "GET", target)
         assert status == 404, (target, status)
@@ -189,7 +189,8 @@ def test_listen_backlog_fits_the_clients(site):
 def test_fifty_concurrent_clients_all_get_answers(site):
     srv, db, vid, src = site
     targets = [f"?db={db}", f"videos?db={db}", f"video/{vid}?db={db}", f"graphs/qos?db={db}&span=day",
-               "videos?page=%C2%B2", f"graph/avg_thp_kbps.png?db={db}&span=hour", "favicon.ico", f"servers?db={db}"]
+               "videos?page=%C2%B2", f"graph/throughput_2015_bps.png?db={db}&span=hour", "favicon.ico",
+               f"servers?db={db}"]
     clients, rounds = 50, 4
     start = threading.Barrier(clients)
     answers: list[tuple[str, int]] = []

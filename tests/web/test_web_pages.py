@@ -107,8 +107,8 @@ def test_bad_requests_get_400_or_404_without_a_traceback_or_a_file(server, lab_d
         f"/?db={'0' * 16}": (404,), "/?db=": (400,), f"/video/999999?db={db_id}": (404,),
         "/video/abc": (404,), f"/?db={db_id}&span=year": (400,), "/videos?page=0": (400,),
         "/videos?page=999999": (404,), "/videos?page=-1": (400,), "/graph/nope.png": (404,),
-        "/graph/avg_thp_kbps.gif": (404,), "/graph/avg_thp_kbps.png?src=../../etc/passwd": (400,),
-        "/graph/avg_thp_kbps.png?src=server-10.9.9.9": (404,), "/templates/base.html": (404,),
+        "/graph/throughput_2015_bps.gif": (404,), "/graph/throughput_2015_bps.png?src=../../etc/passwd": (400,),
+        "/graph/throughput_2015_bps.png?src=server-10.9.9.9": (404,), "/templates/base.html": (404,),
         "/static/style.css/../../../pytomo/cli.py": (404,), "/archive?db=%00": (400,),
     }
     for path, codes in raw.items():
