@@ -2,8 +2,46 @@
 
 from __future__ import annotations
 
-from pytomo.figures import ddl
+from pytomo.figures import FIGURES, ddl
 from pytomo.results import TCP_INFO_FIELD_NAMES as TCP_INFO_FIELDS
+
+COLUMNS_2015 = ("ID", "Service", "Url", "CacheUrl", "CacheServerDelay", "IP", "Resolver", "ResolveTime", "ASNumber",
+                "PingMin", "PingAvg", "PingMax", "DownloadTime", "VideoType", "VideoDuration", "VideoLength",
+                "EncodingRate", "DownloadBytes", "DownloadInterruptions", "InitialData", "InitialRate",
+                "InitialPlaybackBuffer", "BufferingDuration", "PlaybackDuration", "BufferDurationAtEnd",
+                "TimeTogetFirstByte", "MaxInstantThp", "RedirectUrl", "StatusCode", "LocalID")
+"""The ``pytomo_crawl`` view's columns: the 2015 table's, in its order (inventory section 7.2), then ``LocalID``."""
+
+PER_ADDRESS = {  # the view's columns that are not one figure of the downloaded row: facts of the video, of the hop
+    # and of each address it answered (the view has a row per address, downloaded or not)
+    "ID": "replace(substr(coalesce(d.started_at, v.started_at), 1, 26), 'T', ' ')",
+    "Service": "v.service", "Url": "v.page_url", "CacheUrl": "ha.origin", "IP": "ha.address", "Resolver": "ha.resolver",
+    "ResolveTime": "ha.resolve_s",
+    "ASNumber": "(SELECT x.as_number FROM downloads x WHERE x.video_row_id = ha.video_row_id AND x.address = ha.address"
+                " AND x.as_number IS NOT NULL ORDER BY x.id LIMIT 1)",
+    "PingMin": "coalesce(icmp.mn, tcp.mn)", "PingAvg": "coalesce(icmp.av, tcp.av)", "PingMax": "coalesce(icmp.mx, tcp.mx)",
+    "VideoType": "d.container",
+    "RedirectUrl": "(SELECT n.origin FROM hops n WHERE n.video_row_id = ha.video_row_id AND n.hop_index = "
+                   "ha.hop_index + 1)",
+    "StatusCode": "ha.status_code",  # the status observed at this hop (the figure http_status is the media answer's)
+    "LocalID": "replace(substr(coalesce(d.started_at_local, v.started_at_local), 1, 26), 'T', ' ')",
+}
+
+
+def view_columns() -> str:
+    """The view's SELECT list: each 2015 column from the figure whose ``legacy`` names it (divided by its
+    ``legacy_scale``: kbit/s there), else from PER_ADDRESS."""
+    by_column = {f.legacy: f for f in FIGURES if isinstance(f.legacy, str)}
+    out = []
+    for col in COLUMNS_2015:
+        if col in PER_ADDRESS:
+            expr = PER_ADDRESS[col]
+        else:
+            f = by_column[col]
+            expr = f"{'v' if f.table == 'videos' else 'd'}.{f.name}"
+            expr += f" / {f.legacy_scale:.1f}" if f.legacy_scale != 1 else ""
+        out.append(f"    {expr} AS {col}")
+    return ",\n".join(out)
 
 # 2: videos.extractor_json; 3: connection use, content encoding, byte ranges, pairs; 4: figures declared in
 # pytomo/figures.py, renamed (Figure.old_name), throughput_2015_bps, resolve_s and ping_*_ms per download, NULL stall
@@ -235,39 +273,7 @@ tcp AS (
 ),
 last_hop AS (SELECT video_row_id, max(hop_index) AS hop_index FROM hops GROUP BY video_row_id)
 SELECT
-    replace(substr(coalesce(d.started_at, v.started_at), 1, 26), 'T', ' ') AS ID,
-    v.service AS Service,
-    v.page_url AS Url,
-    ha.origin AS CacheUrl,
-    v.cache_server_delay_s AS CacheServerDelay,
-    ha.address AS IP,
-    ha.resolver AS Resolver,
-    ha.resolve_s AS ResolveTime,
-    (SELECT x.as_number FROM downloads x
-     WHERE x.video_row_id = ha.video_row_id AND x.address = ha.address AND x.as_number IS NOT NULL
-     ORDER BY x.id LIMIT 1) AS ASNumber,
-    coalesce(icmp.mn, tcp.mn) AS PingMin,
-    coalesce(icmp.av, tcp.av) AS PingAvg,
-    coalesce(icmp.mx, tcp.mx) AS PingMax,
-    d.transfer_s AS DownloadTime,
-    d.container AS VideoType,
-    d.media_duration_s AS VideoDuration,
-    d.content_length_bytes AS VideoLength,
-    d.encoding_rate_bps / 1000.0 AS EncodingRate,
-    d.bytes AS DownloadBytes,
-    d.stall_count AS DownloadInterruptions,
-    d.initial_data_bytes AS InitialData,
-    d.initial_rate_bps / 1000.0 AS InitialRate,
-    d.buffered_at_start_s AS InitialPlaybackBuffer,
-    d.stall_total_s AS BufferingDuration,
-    d.played_s AS PlaybackDuration,
-    d.buffer_at_end_s AS BufferDurationAtEnd,
-    d.first_byte_s AS TimeTogetFirstByte,
-    d.peak_1s_bps / 1000.0 AS MaxInstantThp,
-    (SELECT n.origin FROM hops n WHERE n.video_row_id = ha.video_row_id AND n.hop_index = ha.hop_index + 1)
-        AS RedirectUrl,
-    ha.status_code AS StatusCode,
-    replace(substr(coalesce(d.started_at_local, v.started_at_local), 1, 26), 'T', ' ') AS LocalID
+{columns}
 FROM hop_addresses ha
 JOIN videos v ON v.id = ha.video_row_id
 JOIN last_hop lh ON lh.video_row_id = ha.video_row_id
@@ -278,4 +284,4 @@ LEFT JOIN downloads d ON d.id = (
 LEFT JOIN icmp ON icmp.video_row_id = ha.video_row_id AND icmp.address = ha.address
 LEFT JOIN tcp ON tcp.video_row_id = ha.video_row_id AND tcp.address = ha.address
 ORDER BY ha.video_row_id, ha.hop_index;
-"""
+""".replace("{columns}", view_columns())

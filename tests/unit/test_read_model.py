@@ -49,3 +49,18 @@ def test_the_check_sees_sql() -> None:
     assert SQL.search("SELECT status FROM run ORDER BY id")
     assert SQL.search('PRAGMA table_info(run)')
     assert not SQL.search("select the videos from the list")  # prose in lower case
+
+
+def test_the_2015_view_reads_the_figures_declarations() -> None:
+    """Every 2015 column a figure declares is a column of the view, and every column of the view that is not a
+    fact of the hop or address comes from the figure declaring it."""
+    from pytomo.figures import FIGURES
+    from pytomo.storage.schema import COLUMNS_2015, PER_ADDRESS, view_columns
+
+    declared = {f.legacy: f for f in FIGURES if isinstance(f.legacy, str)}
+    assert set(declared) <= set(COLUMNS_2015)
+    assert set(COLUMNS_2015) == set(declared) | set(PER_ADDRESS)
+    lines = dict(reversed(line.strip().rsplit(" AS ", 1)) for line in view_columns().split(",\n"))
+    for column, f in declared.items():
+        if column not in PER_ADDRESS:
+            assert lines[column].startswith(("d.", "v.")) and lines[column].split()[0][2:] == f.name, column
