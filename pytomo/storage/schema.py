@@ -19,7 +19,8 @@ PER_ADDRESS = {  # the view's columns that are not one figure of the downloaded 
     "ResolveTime": "ha.resolve_s",
     "ASNumber": "(SELECT x.as_number FROM downloads x WHERE x.video_row_id = ha.video_row_id AND x.address = ha.address"
                 " AND x.as_number IS NOT NULL ORDER BY x.id LIMIT 1)",
-    "PingMin": "coalesce(icmp.mn, tcp.mn)", "PingAvg": "coalesce(icmp.av, tcp.av)", "PingMax": "coalesce(icmp.mx, tcp.mx)",
+    "PingMin": "coalesce(icmp.mn, tcp.mn)", "PingAvg": "coalesce(icmp.av, tcp.av)",
+    "PingMax": "coalesce(icmp.mx, tcp.mx)",
     "VideoType": "d.container",
     "RedirectUrl": "(SELECT n.origin FROM hops n WHERE n.video_row_id = ha.video_row_id AND n.hop_index = "
                    "ha.hop_index + 1)",
