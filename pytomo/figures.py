@@ -8,15 +8,25 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from pytomo.engine.p1203 import build_input
-from pytomo.results import iso, local_iso
+from pytomo.results import DownloadAnalysis, Hop, PlayoutResult, VideoMeasurement, iso, local_iso
 
-# A figure's value is read from the video's measurement ``m`` and, in ``downloads``, one of its downloads ``d``:
-# either an attribute path (``"d.transfer.first_byte_s"``: None as soon as one step is None) or a function.
-Source = str | Callable[[Any, Any], Any]
+# What a figure's source reads besides the video's measurement: one of its downloads in ``downloads``, None in
+# ``videos`` (the table says which: ``Table[R]``).
+R = TypeVar("R", bound=DownloadAnalysis | None)
+Value = str | int | float | None  # a stored value
+# Where a figure's value comes from: a function of the video's measurement ``m`` and ``d``, checked by mypy (a
+# misspelt attribute, or an Optional record read without a test, is an error).
+Source = Callable[[VideoMeasurement, R], Value]
+
+
+class Table(str, Generic[R]):
+    """A table's name, typed by what the sources of its figures read besides the video."""
+
+
 # A graph's value from the figures of its row, looked up as ``get("downloads.bytes")``.
 Lookup = Callable[[str], Any]
 
@@ -106,7 +116,7 @@ From2015 = str | Callable[[Mapping[str, Any]], float | None]
 
 
 @dataclass(frozen=True)
-class Figure:
+class Figure(Generic[R]):
     """One stored figure: a column of ``videos`` or ``downloads``, where its value comes from, how it is read back
     from each schema and how it is summarised.
 
@@ -115,11 +125,11 @@ class Figure:
     figure (it is "not recorded" in a 2015 database). ``aggregates`` summarise it over a span.
     """
 
-    table: str  # videos or downloads
+    table: Table[R]  # V (videos) or D (downloads)
     name: str  # the column, with its unit (_s, _ms, _bps, _bytes)
     sql_type: str  # SQLite type and constraints
     description: str
-    source: Source
+    source: Source[R]
     graphs: tuple[Graph, ...] = ()
     old_name: str | None = None  # its name in schema versions 2 and 3, when it changed
     since: int = 2  # schema version that added it
@@ -140,18 +150,11 @@ class Figure:
                 return unit
         return None
 
-    def value(self, m: Any, d: Any = None) -> Any:
-        """The stored value for the video ``m`` (and, in ``downloads``, its download ``d``)."""
-        if callable(self.source):
-            return self.source(m, d)
-        obj: Any = {"m": m, "d": d}
-        first, *path = self.source.split(".")
-        obj = obj[first]
-        for attr in path:
-            if obj is None:
-                return None
-            obj = getattr(obj, attr)
-        return obj
+    def value(self, m: VideoMeasurement, d: DownloadAnalysis | None = None) -> Value:
+        """The stored value for the video ``m`` and, in ``downloads``, its download ``d`` (None in ``videos``)."""
+        if (d is None) != (self.table == V):
+            raise TypeError(f"{self.key} reads {'no download' if self.table == V else 'a download'}")
+        return self.source(m, cast(R, d))  # what the table says R is: checked above
 
 
 UNITS = {"_bytes": "byte", "_bps": "bit / s", "_ms": "ms", "_s": "s"}
@@ -165,36 +168,36 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, default=str) if value else None
 
 
-def _started(d: Any) -> Any:
+def _started(d: DownloadAnalysis) -> PlayoutResult | None:
     """The playout when playback started, else None: a video that never started has no stall figures."""
     p = d.playout
     return p if p is not None and p.started else None
 
 
-def _playout_problem(d: Any) -> str | None:
+def _playout_problem(d: DownloadAnalysis) -> str | None:
     if d.playout_problem:
         return d.playout_problem
     return "not_started" if d.playout is not None and not d.playout.started else None
 
 
-def _latency(d: Any, index: int) -> float | None:
+def _latency(d: DownloadAnalysis, index: int) -> float | None:
     """A live stream's latency sample (0: the first, -1: the last), None without samples."""
     samples = d.live.latency if d.live is not None else []
     return samples[index][1] if samples else None
 
 
-def throughput_2015_bps(d: Any) -> float | None:
+def throughput_2015_bps(d: DownloadAnalysis) -> float | None:
     """The 2015 AvgThroughput: every byte received over the headers -> last byte time."""
     t = d.transfer
     secs = t.duration_s
     return t.bytes_total * 8 / secs if secs else None
 
 
-def _last_hop(m: Any) -> Any:
+def _last_hop(m: VideoMeasurement) -> Hop | None:
     return m.hops[-1] if m.hops else None
 
 
-def _rtts(m: Any, d: Any) -> list[float]:
+def _rtts(m: VideoMeasurement, d: DownloadAnalysis) -> list[float]:
     """RTT samples to the download's address: ICMP echo, else TCP connect (as the 2015 Ping columns)."""
     address = d.transfer.address
     icmp = [s.rtt_ms for r in m.rtt if r.address == address and r.method != "tcp-connect" for s in r.samples
@@ -203,7 +206,7 @@ def _rtts(m: Any, d: Any) -> list[float]:
                     for s in r.samples if s.rtt_ms is not None]
 
 
-def _resolve_s(m: Any, d: Any) -> float | None:
+def _resolve_s(m: VideoMeasurement, d: DownloadAnalysis) -> float | None:
     last = _last_hop(m)
     latencies = [a.latency_ms for a in m.dns if last is not None and a.host == last.host
                  and a.address == d.transfer.address and a.latency_ms is not None]
@@ -240,13 +243,14 @@ def _g(ds: str, title: str, axis: str, description: str, rank: int, **kw: Any) -
     return Graph(ds, title, axis, description, rank=rank, **kw)
 
 
-D, V = "downloads", "videos"
+V: Table[None] = Table("videos")
+D: Table[DownloadAnalysis] = Table("downloads")
 
 
-def _yt(key: str) -> Source:
+def _yt(key: str) -> Source[None]:
     """A YouTube client fact of the video's extractor record (pytomo/services/ytclients.py): a list as its items
     joined by commas, a flag as 0/1; None for other services and for what yt-dlp's lines did not say."""
-    def read(m: Any, _d: Any) -> Any:
+    def read(m: VideoMeasurement, _d: None) -> Value:
         facts = (m.extractor or {}).get("youtube_clients")
         value = facts.get(key) if isinstance(facts, dict) else None
         if key == "measured_headers":
@@ -308,26 +312,28 @@ LIVE_LATENCY = Aggregate(
               "falls behind by as much. Low-latency HLS and DASH aim at a few seconds and would need limits of their "
               "own"), "live_latency_median_seconds", live_only=True, played_only=False)
 
-FIGURES: tuple[Figure, ...] = (
+# Typed as the union, not Figure[Any]: in that context mypy would type every source's ``d`` Any.
+FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
     # videos
     Figure(V, "service", "TEXT", "the service plugin's label (the 2015 Service: YouTube, Dailymotion, Lab, ...)",
-           "m.service_label"),
-    Figure(V, "video_id", "TEXT", "the platform's id of the video", "m.video_id"),
-    Figure(V, "title", "TEXT", "as the platform shows it: untrusted text", "m.title"),
-    Figure(V, "announced_duration_s", "REAL", "the video's length as the platform announces it", "m.duration_s",
+           lambda m, _: m.service_label),
+    Figure(V, "video_id", "TEXT", "the platform's id of the video", lambda m, _: m.video_id),
+    Figure(V, "title", "TEXT", "as the platform shows it: untrusted text", lambda m, _: m.title),
+    Figure(V, "announced_duration_s", "REAL", "the video's length as the platform announces it",
+           lambda m, _: m.duration_s,
            old_name="duration_s"),
-    Figure(V, "related_count", "INTEGER", "related videos the page listed", lambda m, d: len(m.related)),
+    Figure(V, "related_count", "INTEGER", "related videos the page listed", lambda m, _: len(m.related)),
     Figure(V, "cache_server_delay_s", "REAL", "time to resolve the page and walk the redirects",
-           "m.cache_server_delay_s",
+           lambda m, _: m.cache_server_delay_s,
            legacy="CacheServerDelay",
            graphs=(_g("server_delay_s", "Cache server delay", "s",
                       "Time to resolve the page and follow the redirects to the cache server (CacheServerDelay).",
                       20, pages=(("qos", 13),)),)),
     Figure(V, "available_wait_s", "REAL", "waited for the format's available_at before the first media request",
-           "m.available_wait_s", since=3),
+           lambda m, _: m.available_wait_s, since=3),
     Figure(V, "started_at_local", "TEXT",
            "when the video's measurement began, the volunteer's local time with its UTC offset (started_at is UTC)",
-           lambda m, d: local_iso(m.started_at), since=5),
+           lambda m, _: local_iso(m.started_at), since=5),
     Figure(V, "yt_clients_asked", "TEXT", "YouTube: the player clients yt-dlp was told to use, in order, comma-"
            "separated (its default ones when none was asked)", _yt("clients_asked"), since=9),
     Figure(V, "yt_clients_answered", "TEXT", "YouTube: the clients whose player response yt-dlp fetched and found "
@@ -343,60 +349,64 @@ FIGURES: tuple[Figure, ...] = (
     Figure(V, "yt_measured_user_agent", "TEXT", "YouTube: the User-Agent sent with the measured URL (the format's "
            "own http_headers, the client's)", _yt("measured_headers"), since=9),
     # downloads: network
-    Figure(D, "url", "TEXT NOT NULL", "the media URL requested", "d.transfer.url"),
+    Figure(D, "url", "TEXT NOT NULL", "the media URL requested", lambda m, d: d.transfer.url),
     Figure(D, "host", "TEXT NOT NULL", "its host", lambda m, d: urlsplit(d.transfer.url).hostname or ""),
-    Figure(D, "address", "TEXT NOT NULL", "the address it was fetched from", "d.transfer.address"),
+    Figure(D, "address", "TEXT NOT NULL", "the address it was fetched from", lambda m, d: d.transfer.address),
     Figure(D, "started_at", "TEXT NOT NULL", "when the request was sent (UTC)",
            lambda m, d: iso(d.transfer.started_at)),
     Figure(D, "started_at_local", "TEXT",
            "when the request was sent, the volunteer's local time with its UTC offset (the 2015 ID's clock)",
            lambda m, d: local_iso(d.transfer.started_at), since=5),
     Figure(D, "as_number", "INTEGER", "AS number of the address, from the offline IP databases (--ip-db; the 2015 "
-           "ASNumber)", "d.origin.as_number", since=5),
-    Figure(D, "as_name", "TEXT", "the AS's name (organisation) in those databases", "d.origin.as_name", since=5),
-    Figure(D, "country", "TEXT", "country of the address (ISO 3166-1 alpha-2) in those databases", "d.origin.country",
+           "ASNumber)", lambda m, d: d.origin.as_number if d.origin else None, since=5),
+    Figure(D, "as_name", "TEXT", "the AS's name (organisation) in those databases",
+           lambda m, d: d.origin.as_name if d.origin else None, since=5),
+    Figure(D, "country", "TEXT", "country of the address (ISO 3166-1 alpha-2) in those databases",
+           lambda m, d: d.origin.country if d.origin else None,
            since=5),
     Figure(D, "ip_db_problem", "TEXT", "why as_number, as_name or country is NULL: no --ip-db, a private or loopback "
-           "address, not in the databases", "d.origin.problem", since=5),
-    Figure(D, "window_s", "REAL NOT NULL", "the download window", "d.transfer.window_s"),
+           "address, not in the databases", lambda m, d: d.origin.problem if d.origin else None, since=5),
+    Figure(D, "window_s", "REAL NOT NULL", "the download window", lambda m, d: d.transfer.window_s),
     Figure(D, "http_status", "INTEGER", "HTTP status of the media response (the cache server's answer)",
-           "d.transfer.status", old_name="status_code",
+           lambda m, d: d.transfer.status, old_name="status_code",
            legacy="StatusCode",
            graphs=(_g("status_code", "HTTP status", "code", "HTTP status of the cache server's answer (StatusCode).",
                       21),)),
-    Figure(D, "http_version", "TEXT", "HTTP version of the response", "d.transfer.http_version"),
-    Figure(D, "content_type", "TEXT", "Content-Type of the response", "d.transfer.content_type"),
-    Figure(D, "content_length_bytes", "INTEGER", "Content-Length of the response", "d.transfer.content_length_bytes",
+    Figure(D, "http_version", "TEXT", "HTTP version of the response", lambda m, d: d.transfer.http_version),
+    Figure(D, "content_type", "TEXT", "Content-Type of the response", lambda m, d: d.transfer.content_type),
+    Figure(D, "content_length_bytes", "INTEGER", "Content-Length of the response",
+           lambda m, d: d.transfer.content_length_bytes,
            legacy="VideoLength",
            graphs=(_g("video_length_bytes", "Video size", "bytes",
                       "Size of the media file announced by the server (VideoLength).", 22,
                       pages=(("characteristics", 0),)),)),
-    Figure(D, "headers_s", "REAL", "request sent -> response headers", "d.transfer.headers_s"),
+    Figure(D, "headers_s", "REAL", "request sent -> response headers", lambda m, d: d.transfer.headers_s),
     Figure(D, "first_byte_s", "REAL", "request sent -> first body byte (time to first byte)",
-           "d.transfer.first_byte_s", old_name="ttfb_s",
+           lambda m, d: d.transfer.first_byte_s, old_name="ttfb_s",
            legacy="TimeTogetFirstByte",
            graphs=(_g("ttfb_s", "Time to first byte", "s",
                       "From the media request to the first byte of the body (TimeTogetFirstByte).", 19,
                       pages=(("qos", 12),)),)),
-    Figure(D, "last_byte_s", "REAL", "request sent -> last body byte", "d.transfer.last_byte_s"),
-    Figure(D, "transfer_s", "REAL", "response headers -> last byte (the 2015 DownloadTime)", "d.transfer.duration_s",
+    Figure(D, "last_byte_s", "REAL", "request sent -> last body byte", lambda m, d: d.transfer.last_byte_s),
+    Figure(D, "transfer_s", "REAL", "response headers -> last byte (the 2015 DownloadTime)",
+           lambda m, d: d.transfer.duration_s,
            old_name="duration_s",
            legacy="DownloadTime",
            graphs=(_g("download_s", "Download time", "s",
                       "From the response headers to the last byte received (DownloadTime).", 14,
                       pages=(("qos", 6),)),)),
-    Figure(D, "bytes", "INTEGER NOT NULL", "body bytes received, as on the wire", "d.transfer.bytes_total",
+    Figure(D, "bytes", "INTEGER NOT NULL", "body bytes received, as on the wire", lambda m, d: d.transfer.bytes_total,
            legacy="DownloadBytes",
            graphs=(_g("download_bytes", "Downloaded bytes", "bytes",
                       "Bytes received in the download window (DownloadBytes).", 13,
                       pages=(("qos", 5),)),),
            aggregates=(PLAYED,)),
     Figure(D, "first_read_bytes", "INTEGER", "bytes of the first read (they arrived with the first byte)",
-           "d.transfer.first_read_bytes"),
+           lambda m, d: d.transfer.first_read_bytes),
     Figure(D, "avg_throughput_bps", "REAL",
            "measured throughput: cut by the window (ended_by window), bytes * 8 / window_s, idle time after the "
            "last burst included; else (bytes - first read) * 8 / (last byte - first byte), the rate of the body "
-           "once it flows", "d.transfer.avg_throughput_bps",
+           "once it flows", lambda m, d: d.transfer.avg_throughput_bps,
            graphs=(_g("avg_throughput_bps", "Measured throughput", "bit/s",
                       "Throughput over the window when the window cut the download, else from the first to the "
                       "last byte, first read excluded (new in this version).", 8,
@@ -417,49 +427,54 @@ FIGURES: tuple[Figure, ...] = (
                                                 get("downloads.encoding_rate_bps")),
                       legacy=lambda row: _ratio(_thp_2015_bps(row), _num(row.get("EncodingRate"), 1000.0)))),
            aggregates=(THROUGHPUT_2015,)),
-    Figure(D, "peak_1s_bps", "REAL", "best 1 s of consecutive throughput bins", "d.transfer.peak_1s_bps",
+    Figure(D, "peak_1s_bps", "REAL", "best 1 s of consecutive throughput bins", lambda m, d: d.transfer.peak_1s_bps,
            old_name="peak_1s_throughput_bps",
            legacy="MaxInstantThp", legacy_scale=1000,
            graphs=(_g("peak_1s_bps", "Peak throughput", "bit/s",
                       "Best throughput over one second of the download (MaxInstantThp).", 9,
                       pages=(("qos", 2),), log_axis=True),)),
-    Figure(D, "bin_s", "REAL NOT NULL", "width of the throughput bins", "d.transfer.bin_s"),
-    Figure(D, "ended_by", "TEXT", "window, eof, error, interrupted", "d.transfer.ended_by"),
-    Figure(D, "error_kind", "TEXT", "the kind of transfer error", "d.transfer.error_kind"),
-    Figure(D, "error", "TEXT", "the transfer error", "d.transfer.error"),
+    Figure(D, "bin_s", "REAL NOT NULL", "width of the throughput bins", lambda m, d: d.transfer.bin_s),
+    Figure(D, "ended_by", "TEXT", "window, eof, error, interrupted", lambda m, d: d.transfer.ended_by),
+    Figure(D, "error_kind", "TEXT", "the kind of transfer error", lambda m, d: d.transfer.error_kind),
+    Figure(D, "error", "TEXT", "the transfer error", lambda m, d: d.transfer.error),
     Figure(D, "tail_range", "TEXT", "byte range fetched for an index at the end of the file",
            lambda m, d: f"{d.transfer.tail_range[0]}-{d.transfer.tail_range[1]}" if d.transfer.tail_range else None),
     Figure(D, "tail_bytes", "INTEGER", "bytes of that range",
            lambda m, d: len(d.transfer.tail) if d.transfer.tail is not None else None),
-    Figure(D, "tail_error", "TEXT", "why the tail could not be fetched", "d.transfer.tail_error"),
+    Figure(D, "tail_error", "TEXT", "why the tail could not be fetched", lambda m, d: d.transfer.tail_error),
     Figure(D, "tail_new_connection", "INTEGER", "1: the tail's range request opened a new connection, 0: reused one",
            lambda m, d: _flag(d.transfer.tail_connection.new if d.transfer.tail_connection else None), since=3),
     Figure(D, "new_connection", "INTEGER", "1: the request opened a new connection, 0: it reused a kept-alive one",
            lambda m, d: _flag(d.transfer.connection.new if d.transfer.connection else None), since=3),
-    Figure(D, "tcp_connect_s", "REAL", "TCP handshake of that new connection", "d.transfer.connection.tcp_connect_s",
+    Figure(D, "tcp_connect_s", "REAL", "TCP handshake of that new connection",
+           lambda m, d: d.transfer.connection.tcp_connect_s if d.transfer.connection else None,
            since=3),
-    Figure(D, "tls_handshake_s", "REAL", "TLS handshake after it (HTTPS)", "d.transfer.connection.tls_handshake_s",
+    Figure(D, "tls_handshake_s", "REAL", "TLS handshake after it (HTTPS)",
+           lambda m, d: d.transfer.connection.tls_handshake_s if d.transfer.connection else None,
            since=3),
     Figure(D, "tls_version", "TEXT", "TLS version of the connection (TLSv1.2, TLSv1.3); NULL: not over TLS",
-           "d.transfer.connection.tls_version", since=7),
+           lambda m, d: d.transfer.connection.tls_version if d.transfer.connection else None, since=7),
     Figure(D, "impersonate", "TEXT", "the browser target whose TLS and HTTP/2 fingerprint libcurl presented "
-           "(curl_cffi's name, e.g. chrome152); NULL: libcurl's own, or requests", "d.transfer.impersonate", since=8),
+           "(curl_cffi's name, e.g. chrome152); NULL: libcurl's own, or requests",
+           lambda m, d: d.transfer.impersonate, since=8),
     Figure(D, "http_stream_id", "INTEGER", "the HTTP/2 or HTTP/3 stream of the request, as libcurl's verbose text "
-           "named it (OPENED stream); NULL: HTTP/1.x (no streams)", "d.transfer.http_stream_id", since=8),
+           "named it (OPENED stream); NULL: HTTP/1.x (no streams)", lambda m, d: d.transfer.http_stream_id, since=8),
     Figure(D, "quic_fallback", "TEXT", "--http auto tried HTTP/3 (advertised in Alt-Svc) and the request went over "
-           "TCP: libcurl's own words why QUIC failed; NULL: HTTP/3 used, or not tried", "d.transfer.quic_fallback",
+           "TCP: libcurl's own words why QUIC failed; NULL: HTTP/3 used, or not tried",
+           lambda m, d: d.transfer.quic_fallback,
            since=8),
     Figure(D, "content_encoding", "TEXT", "gzip, deflate: bytes are on the wire, decoded_bytes after decoding",
-           "d.transfer.content_encoding", since=3),
-    Figure(D, "decoded_bytes", "INTEGER", "body bytes after decoding a Content-Encoding", "d.transfer.decoded_bytes",
+           lambda m, d: d.transfer.content_encoding, since=3),
+    Figure(D, "decoded_bytes", "INTEGER", "body bytes after decoding a Content-Encoding",
+           lambda m, d: d.transfer.decoded_bytes,
            since=3),
     Figure(D, "body_overrun", "INTEGER", "1: more bytes followed the body than its Content-Length announced",
            lambda m, d: int(d.transfer.body_overrun), since=3),
     Figure(D, "stream_role", "TEXT NOT NULL DEFAULT 'progressive'",
-           "progressive; video or audio of a pair played together", "d.stream_role", since=3),
-    Figure(D, "pair_bytes", "INTEGER", "a pair's video row: bytes of both streams", "d.pair_bytes", since=3),
+           "progressive; video or audio of a pair played together", lambda m, d: d.stream_role, since=3),
+    Figure(D, "pair_bytes", "INTEGER", "a pair's video row: bytes of both streams", lambda m, d: d.pair_bytes, since=3),
     Figure(D, "pair_avg_throughput_bps", "REAL", "a pair's video row: both streams' bytes over their common span",
-           "d.pair_avg_throughput_bps", since=3),
+           lambda m, d: d.pair_avg_throughput_bps, since=3),
     Figure(D, "resolve_s", "REAL",
            "fastest DNS answer that gave this address for the cache server's host (ResolveTime)",
            _resolve_s, since=4,
@@ -485,55 +500,59 @@ FIGURES: tuple[Figure, ...] = (
            graphs=(_g("ping_max_ms", "RTT (maximum)", "ms", "Largest round-trip time to the cache server (PingMax).",
                       17, pages=(("qos", 10),)),)),
     # downloads: media
-    Figure(D, "container", "TEXT", "mp4, webm, flv, mpegts, ...", "d.container"),
-    Figure(D, "video_codec", "TEXT", "h264, vp9, av1, ...", "d.media.video_codec"),
-    Figure(D, "audio_codec", "TEXT", "aac, opus, ...", "d.media.audio_codec"),
-    Figure(D, "width", "INTEGER", "video width in pixels", "d.media.width"),
-    Figure(D, "height", "INTEGER", "video height in pixels", "d.media.height"),
-    Figure(D, "frame_rate", "REAL", "frames per second", "d.media.frame_rate"),
-    Figure(D, "media_duration_s", "REAL", "the media's duration as the file says", "d.media_duration_s",
+    Figure(D, "container", "TEXT", "mp4, webm, flv, mpegts, ...", lambda m, d: d.container),
+    Figure(D, "video_codec", "TEXT", "h264, vp9, av1, ...", lambda m, d: d.media.video_codec if d.media else None),
+    Figure(D, "audio_codec", "TEXT", "aac, opus, ...", lambda m, d: d.media.audio_codec if d.media else None),
+    Figure(D, "width", "INTEGER", "video width in pixels", lambda m, d: d.media.width if d.media else None),
+    Figure(D, "height", "INTEGER", "video height in pixels", lambda m, d: d.media.height if d.media else None),
+    Figure(D, "frame_rate", "REAL", "frames per second", lambda m, d: d.media.frame_rate if d.media else None),
+    Figure(D, "media_duration_s", "REAL", "the media's duration as the file says", lambda m, d: d.media_duration_s,
            legacy="VideoDuration",
            graphs=(_g("video_duration_s", "Video duration", "s", "Duration of the media (VideoDuration).", 23,
                       pages=(("characteristics", 1),)),)),
     Figure(D, "media_duration_source", "TEXT",
-           "mediainfo, container-header, container-index (whole file received)", "d.media_duration_source", since=3),
-    Figure(D, "encoding_rate_bps", "REAL", "the media's encoding rate", "d.encoding_rate_bps",
+           "mediainfo, container-header, container-index (whole file received)",
+           lambda m, d: d.media_duration_source, since=3),
+    Figure(D, "encoding_rate_bps", "REAL", "the media's encoding rate", lambda m, d: d.encoding_rate_bps,
            legacy="EncodingRate", legacy_scale=1000,
            graphs=(_g("encoding_rate_bps", "Encoding rate", "bit/s", "Encoding rate of the media (EncodingRate).", 24,
                       pages=(("characteristics", 2),), log_axis=True),)),
-    Figure(D, "encoding_rate_source", "TEXT", "mediainfo-overall, size-over-duration", "d.encoding_rate_source"),
+    Figure(D, "encoding_rate_source", "TEXT", "mediainfo-overall, size-over-duration",
+           lambda m, d: d.encoding_rate_source),
     Figure(D, "media_time_source", "TEXT", "mp4-sample-table, mp4-fragments, webm-blocks, flv-tags, mpegts-pes, or "
-           "average-bitrate", "d.media_time_source"),
-    Figure(D, "media_problem", "TEXT", "why the media figures are NULL or approximate", "d.media_problem"),
+           "average-bitrate", lambda m, d: d.media_time_source),
+    Figure(D, "media_problem", "TEXT", "why the media figures are NULL or approximate", lambda m, d: d.media_problem),
     # downloads: playout
     Figure(D, "initial_buffer_threshold_s", "REAL", "playout model: media buffered before playback starts",
-           "d.params.initial_buffer_s", old_name="initial_buffer_s"),
+           lambda m, d: d.params.initial_buffer_s, old_name="initial_buffer_s"),
     Figure(D, "min_buffer_threshold_s", "REAL", "playout model: below this the player stalls",
-           "d.params.min_buffer_s", old_name="min_buffer_s"),
+           lambda m, d: d.params.min_buffer_s, old_name="min_buffer_s"),
     Figure(D, "restart_buffer_threshold_s", "REAL", "playout model: media buffered before playback resumes",
-           "d.params.restart_buffer_s", old_name="restart_buffer_s"),
+           lambda m, d: d.params.restart_buffer_s, old_name="restart_buffer_s"),
     Figure(D, "time_to_start_s", "REAL", "request sent -> playback starts; NULL: not started in the window",
-           "d.playout.time_to_start_s",
+           lambda m, d: d.playout.time_to_start_s if d.playout else None,
            graphs=(_g("start_s", "Time to start playback", "s",
                       "From the request to the start of playback, once the initial buffer is filled "
                       "(new in this version).", 7, pages=(("qoe", 2),)),),
            aggregates=(START,)),
-    Figure(D, "initial_data_bytes", "INTEGER", "bytes received when playback started", "d.playout.initial_data_bytes",
+    Figure(D, "initial_data_bytes", "INTEGER", "bytes received when playback started",
+           lambda m, d: d.playout.initial_data_bytes if d.playout else None,
            legacy="InitialData",
            graphs=(_g("initial_data_bytes", "Initial data", "bytes", "Bytes received when playback started "
                       "(InitialData).", 11, pages=(("qos", 4),)),)),
-    Figure(D, "initial_rate_bps", "REAL", "throughput while the initial buffer filled", "d.initial_rate_bps",
+    Figure(D, "initial_rate_bps", "REAL", "throughput while the initial buffer filled", lambda m, d: d.initial_rate_bps,
            legacy="InitialRate", legacy_scale=1000,
            graphs=(_g("initial_rate_bps", "Initial rate", "bit/s",
                       "Throughput while the initial buffer was filling (InitialRate).", 10,
                       pages=(("qos", 3),), log_axis=True),)),
     Figure(D, "buffered_at_start_s", "REAL", "media buffered when playback started (observed)",
-           "d.playout.initial_buffer_s", old_name="initial_playback_buffer_s", legacy="InitialPlaybackBuffer",
+           lambda m, d: d.playout.initial_buffer_s if d.playout else None,
+           old_name="initial_playback_buffer_s", legacy="InitialPlaybackBuffer",
            graphs=(_g("initial_buffer_s", "Initial playback buffer", "s",
                       "Media seconds buffered when playback started (InitialPlaybackBuffer; never set in 2015).",
                       12),)),
     Figure(D, "stall_count", "INTEGER", "stalls after playback started; NULL: playback never started",
-           lambda m, d: _started(d).stall_count if _started(d) else None,
+           lambda m, d: p.stall_count if (p := _started(d)) else None,
            legacy="DownloadInterruptions",
            graphs=(_g("stall_count", "Stalls", "stalls",
                       "Number of stalls after playback started, per video (DownloadInterruptions).", 4,
@@ -545,57 +564,61 @@ FIGURES: tuple[Figure, ...] = (
                       legacy=lambda row: _stalled(row.get("DownloadInterruptions")))),
            aggregates=(SMOOTH,)),
     Figure(D, "stall_total_s", "REAL", "time stalled after playback started; NULL: playback never started",
-           lambda m, d: _started(d).stall_total_s if _started(d) else None,
+           lambda m, d: p.stall_total_s if (p := _started(d)) else None,
            legacy="BufferingDuration",
            graphs=(_g("stall_s", "Stall time", "s",
                       "Total time playback was stalled after it started, per video (BufferingDuration).", 2,
                       pages=(("main", 2), ("qoe", 4))),)),
     Figure(D, "buffer_at_end_s", "REAL", "media buffered ahead of the playhead when the window closed",
-           "d.playout.buffer_at_end_s",
+           lambda m, d: d.playout.buffer_at_end_s if d.playout else None,
            legacy="BufferDurationAtEnd",
            graphs=(_g("buffer_end_s", "Buffer at the end", "s",
                       "Media seconds buffered ahead of the playhead when the download window closed "
                       "(BufferDurationAtEnd).", 6, pages=(("qoe", 5),)),)),
-    Figure(D, "media_received_s", "REAL", "media seconds received", "d.playout.media_received_s"),
-    Figure(D, "played_s", "REAL", "wall time spent playing", "d.playout.played_s",
+    Figure(D, "media_received_s", "REAL", "media seconds received",
+           lambda m, d: d.playout.media_received_s if d.playout else None),
+    Figure(D, "played_s", "REAL", "wall time spent playing", lambda m, d: d.playout.played_s if d.playout else None,
            legacy="PlaybackDuration",
            graphs=(_g("playback_s", "Playback time", "s", "Wall time spent playing within the window "
                       "(PlaybackDuration).", 15, pages=(("qos", 7),)),)),
-    Figure(D, "playout_end_s", "REAL", "where the playout model stopped", "d.playout.end_s"),
-    Figure(D, "playout_state_at_end", "TEXT", "the player's state when the window closed", "d.playout.state_at_end"),
+    Figure(D, "playout_end_s", "REAL", "where the playout model stopped",
+           lambda m, d: d.playout.end_s if d.playout else None),
+    Figure(D, "playout_state_at_end", "TEXT", "the player's state when the window closed",
+           lambda m, d: d.playout.state_at_end if d.playout else None),
     Figure(D, "playout_problem", "TEXT", "why the playout figures are NULL (not_started: playback never started)",
            lambda m, d: _playout_problem(d)),
     Figure(D, "throughput_to_encoding_ratio", "REAL", "avg_throughput_bps over encoding_rate_bps",
-           "d.throughput_ratio",
+           lambda m, d: d.throughput_ratio,
            aggregates=(RATIO,)),
     # downloads: kernel and segmented delivery
     Figure(D, "tcp_min_rtt_ms", "REAL", "tcpi_min_rtt of the receiving socket (fed by ACKs of what we sent)",
-           "d.transfer.tcp_min_rtt_ms"),
+           lambda m, d: d.transfer.tcp_min_rtt_ms),
     Figure(D, "tcp_rcv_rtt_ms", "REAL", "median tcpi_rcv_rtt: the receiver's RTT estimate under load",
-           "d.transfer.tcp_rcv_rtt_ms"),
-    Figure(D, "delivery", "TEXT NOT NULL DEFAULT 'progressive'", "progressive, hls, dash", "d.delivery"),
-    Figure(D, "rendition_id", "TEXT", "hls/dash: the last video rendition played", "d.rendition_id"),
+           lambda m, d: d.transfer.tcp_rcv_rtt_ms),
+    Figure(D, "delivery", "TEXT NOT NULL DEFAULT 'progressive'", "progressive, hls, dash", lambda m, d: d.delivery),
+    Figure(D, "rendition_id", "TEXT", "hls/dash: the last video rendition played", lambda m, d: d.rendition_id),
     Figure(D, "declared_bandwidth_bps", "REAL", "hls/dash: its bandwidth as the manifest declares it",
-           "d.declared_bandwidth_bps"),
+           lambda m, d: d.declared_bandwidth_bps),
     Figure(D, "rendition_switches", "INTEGER", "hls/dash: rendition changes",
            lambda m, d: d.rendition_switches if d.delivery != "progressive" else None),
     Figure(D, "live", "INTEGER", "hls/dash: 1 a live stream (an HLS media playlist without EXT-X-ENDLIST, not of type "
            "VOD; an MPD of type dynamic), followed at the live edge; 0 on demand; NULL progressive",
            lambda m, d: None if d.delivery == "progressive" else int(d.live is not None), since=8),
     Figure(D, "live_target_duration_s", "REAL", "live HLS: EXT-X-TARGETDURATION of the media playlist followed "
-           "(NULL for DASH)", "d.live.target_duration_s", since=8),
+           "(NULL for DASH)", lambda m, d: d.live.target_duration_s if d.live else None, since=8),
     Figure(D, "live_reloads", "INTEGER", "live: media playlist reloads after the first load (RFC 8216 6.3.4: the "
            "target duration after a changed load, half of it after an unchanged one; DASH: the MPD fetched again "
-           "every minimumUpdatePeriod); each a segment_requests row of kind reload", "d.live.reloads", since=8),
+           "every minimumUpdatePeriod); each a segment_requests row of kind reload",
+           lambda m, d: d.live.reloads if d.live else None, since=8),
     Figure(D, "live_unchanged_reloads", "INTEGER", "live: reloads that found the playlist unchanged (or failed)",
-           "d.live.unchanged_reloads", since=8),
+           lambda m, d: d.live.unchanged_reloads if d.live else None, since=8),
     Figure(D, "live_segments_skipped", "INTEGER", "live: segments that left the playlist (DASH: the time-shift "
            "buffer) before they were fetched or while in flight (abandoned), and those jumped over after (the "
            "player goes on where it would start)",
-           "d.live.skipped",
+           lambda m, d: d.live.skipped if d.live else None,
            since=8),
     Figure(D, "live_segments_missing", "INTEGER", "live: segments listed but not available (404 or 410), passed over",
-           "d.live.missing", since=8),
+           lambda m, d: d.live.missing if d.live else None, since=8),
     Figure(D, "live_latency_start_s", "REAL", "live: latency to the live edge when playback started: the wall clock "
            "minus the EXT-X-PROGRAM-DATE-TIME of the media playing (DASH: availabilityStartTime + Period start + "
            "its media time; samples in live_latency); NULL: live_latency_problem says why",
@@ -604,7 +627,7 @@ FIGURES: tuple[Figure, ...] = (
            lambda m, d: _latency(d, -1), since=8,
            aggregates=(LIVE_LATENCY,)),
     Figure(D, "live_latency_problem", "TEXT", "live: why the latency is NULL (no EXT-X-PROGRAM-DATE-TIME, playback "
-           "never started, no segment played)", "d.live.latency_problem", since=8),
+           "never started, no segment played)", lambda m, d: d.live.latency_problem if d.live else None, since=8),
     Figure(D, "p1203_input_json", "TEXT", "ITU-T P.1203 input (I11, I13, I23, IGen) for this video",
            lambda m, d: json.dumps(p1203) if (p1203 := build_input(d)) else None),
 )
@@ -705,7 +728,7 @@ def ddl(table: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} (\n" + ",\n".join(parts) + "\n);\n"
 
 
-def row(table: str, m: Any, d: Any = None) -> dict[str, Any]:
+def row(table: str, m: VideoMeasurement, d: DownloadAnalysis | None = None) -> dict[str, Value]:
     """The figures' values of one row, by column name."""
     return {f.name: f.value(m, d) for f in figures(table)}
 

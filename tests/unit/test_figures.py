@@ -35,7 +35,7 @@ def test_names_are_unique_valid_and_carry_units():
 @pytest.fixture
 def one_more(monkeypatch):
     """A new stored and graphed figure, computed from an existing record attribute."""
-    new = Figure("downloads", "headers_wait_ms", "REAL", "request sent -> response headers, in ms",
+    new = Figure(figures.D, "headers_wait_ms", "REAL", "request sent -> response headers, in ms",
                  lambda m, d: d.transfer.headers_s * 1000 if d.transfer.headers_s is not None else None,
                  graphs=(Graph("headers_wait_ms", "Headers wait", "ms", "From the request to the headers.",
                                pages=(("qos", 99),), rank=99, log_axis=True),))
@@ -97,3 +97,45 @@ def test_a_video_that_never_started_has_null_stalls_and_a_reason():
                               playout_problem=None)
     assert by_name["stall_count"].value(None, started) == 0
     assert by_name["playout_problem"].value(None, started) is None
+
+
+def test_a_figure_reads_a_download_exactly_in_downloads():
+    by_key = figures.by_key()
+    with pytest.raises(TypeError):
+        by_key["videos.video_id"].value(SimpleNamespace(video_id="v"), SimpleNamespace())
+    with pytest.raises(TypeError):
+        by_key["downloads.url"].value(SimpleNamespace())
+
+
+# Each a source of pytomo/figures.py made wrong, and what mypy says of it.
+MISTAKES = {
+    "lambda m, d: d.transfer.url)": ("lambda m, d: d.transfer.no_such_attr)", '"Transfer" has no attribute'),
+    "lambda m, _: m.video_id)": ("lambda m, _: m.no_such_attr)", '"VideoMeasurement" has no attribute'),
+    "lambda m, d: d.playout.end_s if d.playout else None)": ("lambda m, d: d.playout.end_s)",
+                                                              'Item "None" of "PlayoutResult | None"'),
+    "lambda m, _: m.title)": ("lambda m, d: d.transfer.url)", '"None" has no attribute "transfer"'),
+}
+
+
+def test_mypy_reports_a_misspelt_or_unguarded_attribute_in_a_source(tmp_path, monkeypatch):
+    """The sources are checked as declared, in FIGURES: a copy of the module with four wrong sources has exactly
+    those four errors (a misspelt attribute, an Optional record read without a test, a video figure reading ``d``)."""
+    from mypy import api
+
+    text = (ROOT / "pytomo" / "figures.py").read_text(encoding="utf-8")
+    expected = {}
+    for right, (wrong, message) in MISTAKES.items():
+        assert text.count(right) == 1, right
+        expected[text[:text.index(right)].count("\n") + 1] = message
+        text = text.replace(right, wrong)
+    probe = tmp_path / "figures_probe.py"
+    probe.write_text(text, encoding="utf-8")
+    monkeypatch.chdir(ROOT)  # mypy finds pytomo from here
+    out, err, status = api.run([str(probe), "--config-file", str(ROOT / "pyproject.toml"),
+                                "--cache-dir", str(tmp_path / "cache"), "--show-error-codes"])
+    errors = [line for line in out.splitlines() if ": error: " in line]
+    assert status == 1, out + err
+    lines = {int(line.split(":")[1]) for line in errors}
+    assert lines == set(expected), out
+    for line, message in expected.items():
+        assert any(f":{line}: error: " in e and message in e for e in errors), (message, out)
