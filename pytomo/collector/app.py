@@ -19,10 +19,10 @@ import web
 
 from pytomo.collector.store import BadUpload, Collector, Origin, Result, TooLarge
 from pytomo.collector.tokens import Holder, TokenStore
+from pytomo.readers.across import Combined, combine, history_doc, reader
 from pytomo.readers.tables import open_run_database
-from pytomo.web.across import Combined, combine, history_doc, reader
+from pytomo.readers.verdict import SPAN_LENGTH_S
 from pytomo.web.app import BACKLOG, THREADS, run_server
-from pytomo.web.verdict import SPAN_LENGTH_S
 from pytomo.web.wsgi import finished
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -177,6 +178,15 @@ class Loaded:
 
     last_id: int
     obs: list[Obs]
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def file_label(key: str) -> str:
+    """A service label or an address made safe as a file name part and a graph source (``:`` of IPv6 becomes
+    ``-``): ``service-<label>``, ``server-<label>`` name both the RRD files and the verdict's rows."""
+    return _SAFE.sub("-", key).strip("-.") or "unknown"
 
 
 def scope_of(o: Obs) -> tuple[str, str]:

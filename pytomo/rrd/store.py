@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from pytomo.errors import NotConfigured, PytomoError
 from pytomo.figures import graphs
+from pytomo.readers.observations import file_label
 from pytomo.readers.points import Point
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ RRD_DIR_SUFFIX = ".rrd"
 RANGE_FILE = "range.json"
 REBUILD_HINT = "./start_server.py --rebuild-rrd -f DB"
 
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 RRD_LOCK = threading.Lock()  # librrd keeps per-call state in globals: one call at a time in this process
 
 
@@ -62,11 +61,6 @@ def rrd_dir_for(db_path: Path) -> Path:
     """``<dir>/<name without .db>.rrd/``: the RRD folder of a run database."""
     name = db_path.name[:-3] if db_path.name.endswith(".db") else db_path.name
     return db_path.with_name(name + RRD_DIR_SUFFIX)
-
-
-def file_label(key: str) -> str:
-    """A service label or an address made safe as a file name part (``:`` of IPv6 becomes ``-``)."""
-    return _SAFE.sub("-", key).strip("-.") or "unknown"
 
 
 def service_file(folder: Path, service: str) -> Path:

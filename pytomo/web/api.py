@@ -13,10 +13,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from pytomo.figures import aggregates
 from pytomo.readers import pages as data
+from pytomo.readers.verdict import LEVELS
 from pytomo.web import overview
 from pytomo.web.catalog import RunEntry
 from pytomo.web.run_pages import chosen_sort, videos_page
-from pytomo.web.verdict import LEVELS
 from pytomo.web.views import Db, chosen_entry, chosen_page, chosen_span, not_found, query
 
 API_VERSION = 1

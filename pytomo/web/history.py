@@ -5,12 +5,12 @@ from __future__ import annotations
 import web
 
 from pytomo.errors import StorageError
+from pytomo.readers.across import UTC, Combined, combine, daily
 from pytomo.readers.observations import Obs
+from pytomo.readers.verdict import Row, Window, declared, shown
 from pytomo.web import overview, timecharts
-from pytomo.web.across import UTC, Combined, combine, daily
 from pytomo.web.catalog import RunEntry
 from pytomo.web.graphs import SPANS_S
-from pytomo.web.verdict import Row, Window, declared, shown
 from pytomo.web.views import Db, Page, base_page, chosen_entry, chosen_span, html_answer, link, query
 from pytomo.zones import Clock
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import web
 
 from pytomo.figures import Aggregate, Threshold
+from pytomo.readers.verdict import declared, shown
 from pytomo.web import overview, timecharts
 from pytomo.web.graphs import SPANS_S
-from pytomo.web.verdict import declared, shown
 from pytomo.web.views import (
     SRC_PATTERN,
     Db,

@@ -12,8 +12,7 @@ import web
 from pytomo.readers import observations as observe
 from pytomo.readers import pages as data
 from pytomo.readers.observations import Obs
-from pytomo.web import timecharts
-from pytomo.web.verdict import (
+from pytomo.readers.verdict import (
     Bin,
     Row,
     Window,
@@ -27,6 +26,7 @@ from pytomo.web.verdict import (
     window,
     within,
 )
+from pytomo.web import timecharts
 from pytomo.zones import Clock
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import web
 
 from pytomo.readers import pages as data
-from pytomo.rrd.store import file_label
+from pytomo.readers.observations import file_label
 from pytomo.web import svg
 from pytomo.web.catalog import RunEntry
 from pytomo.web.views import (

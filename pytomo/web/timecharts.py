@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
+from pytomo.readers.verdict import Bin
 from pytomo.web.svg import nice_step, tick_text
-from pytomo.web.verdict import Bin
 from pytomo.zones import Clock
 
 WIDTH_PX, HEIGHT_PX = 720, 230

@@ -18,10 +18,10 @@ import web
 from pytomo.errors import StorageError
 from pytomo.readers import pages as data
 from pytomo.readers.open import open_readonly
+from pytomo.readers.verdict import summary_lines
 from pytomo.web import overview
 from pytomo.web.catalog import ID_PATTERN, RunEntry
 from pytomo.web.graphs import SPANS_S
-from pytomo.web.verdict import summary_lines
 from pytomo.zones import Clock
 
 SRC_PATTERN = re.compile(r"(service|server)-[A-Za-z0-9_.-]{1,80}")

@@ -8,7 +8,7 @@ import sqlite3
 from bench.web_make_db import make_database
 from pytomo.readers import observations as observe
 from pytomo.readers import pages as data
-from pytomo.web.verdict import bins, quantile, verdict, window, within
+from pytomo.readers.verdict import bins, quantile, verdict, window, within
 from pytomo.zones import Clock
 
 

@@ -21,9 +21,9 @@ from pytomo.readers import pages as data
 from pytomo.readers.open import open_readonly
 from pytomo.readers.points import parse_id, read_points
 from pytomo.readers.tables import tables_of
+from pytomo.readers.verdict import declared
 from pytomo.web.app import Site, make_app
 from pytomo.web.catalog import Catalog
-from pytomo.web.verdict import declared
 from pytomo.zones import Clock
 from tests.web.legacy import make_2015_database
 

@@ -214,8 +214,8 @@ def test_charts_have_units_zones_and_say_when_a_span_is_empty(stall_run):
 
 
 def test_empty_span_says_no_video(tmp_path):
+    from pytomo.readers.verdict import Bin, spread_of
     from pytomo.web import timecharts
-    from pytomo.web.verdict import Bin, spread_of
     from pytomo.zones import Clock
 
     empty = [Bin(0.0, 60.0, spread_of([]))]
@@ -235,7 +235,7 @@ def test_verdict_json_and_metrics_agree(stall_run):
     m = requests.get(srv.url + "metrics", timeout=30)
     assert m.headers["Content-Type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(m.text)}
-    from pytomo.web.verdict import declared
+    from pytomo.readers.verdict import declared
 
     for fig in declared():
         fam = families[f"pytomo_{fig.metric}"]

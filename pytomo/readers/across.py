@@ -13,7 +13,7 @@ from pytomo.errors import StorageError
 from pytomo.readers import observations as observe
 from pytomo.readers import pages as data
 from pytomo.readers.observations import Obs
-from pytomo.web.verdict import Row, Window, declared, figures_of, spread_of, verdict, window, within
+from pytomo.readers.verdict import Row, Window, declared, figures_of, spread_of, verdict, window, within
 from pytomo.zones import Clock
 
 DAY_S = 86400

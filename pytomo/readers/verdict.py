@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytomo.figures import Aggregate, aggregates
-from pytomo.readers.observations import RTT, RTT_MAX, START, Obs
-from pytomo.rrd.store import file_label
+from pytomo.readers.observations import RTT, RTT_MAX, START, Obs, file_label
 
 SPAN_LENGTH_S: dict[str, int | None] = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400,
                                         "all": None}
