@@ -25,7 +25,7 @@ from pytomo.results import CrawlSummary, Sink
 from pytomo.rrd.recorder import RrdRecorder
 from pytomo.services import by_name
 from pytomo.services.base import ServiceContext
-from pytomo.settings import Settings
+from pytomo.settings import SETTINGS, Settings
 from pytomo.storage.sink import DatabaseSink
 from pytomo.storage.sqlite import RunDatabase
 
@@ -119,8 +119,9 @@ class CrawlRun:
 
 
 def _given_hosts(s: Settings) -> list[str]:
-    """Hosts the user named in settings (API and recording URLs): non-global addresses of theirs may be reached."""
-    urls = (s.youtube_api_base_url, s.dailymotion_api_base_url, s.info_source_url, s.http_proxy or "")
+    """Hosts the user named in settings whose row trusts their host (API and recording URLs, the proxy):
+    non-global addresses of theirs may be reached."""
+    urls = (getattr(s, row.name) for row in SETTINGS if row.trusted_host)
     return [urlsplit(u).hostname or "" for u in urls if u]
 
 

@@ -79,9 +79,82 @@ def _players(label: str, value: str) -> str | None:
                                  f"not {value!r}")
 
 
+T = TypeVar("T")
+
+STORED = ("value", "base-name", "set", "redacted-url", "secret")
+"""How ``run.settings_json`` keeps a setting (``Setting.stored``; pytomo/storage/sqlite.py ``stored_settings``):
+as given; a local file by its base name (each, for a list); ``<set>`` unless it is the default (a local directory:
+its name may be a person's); a URL without its user:password; a secret only as ``<set>``, never logged either."""
+
+
+def _opt(default: T, help: str, *, group: str = "", flag: str | tuple[str, ...] = (), unit: str = "",
+         check: Check | None = None, **more: Any) -> T:
+    """One setting: its default (the dataclass field's) and the rest of its row of the table (see ``Setting``);
+    a plugin's settings take the plugin's name as their group."""
+    flags = (flag,) if isinstance(flag, str) else flag
+    return field(default=default, metadata={"setting": dict(help=help, group=group, flag=flags, unit=unit,
+                                                            check=check, **more)})
+
+
+# ------------------------------------------------------------------------------------------ the plugins' sections
+# Each service plugin with settings of its own owns one section: the settings named ``<plugin>_<key>``, read from
+# the config file's ``[<plugin>]`` table (``<key> = ...``) as well as by their flat name. The plugin names its section
+# (``Service.SETTINGS``, pytomo/services/); ``Settings`` is the core settings and every section, so the plugins' values
+# are ``settings.youtube_api_key`` as the others are. The sections are declared here, not in the plugins' modules,
+# because the settings layer is below the plugins (tests/unit/test_import_graph.py) and the lab, which may not import
+# a plugin, layers its URLs into these fields.
+
+
+@dataclass(frozen=True)
+class YouTubeSettings:
+    """The ``youtube`` plugin's settings (pytomo/services/youtube.py; docs/platforms.md): ``[youtube]``."""
+
+    youtube_api_key: str = _opt("", "YouTube Data API key: -t uses videos.list?chart=mostPopular",
+                                flag="--youtube-api-key", metavar="KEY", env="PYTOMO_YOUTUBE_API_KEY", stored="secret",
+                                note="other frames a `search.list` by view count")
+    youtube_api_base_url: str = _opt("https://www.googleapis.com/youtube/v3", "YouTube Data API", check=http_url,
+                                     stored="redacted-url", trusted_host=True)
+    youtube_region: str = _opt("", "country of the chart and searches (regionCode)", flag="--youtube-region",
+                               metavar="CC", label="youtube region",
+                               check=matches(r"[A-Za-z]{2}", "a two-letter country code"))
+    youtube_category: str = _opt("", "category of the chart (videoCategoryId, e.g. 10 Music, 20 Gaming, 30 Movies); "
+                                 "none: the chart as YouTube makes it", flag="--youtube-category", metavar="ID",
+                                 label="youtube category",
+                                 check=matches(r"[0-9]{1,3}", "a video category id (a number, e.g. 10)"))
+    youtube_search: str = _opt("", "seed search (with a key: search.list by view count in the -t frame; without: "
+                               "yt-dlp)", flag="--youtube-search", metavar="QUERY")
+    youtube_playlist: str = _opt("", "seed playlist", flag="--youtube-playlist", metavar="ID")
+    youtube_related: str = _opt("search", "related videos: search (by tags or title), channel (its uploads), none",
+                                flag="--youtube-related", metavar="HOW", check=one_of(YOUTUBE_RELATED),
+                                label="youtube related")
+    youtube_player_client: tuple[str, ...] = _opt((), "yt-dlp player_client to use (repeatable)",
+                                                  flag="--youtube-client", metavar="CLIENT",
+                                                  shown="yt-dlp's own choice")
+
+
+@dataclass(frozen=True)
+class DailymotionSettings:
+    """The ``dailymotion`` plugin's settings (pytomo/services/dailymotion.py; docs/platforms.md): ``[dailymotion]``."""
+
+    dailymotion_api_base_url: str = _opt("https://api.dailymotion.com", "Dailymotion API", check=http_url,
+                                         stored="redacted-url", trusted_host=True)
+    dailymotion_sort: str = _opt("", "API sort of the seed list, e.g. trending", flag="--dailymotion-sort",
+                                 metavar="SORT", shown="visited-today/-week/-month from -t", label="dailymotion sort",
+                                 check=matches(r"[a-z][a-z-]*", "an API sort name such as trending"))
+    dailymotion_media: str = _opt("yt-dlp", "media through yt-dlp, or api (the video object's stream fields: "
+                                  "partner access)", flag="--dailymotion-media", metavar="HOW",
+                                  check=one_of(DAILYMOTION_MEDIA), label="dailymotion media")
+    dailymotion_access_token: str = _opt("", "Bearer token for --dailymotion-media api", stored="secret")
+
+
+PLUGIN_SECTIONS: dict[str, type] = {"youtube": YouTubeSettings, "dailymotion": DailymotionSettings}
+"""Plugin name (``-s``, the config file's table) -> its section; the registry's plugins name the same
+(tests/unit/test_services.py)."""
+
 GROUPS = {  # argparse groups and docs/options.md sections, in order
     "crawl": "crawl",
     "platforms": "platforms (docs/platforms.md)",
+    **{name: f"{name} plugin ([{name}] in the config file)" for name in PLUGIN_SECTIONS},
     "probes": "probes",
     "download": "download and playout",
     "budgets": "budgets for what servers send",
@@ -89,20 +162,11 @@ GROUPS = {  # argparse groups and docs/options.md sections, in order
     "lab": "lab",
 }
 
-T = TypeVar("T")
-
-
-def _opt(default: T, help: str, *, group: str, flag: str | tuple[str, ...] = (), unit: str = "",
-         check: Check | None = None, **more: Any) -> T:
-    """One setting: its default (the dataclass field's) and the rest of its row of the table (see ``Setting``)."""
-    flags = (flag,) if isinstance(flag, str) else flag
-    return field(default=default, metadata={"setting": dict(help=help, group=group, flag=flags, unit=unit,
-                                                            check=check, **more)})
-
 
 @dataclass(frozen=True)
-class Settings:
-    """Every setting of a crawl, with its unit in its name; each field is one row of ``SETTINGS`` (docs/options.md)."""
+class Settings(YouTubeSettings, DailymotionSettings):
+    """Every setting of a crawl, with its unit in its name; each field is one row of ``SETTINGS`` (docs/options.md):
+    the core settings below and the plugins' sections above."""
 
     # crawl
     service: str = _opt("generic", "service plugin: lab, youtube, dailymotion or generic", group="crawl", flag="-s",
@@ -111,8 +175,8 @@ class Settings:
     urls: tuple[str, ...] = _opt((), "page or media URLs to crawl (instead of a popular list)", group="crawl",
                                  flag="urls", metavar="URL", note="when given (or `-f`), no popular list is fetched")
     input_file: str | None = _opt(None, "file of URLs, one per line", group="crawl", flag=("-f", "--input-file"),
-                                  metavar="FILE", note="blank lines and `#` comments skipped; a bad line stops with "
-                                  "its number")
+                                  metavar="FILE", stored="base-name",
+                                  note="blank lines and `#` comments skipped; a bad line stops with its number")
     batch: bool = _opt(False, "never prompt", group="crawl", flag=("-b", "--batch"),
                        note="without it, and only when stdin is a terminal, the first crawl prints what it will "
                        "measure and store and asks for consent, remembered in `$PYTOMO_CONFIG_DIR` or "
@@ -175,9 +239,11 @@ class Settings:
                                  check=positive, note="response headers must arrive whole within it, however "
                                  "slowly a server drips them")
     http_proxy: str | None = _opt(None, "HTTP proxy for every request", group="probes", flag="--http-proxy",
-                                  metavar="PROXY", note="addresses are then chosen by the proxy")
+                                  metavar="PROXY", stored="redacted-url", trusted_host=True,
+                                  note="addresses are then chosen by the proxy")
     cookies_file: str | None = _opt(None, "cookies in Netscape format (as yt-dlp reads them), sent by yt-dlp and "
-                                    "with media requests", group="probes", flag="--cookies", metavar="FILE")
+                                    "with media requests", group="probes", flag="--cookies", metavar="FILE",
+                                    stored="base-name")
     http_protocol: str = _opt("auto", "HTTP version of media requests over HTTPS: 1.1, 2, 3 or auto", group="probes",
                               flag="--http", metavar="VERSION", check=one_of(("1.1", "2", "3", "auto")),
                               note="2, 3 and auto go through libcurl (curl_cffi): auto is HTTP/2 by ALPN and HTTP/3 "
@@ -188,7 +254,7 @@ class Settings:
                               "over HTTP/3 (QUIC)")
     ca_file: str | None = _opt(None, "CA certificates (PEM) trusted besides the default bundle, as on a network whose "
                                "TLS proxy signs what it forwards", group="probes", flag="--ca-file", metavar="FILE",
-                               env="REQUESTS_CA_BUNDLE|SSL_CERT_FILE", check=_ca_file,
+                               stored="base-name", env="REQUESTS_CA_BUNDLE|SSL_CERT_FILE", check=_ca_file,
                                note="taken from `REQUESTS_CA_BUNDLE` or else `SSL_CERT_FILE` when set, as Python's "
                                "tools do, but added to certifi's bundle rather than replacing it; the lab's own CA "
                                "is trusted only while the lab runs")
@@ -199,10 +265,11 @@ class Settings:
         "non-global addresses the URLs given did not name", group="probes", flag="--allow-private-targets",
         shown="off: refused", note="CGNAT, multicast and documentation ranges too, IPv4 and IPv6; by default such a "
         "connection is refused before anything is sent and stored as `redirects/forbidden_address`. URLs given on "
-        "the command line or in `-f`, the API and recording URLs of the settings, and the lab may always reach theirs")
+        "the command line or in `-f`, the API, recording and proxy URLs of the settings (\"its host may be "
+        "non-global\" below), and the lab may always reach theirs")
     ip_db: tuple[str, ...] = _opt((), "an offline IP database in MaxMind's format (.mmdb: GeoLite2 or DB-IP Lite, "
                                   "ASN or country) giving the AS and country of each cache server (repeatable)",
-                                  group="probes", flag="--ip-db", metavar="FILE",
+                                  group="probes", flag="--ip-db", metavar="FILE", stored="base-name",
                                   note="no online lookup; the first file that has a field gives it; private and "
                                   "loopback addresses are not looked up (the lab's are); the volunteer's own address "
                                   "is never looked up nor stored")
@@ -257,7 +324,7 @@ class Settings:
                                 check=positive)
     # output
     database_dir: str = _opt("databases", "where run databases (and their logs) go", group="output",
-                             flag="--database-dir", metavar="DIR")
+                             flag="--database-dir", metavar="DIR", stored="set")
     provider: str = _opt("", "ISP label, put into file names", group="output", flag="--provider", metavar="ISP",
                          note="and into the run row")
     # upload to a collector (pytomo/upload, docs/web.md)
@@ -267,66 +334,33 @@ class Settings:
                             "withdraw are said before the first crawl; with `-b`, giving `-c` is the consent. A run "
                             "that cannot be sent stays in the outbox for `pytomo upload`")
     collector_url: str = _opt("", "the collector that -c and `pytomo upload` send runs to", group="output",
-                              flag="--collector", metavar="URL", check=http_url,
+                              flag="--collector", metavar="URL", check=http_url, stored="redacted-url",
                               note="https://, or plain http:// to a loopback address only")
     collector_token: str = _opt("", "this volunteer's token for the collector", group="output",
-                                env="PYTOMO_COLLECTOR_TOKEN", secret=True,
-                                note="config file or environment only (a command line is seen by every user); "
-                                "never stored")
+                                env="PYTOMO_COLLECTOR_TOKEN", stored="secret",
+                                note="config file or environment only (a command line is seen by every user)")
     no_log_ip: bool = _opt(True, "do not record the public address (always the case: this version never looks it "
                            "up)", group="output", flag=("-x", "--no-log-ip"), note="there is no option to record "
                            "it; the option is kept for old scripts")
     log_level: str = _opt("INFO", "log level of the run log: DEBUG, INFO, WARNING, ERROR, CRITICAL", group="output",
                           flag="-L", metavar="LEVEL", check=one_of(LOG_LEVELS), upper=True, label="log level")
-    # platforms (pytomo/services/youtube.py, dailymotion.py; docs/platforms.md)
+    # platforms: what the yt-dlp plugins share (pytomo/services/platform.py) and the lab plugin's platform
     media_format: str = _opt(
         "player", "format to measure: player (what a 1080p player plays), <N>p, best, worst, progressive, or a "
         "format id such as 18 or 137+140", group="platforms", flag="--format", metavar="CHOICE", label="format",
         check=matches(MEDIA_FORMAT, "player, <N>p (e.g. 720p), best, worst, progressive or a format id (e.g. 18 or "
                       "137+140)"))
-    youtube_api_key: str = _opt("", "YouTube Data API key: -t uses videos.list?chart=mostPopular", group="platforms",
-                                flag="--youtube-api-key", metavar="KEY", env="PYTOMO_YOUTUBE_API_KEY", secret=True,
-                                note="other frames a `search.list` by view count; never stored")
-    youtube_api_base_url: str = _opt("https://www.googleapis.com/youtube/v3", "YouTube Data API", group="platforms",
-                                     check=http_url)
-    youtube_region: str = _opt("", "country of the chart and searches (regionCode)", group="platforms",
-                               flag="--youtube-region", metavar="CC", label="youtube region",
-                               check=matches(r"[A-Za-z]{2}", "a two-letter country code"))
-    youtube_category: str = _opt("", "category of the chart (videoCategoryId, e.g. 10 Music, 20 Gaming, 30 Movies); "
-                                 "none: the chart as YouTube makes it", group="platforms", flag="--youtube-category",
-                                 metavar="ID", label="youtube category",
-                                 check=matches(r"[0-9]{1,3}", "a video category id (a number, e.g. 10)"))
-    youtube_search: str = _opt("", "seed search (with a key: search.list by view count in the -t frame; without: "
-                               "yt-dlp)", group="platforms", flag="--youtube-search", metavar="QUERY")
-    youtube_playlist: str = _opt("", "seed playlist", group="platforms", flag="--youtube-playlist", metavar="ID")
-    youtube_related: str = _opt("search", "related videos: search (by tags or title), channel (its uploads), none",
-                                group="platforms", flag="--youtube-related", metavar="HOW",
-                                check=one_of(YOUTUBE_RELATED), label="youtube related")
-    youtube_player_client: tuple[str, ...] = _opt((), "yt-dlp player_client to use (repeatable)", group="platforms",
-                                                  flag="--youtube-client", metavar="CLIENT",
-                                                  shown="yt-dlp's own choice")
-    dailymotion_api_base_url: str = _opt("https://api.dailymotion.com", "Dailymotion API", group="platforms",
-                                         check=http_url)
-    dailymotion_sort: str = _opt("", "API sort of the seed list, e.g. trending", group="platforms",
-                                 flag="--dailymotion-sort", metavar="SORT", shown="visited-today/-week/-month from -t",
-                                 label="dailymotion sort", check=matches(r"[a-z][a-z-]*", "an API sort name such as "
-                                                                         "trending"))
-    dailymotion_media: str = _opt("yt-dlp", "media through yt-dlp, or api (the video object's stream fields: "
-                                  "partner access)", group="platforms", flag="--dailymotion-media", metavar="HOW",
-                                  check=one_of(DAILYMOTION_MEDIA), label="dailymotion media")
-    dailymotion_access_token: str = _opt("", "Bearer token for --dailymotion-media api", group="platforms",
-                                         secret=True, note="never stored")
     info_source_url: str = _opt("", "recordings of yt-dlp's output instead of yt-dlp (the lab serves one)",
-                                group="platforms", check=http_url)
+                                group="platforms", check=http_url, stored="redacted-url", trusted_host=True)
     lab_platform_url: str = _opt("", "base URL of the lab's platform (watch pages, popular list); the run sets it "
-                                 "when the lab runs", group="platforms", check=http_url)
+                                 "when the lab runs", group="platforms", check=http_url, stored="redacted-url")
     # lab
     lab: bool = _opt(False, "run the lab here; -s youtube/dailymotion use its recorded APIs and pages", group="lab",
                      flag="--lab")
     lab_scenario: str | None = _opt(None, "scenario of the lab (-s lab, --lab)", group="lab", flag="--lab-scenario",
-                                    metavar="FILE", shown="the built-in default")
+                                    metavar="FILE", shown="the built-in default", stored="base-name")
     lab_truth: str | None = _opt(None, "write the lab's ground-truth log (JSON lines) here", group="lab",
-                                 flag="--lab-truth", metavar="FILE")
+                                 flag="--lab-truth", metavar="FILE", stored="base-name")
 
     @property
     def window_s(self) -> float:
@@ -345,7 +379,7 @@ class Settings:
 class Setting:
     """One row of the settings table: everything the command line, the config file, the checks and the docs use."""
 
-    name: str  # the Settings field, the config-file key
+    name: str  # the Settings field, the key in run.settings_json and the config file's flat key
     default: Any  # the Settings field's default
     unit: str = ""  # "s", "bytes" or "" (also the suffix of the name)
     help: str = ""  # one line: --help and docs/options.md
@@ -359,8 +393,21 @@ class Setting:
     note: str = ""  # more for docs/options.md than --help has room for
     shown: str = ""  # the default as shown, when the value alone says too little ("the host name")
     env: str = ""  # an environment variable layered under the config file ("A|B": the first one set)
-    secret: bool = False  # stored only as "<set>"
     upper: bool = False  # case-insensitive, kept in capitals
+    plugin: str = ""  # the service plugin owning it (its section, its config-file table); "" for the core settings
+    stored: str = "value"  # how run.settings_json keeps it: one of STORED
+    trusted_host: bool = False  # a URL whose host the user chose: it may be non-global (as a URL given), see
+    #                             --allow-private-targets and pytomo/run.py
+
+    @property
+    def secret(self) -> bool:
+        """Never shown: the run row and the run log say only whether it is set."""
+        return self.stored == "secret"
+
+    @property
+    def key(self) -> str:
+        """Its key in the config file: the name, or ``<plugin>.<key>`` (the key of the ``[<plugin>]`` table)."""
+        return f"{self.plugin}.{self.name.removeprefix(self.plugin + '_')}" if self.plugin else self.name
 
     @property
     def many(self) -> bool:
@@ -404,15 +451,28 @@ def _kind(name: str, default: Any, hints: dict[str, Any]) -> type:
     return args[0] if args else str
 
 
+def _rows(cls: type, plugin: str, hints: dict[str, Any]) -> list[Setting]:
+    own = set() if plugin else {f.name for section in PLUGIN_SECTIONS.values() for f in dataclasses.fields(section)}
+    return [Setting(name=f.name, default=f.default, kind=_kind(f.name, f.default, hints),
+                    **{**f.metadata["setting"], "group": f.metadata["setting"]["group"] or plugin}, plugin=plugin)
+            for f in dataclasses.fields(cls) if f.name not in own]
+
+
 def _table() -> tuple[Setting, ...]:
+    """The core rows, then every plugin section's rows."""
     hints = typing.get_type_hints(Settings)
-    return tuple(Setting(name=f.name, default=f.default, kind=_kind(f.name, f.default, hints), **f.metadata["setting"])
-                 for f in dataclasses.fields(Settings))
+    rows = _rows(Settings, "", hints)
+    for plugin, section in PLUGIN_SECTIONS.items():
+        rows += _rows(section, plugin, hints)
+    return tuple(rows)
 
 
 SETTINGS: tuple[Setting, ...] = _table()
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 SECRETS = tuple(s.name for s in SETTINGS if s.secret)
+DEFAULTS = Settings()
+"""Every default, for the engine's functions called without a run's settings (a default is declared once: here)."""
 
 
 def _coerce(setting: Setting, value: Any) -> Any:
@@ -452,8 +512,35 @@ def validate(s: Settings) -> Settings:
     return s
 
 
+def config_values(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """The settings of a config file's TOML, by name: the core settings' keys, and each plugin's settings in its
+    table (``[youtube]`` ``api_key = ...``) or by their flat name (``youtube_api_key = ...``, the older spelling);
+    unknown keys, or one setting given both ways, are refused in one line."""
+    values: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    unknown: list[str] = []
+    for key, value in data.items():
+        if key in PLUGIN_SECTIONS and not isinstance(value, dict):
+            raise UsageError(f"{where}: {key} must be a table ([{key}] with its settings, see docs/options.md)")
+        pairs = [(f"{key}.{k}", v) for k, v in value.items()] if key in PLUGIN_SECTIONS else [(key, value)]
+        for spelling, v in pairs:
+            setting = BY_KEY.get(spelling) or BY_NAME.get(spelling)
+            if setting is None:
+                unknown.append(spelling)
+            elif setting.name in spelled:
+                raise UsageError(f"{where}: {setting.key} is given twice ({spelled[setting.name]} and {spelling}); "
+                                 "keep one")
+            else:
+                spelled[setting.name], values[setting.name] = spelling, v
+    if unknown:
+        raise UsageError(f"{where}: unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(sorted(unknown))} "
+                         "(see docs/options.md)")
+    return values
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file whose keys are setting names (at top level or under ``[pytomo]``)."""
+    """Read a TOML config file (its keys at top level or under ``[pytomo]``): the settings it sets, by name
+    (``config_values``)."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -461,12 +548,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
-    data = data.get("pytomo", data)
-    unknown = sorted(k for k in data if k not in BY_NAME)
-    if unknown:
-        raise UsageError(f"config file {path}: unknown setting{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(unknown)} (see docs/options.md)")
-    return data
+    return config_values(data.get("pytomo", data), f"config file {path}")
 
 
 def from_environment(environ: typing.Mapping[str, str]) -> dict[str, Any]:

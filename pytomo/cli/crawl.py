@@ -92,7 +92,8 @@ def crawl_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = Parser(prog=prog, argument_default=argparse.SUPPRESS,
                description="Measure video streaming: cache servers, DNS, RTT, throughput and playout stalls.",
                epilog="Settings: defaults < --config FILE (TOML; keys are the setting names, also those without an "
-                      "option) < command line. See docs/options.md.")
+                      "option; a plugin's own in its table: [youtube] api_key = ...) < command line. See "
+                      "docs/options.md.")
     groups = {key: p.add_argument_group(title) for key, title in GROUPS.items()}
     for s in SETTINGS:
         _add_option(p if s.flag == (s.name,) else groups[s.group], s)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pytomo.cli.crawl import REMOVED
 from pytomo.cli.status import ExitStatus
-from pytomo.settings import GROUPS, SETTINGS, Setting, described
+from pytomo.settings import GROUPS, PLUGIN_SECTIONS, SETTINGS, Setting, described
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "options.md"
 
@@ -17,11 +17,38 @@ HEAD = """\
 <!-- generated from pytomo/settings.py by `python -m pytomo.cli.options_doc --write`: edit the table there -->
 
 `start_crawl.py`, `pytomo crawl` and the executable's `crawl` take the same options. Settings are layered:
-built-in defaults < `$PYTOMO_YOUTUBE_API_KEY` < a TOML file given with `--config FILE` < the command line. The
-keys of the file are the setting names below, at top level or under `[pytomo]`; an unknown key is refused with
-one line naming it. Settings without an option are set in that file. Every setting of a run is stored in
-`run.settings_json` (secrets only as `<set>`). `pytomo crawl --help` shows the same table with the same defaults.
+built-in defaults < the environment variables of the default column (`$PYTOMO_YOUTUBE_API_KEY`, ...) < a TOML file
+given with `--config FILE` < the command line. The keys of the file are the setting names below: the core settings
+at top level (or all under `[pytomo]`), and each service plugin's own settings in the plugin's table, {tables}
+(`youtube.api_key` below is `api_key` in `[youtube]`, or in `[pytomo.youtube]` under `[pytomo]`).
+The flat names older files use (`youtube_api_key`) are read too. An unknown key, or one setting given both ways,
+is refused with one line naming it. Settings without an option are set in that file:
+
+```toml
+ping_count = 5
+database_dir = "/var/lib/pytomo"
+
+[youtube]
+api_key = "..."
+region = "FR"
+
+[dailymotion]
+sort = "trending"
+```
+
+Every setting of a run is stored in `run.settings_json` by its flat name, as its row below says (secrets only as
+`<set>`, local files by their base names, URLs without their user:password). `pytomo crawl --help` shows the same
+table with the same defaults.
 """
+
+STORED = {  # what the meaning column says of how run.settings_json keeps a setting (Setting.stored)
+    "value": "",
+    "secret": "never stored nor logged: only whether it is set",
+    "set": "stored as `<set>` unless the default",
+    "base-name": "stored by its base name",
+    "redacted-url": "stored without a user:password",
+}
+TRUSTED_HOST = "its host may be non-global (as the URLs given)"
 
 BUDGETS = """\
 Crossing a budget is a stored outcome with its kind, never a crash or a silent cut.
@@ -52,8 +79,17 @@ def option_cell(s: Setting) -> str:
 def _row(s: Setting) -> str:
     shown = s.shown_default()
     default = f"`{shown}`" if shown and isinstance(s.default, str) and not s.shown and not s.env else shown
-    meaning = described(s) + (f"; {s.note}" if s.note else "")
-    return f"| {option_cell(s)} | `{s.name}` | {_markdown(default)} | {_markdown(meaning)} |"
+    meaning = "; ".join(part for part in (described(s), s.note, STORED[s.stored], TRUSTED_HOST * s.trusted_host)
+                        if part)
+    return f"| {option_cell(s)} | `{s.key}` | {_markdown(default)} | {_markdown(meaning)} |"
+
+
+def _plugin_intro(name: str) -> str:
+    """What a plugin's section says before its table: where its settings go in the config file."""
+    first = next(s for s in SETTINGS if s.plugin == name)
+    return (f"The `{name}` plugin's own settings: in a config file, the keys of its table `[{name}]` "
+            f"(`{first.key.partition('.')[2]} = ...`); their flat names (`{first.name}`) are read too, and are their "
+            "names in `run.settings_json`.\n")
 
 
 def _markdown(text: str) -> str:
@@ -72,11 +108,13 @@ def _removed() -> str:
 
 def options_markdown() -> str:
     """The text of docs/options.md: one table per group of the settings table, and the notes around it."""
-    out = [HEAD.rstrip("\n")]
+    out = [HEAD.rstrip("\n").replace("{tables}", " or ".join(f"`[{name}]`" for name in PLUGIN_SECTIONS))]
     for key, title in GROUPS.items():
         out += ["", f"## {title}", ""]
         if key == "budgets":
             out += [BUDGETS]
+        if key in PLUGIN_SECTIONS:
+            out += [_plugin_intro(key)]
         out += ["| option | setting | default | meaning |", "|---|---|---|---|"]
         out += [_row(s) for s in SETTINGS if s.group == key]
         if key == "output":

@@ -1,5 +1,6 @@
 """The static, ordered registry of service plugins (specific first, generic last); no discovery, so frozen builds
-see them all."""
+see them all. A plugin's own settings are its section (``Service.SETTINGS``), merged into the one settings table
+(pytomo/settings.py ``PLUGIN_SECTIONS``, under the plugin's name)."""
 
 from __future__ import annotations
 

@@ -35,6 +35,9 @@ class Service:
       URL_PATTERNS  regexes; a page URL belongs to the service when one matches; a named group ``id`` gives the
                     video id.
       TESTS         ``(url, expected_id)`` pairs checked offline by the test suite.
+      SETTINGS      the plugin's own section of the settings (pytomo/settings.py ``PLUGIN_SECTIONS``), or None: its
+                    rows are in the one settings table, its values are the run's ``settings.<NAME>_<key>``, and the
+                    config file sets them in the table ``[<NAME>]`` (``<key> = ...``).
 
     ``resolve(page_url)`` returns a MediaDescriptor with: the page URL as given, the video id, the title as the
     platform shows it (untrusted text: never written into a page unescaped), at least one MediaStream (the media
@@ -59,6 +62,7 @@ class Service:
     LABEL: ClassVar[str] = ""
     URL_PATTERNS: ClassVar[tuple[str, ...]] = ()
     TESTS: ClassVar[tuple[tuple[str, str], ...]] = ()
+    SETTINGS: ClassVar[type | None] = None
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx

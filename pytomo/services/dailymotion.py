@@ -10,6 +10,7 @@ from pytomo.results import MediaDescriptor
 from pytomo.services.platform import PlatformService
 from pytomo.services.resolver import Resolved
 from pytomo.services.webapi import ApiError, QuotaExceeded, get_json
+from pytomo.settings import DailymotionSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class DailymotionService(PlatformService):
     NAME = "dailymotion"
     LABEL = "Dailymotion"
     EXTRACTOR_KEY = "dailymotion"
+    SETTINGS = DailymotionSettings
     CANONICAL = "https://www.dailymotion.com/video/{id}"
     URL_PATTERNS = (
         rf"^https?://(?:www\.|touch\.)?dailymotion\.com/(?:embed/)?video/{_ID}(?![a-z0-9])",

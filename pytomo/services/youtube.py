@@ -11,6 +11,7 @@ from pytomo.results import MediaDescriptor, utc_now
 from pytomo.services.platform import PlatformService
 from pytomo.services.resolver import ResolverError
 from pytomo.services.webapi import ApiError, QuotaExceeded, get_json
+from pytomo.settings import YouTubeSettings
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class YouTubeService(PlatformService):
     NAME = "youtube"
     LABEL = "YouTube"
     EXTRACTOR_KEY = "youtube"
+    SETTINGS = YouTubeSettings
     CANONICAL = "https://www.youtube.com/watch?v={id}"
     URL_PATTERNS = (
         rf"^https?://(?:www\.|m\.|music\.)?youtube\.com/watch/?\?(?:[^#]*&)?v={_ID}(?![\w-])",

@@ -29,7 +29,7 @@ from pytomo.version import __version__, commit
 
 if TYPE_CHECKING:
     from pytomo.results import DownloadAnalysis, VideoMeasurement
-    from pytomo.settings import Settings
+    from pytomo.settings import Setting, Settings
 
 DB_SUFFIX = ".pytomo_database.db"
 
@@ -97,7 +97,6 @@ def service_label(service: str) -> str:
 # ------------------------------------------------------------------------------------ what the run row may hold
 
 IANA_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}")
-PATH_METAVARS = ("FILE", "DIR")  # settings naming a local file or directory: only their base names are stored
 
 
 @dataclass(frozen=True)
@@ -165,19 +164,22 @@ def _base_name(value: Any) -> Any:
     return Path(value).name or "<set>" if isinstance(value, str) and value else value
 
 
+def stored_value(setting: Setting, value: Any) -> Any:
+    """One setting's value as the run row keeps it, as its row of the settings table says (``Setting.stored``)."""
+    if setting.stored == "base-name":
+        return _base_name(value)
+    if setting.stored in ("set", "secret"):
+        return "<set>" if value and value != setting.default else value
+    if setting.stored == "redacted-url" and isinstance(value, str) and "@" in value:
+        return _redacted_url(value)
+    return value
+
+
 def stored_settings(settings: Settings) -> dict[str, Any]:
-    """The settings as ``run.settings_json`` keeps them: secrets as ``<set>``, local paths by their base names
-    (a directory as ``<set>`` unless the default), credentials in URLs redacted; no host name."""
-    out = settings.as_dict()
-    for s in SETTINGS:
-        value = out[s.name]
-        if s.metavar == "DIR" and value and value != s.default:
-            out[s.name] = "<set>"
-        elif s.metavar in PATH_METAVARS:
-            out[s.name] = _base_name(value)
-        elif isinstance(value, str) and "@" in value and (s.name.endswith("_url") or s.name.endswith("proxy")):
-            out[s.name] = _redacted_url(value)
-    return out
+    """The settings as ``run.settings_json`` keeps them (each as its row's ``stored`` says: secrets as ``<set>``,
+    local paths by their base names, a directory as ``<set>`` unless the default, credentials in URLs redacted); no
+    host name."""
+    return {s.name: stored_value(s, getattr(settings, s.name)) for s in SETTINGS}
 
 
 class RunDatabase:

@@ -6,6 +6,7 @@ from pytomo.errors import UsageError
 from pytomo.services import SERVICES, by_name, for_url
 from pytomo.services.generic import GenericService
 from pytomo.services.lab import LabService
+from pytomo.settings import PLUGIN_SECTIONS, SETTINGS
 
 
 def test_registry_is_static_ordered_and_generic_is_last():
@@ -28,6 +29,12 @@ def test_preferred_service_wins_only_when_it_accepts_the_url():
     assert for_url(lab_url, GenericService) is GenericService
     assert for_url("http://127.0.0.1/x.mp4", LabService) is GenericService
     assert for_url("ftp://example.org/x") is None
+
+
+def test_the_plugins_sections_are_those_merged_into_the_settings_table():
+    owned = {s.NAME: s.SETTINGS for s in SERVICES if s.SETTINGS is not None}
+    assert owned == PLUGIN_SECTIONS
+    assert {s.plugin for s in SETTINGS} == {"", *owned}
 
 
 def test_by_name():

@@ -1,5 +1,5 @@
 """The settings table: one row per setting gives the field, the option, its help with the real default, the config key,
-the check and docs/options.md."""
+the check, how the run row keeps it, and docs/options.md; the plugins' sections are merged into it."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from pytomo.cli import crawl_main
 from pytomo.cli.crawl import crawl_parser, help_text
 from pytomo.cli.options_doc import DOC_PATH, options_markdown
 from pytomo.errors import UsageError
-from pytomo.settings import BY_NAME, SETTINGS, Settings, build
+from pytomo.settings import BY_NAME, PLUGIN_SECTIONS, SETTINGS, STORED, Settings, build
 
 
 def test_every_field_is_one_row_with_the_fields_default():
-    assert [s.name for s in SETTINGS] == [f.name for f in dataclasses.fields(Settings)]
+    assert sorted(s.name for s in SETTINGS) == sorted(f.name for f in dataclasses.fields(Settings))
+    assert len(BY_NAME) == len(SETTINGS)
     defaults = Settings()
     for s in SETTINGS:
         assert getattr(defaults, s.name) == s.default, s.name
@@ -101,6 +102,63 @@ def test_types_from_the_file_are_checked():
     with pytest.raises(UsageError, match="must be a whole number"):
         build({"ping_count": 2.5}, {})
     assert build({"dns_extra": "x=127.0.0.1"}, {}).dns_extra == ("x=127.0.0.1",)
+
+
+def test_the_table_is_the_core_rows_then_each_plugins_section():
+    owners = [s.plugin for s in SETTINGS]
+    assert owners == sorted(owners, key=["", *PLUGIN_SECTIONS].index)  # core first, then the sections in order
+    for plugin, section in PLUGIN_SECTIONS.items():
+        assert issubclass(Settings, section)
+        rows = [s for s in SETTINGS if s.plugin == plugin]
+        assert [s.name for s in rows] == [f.name for f in dataclasses.fields(section)]
+        for s in rows:
+            assert s.name.startswith(plugin + "_") and s.group == plugin, s.name
+            assert s.key == f"{plugin}.{s.name.removeprefix(plugin + '_')}"
+    core = {s.name for s in SETTINGS if not s.plugin}
+    assert not core & set(PLUGIN_SECTIONS)  # a plugin's table never clashes with a core key in TOML
+    assert all(BY_NAME[name].key == name for name in core)
+
+
+def test_plugins_settings_from_their_tables_or_by_their_flat_names(tmp_path):
+    cfg = tmp_path / "plugins.toml"
+    cfg.write_text('ping_count = 3\n[youtube]\napi_key = "k"\nregion = "FR"\nplayer_client = ["tv"]\n'
+                   '[dailymotion]\nsort = "trending"\n')
+    s = build(settings_mod.load_config_file(cfg), {})
+    assert (s.ping_count, s.youtube_api_key, s.youtube_region, s.youtube_player_client) == (3, "k", "FR", ("tv",))
+    assert s.dailymotion_sort == "trending"
+    cfg.write_text('[pytomo]\nping_count = 3\nyoutube.region = "DE"\n[pytomo.dailymotion]\nmedia = "api"\n')
+    s = build(settings_mod.load_config_file(cfg), {})
+    assert (s.ping_count, s.youtube_region, s.dailymotion_media) == (3, "DE", "api")
+    cfg.write_text('youtube_api_key = "old"\ndailymotion_sort = "trending"\n')  # the older flat spelling
+    assert settings_mod.load_config_file(cfg) == {"youtube_api_key": "old", "dailymotion_sort": "trending"}
+    assert build(settings_mod.load_config_file(cfg), {"youtube_api_key": "cli"}).youtube_api_key == "cli"
+
+
+@pytest.mark.parametrize("text, words", [
+    ('youtube_region = "FR"\n[youtube]\nregion = "DE"\n', "youtube.region is given twice (youtube_region and "
+                                                          "youtube.region)"),
+    ('[youtube]\nregoin = "FR"\nyoutube_search = "x"\n', "unknown settings youtube.regoin, youtube.youtube_search"),
+    ('[youtube]\nping_count = 2\n', "unknown setting youtube.ping_count"),
+    ('youtube = "FR"\n', "youtube must be a table ([youtube]"),
+])
+def test_plugin_tables_are_checked_in_one_line(text, words, tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    with pytest.raises(UsageError) as err:
+        settings_mod.load_config_file(cfg)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_how_the_run_row_keeps_each_setting_is_in_its_row():
+    assert {s.stored for s in SETTINGS} <= set(STORED)
+    for s in SETTINGS:
+        if s.metavar in ("FILE", "DIR"):  # a local path may name its owner: never stored whole
+            assert s.stored in ("base-name", "set"), s.name
+        if s.kind is str and s.name.endswith(("_url", "proxy")):  # a URL may carry a user:password
+            assert s.stored in ("redacted-url", "secret"), s.name
+        assert s.secret == (s.stored == "secret") == (s.name in settings_mod.SECRETS)
+    assert {s.name for s in SETTINGS if s.trusted_host} == {
+        "http_proxy", "info_source_url", "youtube_api_base_url", "dailymotion_api_base_url"}
 
 
 def test_environment_is_a_layer_from_the_table():
