@@ -14,7 +14,8 @@ from pytomo.results.playout import PlayoutResult
 
 @dataclass
 class Transfer:
-    """What one media GET observed. Times are seconds since the request was sent."""
+    """What one media GET observed. Times are seconds since the request was sent. Filled while measured; not
+    changed once handed to the sinks."""
 
     url: str
     address: str
@@ -146,7 +147,7 @@ class SegmentRecord:
 @dataclass
 class LiveFacts:
     """What a live HLS play followed: its reloads, the segments it could not play, and the dates of what it
-    played (pytomo/engine/live.py)."""
+    played (pytomo/engine/live.py). Filled while measured; not changed once handed to the sinks."""
 
     wall0_s: float  # UNIX time of the session's time 0
     target_duration_s: float | None = None
@@ -164,7 +165,8 @@ class LiveFacts:
 
 @dataclass
 class SegmentedSession:
-    """A whole segmented session: the presentation, every request, the aggregate transfer and the playout."""
+    """A whole segmented session: the presentation, every request, the aggregate transfer and the playout. Filled
+    while measured; not changed once handed to the sinks."""
 
     presentation: Presentation | None
     transfer: Transfer

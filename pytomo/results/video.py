@@ -14,7 +14,8 @@ from pytomo.results.transfer import LiveFacts, SegmentRecord, Transfer
 
 @dataclass
 class DownloadAnalysis:
-    """A transfer with what was derived from it; ``*_problem`` says why a figure is NULL or approximate."""
+    """A transfer with what was derived from it; ``*_problem`` says why a figure is NULL or approximate. Filled
+    while measured; not changed once handed to the sinks."""
 
     transfer: Transfer
     params: PlayoutParams
@@ -66,7 +67,8 @@ class DownloadAnalysis:
 
 @dataclass
 class VideoMeasurement:
-    """Everything observed for one page URL, stored as one transaction."""
+    """Everything observed for one page URL, stored as one transaction. Filled while measured; not changed once
+    handed to the sinks."""
 
     page_url: str
     round: int
@@ -98,7 +100,8 @@ class VideoMeasurement:
 
 @dataclass
 class CrawlSummary:
-    """What the crawl did, for the closing table."""
+    """What the crawl did, for the closing table. Filled while the crawl goes on (counts, stop reason); the
+    videos in it are those handed to the sinks."""
 
     videos: list[VideoMeasurement] = field(default_factory=list)
     rounds: int = 0

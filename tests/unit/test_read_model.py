@@ -64,3 +64,17 @@ def test_the_2015_view_reads_the_figures_declarations() -> None:
     for column, f in declared.items():
         if column not in PER_ADDRESS:
             assert lines[column].startswith(("d.", "v.")) and lines[column].split()[0][2:] == f.name, column
+
+
+def test_records_are_frozen_but_the_accumulators_the_docs_name() -> None:
+    """pytomo.results says its records are frozen except FILLED_WHILE_MEASURED: the code agrees."""
+    import dataclasses
+    import inspect
+
+    import pytomo.results as results
+
+    records = {c for _n, c in inspect.getmembers(results, inspect.isclass) if dataclasses.is_dataclass(c)}
+    mutable = {c for c in records if not c.__dataclass_params__.frozen}  # type: ignore[attr-defined]
+    assert mutable == set(results.FILLED_WHILE_MEASURED)
+    for c in mutable:
+        assert "handed to the sinks" in " ".join((c.__doc__ or "").split()), c.__name__
