@@ -76,3 +76,27 @@ def test_every_aggregate_names_a_known_statistic_and_a_unique_key():
     assert all(a.statistic in figures.STATISTICS and a.metric for _f, a in pairs)
     rtt = [f.key for f, a in pairs if a.key == "rtt_median_ms"]
     assert rtt == ["downloads.ping_min_ms"]  # the one RTT of a video
+
+
+def test_a_new_figure_with_an_aggregate_is_one_declaration(monkeypatch):
+    """A figure declared with an aggregate has its column, its place in the verdict and /metrics, its column in the
+    analyses and its line in the generated docs, from that declaration alone."""
+    from pytomo.readers.observations import wanted
+    from pytomo.readers.verdict import compute, declared
+
+    wait = Aggregate("headers_wait_median_ms", "median", "median wait for the headers", "ms",
+                     "median over played videos of request sent -> response headers", 10,
+                     metric="headers_wait_median_seconds", metric_scale=0.001)
+    new = figures.Figure(figures.D, "headers_wait_ms", "REAL", "request sent -> response headers, in ms",
+                         lambda m, d: d.transfer.headers_s * 1000 if d.transfer.headers_s is not None else None,
+                         aggregates=(wait,))
+    monkeypatch.setattr(figures, "FIGURES", (*figures.FIGURES, new))
+    assert "headers_wait_ms REAL" in figures.ddl("downloads")
+    assert declared()[-1] is wait and new in wanted()
+    assert "agg_headers_wait_median_ms" in analyses.frame_select(analyses.Layout(set(), set()), "d")
+    assert "headers_wait_median_ms" in {g.name for g in analyses.aggregates_analysis().aggs}
+    assert "| `headers_wait_median_ms` | `downloads.headers_wait_ms` | median |" in figures.docs_text()
+    from types import SimpleNamespace
+
+    obs = [SimpleNamespace(played=True, live=False, value=lambda key, v=v: v) for v in (10.0, 30.0, 20.0)]
+    assert compute("downloads.headers_wait_ms", wait, obs) == 20.0
