@@ -19,6 +19,7 @@ from requests.structures import CaseInsensitiveDict
 
 from pytomo.engine.altsvc import AltServices
 from pytomo.results import ConnectionUse
+from pytomo.settings import DEFAULTS
 
 HTTP_CHOICES = ("1.1", "2", "3", "auto")
 _VERSIONS = {"1.1": CurlHttpVersion.V1_1, "2": CurlHttpVersion.V2TLS, "3": CurlHttpVersion.V3ONLY,
@@ -105,7 +106,7 @@ class CurlTransport:
     chunk carries the time libcurl handed it over. ``impersonate`` (a curl_cffi browser target, see ``request``) is
     the default of every request."""
 
-    def __init__(self, http: str = "auto", *, ca_file: str | None = None, user_agent: str = "",
+    def __init__(self, http: str, *, ca_file: str | None = None, user_agent: str = "",
                  accept_encoding: str = "gzip, deflate", impersonate: str | None = None) -> None:
         if http not in HTTP_CHOICES:
             raise ValueError(f"http must be one of {', '.join(HTTP_CHOICES)}, not {http!r}")
@@ -118,8 +119,9 @@ class CurlTransport:
         self.alt_svc = AltServices()  # origins that advertised HTTP/3, and those where QUIC failed
         self._lock = threading.Lock()
 
-    def request(self, url: str, address: str, *, headers: dict[str, str] | None = None, timeout_s: float = 5.0,
-                deadline_s: float = 60.0, impersonate: str | None = None, method: str = "GET") -> CurlAnswer:
+    def request(self, url: str, address: str, *, headers: dict[str, str] | None = None,
+                timeout_s: float = DEFAULTS.http_timeout_s, deadline_s: float = 60.0, impersonate: str | None = None,
+                method: str = "GET") -> CurlAnswer:
         """Start a GET (or a HEAD: ``method``) of ``url`` from ``address``; returns once the head came (or the
         request failed first).
 

@@ -16,6 +16,7 @@ from pytomo.engine import tcpinfo
 from pytomo.engine.curl import CurlAnswer, curl_failure, read_chunk
 from pytomo.engine.http import NETWORK_ERRORS, HttpClient, connection_use, http_version_of, socket_of, tls_failure
 from pytomo.results import Transfer, utc_now
+from pytomo.settings import DEFAULTS
 
 READ_CHUNK_BYTES = 1 << 20
 TAIL_LIMIT_BYTES = 64 << 20
@@ -132,9 +133,9 @@ def _overrun(sock: socket.socket | None) -> bool:
         return False
 
 
-def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s: float = 0.1,
-             head_limit_bytes: int = 2 << 20, on_data: Callable[[memoryview], None] | None = None,
-             should_stop: Callable[[], bool] | None = None, timeout_s: float = 5.0,
+def download(http: HttpClient, url: str, address: str, *, window_s: float, bin_s: float = DEFAULTS.throughput_bin_s,
+             head_limit_bytes: int = DEFAULTS.media_head_bytes, on_data: Callable[[memoryview], None] | None = None,
+             should_stop: Callable[[], bool] | None = None, timeout_s: float = DEFAULTS.http_timeout_s,
              byte_range: tuple[int, int | None] | None = None,
              headers: dict[str, str] | None = None, body_limit_bytes: int | None = None,
              on_headers: Callable[[Transfer], None] | None = None, impersonate: str | None = None) -> Transfer:
@@ -411,8 +412,8 @@ class _CurlBodyReader(_BodyReader):
         tr.connection = answer.connection
 
 
-def fetch_range(http: HttpClient, url: str, address: str, offset: int, length: int | None,
-                timeout_s: float = 5.0, headers: dict[str, str] | None = None,
+def fetch_range(http: HttpClient, url: str, address: str, offset: int, length: int | None, *,
+                timeout_s: float, headers: dict[str, str] | None = None,
                 impersonate: str | None = None) -> Transfer:
     """GET one byte range (``length`` None: to the end) over the pool's connection, at most TAIL_LIMIT_BYTES.
 

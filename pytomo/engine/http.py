@@ -31,6 +31,7 @@ from pytomo.engine.curl import CurlTransport
 from pytomo.engine.targets import TargetPolicy
 from pytomo.errors import ResolveFailed
 from pytomo.results import ConnectionUse
+from pytomo.settings import DEFAULTS
 
 # What network code may catch: everything else (a parser's TypeError, say) is a bug and reaches the bug handler.
 NETWORK_ERRORS = (OSError, requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException)
@@ -280,10 +281,10 @@ def pinned_url(url: str, address: str) -> str:
 class HttpClient:
     """A requests session whose every request goes to an address chosen by us, never by the system resolver."""
 
-    def __init__(self, resolve: Callable[[str], list[str]], *, timeout_s: float = 5.0, user_agent: str = "",
-                 proxy: str | None = None, policy: TargetPolicy | None = None,
-                 cookies: http.cookiejar.CookieJar | None = None,
-                 ca_files: Sequence[str | os.PathLike[str]] = (), http_protocol: str = "auto") -> None:
+    def __init__(self, resolve: Callable[[str], list[str]], *, timeout_s: float = DEFAULTS.http_timeout_s,
+                 user_agent: str = "", proxy: str | None = None, policy: TargetPolicy | None = None,
+                 cookies: http.cookiejar.CookieJar | None = None, ca_files: Sequence[str | os.PathLike[str]] = (),
+                 http_protocol: str = DEFAULTS.http_protocol) -> None:
         self.resolve = resolve
         self.cookies = cookies  # matched against each request's own URL (we send to an address, not a name)
         self.policy = policy or TargetPolicy(allow_private=True)
@@ -374,8 +375,8 @@ class HttpClient:
             raise requests.ReadTimeout(f"the body did not arrive within {deadline_s:g} s")
         return body[:limit_bytes], len(body) > limit_bytes
 
-    def get_text(self, url: str, *, limit_bytes: int = 4 * 1024 * 1024,
-                 deadline_s: float = 30.0) -> tuple[requests.Response, str]:
+    def get_text(self, url: str, *, deadline_s: float,
+                 limit_bytes: int = 4 * 1024 * 1024) -> tuple[requests.Response, str]:
         """GET a page (no redirect following): the response and at most ``limit_bytes`` of its text."""
         resp = self.request("GET", url, stream=True)
         try:

@@ -14,6 +14,7 @@ from requests.structures import CaseInsensitiveDict
 from pytomo.engine.curl import read_chunk
 from pytomo.engine.http import HttpClient, host_and_port, is_ip
 from pytomo.errors import ResolveFailed
+from pytomo.settings import DEFAULTS
 
 
 @dataclass
@@ -33,7 +34,7 @@ def through_transport(http: HttpClient) -> bool:
 
 
 def get_page(http: HttpClient, url: str, *, headers: dict[str, str] | None = None, impersonate: str | None = None,
-             limit_bytes: int = 4 << 20, deadline_s: float = 30.0) -> Page:
+             limit_bytes: int = 4 << 20, deadline_s: float = DEFAULTS.request_deadline_s) -> Page:
     """GET ``url`` over libcurl (``through_transport`` must be True). Raises ResolveFailed, ForbiddenAddress, or an
     OSError (libcurl's error, a body that does not decode, the deadline)."""
     transport = http.transport

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from icmplib import ICMPLibError, ICMPRequest, ICMPSocketError, ICMPv4Socket, ICMPv6Socket, SocketPermissionError
 
 from pytomo.results import RttResult, RttSample, utc_now
+from pytomo.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,9 @@ class _CannotRun(Exception):
     """This ICMP method cannot run on this machine (the message says why)."""
 
 
-def probe_rtt(address: str, count: int, *, timeout_s: float = 1.0, interval_s: float = 0.2,
-              tcp_port: int | None = None, methods: Sequence[str] = ICMP_METHODS) -> list[RttResult]:
+def probe_rtt(address: str, count: int, *, timeout_s: float = DEFAULTS.ping_timeout_s,
+              interval_s: float = DEFAULTS.ping_interval_s, tcp_port: int | None = None,
+              methods: Sequence[str] = ICMP_METHODS) -> list[RttResult]:
     """Send count probes to address (an IP literal) and keep every one of them.
 
     ICMP: the first of ``methods`` that can run here sends the probes, giving one RttResult with that

@@ -24,6 +24,7 @@ import dns.resolver
 
 from pytomo.errors import UsageError
 from pytomo.results import DnsAnswer, utc_now
+from pytomo.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def system_nameservers(filename: str | None = None) -> list[tuple[str, int]]:
 class DnsProbe:
     """Asks each resolver for each record type of a host and records every answer, failures included."""
 
-    def __init__(self, resolvers: Sequence[ResolverSpec], *, timeout_s: float = 4.0,
+    def __init__(self, resolvers: Sequence[ResolverSpec], *, timeout_s: float = DEFAULTS.dns_timeout_s,
                  rdtypes: Sequence[str] = RDTYPES, getaddrinfo_fallback: bool = True) -> None:
         for spec in resolvers:
             if spec.address is not None and not _is_ip(spec.address):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from pytomo.engine.impersonate import target_of
 from pytomo.results import MediaStream
+from pytomo.settings import DEFAULTS
 
-DEFAULT_CHOICE = "player"
 PLAYER_HEIGHT_CAP = 1080
 DIRECT_PROTOCOLS = ("http", "https")
 HLS_PROTOCOLS = ("m3u8", "m3u8_native")
@@ -164,7 +164,7 @@ def _summary(formats: list[dict]) -> str:
     return ", ".join(ids) + (" ..." if len(formats) > 12 else "") if ids else "none"
 
 
-def choose(formats: Iterable[dict], choice: str = DEFAULT_CHOICE) -> FormatChoice:
+def choose(formats: Iterable[dict], choice: str = DEFAULTS.media_format) -> FormatChoice:
     """Pick what to measure. Choices: ``player`` (the best a 1080p player plays), ``<N>p`` (same with a cap of N),
     ``best`` (no cap), ``worst``, ``progressive`` (one muxed file only), or a format id (``18``, ``137+140``).
 

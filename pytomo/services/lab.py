@@ -42,7 +42,7 @@ class LabService(Service):
         if not base:
             raise PageError("the lab is not running")
         url = f"{base}/api/popular?{urlencode({'time_frame': time_frame, 'limit': max_results})}"
-        resp, text = self.ctx.http.get_text(url)
+        resp, text = self.ctx.http.get_text(url, deadline_s=self.ctx.settings.request_deadline_s)
         if resp.status_code != 200:
             raise HttpStatusError(stage="seeds", status=resp.status_code, url=url)
         return [v["url"] for v in json.loads(text)["videos"]]

@@ -37,7 +37,7 @@ def default_resolver(ctx: ServiceContext, extractor_key: str, player_client: tup
     """Recordings when an info source is set (the lab's, when it runs), else the yt-dlp package."""
     s = ctx.settings
     if s.info_source_url:
-        return RecordedResolver(ctx.http, s.info_source_url)
+        return RecordedResolver(ctx.http, s.info_source_url, s.request_deadline_s)
     _warn_once_if_stale()
     return YtDlpResolver(socket_timeout_s=max(RESOLVER_TIMEOUT_S, s.http_timeout_s), proxy=s.http_proxy,
                          player_client=player_client, extractor_key=extractor_key, cookies_file=s.cookies_file)

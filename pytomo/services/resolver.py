@@ -262,15 +262,16 @@ class RecordedResolver(MediaResolver):
 
     name = "recorded"
 
-    def __init__(self, http: HttpClient, source_url: str) -> None:
+    def __init__(self, http: HttpClient, source_url: str, deadline_s: float) -> None:
         self.http = http
         self.source_url = source_url
+        self.deadline_s = deadline_s  # of one recording's headers and body (request_deadline_s)
 
     def _fetch(self, url: str, **query: object) -> dict:
         sep = "&" if "?" in self.source_url else "?"
         target = f"{self.source_url}{sep}{urlencode({'url': url, **query})}"
         try:
-            resp, text = self.http.get_text(target)
+            resp, text = self.http.get_text(target, deadline_s=self.deadline_s)
         except (*NETWORK_ERRORS, MeasurementError) as exc:  # the info source cannot be resolved or reached
             raise ResolverError(f"cannot reach the info source: {exc.__class__.__name__}: {exc}", resolver=self.name,
                                 version=None, kind="network") from exc

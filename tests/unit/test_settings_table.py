@@ -161,5 +161,13 @@ def test_how_the_run_row_keeps_each_setting_is_in_its_row():
         "http_proxy", "info_source_url", "youtube_api_base_url", "dailymotion_api_base_url"}
 
 
+def test_the_run_trusts_the_hosts_of_the_rows_that_say_so():
+    from pytomo.run import _given_hosts
+
+    s = build({}, {"youtube_api_base_url": "http://10.0.0.1:8080/youtube/v3", "info_source_url": "http://rec.lan/i",
+                   "http_proxy": "http://u:p@proxy.lan:3128", "collector_url": "https://collector.example/"})
+    assert sorted(_given_hosts(s)) == ["10.0.0.1", "api.dailymotion.com", "proxy.lan", "rec.lan"]
+
+
 def test_environment_is_a_layer_from_the_table():
     assert settings_mod.from_environment({"PYTOMO_YOUTUBE_API_KEY": "k", "OTHER": "x"}) == {"youtube_api_key": "k"}
