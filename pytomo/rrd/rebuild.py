@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytomo.errors import StorageError
+from pytomo.figures import graphs, shared
 from pytomo.readers.open import open_readonly
-from pytomo.readers.points import read_points
+from pytomo.readers.points import Point, read_points
 from pytomo.rrd.store import RrdStore, rrd_dir_for
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,16 @@ class RebuildReport:
     bad_times: int = 0  # rows whose ID is not a time
     files: list[str] = field(default_factory=list)
     zone: str | None = "UTC"  # the zone of the times (None: local times of an unknown zone), as in range.json
+
+
+def not_recorded(layout: str, points: list[Point]) -> tuple[str, ...]:
+    """The data sources a database of ``layout`` does not record: for the 2015 layout, those it has no column for
+    (:func:`pytomo.figures.shared`) and those none of its rows holds (a column the 2013 tables lack, or one the tool
+    never filled); ours records every one (a figure it could not measure is NULL with its reason)."""
+    if layout != "2015":
+        return ()
+    return tuple(g.ds for f, g in graphs()
+                 if not shared(f, g) or all(p.values.get(g.ds) is None for p in points))
 
 
 def rebuild(db_path: Path, *, tz: str | None = None, folder: Path | None = None) -> RebuildReport:
@@ -49,7 +60,8 @@ def rebuild(db_path: Path, *, tz: str | None = None, folder: Path | None = None)
         conn.close()
     tmp = final.with_name(f"{final.name}.rebuild-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    store = RrdStore(tmp, zone=read.zone)
+    store = RrdStore(tmp, zone=read.zone, source="2015" if read.layout == "2015" else "ours",
+                     not_recorded=not_recorded(read.layout, read.points))
     try:
         for p in read.points:
             store.add(p)

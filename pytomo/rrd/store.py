@@ -17,8 +17,9 @@ from pytomo.readers.points import Point
 
 log = logging.getLogger(__name__)
 
-LAYOUT = 3  # 1: a video's value held until the next one (heartbeat 900 s); 2: each video covers its own second;
-# 3: the throughputs' data sources named and stored as their figures (avg_throughput_bps in bit/s, not meas_thp_kbps)
+LAYOUT = 4  # 1: a video's value held until the next one (heartbeat 900 s); 2: each video covers its own second;
+# 3: the throughputs' data sources named and stored as their figures (avg_throughput_bps in bit/s, not meas_thp_kbps);
+# 4: each file has its counts file (how many videos each interval holds) and range.json says what was not recorded
 STEP_S = 1  # a point is written at the end of the second it falls in, so its primary point is complete at once
 HEARTBEAT_S = 1  # a value never stands for more than its own second: the second before a video is written unknown
 # (primary points per row, rows): 1 s for 30 min, 1 min for 1 day, 5 min for 1 week, 30 min for 31 days,
@@ -31,9 +32,15 @@ XFF = 0.99999
 MAX_PUSH_S = 60  # a point in a second already written moves to the next free second, at most this far
 MAX_SERVER_FILES = 50  # beyond this many cache servers in one run, points go to the service file only
 RRD_DIR_SUFFIX = ".rrd"
+COUNTS_DIR = "counts"  # <folder>/counts/<file>: per second, how many videos each data source of <file> holds
+MEASURED_DS = "measured"  # in a counts file: every measured video (point), whatever it holds
+# A count is 0 at every second without a video (known, not unknown), so its interval's mean times the interval is
+# the number of videos in it: its heartbeat spans any gap between two videos.
+COUNTS_HEARTBEAT_S = 400 * 86400
 # {"layout": LAYOUT, "first_s": time of the first point (where the span "all" starts), "zone": the zone of the
-# times (IANA name, or null: local times of an unknown zone kept as "floating" seconds), "last_s": {file: its last
-# point}, written when the files are closed}
+# times (IANA name, or null: local times of an unknown zone kept as "floating" seconds), "source": the layout of the
+# database the points come from ("ours" or "2015"), "not_recorded": the data sources that database does not record,
+# "last_s": {file: its last point}, written when the files are closed}
 RANGE_FILE = "range.json"
 REBUILD_HINT = "./start_server.py --rebuild-rrd -f DB"
 
@@ -73,6 +80,16 @@ def server_file(folder: Path, address: str) -> Path:
     return folder / f"server-{file_label(address)}.rrd"
 
 
+def counts_file(rrd: Path) -> Path:
+    """The counts file of an RRD file: per second, 1 for each data source holding a video then, else 0."""
+    return rrd.parent / COUNTS_DIR / rrd.name
+
+
+def count_names() -> list[str]:
+    """The data sources of a counts file: one per graph (videos with a value), then every measured video."""
+    return [g.ds for _f, g in graphs()] + [MEASURED_DS]
+
+
 def consolidations() -> tuple[str, ...]:
     """The consolidation functions the graphs ask for, each archived at every resolution."""
     wanted = {cf for _f, g in graphs() for cf in g.consolidations}
@@ -84,6 +101,14 @@ def create_args(start_s: int) -> list[str]:
     args = ["--start", str(start_s), "--step", str(STEP_S)]
     args += [f"DS:{g.ds}:{g.ds_type}:{HEARTBEAT_S}:U:U" for _f, g in graphs()]
     args += [f"RRA:{cf}:{XFF}:{steps}:{rows}" for steps, rows in ARCHIVES for cf in consolidations()]
+    return args
+
+
+def counts_create_args(start_s: int) -> list[str]:
+    """The ``rrdtool create`` arguments of a counts file: the same archives, averages only (about 1.7 MB)."""
+    args = ["--start", str(start_s), "--step", str(STEP_S)]
+    args += [f"DS:{name}:GAUGE:{COUNTS_HEARTBEAT_S}:0:U" for name in count_names()]
+    args += [f"RRA:AVERAGE:{XFF}:{steps}:{rows}" for steps, rows in ARCHIVES]
     return args
 
 
@@ -99,6 +124,8 @@ class RangeInfo:
     first_s: float | None = None
     zone: str | None = "UTC"  # None: local times of an unknown zone, kept as floating seconds
     last_s: dict[str, int] = field(default_factory=dict)
+    source: str = "ours"  # the layout of the database the points come from: "ours" or "2015"
+    not_recorded: tuple[str, ...] = ()  # data sources that database does not record (a 2015 one: start_s, ...)
 
     @property
     def outdated(self) -> bool:
@@ -116,9 +143,12 @@ def range_info(folder: Path) -> RangeInfo:
         return RangeInfo()
     first, zone, last, layout = data.get("first_s"), data.get("zone"), data.get("last_s"), data.get("layout")
     layout = layout if isinstance(layout, int) else 1
+    source, missing = data.get("source"), data.get("not_recorded")
     return RangeInfo(layout, float(first) if isinstance(first, (int, float)) else None,
                      zone if isinstance(zone, str) else None,
-                     {k: int(v) for k, v in last.items() if isinstance(v, int)} if isinstance(last, dict) else {})
+                     {k: int(v) for k, v in last.items() if isinstance(v, int)} if isinstance(last, dict) else {},
+                     source if isinstance(source, str) else "ours",
+                     tuple(n for n in missing if isinstance(n, str)) if isinstance(missing, list) else ())
 
 
 def check_layout(folder: Path) -> RangeInfo:
@@ -132,19 +162,24 @@ def check_layout(folder: Path) -> RangeInfo:
 
 @dataclass
 class RrdStore:
-    """Writes points into the service and server files of one folder; times only go forward.
+    """Writes points into the service and server files of one folder, and their counts files; times only go forward.
 
-    ``zone`` is recorded in ``range.json``: the zone the times are shown in (None: local times of an unknown zone).
+    ``zone`` is recorded in ``range.json``: the zone the times are shown in (None: local times of an unknown zone);
+    so are ``source``, the layout of the database the points come from, and ``not_recorded``, the data sources
+    that database does not record (its graphs say "not recorded" rather than "no video").
     """
 
     folder: Path
     zone: str | None = "UTC"
+    source: str = "ours"
+    not_recorded: tuple[str, ...] = ()
     last_s: dict[Path, int] = field(default_factory=dict)
     points: int = 0
     skipped: int = 0
 
     def _write_range(self, first_s: int, last_s: dict[str, int] | None = None) -> None:
-        data: dict[str, Any] = {"layout": LAYOUT, "first_s": first_s, "zone": self.zone}
+        data: dict[str, Any] = {"layout": LAYOUT, "first_s": first_s, "zone": self.zone, "source": self.source,
+                                "not_recorded": list(self.not_recorded)}
         if last_s is not None:
             data["last_s"] = last_s
         (self.folder / RANGE_FILE).write_text(json.dumps(data, sort_keys=True))
@@ -152,8 +187,11 @@ class RrdStore:
     def _create(self, path: Path, t: int) -> int:
         """Create ``path`` for a first point at ``t``; the time of its last update."""
         rrdtool = rrdtool_module()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        counts = counts_file(path)
+        counts.parent.mkdir(parents=True, exist_ok=True)
         rrdtool.create(str(path), *create_args(t - 2 * STEP_S))
+        # from the coarsest boundary before: every interval of every archive is whole, all its seconds counted
+        rrdtool.create(str(counts), *counts_create_args((t - 2 * STEP_S) // COARSEST_S * COARSEST_S))
         if not (self.folder / RANGE_FILE).exists():
             self._write_range(t)
         return t - 2 * STEP_S
@@ -177,10 +215,13 @@ class RrdStore:
         if prepared is None:
             return False
         t, last = prepared
-        values = ":".join(_value(point.values.get(g.ds)) for _f, g in graphs())
-        if last < t - STEP_S:  # the time since the last point is unknown, not this video's value
+        values = [point.values.get(g.ds) for _f, g in graphs()]
+        counts = ":".join([*("0" if v is None else "1" for v in values), "1"])
+        if last < t - STEP_S:  # the time since the last point is unknown, not this video's value; it holds no video
             rrdtool.update(str(path), f"{t - STEP_S}:{':'.join('U' for _ in graphs())}")
-        rrdtool.update(str(path), f"{t}:{values}")
+            rrdtool.update(str(counts_file(path)), f"{t - STEP_S}:{':'.join('0' for _ in count_names())}")
+        rrdtool.update(str(path), f"{t}:{':'.join(_value(v) for v in values)}")
+        rrdtool.update(str(counts_file(path)), f"{t}:{counts}")
         self.last_s[path] = t
         return True
 
@@ -210,12 +251,14 @@ class RrdStore:
             return
         rrdtool = rrdtool_module()
         unknown = ":".join("U" for _ in graphs())
+        none = ":".join("0" for _ in count_names())
         try:
             with RRD_LOCK:
                 for path, last in self.last_s.items():
                     end = -(-last // COARSEST_S) * COARSEST_S
                     if end > last:
                         rrdtool.update(str(path), f"{end}:{unknown}")
+                        rrdtool.update(str(counts_file(path)), f"{end}:{none}")
                 first = range_info(self.folder).first_s
                 self._write_range(int(first) if first is not None else min(self.last_s.values()),
                                   {p.name: t for p, t in sorted(self.last_s.items())})

@@ -20,11 +20,14 @@ from pytomo.rrd.recorder import MAX_FAILURES, RrdRecorder
 from pytomo.rrd.store import (
     ARCHIVES,
     LAYOUT,
+    MEASURED_DS,
     STEP_S,
     XFF,
     OutdatedRrd,
     RrdStore,
     check_layout,
+    counts_create_args,
+    counts_file,
     create_args,
     first_point_s,
     range_info,
@@ -56,6 +59,9 @@ def test_data_sources_are_valid_and_every_group_names_known_metrics():
     args = create_args(1000)
     assert sum(a.startswith("DS:") for a in args) == len(METRICS)
     assert sum(a.startswith("RRA:") for a in args) == 3 * len(ARCHIVES)
+    counts = counts_create_args(1000)  # one count per graph and one of every video, averaged only
+    assert [a.split(":")[1] for a in counts if a.startswith("DS:")] == [*names, MEASURED_DS]
+    assert [a.split(":")[1] for a in counts if a.startswith("RRA:")] == ["AVERAGE"] * len(ARCHIVES)
 
 
 def test_archives_cover_months_at_one_video_a_minute():
@@ -177,6 +183,12 @@ def test_rebuild_of_a_2015_table(tmp_path):
     got = dict(_series(report.folder / "service-YouTube.rrd", minute - 120, minute, "stalled_videos", 60))
     assert got[minute] == 1.0 and got[minute - 60] == 0.0
     assert dict(_series(report.folder / "service-YouTube.rrd", minute - 120, minute, res=60))[minute] == 1_000_000.0
+    info = range_info(report.folder)  # what this database does not record, so that its graphs say so
+    assert info.source == "2015" and counts_file(report.folder / "service-YouTube.rrd").exists()
+    assert {"start_s", "avg_throughput_bps", "dns_s", "ttfb_s", "peak_1s_bps", "server_delay_s"} <= set(
+        info.not_recorded)  # not in the 2015 layout, or not a column of this table
+    assert not {"stalled_videos", "throughput_2015_bps", "reception_ratio", "ping_avg_ms", "status_code"} & set(
+        info.not_recorded)
     again = rebuild(db, tz="UTC")  # replaces the files whole
     assert again.files == report.files and not list(tmp_path.glob("*.rebuild-*")) and not list(tmp_path.glob("*.old-*"))
 
