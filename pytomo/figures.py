@@ -44,6 +44,10 @@ class Graph:
     unit), or ``derive`` of the row's figures. From a 2015 ``pytomo_crawl`` row it is the figure's own 2015 reading
     (``Figure.legacy``) times ``scale``, or, for a derived graph, ``legacy`` of the row; :func:`shared` says whether
     a 2015 database has the graph.
+
+    The graph (pytomo/web/graphs.py) is titled ``title``, its vertical axis labelled ``axis`` (the figure's unit:
+    bit/s and bytes with SI prefixes, the others as numbers), logarithmic when ``log_axis``; its legend gives the
+    mean, min and max per video over the span and how many videos it leaves out (``left_out`` says why).
     """
 
     ds: str  # RRD data-source name: at most 19 characters of [a-z0-9_]
@@ -58,7 +62,14 @@ class Graph:
     draw_scale: float = 1.0  # multiplies the RRD value on the graph (a share stored 0..1 drawn in %)
     ds_type: str = "GAUGE"
     consolidations: tuple[str, ...] = ("AVERAGE", "MIN", "MAX")
-    log_axis: bool = False
+    log_axis: bool = False  # the throughputs and ratios: one fast server does not flatten the rest
+    reference: tuple[float, str] | None = None  # a line drawn at this value, and what it means (ratios: 1)
+    left_out: str = ""  # why a video has no value (the figure is NULL), as the legend says of those it leaves out
+
+    @property
+    def share(self) -> bool:
+        """True for a share of videos (0 or 1 per video, drawn in %): its legend counts the videos."""
+        return self.axis == "%"
 
 
 @dataclass(frozen=True)
@@ -410,7 +421,8 @@ FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
            graphs=(_g("avg_throughput_bps", "Measured throughput", "bit/s",
                       "Throughput over the window when the window cut the download, else from the first to the "
                       "last byte, first read excluded (new in this version).", 8,
-                      pages=(("qos", 1),), log_axis=True),),
+                      pages=(("qos", 1),), log_axis=True,
+                      left_out="the body came in one read (no time to measure it over)"),),
            aggregates=(THROUGHPUT,)),
     Figure(D, "throughput_2015_bps", "REAL",
            "the 2015 AvgThroughput: bytes * 8 / transfer_s (headers -> last byte, first read included, idle time "
@@ -421,8 +433,10 @@ FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
                       "(2015: AvgThroughput = 8 DownloadBytes / DownloadTime).", 1,
                       pages=(("main", 1), ("qos", 0)), log_axis=True),
                    _g("reception_ratio", "Reception ratio", "ratio",
-                      "Average throughput over the encoding rate: above 1 the video arrives faster than it plays.", 5,
-                      pages=(("qoe", 3),),
+                      "AvgThroughput (2015 formula) over the encoding rate, per video: above 1 the video arrives "
+                      "faster than it plays, below 1 its buffer drains.", 5,
+                      pages=(("qoe", 3),), log_axis=True, reference=(1.0, "throughput = encoding rate"),
+                      left_out="no encoding rate",
                       derive=lambda get: _ratio(get("downloads.throughput_2015_bps"),
                                                 get("downloads.encoding_rate_bps")),
                       legacy=lambda row: _ratio(_thp_2015_bps(row), _num(row.get("EncodingRate"), 1000.0)))),
@@ -431,8 +445,10 @@ FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
            old_name="peak_1s_throughput_bps",
            legacy="MaxInstantThp", legacy_scale=1000,
            graphs=(_g("peak_1s_bps", "Peak throughput", "bit/s",
-                      "Best throughput over one second of the download (MaxInstantThp).", 9,
-                      pages=(("qos", 2),), log_axis=True),)),
+                      "Best throughput over one second of the download (MaxInstantThp); a transfer shorter than a "
+                      "second has none, and the legend says how many it leaves out.", 9,
+                      pages=(("qos", 2),), log_axis=True,
+                      left_out="transfer shorter than 1 s (no whole second to measure)"),)),
     Figure(D, "bin_s", "REAL NOT NULL", "width of the throughput bins", lambda m, d: d.transfer.bin_s),
     Figure(D, "ended_by", "TEXT", "window, eof, error, interrupted", lambda m, d: d.transfer.ended_by),
     Figure(D, "error_kind", "TEXT", "the kind of transfer error", lambda m, d: d.transfer.error_kind),
@@ -486,19 +502,20 @@ FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
            lambda m, d: min(_rtts(m, d), default=None), since=4,
            legacy="PingMin",
            graphs=(_g("ping_min_ms", "RTT (minimum)", "ms", "Smallest round-trip time to the cache server (PingMin).",
-                      16, pages=(("qos", 8),)),),
+                      16, pages=(("qos", 8),), left_out="no probe to the cache server answered"),),
            aggregates=(RTT, LOSS)),
     Figure(D, "ping_avg_ms", "REAL", "mean RTT to this address: ICMP echo, else TCP connect (PingAvg)",
            lambda m, d: statistics.fmean(_rtts(m, d)) if _rtts(m, d) else None, since=4,
            legacy="PingAvg",
            graphs=(_g("ping_avg_ms", "RTT (average)", "ms",
                       "Mean round-trip time to the cache server: ICMP echo, else TCP connect (PingAvg).", 3,
-                      pages=(("main", 3), ("qos", 9))),)),
+                      pages=(("main", 3), ("qos", 9)),
+                      left_out="no probe to the cache server answered"),)),
     Figure(D, "ping_max_ms", "REAL", "largest RTT to this address: ICMP echo, else TCP connect (PingMax)",
            lambda m, d: max(_rtts(m, d), default=None), since=4,
            legacy="PingMax",
            graphs=(_g("ping_max_ms", "RTT (maximum)", "ms", "Largest round-trip time to the cache server (PingMax).",
-                      17, pages=(("qos", 10),)),)),
+                      17, pages=(("qos", 10),), left_out="no probe to the cache server answered"),)),
     # downloads: media
     Figure(D, "container", "TEXT", "mp4, webm, flv, mpegts, ...", lambda m, d: d.container),
     Figure(D, "video_codec", "TEXT", "h264, vp9, av1, ...", lambda m, d: d.media.video_codec if d.media else None),
@@ -516,7 +533,8 @@ FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
     Figure(D, "encoding_rate_bps", "REAL", "the media's encoding rate", lambda m, d: d.encoding_rate_bps,
            legacy="EncodingRate", legacy_scale=1000,
            graphs=(_g("encoding_rate_bps", "Encoding rate", "bit/s", "Encoding rate of the media (EncodingRate).", 24,
-                      pages=(("characteristics", 2),), log_axis=True),)),
+                      pages=(("characteristics", 2),), log_axis=True,
+                      left_out="encoding rate unknown (media_problem says why)"),)),
     Figure(D, "encoding_rate_source", "TEXT", "mediainfo-overall, size-over-duration",
            lambda m, d: d.encoding_rate_source),
     Figure(D, "media_time_source", "TEXT", "mp4-sample-table, mp4-fragments, webm-blocks, flv-tags, mpegts-pes, or "
@@ -533,7 +551,8 @@ FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
            lambda m, d: d.playout.time_to_start_s if d.playout else None,
            graphs=(_g("start_s", "Time to start playback", "s",
                       "From the request to the start of playback, once the initial buffer is filled "
-                      "(new in this version).", 7, pages=(("qoe", 2),)),),
+                      "(new in this version).", 7, pages=(("qoe", 2),),
+                      left_out="playback did not start within the window"),),
            aggregates=(START,)),
     Figure(D, "initial_data_bytes", "INTEGER", "bytes received when playback started",
            lambda m, d: d.playout.initial_data_bytes if d.playout else None,
@@ -556,10 +575,11 @@ FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
            legacy="DownloadInterruptions",
            graphs=(_g("stall_count", "Stalls", "stalls",
                       "Number of stalls after playback started, per video (DownloadInterruptions).", 4,
-                      pages=(("qoe", 1),)),
+                      pages=(("qoe", 1),), left_out="playback never started"),
                    _g("stalled_videos", "Videos with stalls", "%",
-                      "Share of the measured videos whose playback stalled at least once "
+                      "Share of the videos whose playback started that stalled at least once, per video "
                       "(2015: VideosWithInterruptions).", 0, pages=(("main", 0), ("qoe", 0)),
+                      left_out="playback never started",
                       derive=lambda get: _stalled(get("downloads.stall_count")), draw_scale=100.0,
                       legacy=lambda row: _stalled(row.get("DownloadInterruptions")))),
            aggregates=(SMOOTH,)),
@@ -568,7 +588,7 @@ FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
            legacy="BufferingDuration",
            graphs=(_g("stall_s", "Stall time", "s",
                       "Total time playback was stalled after it started, per video (BufferingDuration).", 2,
-                      pages=(("main", 2), ("qoe", 4))),)),
+                      pages=(("main", 2), ("qoe", 4)), left_out="playback never started"),)),
     Figure(D, "buffer_at_end_s", "REAL", "media buffered ahead of the playhead when the window closed",
            lambda m, d: d.playout.buffer_at_end_s if d.playout else None,
            legacy="BufferDurationAtEnd",

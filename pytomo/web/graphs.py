@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import math
 import os
 import tempfile
 import time
@@ -13,13 +14,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytomo.rrd.metrics import BY_NAME
+from pytomo.rrd.metrics import BY_NAME, SI_UNITS, Metric, si_prefix
 from pytomo.rrd.store import (
     ARCHIVES,
+    MEASURED_DS,
+    REBUILD_HINT,
     RRD_LOCK,
     STEP_S,
     OutdatedRrd,
+    RangeInfo,
+    RrdError,
     check_layout,
+    counts_file,
     last_point_s,
     range_info,
     rrdtool_module,
@@ -28,18 +34,22 @@ from pytomo.zones import UNKNOWN_LABEL
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORMATS", "SPANS_S", "GraphCache", "OutdatedRrd", "frame", "graph_args", "notice_args", "span_is_empty"]
+__all__ = ["FORMATS", "SPANS_S", "GraphCache", "OutdatedRrd", "Videos", "frame", "graph_args", "notice_args",
+           "span_is_empty", "span_videos"]
 
 _MONTH_S = 31 * 86400
 SPANS_S: dict[str, int | None] = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": _MONTH_S, "all": None}
 MIN_SPAN_S = 30
 WIDTH_PX, HEIGHT_PX = 640, 150
 MIN_BIN_PX = 1  # an archive interval is never narrower than a pixel: rrdtool never merges two of them
-PLAIN_UNITS = {"ms", "s", "%", "ratio", "stalls", "code"}  # numbers drawn as they are, no SI prefix
-FORMATS = {"png": ("PNG", "image/png"), "svg": ("SVG", "image/svg+xml")}
-STYLE_VERSION = "p2"  # part of the cache key: change it when the drawing changes
+FORMATS = {"png": ("PNG", "image/png"), "svg": ("SVG", "image/svg+xml")}  # what the server serves
+IMAGE_FORMATS = {"png": "PNG", "svg": "SVG", "pdf": "PDF"}  # what rrdtool draws (PDF keeps its text: tests read it)
+STYLE_VERSION = "p3"  # part of the cache key: change it when the drawing changes
 MAX_CACHED_FILES = 2000
 EMPTY_TEXT = "no video in this span"
+NOT_RECORDED_TEXT = "not recorded: this database (2015 layout) has no such figure"
+GRID_LINES = 5  # a linear axis has about this many steps of 1, 2 or 5 times a power of ten, each labelled
+LINE_COLOUR, BAND_COLOUR, REFERENCE_COLOUR = "#B03A2E", "#F5C6BF", "#1F5FAF"
 ZONEINFO = Path("/usr/share/zoneinfo")
 
 
@@ -101,14 +111,55 @@ def frame(rrd: Path, span: str, tz: str | None = None) -> Frame:
     return Frame(start, end, resolution_s(start, end), *zone_of(rrd, tz))
 
 
-def span_is_empty(rrd: Path, metric: str, f: Frame) -> bool:
-    """True when rrdtool has no known value of ``metric`` in the frame (the archive it draws, over its span)."""
+@dataclass(frozen=True)
+class Videos:
+    """What the drawn intervals of one data source hold, per video: how many videos were measured, how many have a
+    value, and the mean, smallest and largest of those values (times the graph's scale)."""
+
+    measured: int = 0
+    known: int = 0
+    mean: float | None = None
+    low: float | None = None
+    high: float | None = None
+    step_s: int | None = None  # the interval rrdtool gave (a closed file keeps no 1 s archive: it gives minutes)
+
+
+def _count(mean: float | None, step_s: int) -> int:
+    """Videos in one interval of a counts file: its mean (videos per second) times its length."""
+    return 0 if mean is None else round(mean * step_s)
+
+
+def span_videos(rrd: Path, metric: str, f: Frame) -> Videos:
+    """The videos of the frame's intervals (the archive it draws, over its span) for one data source.
+
+    Each interval holds the mean, min and max of its videos and, in the counts file, how many there are, so the mean
+    over the span is per video (an interval of 1 video weighs 1, one of 10 weighs 10), not per interval."""
     rrdtool = rrdtool_module()
+    window = ("-r", str(f.step_s), "-s", str(f.start_s), "-e", str(f.end_s))
     with RRD_LOCK:
-        _times, names, rows = rrdtool.fetch(str(rrd), "AVERAGE", "-r", str(f.step_s), "-s", str(f.start_s),
-                                            "-e", str(f.end_s))
-    i = names.index(metric)
-    return all(row[i] is None for row in rows)
+        (start, _end, step), names, means = rrdtool.fetch(str(rrd), "AVERAGE", *window)
+        _t, _n, lows = rrdtool.fetch(str(rrd), "MIN", *window)
+        _t, _n, highs = rrdtool.fetch(str(rrd), "MAX", *window)
+        (c_start, _c_end, c_step), c_names, counts = rrdtool.fetch(str(counts_file(rrd)), "AVERAGE", *window)
+    if (c_start, c_step) != (start, step) or len(counts) != len(means):
+        raise RrdError(f"{counts_file(rrd)} does not match {rrd.name}: rebuild them with '{REBUILD_HINT}'")
+    i, j, every = names.index(metric), c_names.index(metric), c_names.index(MEASURED_DS)
+    measured = sum(_count(c[every], step) for c in counts)
+    total, known = 0.0, 0
+    for mean, c in zip(means, counts, strict=True):
+        n = _count(c[j], step)
+        if mean[i] is not None and n:
+            total, known = total + mean[i] * n, known + n
+    scale = BY_NAME[metric].scale
+    low = min((r[i] for r in lows if r[i] is not None), default=None)
+    high = max((r[i] for r in highs if r[i] is not None), default=None)
+    return Videos(measured, known, scale * total / known if known else None,
+                  None if low is None else scale * low, None if high is None else scale * high, step)
+
+
+def span_is_empty(rrd: Path, metric: str, f: Frame) -> bool:
+    """True when no video of the frame's intervals has a value of ``metric``."""
+    return span_videos(rrd, metric, f).known == 0
 
 
 def _tz_env(zone: str) -> str:
@@ -137,44 +188,101 @@ def drawing_zone(zone: str) -> Iterator[None]:
         time.tzset()
 
 
-def _legend(number: str, empty: bool, label: str) -> list[str]:
-    """The legend: mean, min and max of the span, or the words saying it has no video; then the axis's zone."""
-    zone = f"COMMENT:time axis\\: {_escape_text(label)}\\n"
-    if empty:
-        return ["LINE2:avg#B03A2E", f"COMMENT:{EMPTY_TEXT}\\n", zone]
-    return ["LINE2:avg#B03A2E:average", f"GPRINT:avg:AVERAGE:mean {number}", f"GPRINT:lo:MIN:min {number}",
-            f"GPRINT:hi:MAX:max {number}\\n", zone]
+def _videos(n: int) -> str:
+    return f"{n:,} video{'' if n == 1 else 's'}"
+
+
+def _interval(step_s: int) -> str:
+    """An archive interval in words: 1 s, 5 min, 6 h."""
+    for unit_s, unit in ((3600, "h"), (60, "min")):
+        if step_s >= unit_s and step_s % unit_s == 0:
+            return f"{step_s // unit_s} {unit}"
+    return f"{step_s} s"
+
+
+def legend_lines(m: Metric, v: Videos | None, info: RangeInfo) -> list[str]:
+    """What the legend says of the span's videos: "not recorded" (a 2015-layout database has no such figure), "no
+    video in this span", or the mean, min and max per video and how many videos the graph leaves out, and why."""
+    if m.name in info.not_recorded:
+        return [NOT_RECORDED_TEXT]
+    if v is None:
+        return []
+    if not v.measured:
+        return [EMPTY_TEXT]
+    why = "no value recorded" if info.source == "2015" else m.graph.left_out or "no value"
+    if not v.known:
+        return [f"none of the {_videos(v.measured)} in this span has a value: {why}"]
+    if m.graph.share:
+        part = round((v.mean or 0.0) / m.scale * v.known)
+        values = f"{m.label}: {part:,} of {_videos(v.known)} ({m.shown(v.mean)})"
+    else:
+        values = f"per video: mean {m.shown(v.mean)}, min {m.shown(v.low)}, max {m.shown(v.high)}"
+    left = v.measured - v.known
+    counted = f"{v.known:,} of {_videos(v.measured)}; {left:,} left out: {why}" if left else (
+        f"{_videos(v.measured)}, none left out")
+    return [values, counted]
+
+
+def axis_args(m: Metric, v: Videos | None) -> list[str]:
+    """The vertical axis: logarithmic (SI labels: 1 M, 10 M) with the reference value in view, or linear from 0 to
+    a round value above the span's largest video, every line labelled, with as many decimals as its step needs so
+    that no two labels are the same (0.02, 0.04, not 0.0, 0.0); bit/s and bytes with an SI prefix (0.5 M, 1.0 M)."""
+    g = m.graph
+    if g.log_axis:
+        args = ["--logarithmic", "--units=si"]
+        if g.reference is not None:  # the line stays in view: the axis spans at least half to twice its value
+            args += ["--lower-limit", repr(g.reference[0] / 2), "--upper-limit", repr(g.reference[0] * 2)]
+        elif v is None or v.high is None:  # nothing to draw: three decades rather than rrdtool's 1 u to 1
+            args += ["--lower-limit", "1", "--upper-limit", "1000", "--rigid"]
+        return args
+    top = 100.0 if g.share else v.high if v is not None and v.high is not None and v.high > 0 else 1.0
+    raw = top / GRID_LINES
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(k * magnitude for k in (1, 2, 5, 10) if k * magnitude >= raw * (1 - 1e-9))
+    upper = math.ceil(top / step - 1e-9) * step
+    args = ["--lower-limit", "0", "--upper-limit", repr(upper), "--rigid", "--y-grid", f"{step!r}:1"]
+    if m.unit in SI_UNITS:  # rrdtool labels the steps of 0.2, 0.5, 1, 2, 5, ... of the prefix's unit itself
+        return [*args, "--units-exponent", str(round(math.log10(si_prefix(upper)[0])))]
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    widest = max(len(f"{x:.{decimals}f}") for x in (0.0, upper))
+    return [*args, "--units-exponent", "0", "--units-length", str(widest + 1), "--left-axis-format", f"%.{decimals}lf"]
 
 
 def graph_args(rrd: Path, metric: str, span: str, fmt: str, *, tz: str | None = None,
-               empty: bool = False) -> list[str]:
+               videos: Videos | None = None) -> list[str]:
     """The ``rrdtool graph`` arguments: per archive interval, the mean of its videos as a line over their min-max
-    band, nothing where no video fell; a legend (or "no video in this span" when ``empty``) and the axis's zone."""
+    band, nothing where no video fell; the axis (:func:`axis_args`), a line at the reference value of a ratio; the
+    legend (:func:`legend_lines`, from ``videos``, the span's videos) and the axis's zone."""
     m = BY_NAME[metric]
     f = frame(rrd, span, tz)
+    info = range_info(rrd.parent)
     p = _escape_path(rrd)
     scale = repr(m.scale)
-    number = "%.3lf" if m.unit in PLAIN_UNITS else "%.3lf%s"
     g = m.graph
-    band = ["CDEF:band=hi,lo,-", "AREA:lo", f"AREA:band#F5C6BF:{'' if empty else 'min to max'}:STACK"] if {
-        "MIN", "MAX"} <= set(g.consolidations) else []
+    lines = legend_lines(m, videos, info)
+    drawn = videos is not None and videos.known > 0 and m.name not in info.not_recorded
+    each = f"mean of the videos of each {_interval(videos.step_s if videos and videos.step_s else f.step_s)} interval"
+    band = ["CDEF:band=hi,lo,-", "AREA:lo", f"AREA:band{BAND_COLOUR}:{'their min to max' if drawn else ''}:STACK"
+            ] if {"MIN", "MAX"} <= set(g.consolidations) else []
+    line = [f"LINE2:avg{LINE_COLOUR}" + (f":{_escape_text(each)}\\n" if drawn else "")]
+    reference = [f"HRULE:{g.reference[0]!r}{REFERENCE_COLOUR}:{_escape_text(f'{g.reference[0]:g}: {g.reference[1]}')}"
+                 "\\n:dashes"] if g.reference is not None else []
     return [
-        "--imgformat", FORMATS[fmt][0], "--start", str(f.start_s), "--end", str(f.end_s), "--step", str(f.step_s),
+        "--imgformat", IMAGE_FORMATS[fmt], "--start", str(f.start_s), "--end", str(f.end_s), "--step", str(f.step_s),
         "--width", str(WIDTH_PX), "--height", str(HEIGHT_PX), "--title", m.label, "--vertical-label", m.unit,
-        *(["--logarithmic"] if g.log_axis else ["--lower-limit", "0"]),
-        *(["--upper-limit", "100", "--rigid"] if m.unit == "%" else ["--alt-autoscale-max"]),
-        *(["--units-exponent", "0"] if m.unit in PLAIN_UNITS else []),
+        *axis_args(m, videos),
         "--color", "BACK#FFFFFF", "--color", "CANVAS#FFFFFF", "--color", "SHADEA#FFFFFF", "--color", "SHADEB#FFFFFF",
         f"DEF:raw={p}:{metric}:AVERAGE", f"DEF:rawlo={p}:{metric}:MIN", f"DEF:rawhi={p}:{metric}:MAX",
-        f"CDEF:avg=raw,{scale},*", f"CDEF:lo=rawlo,{scale},*", f"CDEF:hi=rawhi,{scale},*", *band,
-        *_legend(number, empty, f.label),
+        f"CDEF:avg=raw,{scale},*", f"CDEF:lo=rawlo,{scale},*", f"CDEF:hi=rawhi,{scale},*", *band, *line, *reference,
+        *(f"COMMENT:{_escape_text(text)}\\n" for text in lines),
+        f"COMMENT:time axis\\: {_escape_text(f.label)}\\n",
     ]
 
 
 def draw(rrd: Path, metric: str, span: str, fmt: str, tz: str | None = None) -> dict:
     """rrdtool's ``graphv`` of one graph (``image``, ``legend[i]``, ...), its time axis drawn in its zone."""
     f = frame(rrd, span, tz)
-    args = graph_args(rrd, metric, span, fmt, tz=tz, empty=span_is_empty(rrd, metric, f))
+    args = graph_args(rrd, metric, span, fmt, tz=tz, videos=span_videos(rrd, metric, f))
     rrdtool = rrdtool_module()
     with RRD_LOCK, drawing_zone(f.zone):
         return dict(rrdtool.graphv("-", *args))
@@ -182,7 +290,7 @@ def draw(rrd: Path, metric: str, span: str, fmt: str, tz: str | None = None) -> 
 
 def notice_args(rrd: Path, metric: str, fmt: str, text: str) -> list[str]:
     """The ``rrdtool graph`` arguments of an image that only says ``text`` (in place of a graph)."""
-    return ["--imgformat", FORMATS[fmt][0], "--width", str(WIDTH_PX), "--height", str(HEIGHT_PX),
+    return ["--imgformat", IMAGE_FORMATS[fmt], "--width", str(WIDTH_PX), "--height", str(HEIGHT_PX),
             "--title", BY_NAME[metric].label, "--color", "BACK#FFFFFF", "--color", "CANVAS#FFFFFF",
             f"DEF:raw={_escape_path(rrd)}:{metric}:AVERAGE", "LINE1:raw",  # no colour: nothing drawn
             *(f"COMMENT:{_escape_text(line)}\\n" for line in _wrap(text))]

@@ -1,5 +1,6 @@
-"""Graphs of sparse videos: archives keep them at every resolution, gaps stay gaps, an empty span says so, the axis
-names its zone, files of the old layout ask to be rebuilt."""
+"""Graphs of sparse videos: archives keep them at every resolution, gaps stay gaps, the counts files count every
+video, a span whose videos have no value says so, the axis names its zone, files of an old layout ask to be
+rebuilt."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ import rrdtool
 
 from pytomo.readers.points import Point
 from pytomo.rrd.metrics import METRICS
-from pytomo.rrd.store import ARCHIVES, COARSEST_S, STEP_S, OutdatedRrd, RrdStore, service_file
+from pytomo.rrd.store import (
+    ARCHIVES,
+    COARSEST_S,
+    MEASURED_DS,
+    STEP_S,
+    OutdatedRrd,
+    RrdStore,
+    counts_file,
+    service_file,
+)
 from pytomo.web import graphs
 
 T0 = 1_790_000_000 - 1_790_000_000 % 21600 + 7  # just after a 6 h boundary
@@ -64,7 +74,7 @@ def test_between_sparse_videos_nothing_is_held(sparse):
     assert got.count(None) > 5
 
 
-def test_a_span_without_video_says_so(tmp_path):
+def test_a_span_whose_videos_have_no_value_says_so_and_why(tmp_path):
     store = RrdStore(tmp_path / "r.rrd")
     store.add(_point(T0, ping_avg_ms=12.0, throughput_2015_bps=800.0))
     store.add(_point(T0 + 2 * 86400, throughput_2015_bps=900.0))  # no RTT in the last day
@@ -73,12 +83,35 @@ def test_a_span_without_video_says_so(tmp_path):
     f = graphs.frame(path, "day")
     _s, _step, got = _fetch(path, "AVERAGE", f.step_s, f.start_s, f.end_s)
     assert all(v is None for v in got) and graphs.span_is_empty(path, "ping_avg_ms", f)
+    v = graphs.span_videos(path, "ping_avg_ms", f)
+    assert (v.measured, v.known, v.mean, v.step_s) == (1, 0, None, f.step_s)
     legend = [v for k, v in graphs.draw(path, "ping_avg_ms", "day", "png").items() if k.startswith("legend[")]
-    assert legend == [graphs.EMPTY_TEXT, "time axis: UTC"]
+    assert legend == ["none of the 1 video in this span has a value: no probe to the cache server answered",
+                      "time axis: UTC"]  # a video, without an RTT: not "no video"
     legend = [v for k, v in graphs.draw(path, "ping_avg_ms", "week", "png").items() if k.startswith("legend[")]
-    assert "mean 12.000" in legend and graphs.EMPTY_TEXT not in legend
+    assert "per video: mean 12.0 ms, min 12.0 ms, max 12.0 ms" in legend and graphs.EMPTY_TEXT not in legend
+    assert "1 of 2 videos; 1 left out: no probe to the cache server answered" in legend
     legend = [v for k, v in graphs.draw(path, "throughput_2015_bps", "day", "png").items() if k.startswith("legend[")]
-    assert "mean 900.000 " in legend and not any("nan" in v for v in legend)
+    assert "per video: mean 900 bit/s, min 900 bit/s, max 900 bit/s" in legend and not any("nan" in v for v in legend)
+    empty = graphs.legend_lines(graphs.BY_NAME["ping_avg_ms"], graphs.Videos(), graphs.range_info(path.parent))
+    assert empty == [graphs.EMPTY_TEXT]
+
+
+def test_counts_hold_every_video_of_every_interval_whatever_its_pace(sparse):
+    """The counts file says how many videos each interval holds, at every resolution, even the first interval of the
+    file (it starts at a 6 h boundary, all its seconds counted)."""
+    path, written = sparse
+    first = T0 // COARSEST_S * COARSEST_S  # where the counts file starts
+    for steps, rows in ARCHIVES[1:]:
+        res = steps * STEP_S
+        start = max(first, (written[-1][0] // COARSEST_S + 1) * COARSEST_S - (rows - 1) * res)  # what it holds
+        (s, _e, step), names, data = rrdtool.fetch(str(counts_file(path)), "AVERAGE", "-r", str(res),
+                                                   "-s", str(start), "-e", str(written[-1][0]))
+        got = [r[names.index(MEASURED_DS)] for r in data]
+        assert step == res and None not in got
+        assert [round(n * step) for n in got] == [sum(s + k * step < t <= s + (k + 1) * step for t, _v in written)
+                                                  for k in range(len(got))]
+        assert round(sum(got) * step) == sum(s < t <= s + len(got) * step for t, _v in written) > 0
 
 
 def test_each_drawn_interval_is_a_finest_archive_interval_at_least_a_pixel_wide_covering_the_span():

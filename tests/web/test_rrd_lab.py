@@ -17,7 +17,17 @@ import rrdtool
 from pytomo.readers.points import run_zone
 from pytomo.rrd.metrics import METRICS
 from pytomo.rrd.rebuild import rebuild
-from pytomo.rrd.store import ARCHIVES, HEARTBEAT_S, LAYOUT, STEP_S, range_info, rrd_dir_for
+from pytomo.rrd.store import (
+    ARCHIVES,
+    HEARTBEAT_S,
+    LAYOUT,
+    MEASURED_DS,
+    STEP_S,
+    counts_file,
+    range_info,
+    rrd_dir_for,
+)
+from pytomo.web import graphs
 from tests.conftest import ROOT
 from tests.web.conftest import Server, read_db
 from tests.web.legacy import make_2015_database
@@ -32,9 +42,10 @@ def _fetch(path: Path, start: int, end: int, res: int = 60, cf: str = "AVERAGE")
 
 
 def _fetch_all(path: Path, start: int, end: int) -> list[tuple[str, int, dict[str, list[float | None]]]]:
-    """Every archive (consolidation, resolution) over the run."""
+    """Every archive (consolidation, resolution) over the run, and every archive of its counts file."""
     return [(cf, res, _fetch(path, start - res, end, res, cf)) for res in RESOLUTIONS_S
-            for cf in ("AVERAGE", "MIN", "MAX")]
+            for cf in ("AVERAGE", "MIN", "MAX")] + [
+        ("counts", res, _fetch(counts_file(path), start - res, end, res)) for res in RESOLUTIONS_S]
 
 
 def _close(x: float | None, y: float | None) -> bool:
@@ -118,6 +129,8 @@ def test_live_files_equal_a_rebuild_from_the_database(lab_db, rebuilt):
             for m in METRICS:
                 assert _same(a[m.name], b[m.name]), (name, m.name, cf, res)
                 known += sum(v is not None for v in a[m.name])
+            if cf == "counts":
+                assert _same(a[MEASURED_DS], b[MEASURED_DS]), (name, res)
     assert known > 100
     series = _fetch(live / "service-Lab.rrd", start - 60, end)
     assert any(v for v in series["start_s"] if v) and any(v for v in series["throughput_2015_bps"] if v)
@@ -136,7 +149,41 @@ def test_a_2015_layout_database_gives_the_same_graphs(rebuilt):
                 if m.shared:
                     assert _same(a[m.name], b[m.name]), (name, m.name, cf, res)
                 else:
-                    assert all(v is None for v in b[m.name]), (name, m.name)
+                    assert all(not v for v in b[m.name]), (name, m.name)  # unknown, or no video counted
+            if cf == "counts":
+                assert _same(a[MEASURED_DS], b[MEASURED_DS]), (name, res)
+    not_recorded = set(range_info(legacy).not_recorded)
+    assert {m.name for m in METRICS if not m.shared} <= not_recorded and range_info(legacy).source == "2015"
+    for m in METRICS:  # what the 2015 layout does not have says so; the rest is drawn as from our database
+        said = _legend(graphs.draw(legacy / "service-Lab.rrd", m.name, "all", "png"))
+        assert (graphs.NOT_RECORDED_TEXT in said) == (m.name in not_recorded) and graphs.EMPTY_TEXT not in said
+
+
+def _legend(drawn: dict) -> list[str]:
+    return [v.strip() for k, v in drawn.items() if k.startswith("legend[")]
+
+
+def test_the_graphs_count_videos_and_say_which_they_leave_out(lab_db):
+    """Issue 21: the share of videos with stalls is per video, and the peak throughput graph says how many
+    downloads too short for a peak it leaves out (so its mean is not read as the mean of every video)."""
+    conn = read_db(lab_db)
+    rows = conn.execute("SELECT MaxInstantThp, DownloadInterruptions FROM pytomo_crawl WHERE DownloadTime > 0"
+                        ).fetchall()
+    conn.close()
+    rrd = rrd_dir_for(lab_db) / "service-Lab.rrd"
+    peaks = [r[0] for r in rows if r[0] is not None]
+    legend = _legend(graphs.draw(rrd, "peak_1s_bps", "all", "png"))
+    left = len(rows) - len(peaks)
+    assert left, "the lab run has downloads shorter than a second"
+    assert (f"{len(peaks)} of {len(rows)} videos; {left} left out: "
+            f"{graphs.BY_NAME['peak_1s_bps'].graph.left_out}") in legend
+    if peaks:
+        assert f"per video: mean {graphs.BY_NAME['peak_1s_bps'].shown(1000 * sum(peaks) / len(peaks))}," in " ".join(
+            legend)
+    started = [float(r[1] > 0) for r in rows if r[1] is not None]
+    share = graphs.BY_NAME["stalled_videos"].shown(100 * sum(started) / len(started))
+    assert f"Videos with stalls: {sum(started):.0f} of {len(started)} videos ({share})" in _legend(
+        graphs.draw(rrd, "stalled_videos", "all", "png"))
 
 
 def test_the_server_shows_a_2015_database(rebuilt, tmp_path):

@@ -144,31 +144,38 @@ def test_the_graph_draws_the_true_share_of_stalled_videos(real, span):
     assert step == f.step_s and _close(got, want)
     drawn = graphs.draw(rrd, "stalled_videos", span, "png")
     legend = [v for k, v in drawn.items() if k.startswith("legend[")]
-    means = [float(v.split()[1]) for v in legend if v.startswith("mean ")]
-    known = [v for v in want if v is not None]
-    assert means and math.isclose(means[0], 100 * sum(known) / len(known), abs_tol=0.0015)
+    shown = [(r, t) for r, t in zip(rows, seconds) if start < t <= start + len(got) * step]  # the drawn intervals
+    started = [_stalled(r) for r, _t in shown if _stalled(r) is not None]
+    share = graphs.BY_NAME["stalled_videos"].shown(100 * sum(started) / len(started))
+    assert f"Videos with stalls: {sum(started):.0f} of {len(started)} videos ({share})" in legend  # per video
+    left = len(shown) - len(started)
+    assert (f"{len(started)} of {len(shown)} videos; {left} left out: no value recorded" if left
+            else f"{len(shown)} videos, none left out") in legend
     assert "time axis: Europe/Paris" in legend and not any("nan" in v.lower() for v in legend)
 
 
-def test_an_empty_span_says_so_without_nan(real):
+def test_a_figure_the_2013_crawls_did_not_record_says_not_recorded_not_no_video(real):
     db = real["paris"][0]
     rrd = _service(db)
     f = graphs.frame(rrd, "all")
     (_s, _e, _step), names, data = rrdtool.fetch(str(rrd), "AVERAGE", "-r", str(f.step_s), "-s", str(f.start_s),
                                                  "-e", str(f.end_s))
-    assert all(row[names.index("start_s")] is None for row in data)  # new in this version: none in 2015 rows
-    legend = [v for k, v in graphs.draw(rrd, "start_s", "all", "svg").items() if k.startswith("legend[")]
-    assert graphs.EMPTY_TEXT in legend and not any("nan" in v.lower() for v in legend)
-    assert not any(v.startswith(("mean", "min", "max")) for v in legend)
+    # new in this version (start_s), not a column of the 2013 tables (dns_s), never filled then (initial_buffer_s)
+    for name in ("start_s", "dns_s", "initial_buffer_s"):
+        assert all(row[names.index(name)] is None for row in data)
+        legend = [v for k, v in graphs.draw(rrd, name, "all", "svg").items() if k.startswith("legend[")]
+        assert graphs.NOT_RECORDED_TEXT in legend and graphs.EMPTY_TEXT not in legend
+        assert not any("nan" in v.lower() or v.startswith("per video") for v in legend)
     full = [v for k, v in graphs.draw(rrd, "ping_avg_ms", "all", "svg").items() if k.startswith("legend[")]
-    assert graphs.EMPTY_TEXT not in full and any(v.startswith("mean ") for v in full)
+    assert graphs.NOT_RECORDED_TEXT not in full and graphs.EMPTY_TEXT not in full
+    assert any(v.startswith("per video: mean ") and v.endswith(" ms") for v in full)
 
 
-def test_throughput_graphs_have_a_log_axis(real):
+def test_throughput_and_ratio_graphs_have_a_log_axis(real):
     rrd = _service(real["paris"][0])
     for name, m in graphs.BY_NAME.items():
         args = graphs.graph_args(rrd, name, "all", "png")
-        assert ("--logarithmic" in args) == (m.unit == "bit/s"), name
+        assert ("--logarithmic" in args) == (m.unit in ("bit/s", "ratio")), name
     assert "--logarithmic" in graphs.graph_args(rrd, "throughput_2015_bps", "day", "png")
     assert graphs.draw(rrd, "throughput_2015_bps", "all", "png")["image"].startswith(b"\x89PNG")
 
