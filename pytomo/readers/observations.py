@@ -31,20 +31,24 @@ class Obs:
     """One video as the operator's view counts it: its first download's figures, by figure key (``table.column``),
     read back through their declarations (NULL: not recorded in this database's schema, or not measured).
 
-    ``ok``: the video's status is ok (2015: it played). ``started``: playback began in the window (2015: played, as
-    the 2015 model has no start time). ``probes_sent``/``probes_lost`` count the probes behind its RTT (0/0: loss not
-    measured, as in 2015).
+    ``ok``: the video's status is ok (2015: it played). ``error``: why not, ``stage/kind`` (``redirects/http_status``;
+    2015: ``download/no_download``, a row with neither a download nor a redirection). ``server``: the address the
+    media came from, else the one its last hop failed at. ``started``: playback began in the window (2015: played,
+    as the 2015 model has no start time). ``probes_sent``/``probes_lost`` count the probes behind its RTT (0/0: loss
+    not measured, as in 2015). ``ident``: its row (``videos.id``; a 2015 table's rowid), as the videos list names it.
     """
 
     t_s: float
     service: str
-    server: str  # the cache server's address; "" when the video had no download
+    server: str  # the cache server's address; "" when the video reached none
     host: str | None
     ok: bool
     started: bool
     values: dict[str, float | None]
     probes_sent: int = 0
     probes_lost: int = 0
+    error: str | None = None
+    ident: int = 0
 
     def value(self, key: str) -> float | None:
         """The figure ``key`` of this video."""
@@ -118,7 +122,12 @@ def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tup
     exprs = [_expr(conn, f) for f in figs]
     rtts = _probe_rtts(conn, after_id)
     sql = f"""
-        SELECT v.id, v.started_at, v.service, v.status, d.address, d.host, {", ".join(exprs)}
+        SELECT v.id, v.started_at, v.service, v.status,
+               coalesce(d.address, (SELECT h.address FROM hops h WHERE h.video_row_id = v.id AND h.address IS NOT NULL
+                                    ORDER BY h.hop_index DESC LIMIT 1)),
+               coalesce(d.host, (SELECT h.host FROM hops h WHERE h.video_row_id = v.id AND h.address IS NOT NULL
+                                 ORDER BY h.hop_index DESC LIMIT 1)),
+               v.error_stage, v.error_kind, {", ".join(exprs)}
         FROM videos v LEFT JOIN downloads d
           ON d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = v.id)
         WHERE v.id > ? ORDER BY v.id"""
@@ -130,26 +139,30 @@ def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tup
         if t is None:
             yield r[0], None
             continue
-        values = {f.key: v for f, v in zip(figs, r[6:], strict=True)}
+        values = {f.key: v for f, v in zip(figs, r[8:], strict=True)}
         answered, sent, lost = rtts.get((r[0], r[4]), ([], 0, 0))
         if rtt_missing:  # the figure's own definition over the stored samples
             values[RTT], values[RTT_MAX] = min(answered, default=None), max(answered, default=None)
         played = (values.get(BYTES) or 0) > 0
-        yield r[0], Obs(t, str(r[2] or "Unknown"), str(r[4] or ""), r[5], r[3] == "ok",
-                        played and values.get(START) is not None, values, sent, lost)
+        ok = r[3] == "ok"
+        error = None if ok else f"{r[6] or 'unknown'}/{r[7] or r[3] or 'unknown'}"
+        yield r[0], Obs(t, str(r[2] or "Unknown"), str(r[4] or ""), r[5], ok,
+                        played and values.get(START) is not None, values, sent, lost, error, r[0])
 
 
 def _legacy(conn: sqlite3.Connection, table: str, clock: Clock) -> Iterator[Obs]:
     figs = wanted()
-    for r in conn.execute(f'SELECT * FROM "{table}" ORDER BY ID, rowid'):
+    for r in conn.execute(f'SELECT rowid AS _rowid, * FROM "{table}" ORDER BY ID, rowid'):
         row = dict(r)
         t = clock.epoch(row.get("ID"))
         if t is None:
             continue
         values = {f.key: read_2015(f, row) for f in figs}
         played = (values.get(BYTES) or 0) > 0
+        if not played and row.get("RedirectUrl"):
+            continue  # a hop: the cache redirected the video, measured on the next row
         yield Obs(t, str(row.get("Service") or "Unknown"), str(row.get("IP") or ""), row.get("CacheUrl"), played,
-                  played, values)
+                  played, values, error=None if played else "download/no_download", ident=int(row["_rowid"]))
 
 
 def load(conn: sqlite3.Connection, layout: Layout, clock: Clock, *, after: Loaded | None = None) -> Loaded:

@@ -218,7 +218,7 @@ def archive_facts(conn: sqlite3.Connection, layout: Layout) -> dict[str, Any]:
 SORT_KEYS: dict[str, tuple[str, str]] = {  # name: (expression in our layout, in a 2015 table)
     "started": ("v.started_at", "ID"),
     "title": ("coalesce(v.title, v.video_id, v.page_url)", "Url"),
-    "status": ("v.status", "'ok'"),
+    "status": ("v.status", "CASE WHEN DownloadTime > 0 THEN 'ok' ELSE 'error' END"),
     "server": ("d.host || ' ' || d.address", "CacheUrl || ' ' || IP"),
     "throughput": ("d.avg_throughput_bps", "8.0 * DownloadBytes / DownloadTime"),
     "start": ("d.time_to_start_s", "NULL"),
@@ -226,6 +226,13 @@ SORT_KEYS: dict[str, tuple[str, str]] = {  # name: (expression in our layout, in
     "stall_s": ("d.stall_total_s", "BufferingDuration"),
 }
 MAIN_DOWNLOAD_JOIN = "LEFT JOIN downloads d ON d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = v.id)"
+
+
+def _videos_2015(conn: sqlite3.Connection, layout: Layout) -> str:
+    """The rows of a 2015 table that are videos: those with a download, and those that failed (neither a download
+    nor a redirection to another cache: a redirected row is a hop of the video measured on the next row)."""
+    have = {r[1] for r in conn.execute(f'PRAGMA table_info("{layout.table}")')}
+    return "DownloadTime > 0 OR RedirectUrl IS NULL" if "RedirectUrl" in have else "DownloadTime > 0"
 
 
 @dataclass(frozen=True)
@@ -237,6 +244,10 @@ class VideoOrder:
 
     def __len__(self) -> int:
         return len(self.valued) + len(self.missing)
+
+    def only(self, ids: set[int]) -> VideoOrder:
+        """The same order of the videos in ``ids`` alone."""
+        return VideoOrder(tuple(i for i in self.valued if i in ids), tuple(i for i in self.missing if i in ids))
 
     def page(self, number: int, descending: bool, per_page: int = PER_PAGE) -> list[int]:
         """The ids of one page (from 1): values ascending or descending, videos without a value last."""
@@ -252,7 +263,7 @@ def video_order(conn: sqlite3.Connection, layout: Layout, key: str) -> VideoOrde
         join = MAIN_DOWNLOAD_JOIN if "d." in ours else ""
         sql = f"SELECT v.id, ({ours}) IS NULL AS missing FROM videos v {join} ORDER BY missing, {ours}, v.id"
     elif layout.table is not None:
-        sql = (f'SELECT rowid, ({old}) IS NULL AS missing FROM "{layout.table}" WHERE DownloadTime > 0'
+        sql = (f'SELECT rowid, ({old}) IS NULL AS missing FROM "{layout.table}" WHERE {_videos_2015(conn, layout)}'
                f' ORDER BY missing, {old}, rowid')
     else:
         return VideoOrder((), ())
@@ -276,7 +287,9 @@ def videos_by_id(conn: sqlite3.Connection, layout: Layout, ids: list[int]) -> li
             FROM videos v {MAIN_DOWNLOAD_JOIN} WHERE v.id IN ({marks})"""
     elif layout.table is not None:
         sql = (f'SELECT rowid AS id, ID AS started_at, NULL AS title, Url AS page_url, NULL AS video_id,'
-               f' \'ok\' AS status, NULL AS error_stage, NULL AS error_kind, CacheUrl AS host,'
+               f' {SORT_KEYS["status"][1]} AS status,'
+               f' CASE WHEN DownloadTime > 0 THEN NULL ELSE \'download\' END AS error_stage,'
+               f' CASE WHEN DownloadTime > 0 THEN NULL ELSE \'no_download\' END AS error_kind, CacheUrl AS host,'
                f' IP AS address, 8.0 * DownloadBytes / DownloadTime / 1000.0 AS throughput_kbps,'
                f' DownloadInterruptions AS stall_count, BufferingDuration AS stall_total_s,'
                f' NULL AS time_to_start_s FROM "{layout.table}" WHERE rowid IN ({marks})')

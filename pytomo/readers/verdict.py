@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytomo.figures import Aggregate, aggregates
+from pytomo.figures import Aggregate, Threshold, aggregates
 from pytomo.readers.observations import RTT, RTT_MAX, START, Obs, file_label
 
 SPAN_LENGTH_S: dict[str, int | None] = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400,
@@ -106,7 +106,8 @@ def spread_of(obs: Sequence[Obs]) -> dict[str, Any]:
     return {
         "videos": len(obs), "played": len(played), "stalled": sum(o.stalled for o in played),
         "smooth": sum(o.smooth for o in played), "not_started": sum(not o.started for o in played),
-        "errors": sum(not o.ok for o in obs), "servers": len({o.server for o in obs if o.server}),
+        "errors": sum(not o.ok for o in obs), "failed_share": _share(sum(not o.ok for o in obs), len(obs)),
+        "servers": len({o.server for o in obs if o.server}),
         "start_p10_s": quantile(starts, 0.1), "start_median_s": _median(starts), "start_p90_s": quantile(starts, 0.9),
         "ratio_p10": quantile(ratios, 0.1), "ratio_median": _median(ratios), "ratio_p90": quantile(ratios, 0.9),
         "rtt_min_ms": min(rtts, default=None), "rtt_median_ms": _median(rtts),
@@ -195,6 +196,7 @@ class Row:
     counts: dict[str, int]
     levels: dict[str, str] = field(default_factory=dict)
     sentence: str = ""
+    failures: dict[str, int] = field(default_factory=dict)  # ``stage/kind`` -> videos that failed so, most first
 
     @property
     def level(self) -> str:
@@ -202,16 +204,29 @@ class Row:
         return max(self.levels.values(), key=LEVELS.index, default="none")
 
 
+FAILED = Threshold(0.0, 0.10, False, "a video that failed is a viewer who saw nothing: any failure is a warning; "
+                   "more than one in ten (our choice) marks the service or server bad")
+"""The level of a row's share of videos that failed (``failed_share``: not ok over videos)."""
+
+
+def failure_text(failures: dict[str, int]) -> str:
+    """``redirects/http_status 2, download/reset 1``: the failures of a row by stage and kind, most first."""
+    return ", ".join(f"{kind} {n}" for kind, n in failures.items())
+
+
 def _sentence(row: Row, phrase: str) -> str:
     c = row.counts
+    failed = (f"failed in {c['errors']} of {c['videos']} videos ({failure_text(row.failures)})"
+              if c["errors"] else "")
     if not c["played"]:
-        return f"No video played on {row.name} {phrase}."
-    parts = []
+        return (f"Videos on {row.name} {failed} {phrase}." if failed else
+                f"No video played on {row.name} {phrase}.")
+    parts = [failed] if failed else []
     if c["stalled"]:
         parts.append(f"stalled in {c['stalled']} of {c['played']} plays")
     if c["not_started"]:
         parts.append(f"did not start in {c['not_started']} of {c['played']} plays")
-    if not parts:
+    if len(parts) == (1 if failed else 0):
         parts.append(f"played without a stall in {c['smooth']} of {c['played']} plays")
     text = f"Videos on {row.name} {' and '.join(parts)} {phrase}"
     worse = [f"{f.label} {shown(row.values[f.key], f.unit)}" for f in declared()
@@ -262,8 +277,14 @@ def _row(kind: str, ident: str, obs: Sequence[Obs], phrase: str) -> Row:
                                           "live_latency_known")}
     host = next((o.host for o in obs if o.host), None) if kind == "server" else None
     name = ident if kind == "service" else f"{host} ({ident})" if host and ident not in host else ident
-    row = Row(kind, f"{kind}-{file_label(ident)}", name, ident, host, values, counts,
-              {f.key: f.threshold.level(values[f.key]) for f in declared() if f.threshold})
+    levels = {f.key: f.threshold.level(values[f.key]) for f in declared() if f.threshold}
+    levels["failed_share"] = FAILED.level(spread["failed_share"])
+    failures: dict[str, int] = {}
+    for o in obs:
+        if o.error:
+            failures[o.error] = failures.get(o.error, 0) + 1
+    row = Row(kind, f"{kind}-{file_label(ident)}", name, ident, host, values, counts, levels,
+              failures=dict(sorted(failures.items(), key=lambda kv: (-kv[1], kv[0]))))
     row.sentence = _sentence(row, phrase)
     return row
 

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import web
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
@@ -16,7 +17,7 @@ from pytomo.readers import pages as data
 from pytomo.readers.verdict import LEVELS
 from pytomo.web import overview
 from pytomo.web.catalog import RunEntry
-from pytomo.web.run_pages import chosen_sort, videos_page
+from pytomo.web.run_pages import FILTERS, chosen_filter, chosen_sort, videos_page
 from pytomo.web.views import Db, chosen_entry, chosen_page, chosen_span, not_found, query
 
 API_VERSION = 1
@@ -85,7 +86,9 @@ def verdict_doc(entry: RunEntry, db: Db, span: str) -> dict[str, Any]:
         "summary": {"figures": v.figures, "counts": v.spread},
         "rows": [{"kind": r.kind, "key": r.key, "name": r.name, "ident": r.ident, "host": r.host,
                   "level": r.level, "sentence": r.sentence,
-                  "figures": r.values, "levels": r.levels, "counts": r.counts} for r in v.rows],
+                  "figures": r.values, "levels": r.levels, "counts": r.counts, "failures": r.failures,
+                  "videos": f"/videos?{urlencode({'db': entry.id, 'src': r.key, 'span': span, 'outcome': 'all'})}"}
+                 for r in v.rows],
     }
 
 
@@ -117,15 +120,17 @@ class Runs:
 
 
 class Videos:
-    """``/api/v1/videos?db=&page=&sort=&order=``: one page of the run's videos, in the videos list's order."""
+    """``/api/v1/videos?db=&page=&sort=&order=[&src=&span=&outcome=]``: one page of the run's videos, in the videos
+    list's order (of one verdict line's videos with the filters, as the videos list)."""
 
     def GET(self) -> str:
-        q = query("db", "page", "sort", "order")
+        q = query("db", "page", "sort", "order", *FILTERS)
         number = chosen_page(q)
         sort, order = chosen_sort(q)
+        only = chosen_filter(q)
         entry = _entry(q)
         with Db(entry) as db:
-            rows, total, pages = videos_page(db, sort, order, number)
+            rows, total, pages = videos_page(db, sort, order, number, only)
         return answer({"api_version": API_VERSION, "run": entry.id, "total": total, "page": number,
                        "pages": pages, "per_page": data.PER_PAGE, "sort": sort, "order": order, "videos": rows})
 
@@ -168,6 +173,15 @@ def metric_families(entry: RunEntry, db: Db, span: str = METRICS_SPAN) -> list[M
             if value is not None:
                 fam.add_metric([entry.id, r.kind, r.ident, r.host or ""], value * f.metric_scale)
         families.append(fam)
+    failed = GaugeMetricFamily("pytomo_videos_failed", "videos whose measurement ended in an error, by the stage "
+                               "and kind of the error", labels=[*labels, "stage", "kind"])
+    share = GaugeMetricFamily("pytomo_failed_ratio", "videos that failed over videos", labels=labels)
+    for r in v.rows:
+        share.add_metric([entry.id, r.kind, r.ident, r.host or ""], r.counts["errors"] / max(r.counts["videos"], 1))
+        for error, n in r.failures.items():
+            stage, _, kind = error.partition("/")
+            failed.add_metric([entry.id, r.kind, r.ident, r.host or "", stage, kind], float(n))
+    families += [share, failed]
     level = GaugeMetricFamily("pytomo_verdict_level", "worst level of the row's figures: 0 no data, 1 good, "
                               "2 warning, 3 bad", labels=labels)
     for r in v.rows:

@@ -7,7 +7,7 @@ import web
 from pytomo.errors import StorageError
 from pytomo.readers.across import UTC, Combined, combine, daily
 from pytomo.readers.observations import Obs
-from pytomo.readers.verdict import Row, Window, declared, shown
+from pytomo.readers.verdict import Row, Window, declared, failure_text, shown
 from pytomo.web import overview, timecharts
 from pytomo.web.catalog import RunEntry
 from pytomo.web.graphs import SPANS_S
@@ -58,7 +58,8 @@ class History:
         key, c, v = history_view(span)
         page = base_page(entry, "/history", "History across runs", clock=UTC, spans=[
             Page(name=s, href=link("/history", span=s, db=q.get("db")), active=s == span) for s in SPANS_S],
-            view=v, runs=c.runs, left_out=c.left_out, columns=declared(), shown=shown, run=Page(service="every run"),
+            view=v, runs=c.runs, left_out=c.left_out, columns=declared(), shown=shown, failure_text=failure_text,
+            run=Page(service="every run"),
             summary=v.summary(), counts=Page(v.spread), summary_of=f"the videos of {c.runs} run(s)")
         if v.window is not None:
             win = v.window

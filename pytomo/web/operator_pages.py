@@ -5,7 +5,7 @@ from __future__ import annotations
 import web
 
 from pytomo.figures import Aggregate, Threshold
-from pytomo.readers.verdict import declared, shown
+from pytomo.readers.verdict import FAILED, Row, declared, failure_text, shown
 from pytomo.web import overview, timecharts
 from pytomo.web.graphs import SPANS_S
 from pytomo.web.views import (
@@ -46,6 +46,16 @@ def _limit_text(f: Aggregate, t: Threshold) -> str:
     return f"≤ {v(t.good)} / ≤ {v(t.bad)} / above"
 
 
+def alert_outcome(r: Row) -> str:
+    """The videos an alert lists: those that failed when failures make its level, else those that stalled or did
+    not start, else all of them."""
+    if r.levels.get("failed_share") == r.level and r.counts["errors"]:
+        return "failed"
+    if r.counts["stalled"]:
+        return "stalled"
+    return "not_started" if r.counts["not_started"] else "all"
+
+
 def _src(q: dict[str, str], keys: set[str]) -> str | None:
     src = q.get("src")
     if src is None:
@@ -73,12 +83,17 @@ class Overview:
         page, db = summary_page(entry, "/", "Overview", span, src)
         db.release()
         rows = [Page(kind=r.kind, key=r.key, name=r.name, figures=r.values, levels=r.levels, level=r.level,
-                     sentence=r.sentence, href=link("/", db=entry.id, span=span, src=r.key)) for r in whole.rows]
+                     sentence=r.sentence, href=link("/", db=entry.id, span=span, src=r.key), counts=r.counts,
+                     failures=failure_text(r.failures),
+                     videos=link("/videos", db=entry.id, src=r.key, span=span, outcome=alert_outcome(r)))
+                for r in whole.rows]
         page.update(
             spans=[Page(name=s, href=link("/", db=entry.id, span=s, src=src), active=s == span) for s in SPANS_S],
             rows=rows, alerts=[r for r in rows if r['level'] in ("warn", "bad")], words=LEVEL_WORDS, shown=shown,
             columns=declared(),
-            limits=[Page(label=f.label, text=_limit_text(f, f.threshold)) for f in declared() if f.threshold],
+            limits=[Page(label=f.label, text=_limit_text(f, f.threshold)) for f in declared() if f.threshold]
+            + [Page(label="videos that failed", text=f"≤ {shown(FAILED.good, 'share')} / ≤ "
+                    f"{shown(FAILED.bad, 'share')} / above")],
             sources=[Page(name="all videos", href=link("/", db=entry.id, span=span), active=src is None)]
             + [Page(name=r.name, href=link("/", db=entry.id, span=span, src=r.key), active=r.key == src)
                for r in whole.rows],

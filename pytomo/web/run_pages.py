@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import web
 
 from pytomo.readers import pages as data
-from pytomo.readers.observations import file_label
-from pytomo.web import svg
+from pytomo.readers.observations import Obs, file_label
+from pytomo.readers.verdict import selected, window, within
+from pytomo.web import overview, svg
 from pytomo.web.catalog import RunEntry
 from pytomo.web.views import (
+    SRC_PATTERN,
     Db,
     Page,
     at,
@@ -21,6 +24,7 @@ from pytomo.web.views import (
     base_page,
     chosen_entry,
     chosen_page,
+    chosen_span,
     html_answer,
     link,
     not_found,
@@ -57,21 +61,74 @@ def video_columns(layout: data.Layout) -> dict[str, str]:
     return {k: data.THROUGHPUT_LABEL[layout.kind] if k == "throughput" else label for k, label in VIDEO_COLUMNS}
 
 
-def sort_headers(db: str, sort: str, order: str, layout: data.Layout) -> list[Page]:
+def sort_headers(db: str, sort: str, order: str, layout: data.Layout,
+                 kept: dict[str, str] | None = None) -> list[Page]:
     """The column headers of the videos list: each a link sorting by it (the active one flips its order)."""
     out = []
     for key, label in video_columns(layout).items():
         active = key == sort
         then = ("asc" if order == "desc" else "desc") if active else natural_order(key)
         out.append(Page(key=key, label=label, active=active, mark=("▼" if order == "desc" else "▲") if active else "",
-                        href=link("/videos", db=db, sort=key, order=then)))
+                        href=link("/videos", db=db, sort=key, order=then, **(kept or {}))))
     return out
 
 
-def videos_page(db: Db, sort: str, order: str, number: int) -> tuple[list[dict[str, Any]], int, int]:
+OUTCOMES = {  # the videos list's ``outcome``: which videos of the span and source it lists
+    "all": "every video", "failed": "videos that failed", "stalled": "videos that stalled",
+    "not_started": "videos whose playback did not start", "smooth": "videos played without a stall",
+}
+FILTERS = ("src", "span", "outcome")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """The videos of a verdict's line: one source (service-…, server-…, or all), a span and an outcome."""
+
+    src: str | None
+    span: str
+    outcome: str
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The query parameters that name it."""
+        out = {"span": self.span, "outcome": self.outcome}
+        return {"src": self.src, **out} if self.src else out
+
+    def keeps(self, o: Obs) -> bool:
+        """True when the video has the outcome."""
+        return {"all": True, "failed": not o.ok, "stalled": o.stalled, "not_started": o.played and not o.started,
+                "smooth": o.smooth}[self.outcome]
+
+
+def chosen_filter(q: dict[str, str]) -> Filter | None:
+    """``src``, ``span`` and ``outcome`` of the videos list (None: no filter, every video of the run)."""
+    if not any(k in q for k in FILTERS):
+        return None
+    src = q.get("src")
+    if src is not None and not SRC_PATTERN.fullmatch(src):
+        raise bad_parameter("src", src, "it must name a service (service-…) or a cache server (server-…).")
+    outcome = q.get("outcome", "all")
+    if outcome not in OUTCOMES:
+        raise bad_parameter("outcome", outcome, f"it must be one of {', '.join(OUTCOMES)}.")
+    return Filter(src, chosen_span(q) if "span" in q else "all", outcome)
+
+
+def filtered_ids(db: Db, f: Filter) -> set[int]:
+    """The videos of the filter, read from the observations the verdict counts (so a line's link lists its
+    videos)."""
+    every = overview.observations(db, overview.clock_of(db))
+    win = window(every, f.span)
+    chosen = within(selected(every, f.src), win.start_s, win.end_s) if win else []
+    return {o.ident for o in chosen if f.keeps(o)}
+
+
+def videos_page(db: Db, sort: str, order: str, number: int,
+                only: Filter | None = None) -> tuple[list[dict[str, Any]], int, int]:
     """One page of the videos in the list's order, the number of videos and of pages; 404 past the last page (the
     order of the ids is computed once per database version)."""
     ordered = db.memo(f"order-{sort}", lambda: data.video_order(db.conn, db.layout, sort))
+    if only is not None:
+        ordered = ordered.only(filtered_ids(db, only))
     pages = max(1, math.ceil(len(ordered) / data.PER_PAGE))
     if number > pages:
         raise not_found("There is no such page of videos.")
@@ -82,22 +139,27 @@ class Videos:
     """The played videos, a page at a time, sorted by any column (newest first by default), missing values last."""
 
     def GET(self) -> str:
-        q = query("db", "page", "sort", "order")
+        q = query("db", "page", "sort", "order", *FILTERS)
         number = chosen_page(q)
         sort, order = chosen_sort(q)
+        only = chosen_filter(q)
         entry = chosen_entry(q)
         if entry is None:
-            return html_answer(web.ctx.site.render.empty(base_page(None, "/videos", "Played videos")))
-        page, db = summary_page(entry, "/videos", "Played videos")
+            return html_answer(web.ctx.site.render.empty(base_page(None, "/videos", "Videos")))
+        page, db = summary_page(entry, "/videos", "Videos", only.span if only else "all", only.src if only else None)
+        kept = only.params if only else {}
         with db:
-            rows, total, pages = videos_page(db, sort, order, number)
+            rows, total, pages = videos_page(db, sort, order, number, only)
 
         def at_page(n: int) -> str:
-            return link("/videos", db=entry.id, sort=sort, order=order, page=n)
+            return link("/videos", db=entry.id, sort=sort, order=order, page=n, **kept)
 
         page.update(videos=[Page(r, href=link(f"/video/{r['id']}", db=entry.id)) for r in rows], total=total,
                     number=number, pages=pages, sort=sort, order=order,
-                    headers=sort_headers(entry.id, sort, order, db.layout),
+                    headers=sort_headers(entry.id, sort, order, db.layout, kept),
+                    filtered=None if only is None else Page(
+                        what=OUTCOMES[only.outcome], src=only.src or "every service and cache server",
+                        span=only.span, every=link("/videos", db=entry.id)),
                     sorted_by=video_columns(db.layout)[sort].lower(),
                     previous=at_page(number - 1) if number > 1 else None,
                     next=at_page(number + 1) if number < pages else None)

@@ -33,7 +33,7 @@ SHOWN_CHARS = 40
 REFRESH_S = 30
 MENU = (("/", "Overview"), ("/graphs/main", "Main parameters"), ("/graphs/qoe", "QoE"), ("/graphs/qos", "QoS"),
         ("/graphs/characteristics", "Video characteristics"), ("/graphs/all", "All parameters"),
-        ("/videos", "Played videos"), ("/servers", "Cache servers"), ("/history", "History across runs"),
+        ("/videos", "Videos"), ("/servers", "Cache servers"), ("/history", "History across runs"),
         ("/archive", "Archive"))
 
 

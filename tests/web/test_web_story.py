@@ -278,7 +278,8 @@ def test_sorting_a_2015_database(story):
     legacy = story["legacy"]
     conn = read_db(legacy)
     table = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-    rows = conn.execute(f'SELECT rowid, DownloadInterruptions FROM "{table}" WHERE DownloadTime > 0').fetchall()
+    rows = conn.execute(f'SELECT rowid, DownloadInterruptions FROM "{table}"'  # videos: played, or failed (no
+                        ' WHERE DownloadTime > 0 OR RedirectUrl IS NULL').fetchall()  # redirection to another cache)
     conn.close()
     truth = [r[0] for r in sorted(rows, key=lambda r: (r[1] is None, r[1] if r[1] is not None else 0, r[0]))]
     r = _get(story, "videos", db=run_id(legacy), sort="stalls", order="asc")
