@@ -26,14 +26,18 @@ from pytomo.web.views import (
 DEFAULT_SPAN = "day"
 LEVEL_WORDS = {"good": "good", "warn": "warning", "bad": "bad", "none": "no data"}
 CAPTIONS = {
-    "plays": "Videos played in each interval: green without a stall, red stalled, grey did not start within the "
-             "download window. Every video counts once, in the interval where it started.",
+    "plays": "Videos played in each interval, stacked: solid blue without a stall, hatched orange stalled, light grey "
+             "did not start within the download window. Every video counts once, in the interval where it started.",
     "start": "Request to playback start: the median of the interval's videos (line) and their 10th to 90th "
-             "percentiles (band).",
+             "percentiles (band). The dashed lines are the verdict's thresholds: warning above the first, bad above "
+             "the second (those beyond the axis are named at its top).",
     "ratio": "Measured throughput over the media's encoding rate, per video: median and 10th to 90th percentiles on a "
-             "log axis. Below the dashed line (1) the media arrives slower than it plays.",
+             "log axis. The dashed lines are the verdict's thresholds: warning below the upper, bad below the lower "
+             "(1: the media arrives slower than it plays).",
     "rtt": "Each video's RTT to its cache server (median of its probes): the median of the interval (line) between "
-           "the smallest and the largest probe (band); the bar on top is the interval's probe loss.",
+           "the smallest and the largest probe (band), and the verdict's thresholds (dashed). The bar on top is the "
+           "interval's probe loss, darker and taller the more was lost ("
+           + "; ".join(words for _limit, _colour, words, _height in timecharts.LOSS_STEPS) + ").",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import web
@@ -44,6 +45,17 @@ class View:
     def summary(self) -> list[tuple[str, str]]:
         """The summary's lines: each declared figure with its value as shown."""
         return [(f.label, shown(self.figures[f.key], f.unit)) for f in declared()]
+
+    @cached_property
+    def drawn(self) -> dict[str, str]:
+        """Each chart of the span as an SVG document, drawn once per view (the view is cached per database
+        version): served alone and drawn inline in the pages."""
+        return {name: draw(self.bins, self.clock) for name, (_label, draw) in timecharts.CHARTS.items()}
+
+    def inline(self, label: str) -> str:
+        """The chart labelled ``label`` (as the pages' list of charts names it), to be written into the page as it
+        is: every text in it is escaped (:mod:`pytomo.web.timecharts`)."""
+        return self.drawn[timecharts.by_label(label)]
 
 
 class ObservationCache:
@@ -109,4 +121,4 @@ def clock_of(db: Any) -> Clock:
 
 def chart(v: View, name: str) -> str:
     """One of the span's charts as an SVG document."""
-    return timecharts.CHARTS[name][1](v.bins, v.clock)
+    return v.drawn[name]

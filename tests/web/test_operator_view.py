@@ -136,7 +136,7 @@ def summary_of(page: str) -> dict[str, str]:
 
 def chart_bins(svg: str) -> list[dict[str, str]]:
     """The data behind each interval of a chart."""
-    return [dict(re.findall(r'data-([a-z0-9-]+)="([^"]*)"', g)) for g in re.findall(r'<g class="bin"[^>]*/>', svg)]
+    return [dict(re.findall(r'data-([a-z0-9-]+)="([^"]*)"', g)) for g in re.findall(r'<g class="bin"[^>]*>', svg)]
 
 
 def test_the_first_lines_name_the_stalling_server_as_bad(stall_run):
