@@ -12,6 +12,7 @@ from typing import Any
 
 from pytomo.figures import Aggregate, Threshold, aggregates
 from pytomo.readers.observations import RTT, RTT_MAX, START, Obs, file_label
+from pytomo.units import NO_VALUE, SI_UNITS, in_unit
 
 SPAN_LENGTH_S: dict[str, int | None] = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400,
                                         "all": None}
@@ -235,14 +236,17 @@ def _sentence(row: Row, phrase: str) -> str:
 
 
 def shown(value: float | None, unit: str) -> str:
+    """An aggregate as the verdict, summary and alerts write it: a throughput in bit/s with an SI prefix and three
+    significant digits as everywhere on the site ("1.06 Gbit/s", :func:`pytomo.units.in_unit`), a share in %, a
+    ratio with two decimals, videos as a count."""
     if value is None:
-        return "–"
+        return NO_VALUE
     if unit == "share":
         return f"{100 * value:.1f} %"
     if unit == "ratio":
         return f"{value:.2f}"
-    if unit == "bit/s":
-        return f"{value / 1e6:.2f} Mbit/s"
+    if unit in SI_UNITS:
+        return in_unit(value, unit)
     if unit == "videos":
         return f"{value:.0f}"
     if unit == "ms":

@@ -1,51 +1,16 @@
-"""The RRD data sources and graph pages, generated from the graphs declared in pytomo/figures.py, and how a value is
-shown in its unit (the same on the graphs and the pages)."""
+"""The RRD data sources and graph pages, generated from the graphs declared in pytomo/figures.py; a value is shown in
+its unit by pytomo.units, the same on the graphs and the pages."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from pytomo.figures import Figure, Graph, graph_pages, graphs, shared
+from pytomo.units import SI_UNITS, in_unit, si_prefix
 
-NO_VALUE = "–"
-SI_UNITS = {"bit/s": "bit/s", "bytes": "B"}  # units shown with SI prefixes (powers of 1000), as they are written
-SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
-BARE_UNITS = {"ratio", "code"}  # shown as numbers alone
-
-
-def significant(value: float, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant digits in fixed notation, never fewer whole digits (1234 stays 1234)."""
-    if value == 0 or not math.isfinite(value):
-        return "0" if value == 0 else str(value)
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    text = f"{value:.{decimals}f}"
-    if decimals and float(text) != 0 and math.floor(math.log10(abs(float(text)))) > math.floor(math.log10(abs(value))):
-        text = f"{value:.{decimals - 1}f}"  # rounding went up a decade (9.996 -> 10.0): keep three digits
-    return text
-
-
-def si_prefix(value: float) -> tuple[float, str]:
-    """The factor and SI prefix that show ``value`` from 1 to 999 once rounded to three significant digits (999.7 k
-    is 1.00 M); below 1 no prefix."""
-    for factor, prefix in SI_PREFIXES:
-        if abs(float(significant(value / factor))) >= 1:
-            return factor, prefix
-    return 1.0, ""
-
-
-def in_unit(value: float | None, unit: str) -> str:
-    """A value as every page and graph shows it in its unit: bit/s and bytes with SI prefixes and three significant
-    digits ("1.06 Mbit/s", "950 bit/s", "1.34 MB"), a share in % ("14.3 %"), others as numbers with their unit
-    ("0.0512 ms", "12.3 s"); a dash for no value."""
-    if value is None or isinstance(value, float) and math.isnan(value):
-        return NO_VALUE
-    if unit in SI_UNITS:
-        factor, prefix = si_prefix(value)
-        return f"{significant(value / factor)} {prefix}{SI_UNITS[unit]}"
-    if unit in BARE_UNITS:
-        return significant(value)
-    return f"{significant(value)} {unit}"
+__all__ = ["BY_NAME", "GROUPS", "METRICS", "SI_UNITS", "Metric", "in_unit", "si_prefix"]
+# SI_UNITS, in_unit and si_prefix live in pytomo.units (below the readers, which show values too); named here for
+# the graphs (pytomo/web/graphs.py).
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Layers, lowest first (a module may import its own layer and the layers below it):
 
-  records   pytomo (the package), pytomo.results, pytomo.errors, pytomo.version, pytomo.paths, pytomo.zones: what
-            was observed, the error tree, the file places and the time zones; they import nothing else of ours
+  records   pytomo (the package), pytomo.results, pytomo.errors, pytomo.version, pytomo.paths, pytomo.zones,
+            pytomo.units: what was observed, the error tree, the file places, the time zones and how a value is shown
+            in its unit; they import nothing else of ours
   settings  pytomo.settings: the frozen settings of a run
   media     pytomo.media: container indexes, HLS and DASH manifests, and MediaInfo
   engine    pytomo.engine: the measurement stages (HTTP, DNS, RTT, download, player, playout)
@@ -35,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2] / "pytomo"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("records", ("pytomo", "pytomo.results", "pytomo.errors", "pytomo.version", "pytomo.paths", "pytomo.zones")),
+    ("records", ("pytomo", "pytomo.results", "pytomo.errors", "pytomo.version", "pytomo.paths", "pytomo.zones",
+                 "pytomo.units")),
     ("settings", ("pytomo.settings",)),
     ("media", ("pytomo.media",)),
     ("engine", ("pytomo.engine",)),

@@ -14,6 +14,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from pytomo.units import in_unit
 from tests.conftest import database_of, run_crawler
 from tests.web.conftest import HOSTILE_TITLE, Server, read_db
 from tests.web.legacy import REAL_2013, real_2013_database
@@ -176,7 +177,7 @@ def test_summary_and_charts_agree_with_each_other_and_with_the_database(stall_ru
     assert summary["Median time to start"] == f"{median:.2f} s"
     ratio, thp = _median(t["ratio"] for t in played), _median(t["thp"] for t in played)
     assert summary["Median throughput ÷ encoding rate"] == f"{ratio:.2f}"
-    assert summary["Median throughput"] == f"{thp / 1e6:.2f} Mbit/s"
+    assert summary["Median throughput"] == in_unit(thp, "bit/s")  # "1.06 Gbit/s", as on every page and graph
     rtt = _median(t["rtt"] for t in rows)
     assert summary["Median RTT"] in (f"{rtt:.0f} ms", f"{rtt:.2g} ms")
     sent, lost = sum(t["sent"] for t in rows), sum(t["lost"] for t in rows)
