@@ -23,6 +23,48 @@ IMAGES_JS = """JSON.stringify(Array.from(document.images).map(i => ({
     src: i.currentSrc || i.src, complete: i.complete, width: i.naturalWidth, height: i.naturalHeight})))"""
 
 
+# The page's layout at the emulated size, in page coordinates: the viewport's width and the document's scroll width; the
+# menu's, main column's and summary's rectangles; each box of the main column (a child of main, a table, figure or
+# image) as shown, cut to the boxes that scroll around it; each alert's rectangle, text lines and words.
+LAYOUT_JS = """(() => {
+  const rect = e => { const r = e.getBoundingClientRect();
+    return {left: r.left + scrollX, top: r.top + scrollY, right: r.right + scrollX, bottom: r.bottom + scrollY}; };
+  const where = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+    (typeof e.className === 'string' && e.className ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
+  const shown = e => { let r = rect(e);
+    for (let p = e.parentElement; p && p.tagName !== 'MAIN'; p = p.parentElement) {
+      const s = getComputedStyle(p);
+      if (s.overflowX !== 'visible') { const c = rect(p);
+        r = {left: Math.max(r.left, c.left), top: r.top, right: Math.min(r.right, c.right), bottom: r.bottom}; } }
+    return r; };
+  const lines = e => {  // the text's lines: the middles of its fragments, those less than 8 px apart on one line
+    const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT), range = document.createRange(), mids = [];
+    for (let t = walk.nextNode(); t; t = walk.nextNode()) { range.selectNodeContents(t);
+      for (const r of range.getClientRects()) if (r.width > 1) mids.push((r.top + r.bottom) / 2); }
+    mids.sort((a, b) => a - b);
+    return mids.filter((m, i) => i === 0 || m - mids[i - 1] >= 8).length; };
+  const one = q => { const e = document.querySelector(q); return e ? rect(e) : null; };
+  const main = document.querySelector('main');
+  const boxes = main ? Array.from(new Set([...main.children, ...main.querySelectorAll('table, figure, img, svg')]))
+                     : [];
+  return JSON.stringify({
+    innerWidth: innerWidth, clientWidth: document.documentElement.clientWidth,
+    scrollWidth: document.documentElement.scrollWidth,
+    menu: one('nav.menu'), main: one('main'), summary: one('aside.summary'), header: one('header.top'),
+    skip: Array.from(document.querySelectorAll('a.skip')).map(a => a.getAttribute('href')),
+    boxes: boxes.filter(e => e.getClientRects().length).map(e => ({what: where(e), rect: shown(e)})),
+    alerts: Array.from(document.querySelectorAll('ul.alerts li, p.allgood')).map(e => ({
+      text: e.innerText.slice(0, 60), rect: rect(e), lines: lines(e),
+      words: e.innerText.split(/\\s+/).filter(Boolean).length})),
+  });
+})()"""
+# axe-core's rules as axe.run() enables them by default (WCAG 2.0 to 2.2 A and AA, best practices), only violations
+AXE_RUN_JS = """axe.run(document, {resultTypes: ['violations']}).then(r =>
+  JSON.stringify(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => ({target: n.target.join(' '), impact: n.impact, summary: n.failureSummary,
+                              html: n.html.slice(0, 200)}))}))))"""
+
+
 def chromium_binary() -> str | None:
     """Debian's chromium, if installed."""
     return shutil.which("chromium") or shutil.which("chromium-browser")
@@ -94,9 +136,31 @@ class Chromium:
                 self.events.append(msg)
         raise TimeoutError(name)
 
-    def evaluate(self, expression: str):
-        """The value of a JavaScript expression in the page."""
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+    def evaluate(self, expression: str, await_promise: bool = False):
+        """The value of a JavaScript expression in the page (of the promise it gives, with ``await_promise``)."""
+        answer = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=await_promise)
+        if "exceptionDetails" in answer:
+            raise RuntimeError(f"evaluate: {answer['exceptionDetails']}")
+        return answer["result"].get("value")
+
+    def viewport(self, width: int, height: int, mobile: bool = False) -> None:
+        """Emulate a screen of ``width`` × ``height`` CSS pixels (a phone's, which honours the viewport meta tag,
+        with ``mobile``) for the next loads."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                  mobile=mobile, screenWidth=width, screenHeight=height)
+        self.call("Emulation.setTouchEmulationEnabled", enabled=mobile, maxTouchPoints=5 if mobile else 1)
+
+    def layout(self) -> dict:
+        """What the page's layout looks like at the emulated size: see ``LAYOUT_JS``."""
+        return json.loads(self.evaluate(LAYOUT_JS))
+
+    def axe(self, source: Path) -> list[dict]:
+        """axe-core's violations on the loaded page: its script (``axe.min.js``) evaluated in the page over
+        DevTools (the page's CSP allows no script; DevTools is not bound by it), then ``axe.run()`` on the document.
+        Each violation: rule id, impact, help, and its nodes' targets, impacts, summaries and markup."""
+        if not self.evaluate("typeof window.axe === 'object'"):
+            self.evaluate(source.read_text(encoding="utf-8") + "\n;true")
+        return json.loads(self.evaluate(AXE_RUN_JS, await_promise=True))
 
     def load(self, url: str, settle_s: float = 0.2) -> PageLoad:
         """Navigate, wait for the load event (every image fetched), and report what went wrong."""
