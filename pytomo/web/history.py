@@ -11,6 +11,7 @@ from pytomo.readers.verdict import Row, Window, declared, failure_text, shown
 from pytomo.web import overview, timecharts
 from pytomo.web.catalog import RunEntry
 from pytomo.web.graphs import SPANS_S
+from pytomo.web.operator_pages import LEVEL_WORDS
 from pytomo.web.views import Db, Page, base_page, chosen_entry, chosen_span, html_answer, link, query
 from pytomo.zones import Clock
 
@@ -59,6 +60,7 @@ class History:
         page = base_page(entry, "/history", "History across runs", clock=UTC, spans=[
             Page(name=s, href=link("/history", span=s, db=q.get("db")), active=s == span) for s in SPANS_S],
             view=v, runs=c.runs, left_out=c.left_out, columns=declared(), shown=shown, failure_text=failure_text,
+            words=LEVEL_WORDS,
             run=Page(service="every run"),
             summary=v.summary(), counts=Page(v.spread), summary_of=f"the videos of {c.runs} run(s)")
         if v.window is not None:
