@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytomo.errors import UsageError
-from pytomo.figures import renamed
+from pytomo.figures import FIGURES, Figure, read_2015, renamed
 from pytomo.readers.points import TABLE_NAME, crawl_tables
+from pytomo.units import scaled_unit, unit_of
 from pytomo.zones import Clock, zone
 
 PER_PAGE = 50
@@ -140,48 +141,69 @@ def main_download_id(conn: sqlite3.Connection, video_id: int) -> int | None:
 
 
 def throughput(conn: sqlite3.Connection, download_id: int) -> list[tuple[float, float]]:
-    """``(t_start_s, kbit/s)`` of every bin of a download."""
+    """``(t_start_s, bit/s)`` of every bin of a download."""
     bin_s = conn.execute("SELECT bin_s FROM downloads WHERE id = ?", (download_id,)).fetchone()
     if not bin_s or not bin_s[0]:
         return []
-    return [(r[0], r[1] * 8 / bin_s[0] / 1000) for r in conn.execute(
+    return [(r[0], r[1] * 8 / bin_s[0]) for r in conn.execute(
         "SELECT t_start_s, bytes FROM throughput_samples WHERE download_id = ? ORDER BY bin_index", (download_id,))]
+
+
+def bin_and_rate(conn: sqlite3.Connection, download_id: int) -> tuple[float | None, float | None]:
+    """The width of a download's throughput bins (s) and its media's encoding rate (bit/s), None when unknown."""
+    row = conn.execute("SELECT bin_s, encoding_rate_bps FROM downloads WHERE id = ?", (download_id,)).fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def playout(conn: sqlite3.Connection, download_id: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """The buffer level ``(t_s, buffer_s)`` and the stalls ``(start_s, duration_s)`` of a download."""
     level = [(r[0], r[1]) for r in conn.execute(
         "SELECT t_s, buffer_s FROM playout_timeline WHERE download_id = ? ORDER BY t_s, rowid", (download_id,))]
-    stalls = [(r[0], r[1]) for r in conn.execute(
-        "SELECT start_s, duration_s FROM stalls WHERE download_id = ? ORDER BY seq", (download_id,))]
-    return level, stalls
+    return level, [(s["start_s"], s["duration_s"]) for s in stalls(conn, download_id)]
 
 
-THROUGHPUT_LABEL = {"ours": "Throughput kbit/s", "2015": "AvgThroughput (2015 formula) kbit/s"}
-"""The throughput a layout has: ours measured (``avg_throughput_bps``); 2015 only its own formula
-(``throughput_2015_bps``: 8 DownloadBytes / DownloadTime)."""
+STALL_COLUMNS = ("seq", "start_s", "duration_s", "media_position_s", "ongoing")
+
+
+def stalls(conn: sqlite3.Connection, download_id: int) -> list[dict[str, Any]]:
+    """The stalls of a download's playout (the ``stalls`` table), in order: ``seq``, ``start_s`` (seconds since the
+    request), ``duration_s``, ``media_position_s`` (where in the media the playhead stood) and ``ongoing`` (1: still
+    stalled when the window closed)."""
+    return [dict(r) for r in conn.execute(
+        f"SELECT {_columns_or_null(conn, 'stalls', STALL_COLUMNS)} FROM stalls WHERE download_id = ? ORDER BY seq",
+        (download_id,))]
+
+
+THROUGHPUT_LABEL = {"ours": "Throughput", "2015": "AvgThroughput (2015 formula)"}
+"""The throughput a layout has, as the videos and servers lists title it (each cell carries its unit, bit/s with an SI
+prefix): ours measured (``avg_throughput_bps``); 2015 only its own formula (``throughput_2015_bps``: 8 DownloadBytes
+/ DownloadTime)."""
+THROUGHPUT_FIGURE = {"ours": "avg_throughput_bps", "2015": "throughput_2015_bps"}
+"""The field, named as its figure and in bit/s, that holds a layout's throughput in the rows of :func:`servers` and
+:func:`videos_by_id` (and so in ``/api/v1/videos``)."""
 
 
 def servers(conn: sqlite3.Connection, layout: Layout) -> list[dict[str, Any]]:
-    """Per cache server: videos, mean throughput (``THROUGHPUT_LABEL``), share with stalls, mean of the videos' RTT
-    (``ping_min_ms``; 2015 PingMin); slowest first."""
+    """Per cache server: videos, mean throughput in bit/s (``THROUGHPUT_FIGURE``), share with stalls, mean of the
+    videos' RTT (``ping_min_ms``; 2015 PingMin); slowest first."""
     if layout.kind == "ours":
         sql = f"""
-            SELECT address, min(host) AS host, count(*) AS videos, avg(thp) / 1000.0 AS throughput_kbps,
+            SELECT address, min(host) AS host, count(*) AS videos, avg(thp) AS avg_throughput_bps,
                    avg(stalled) AS stalled_share, avg(start_s) AS start_s, avg(ttfb_s) AS ttfb_s, avg(rtt) AS rtt_ms
             FROM (SELECT d.address, d.host, d.avg_throughput_bps AS thp, d.stall_count > 0 AS stalled,
                          d.time_to_start_s AS start_s, d.{_col(conn, "downloads", "first_byte_s")} AS ttfb_s,
                          {_figure_or_null(conn, "downloads", "ping_min_ms", "d")} AS rtt
                   FROM downloads d WHERE d.bytes > 0)
-            GROUP BY address ORDER BY throughput_kbps"""
+            GROUP BY address ORDER BY avg_throughput_bps"""
         return [dict(r) for r in conn.execute(sql)]
     if layout.table is None:
         return []
     return [dict(r) for r in conn.execute(
         f'SELECT IP AS address, min(CacheUrl) AS host, count(*) AS videos,'
-        f' avg(8.0 * DownloadBytes / DownloadTime / 1000.0) AS throughput_kbps,'
+        f' avg(8.0 * DownloadBytes / DownloadTime) AS throughput_2015_bps,'
         f' avg(DownloadInterruptions > 0) AS stalled_share, NULL AS start_s, avg(TimeTogetFirstByte) AS ttfb_s,'
-        f' avg(PingMin) AS rtt_ms FROM "{layout.table}" WHERE DownloadTime > 0 GROUP BY IP ORDER BY throughput_kbps')]
+        f' avg(PingMin) AS rtt_ms FROM "{layout.table}" WHERE DownloadTime > 0 GROUP BY IP'
+        f' ORDER BY throughput_2015_bps')]
 
 
 def _figure_or_null(conn: sqlite3.Connection, table: str, name: str, alias: str) -> str:
@@ -282,7 +304,7 @@ def videos_by_id(conn: sqlite3.Connection, layout: Layout, ids: list[int]) -> li
     if layout.kind == "ours":
         sql = f"""
             SELECT v.id, v.started_at, v.title, v.page_url, v.video_id, v.status, v.error_stage, v.error_kind,
-                   d.host, d.address, d.avg_throughput_bps / 1000.0 AS throughput_kbps, d.stall_count,
+                   d.host, d.address, d.avg_throughput_bps, d.stall_count,
                    d.stall_total_s, d.time_to_start_s
             FROM videos v {MAIN_DOWNLOAD_JOIN} WHERE v.id IN ({marks})"""
     elif layout.table is not None:
@@ -290,7 +312,7 @@ def videos_by_id(conn: sqlite3.Connection, layout: Layout, ids: list[int]) -> li
                f' {SORT_KEYS["status"][1]} AS status,'
                f' CASE WHEN DownloadTime > 0 THEN NULL ELSE \'download\' END AS error_stage,'
                f' CASE WHEN DownloadTime > 0 THEN NULL ELSE \'no_download\' END AS error_kind, CacheUrl AS host,'
-               f' IP AS address, 8.0 * DownloadBytes / DownloadTime / 1000.0 AS throughput_kbps,'
+               f' IP AS address, 8.0 * DownloadBytes / DownloadTime AS throughput_2015_bps,'
                f' DownloadInterruptions AS stall_count, BufferingDuration AS stall_total_s,'
                f' NULL AS time_to_start_s FROM "{layout.table}" WHERE rowid IN ({marks})')
     else:
@@ -381,28 +403,66 @@ def _spread(values: list[Any], scale: float) -> dict[str, float | None]:
     return {"first": kept[0], "last": kept[-1], "min": min(kept), "median": _median(kept), "max": max(kept)}
 
 
-TCP_INFO_SHOWN = (  # column, label, unit shown, factor from the kernel's unit
+TCP_INFO_SHOWN = (  # column, label, unit shown, factor from the kernel's unit: the download's path as the receiving
+    # socket saw it
     ("tcpi_rtt", "Smoothed RTT (tcpi_rtt)", "ms", 1e-3),  # µs
     ("tcpi_rttvar", "RTT variation (tcpi_rttvar)", "ms", 1e-3),  # µs
     ("tcpi_min_rtt", "Minimum RTT (tcpi_min_rtt)", "ms", 1e-3),  # µs
     ("tcpi_rcv_rtt", "Receiver RTT estimate (tcpi_rcv_rtt)", "ms", 1e-3),  # µs
-    ("tcpi_delivery_rate", "Delivery rate (tcpi_delivery_rate)", "kbit/s", 8e-3),  # bytes/s
     ("tcpi_total_retrans", "Retransmitted segments (tcpi_total_retrans)", "segments", 1.0),  # cumulative count
+)
+TCP_INFO_APART = (  # the same, of what is not the download: shown apart from its figures
+    # bytes/s: the kernel's rate sample of what this socket sent (the request, ACKs), measured on the ACKs it got back
+    ("tcpi_delivery_rate", "Delivery rate of what we sent (tcpi_delivery_rate)", "bit/s", 8.0),
 )
 
 
 def tcp_info_summary(conn: sqlite3.Connection, download_id: int) -> dict[str, Any]:
     """The TCP_INFO snapshots of a download summed up: how many, over what time, and per field first, last, min,
-    median and max in the units shown (``rows`` empty: none recorded)."""
+    median and max in the units shown (``rows`` empty: none recorded); ``rows`` of the download's path
+    (``TCP_INFO_SHOWN``), ``apart`` of what is not the download (``TCP_INFO_APART``: the delivery rate)."""
     have = {r[1] for r in conn.execute("PRAGMA table_info(tcp_info_samples)")}
-    fields = [f for f in TCP_INFO_SHOWN if f[0] in have]
+    fields = [f for f in (*TCP_INFO_SHOWN, *TCP_INFO_APART) if f[0] in have]
     if not fields:
-        return {"samples": 0, "rows": []}
+        return {"samples": 0, "rows": [], "apart": []}
     samples = conn.execute(
         f"SELECT t_s, {', '.join(f[0] for f in fields)} FROM tcp_info_samples WHERE download_id = ?"
         f" ORDER BY t_s, rowid", (download_id,)).fetchall()
     if not samples:
-        return {"samples": 0, "rows": []}
+        return {"samples": 0, "rows": [], "apart": []}
     rows = [{"name": name, "label": label, "unit": unit, **_spread([s[name] for s in samples], factor)}
             for name, label, unit, factor in fields]
-    return {"samples": len(samples), "first_s": samples[0]["t_s"], "last_s": samples[-1]["t_s"], "rows": rows}
+    apart = {f[0] for f in TCP_INFO_APART}
+    return {"samples": len(samples), "first_s": samples[0]["t_s"], "last_s": samples[-1]["t_s"],
+            "rows": [r for r in rows if r["name"] not in apart], "apart": [r for r in rows if r["name"] in apart]}
+
+
+# ---- a row of a 2015 table, each column with its unit ----
+
+def legacy_columns() -> dict[str, tuple[Figure, str | None]]:
+    """Each 2015 column a figure reads (``Figure.legacy``), with that figure and the column's unit: the figure's
+    declared unit scaled by its ``legacy_scale`` (EncodingRate: kbit/s for ``encoding_rate_bps``)."""
+    out: dict[str, tuple[Figure, str | None]] = {}
+    for f in FIGURES:
+        if isinstance(f.legacy, str):
+            unit = unit_of(f.name)
+            out[f.legacy] = (f, scaled_unit(unit, f.legacy_scale) if unit else None)
+    return out
+
+
+def legacy_row(row: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    """A 2015 row as its page shows it: ``time`` (its ID in the page's clock), ``columns`` in the table's order, each
+    with its stored value, its unit and the figure that reads it with the value in that figure's declared unit, and
+    ``derived``: the figures 2015 did not store but its row gives (AvgThroughput, 8 DownloadBytes / DownloadTime)."""
+    by_column = legacy_columns()
+    columns = []
+    for name, value in row.items():
+        f, unit = by_column.get(name, (None, None))
+        declared = unit_of(f.name) if f is not None else None
+        columns.append({"name": name, "value": value, "unit": "time" if name in ("ID", "LocalID") else unit,
+                        "figure": f.key if f is not None else None, "declared_unit": declared,
+                        "declared": read_2015(f, row) if f is not None and declared else None})
+    derived = [{"figure": f.key, "unit": unit_of(f.name), "value": read_2015(f, row), "description": f.description}
+               for f in FIGURES if callable(f.legacy)]
+    return {"time": clock.show(clock.epoch(row.get("ID"))), "zone": clock.label, "columns": columns,
+            "derived": derived}

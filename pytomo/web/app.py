@@ -81,8 +81,7 @@ def template_globals() -> dict[str, Any]:
     """Formatting helpers the templates may call."""
     from pytomo.web import views
 
-    return {"fmt": views.fmt, "pct": views.pct, "kbps": views.kbps, "safe_href": views.safe_href,
-            "at": views.at, "str": str}
+    return {"fmt": views.fmt, "pct": views.pct, "safe_href": views.safe_href, "at": views.at, "str": str}
 
 
 def make_app(site: Site) -> web.application:

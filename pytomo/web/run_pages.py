@@ -32,9 +32,10 @@ from pytomo.web.views import (
     sources,
     summary_page,
 )
+from pytomo.zones import Clock
 
 VIDEO_COLUMNS = (("started", "Started"), ("title", "Title"), ("status", "Status"), ("server", "Cache server"),
-                 ("throughput", "Throughput kbit/s"), ("start", "Start s"), ("stalls", "Stalls"),
+                 ("throughput", "Throughput"), ("start", "Start s"), ("stalls", "Stalls"),
                  ("stall_s", "Stall s"))
 DEFAULT_SORT = "started"
 ORDERS = ("asc", "desc")
@@ -155,6 +156,7 @@ class Videos:
             return link("/videos", db=entry.id, sort=sort, order=order, page=n, **kept)
 
         page.update(videos=[Page(r, href=link(f"/video/{r['id']}", db=entry.id)) for r in rows], total=total,
+                    throughput_key=data.THROUGHPUT_FIGURE[db.layout.kind],
                     number=number, pages=pages, sort=sort, order=order,
                     headers=sort_headers(entry.id, sort, order, db.layout, kept),
                     filtered=None if only is None else Page(
@@ -187,13 +189,30 @@ def live_parts(conn: sqlite3.Connection, download: dict[str, Any] | None) -> dic
     return {"live": Page(samples=[Page(s) for s in samples], total=total, chart=chart)}
 
 
+def stall_parts(conn: sqlite3.Connection, download: dict[str, Any] | None) -> dict[str, Any]:
+    """The stalls of the playout of a video's main download (the ``stalls`` table), and whether playback started
+    (``stall_count`` NULL: it never did, so there is no stall to list)."""
+    if not download:
+        return {"stalls": None}
+    return {"stalls": Page(rows=[Page(r) for r in data.stalls(conn, download["id"])],
+                           started=download.get("stall_count") is not None,
+                           problem=download.get("playout_problem"))}
+
+
 def video_parts(conn: sqlite3.Connection, found: dict[str, Any]) -> dict[str, Any]:
     """What the page of one video of our layout shows, beside the template's own tables."""
     main = found["downloads"][0] if found["downloads"] else None
-    tcp: dict[str, Any] = data.tcp_info_summary(conn, main["id"]) if main else {"samples": 0, "rows": []}
+    tcp: dict[str, Any] = (data.tcp_info_summary(conn, main["id"]) if main else
+                           {"samples": 0, "rows": [], "apart": []})
     return {"main_download": Page(main) if main else None,
-            "tcp": Page(tcp, rows=[Page(r) for r in tcp["rows"]]), **segmented_parts(conn, main),
-            **live_parts(conn, main)}
+            "tcp": Page(tcp, rows=[Page(r) for r in tcp["rows"]], apart=[Page(r) for r in tcp["apart"]]),
+            **stall_parts(conn, main), **segmented_parts(conn, main), **live_parts(conn, main)}
+
+
+def legacy_page(row: dict[str, Any], clock: Clock) -> Page:
+    """A 2015 row as its page shows it (:func:`pytomo.readers.pages.legacy_row`)."""
+    shown = data.legacy_row(row, clock)
+    return Page(shown, columns=[Page(c) for c in shown["columns"]], derived=[Page(d) for d in shown["derived"]])
 
 
 class Video:
@@ -210,7 +229,7 @@ class Video:
             if found is None:
                 raise not_found("This run has no such video.")
             if "legacy" in found:
-                page.update(legacy=sorted(found["legacy"].items()), title="Video (2015 row)")
+                page.update(legacy=legacy_page(found["legacy"], page["clock"]), title="Video (2015 row)")
                 return html_answer(web.ctx.site.render.video(page))
             page.update(video_parts(db.conn, found))
         v = found["video"]
@@ -237,9 +256,8 @@ class VideoGraph:
             vid = int(ident)
             did = data.main_download_id(db.conn, vid)
             if kind == "throughput":
-                series = data.throughput(db.conn, did) if did else []
-                body = svg.chart("Throughput (100 ms bins)", "seconds since the request", "kbit/s",
-                                 [("throughput", series)])
+                bin_s, rate = data.bin_and_rate(db.conn, did) if did else (None, None)
+                body = svg.throughput(data.throughput(db.conn, did) if did else [], rate, bin_s)
             elif kind == "playout":
                 level, stalls = data.playout(db.conn, did) if did else ([], [])
                 body = svg.chart("Buffer level (grey: stalls)", "seconds since the request", "media seconds",
@@ -272,7 +290,8 @@ class Servers:
         for r in rows:
             src = f"server-{file_label(str(r['address']))}"
             out.append(Page(r, href=link("/", db=entry.id, src=src) if src in available else None))
-        page.update(servers=out, throughput_label=f"{data.THROUGHPUT_LABEL[db.layout.kind]}, mean")
+        page.update(servers=out, throughput_label=f"{data.THROUGHPUT_LABEL[db.layout.kind]}, mean",
+                    throughput_key=data.THROUGHPUT_FIGURE[db.layout.kind])
         return html_answer(web.ctx.site.render.servers(page))
 
 

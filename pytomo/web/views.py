@@ -19,7 +19,7 @@ from pytomo.errors import StorageError
 from pytomo.readers import pages as data
 from pytomo.readers.open import open_readonly
 from pytomo.readers.verdict import summary_lines
-from pytomo.rrd.metrics import in_unit
+from pytomo.units import in_unit
 from pytomo.web import overview
 from pytomo.web.catalog import ID_PATTERN, RunEntry
 from pytomo.web.graphs import SPANS_S
@@ -39,33 +39,25 @@ MENU = (("/", "Overview"), ("/graphs/main", "Main parameters"), ("/graphs/qoe", 
 
 # ---- formatting helpers, also given to the templates ----
 
-RATE_UNITS = {"bit/s": 1.0, "kbit/s": 1000.0}  # a throughput given in one of these is shown in bit/s
+def _number(value: Any) -> float | None:
+    """A stored value as a number: None for none, NaN, text or anything else that is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def fmt(value: Any, digits: int = 2, unit: str | None = None) -> str:
-    """A number with ``digits`` decimals, or a dash. With ``unit`` (``bit/s``, or ``kbit/s`` for a value a reader
-    gives in kbit/s) a throughput, shown as every page and RRD graph shows one: :func:`bps`."""
+    """A number with ``digits`` decimals, or a dash. With ``unit`` (the unit its figure declares: ``bit/s``,
+    ``bytes``, ``ms``, ``s``) as every page, RRD graph and the verdict show a value in it:
+    :func:`pytomo.units.in_unit`, throughputs in bit/s with an SI prefix and three significant digits ("1.06 Mbit/s",
+    never kbit/s over Mbit/s)."""
     if unit is not None:
-        return bps(value, RATE_UNITS[unit])
+        return in_unit(_number(value), unit)
     if value is None or isinstance(value, float) and math.isnan(value):
         return "–"
     if isinstance(value, (int, float)):
         return f"{value:,.{digits}f}" if isinstance(value, float) or digits else f"{value:,}"
     return str(value)
-
-
-def bps(value: Any, scale: float = 1.0) -> str:
-    """A throughput or rate (``value`` times ``scale`` bit/s) in bit/s with an SI prefix and three significant
-    digits, "1.06 Mbit/s", the same on every page and RRD graph (:func:`pytomo.rrd.metrics.in_unit`); a dash when
-    there is none."""
-    if value is None or isinstance(value, float) and math.isnan(value):
-        return in_unit(None, "bit/s")
-    return in_unit(float(value) * scale, "bit/s")
-
-
-def kbps(bps: Any) -> float | None:
-    """bit/s as kbit/s, None staying None (the pages show throughputs with ``fmt(value, unit="bit/s")``)."""
-    return None if bps is None else bps / 1000
 
 
 def pct(value: Any) -> str:

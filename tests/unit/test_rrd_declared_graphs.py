@@ -224,7 +224,7 @@ def test_throughputs_are_shown_in_bit_s_with_si_prefixes_everywhere():
     assert in_unit(1_060_807, "bit/s") == "1.06 Mbit/s" and in_unit(1_606_000_000, "bit/s") == "1.61 Gbit/s"
     assert in_unit(999_700, "bit/s") == "1.00 Mbit/s" and in_unit(950, "bit/s") == "950 bit/s"
     assert views.fmt(1_060_807, unit="bit/s") == "1.06 Mbit/s"
-    assert views.fmt(1_060_807, unit="kbit/s") == "1.06 Gbit/s"  # the videos list's 1,060,807 kbit/s
-    assert views.fmt(None, unit="bit/s") == "–" and views.bps(2.5, 1000) == "2.50 kbit/s"
+    assert views.fmt(1_060_807_000, unit="bit/s") == "1.06 Gbit/s"  # the videos list's 1,060,807 kbit/s of old
+    assert views.fmt(None, unit="bit/s") == "–" and views.fmt(2500, unit="bit/s") == "2.50 kbit/s"
     assert in_unit(0.0512, "ms") == "0.0512 ms" and in_unit(14.2857, "%") == "14.3 %"
     assert in_unit(0.85, "ratio") == "0.850" and in_unit(1_344_578, "bytes") == "1.34 MB"

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from pytomo.storage.writer_lock import writer_lock_path
+from pytomo.units import in_unit
 from pytomo.web.catalog import RESCAN_S, run_id
 from pytomo.zones import Clock
 from tests.web.conftest import Server, read_db
@@ -369,8 +370,8 @@ def test_tcp_info_in_kernel_units_converted(story):
         assert _tcp_row(text, field) == [f"{v:,.3f}" for v in expected], field
     retrans = [r[3] for r in rows]
     assert _tcp_row(text, "tcpi_total_retrans")[1] == f"{retrans[-1]:,}"
-    kbit = [r[4] * 8 / 1000 for r in rows]  # bytes/s
-    assert _tcp_row(text, "tcpi_delivery_rate")[3] == f"{statistics.median(kbit):,.0f}"
+    bits = [r[4] * 8 for r in rows]  # bytes/s, shown in bit/s as every rate
+    assert _tcp_row(text, "tcpi_delivery_rate")[3] == in_unit(statistics.median(bits), "bit/s")
 
 
 def test_a_video_without_tcp_info_says_so(story, tmp_path_factory):
