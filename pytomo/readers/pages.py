@@ -216,22 +216,14 @@ VANTAGE_COLUMNS = ("vantage_as_number", "vantage_as_name", "vantage_country")
 
 
 def archive_facts(conn: sqlite3.Connection, layout: Layout) -> dict[str, Any]:
-    """What the archive lists of a run: service, vantage point, status, zone, first and last video, videos played."""
+    """What the archive lists of a run from its run row: service, vantage point, status, zone. (Its first and newest
+    video, videos played and verdict are the overview's own, from the observations: pytomo/web/run_pages.py.)"""
     out = dict(run_info(conn, layout))
     if layout.kind == "ours":
         have = {r[1] for r in conn.execute("PRAGMA table_info(run)")}
         wanted = [c for c in VANTAGE_COLUMNS if c in have]
         if wanted:
             out.update(_one(conn, f"SELECT {', '.join(wanted)} FROM run ORDER BY id LIMIT 1"))
-        out.update(_one(conn, "SELECT min(started_at) AS first_at, max(coalesce(ended_at, started_at)) AS last_at"
-                              " FROM videos"))
-        out["played"] = conn.execute(
-            "SELECT count(DISTINCT video_row_id) FROM downloads WHERE bytes > 0").fetchone()[0]
-        return out
-    if layout.table is None:
-        return out
-    out.update(_one(conn, f'SELECT min(ID) AS first_at, max(ID) AS last_at, count(DISTINCT Url || ID) AS played'
-                          f' FROM "{layout.table}" WHERE DownloadTime > 0'))
     return out
 
 

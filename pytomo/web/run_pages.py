@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import web
 
+from pytomo.errors import StorageError
 from pytomo.readers import pages as data
 from pytomo.readers.observations import Obs, file_label
-from pytomo.readers.verdict import selected, window, within
+from pytomo.readers.verdict import LEVELS, Row, selected, window, within
 from pytomo.web import overview, svg
 from pytomo.web.catalog import RunEntry
+from pytomo.web.operator_pages import LEVEL_WORDS
+from pytomo.web.overview import View
 from pytomo.web.views import (
     SRC_PATTERN,
     Db,
     Page,
-    at,
+    ago,
     bad_parameter,
     base_page,
     chosen_entry,
@@ -312,8 +316,31 @@ def vantage_text(facts: dict[str, Any]) -> str:
     return " · ".join(str(p) for p in parts if p not in (None, "")) or "–"
 
 
-def archive_row(e: RunEntry, chosen: RunEntry | None) -> Page:
-    """One database of the archive: its run's facts (read once per version of the file), or why there are none."""
+def worst(rows: list[Row]) -> tuple[str, int]:
+    """The worst level of a verdict's lines and how many lines have it (``none``: no line has a value)."""
+    level = max((r.level for r in rows), key=LEVELS.index, default="none")
+    return level, sum(r.level == level for r in rows)
+
+
+def run_view(e: RunEntry) -> tuple[Clock, View] | str:
+    """The overview's view of a run over its whole span (span ``all``, cached per version of the file as the
+    overview's own), or why it cannot be computed. A database that cannot be opened leaves the archive's answer as
+    it was (its status and headers), so that one bad file does not make the page a 404."""
+    status, headers = web.ctx.get("status"), list(web.ctx.get("headers", []))
+    try:
+        with Db(e) as db:
+            clock = overview.clock_of(db)
+            return clock, overview.view(db, clock, "all", None)
+    except web.HTTPError:
+        web.ctx.status, web.ctx.headers = status, headers
+        return "This database cannot be read."
+    except (StorageError, sqlite3.Error) as exc:
+        return f"Its videos cannot be read ({exc.__class__.__name__})."
+
+
+def archive_row(e: RunEntry, chosen: RunEntry | None, now_s: float) -> Page:
+    """One database of the archive: its run's facts (read once per version of the file), its span, videos played and
+    verdict as the overview counts them over the whole run (span all), or why there are none."""
     facts = web.ctx.site.catalog.facts(e)
     row = Page(id=e.id, name=e.name, href=link("/", db=e.id), chosen=chosen is not None and chosen.id == e.id,
                size=size_text(e.size_bytes + e.wal_bytes), live=e.live, state=e.state,
@@ -322,10 +349,18 @@ def archive_row(e: RunEntry, chosen: RunEntry | None) -> Page:
     if facts.get("problem"):
         return row
     ours = facts.get("layout") == "ours"
-    clock = data.clock_for(facts, data.Layout("ours") if ours else data.Layout("2015"), web.ctx.site.tz)
-    row.update(service=facts.get("service"), vantage=vantage_text(facts), played=facts.get("played"),
-               first=at(facts.get("first_at"), clock), last=at(facts.get("last_at"), clock),
-               state=e.state if ours else "2015 layout")
+    row.update(service=facts.get("service"), vantage=vantage_text(facts), state=e.state if ours else "2015 layout")
+    found = run_view(e)
+    if isinstance(found, str):
+        row.update(problem=found)
+        return row
+    clock, v = found
+    level, lines = worst(v.rows)
+    row.update(played=v.spread["played"], level=level, word=LEVEL_WORDS[level], lines=lines, of_lines=len(v.rows),
+               verdict_href=link("/", db=e.id, span="all"))
+    if v.window is not None:
+        row.update(first=clock.show(v.window.start_s), last=clock.show(v.window.end_s),
+                   age=ago(v.window.end_s, clock, now_s))
     return row
 
 
@@ -335,7 +370,11 @@ class Archive:
     def GET(self) -> str:
         q = query("db")
         entry = chosen_entry(q)
-        runs = [archive_row(e, entry) for e in web.ctx.site.catalog.entries()]
-        page = base_page(entry, "/archive", "Archive", runs=runs,
-                         folder=str(web.ctx.site.catalog.directory))
+        now_s = time.time()
+        runs = [archive_row(e, entry, now_s) for e in web.ctx.site.catalog.entries()]
+        page = base_page(entry, "/archive", "Archive", runs=runs, folder=str(web.ctx.site.catalog.directory),
+                         now=Clock("UTC").show(now_s, seconds=False),
+                         times="Times: each run's first and newest video in that run's own clock, its zone named"
+                               " beside each time (a 2015 database: --tz, or local, zone unknown); how long ago"
+                               " from this server's clock; last change in UTC.")
         return html_answer(web.ctx.site.render.archive(page))

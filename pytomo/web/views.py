@@ -7,6 +7,7 @@ import math
 import re
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +70,31 @@ def at(text: Any, clock: Clock | None) -> str:
     """A stored time shown in the database's clock, with its zone (``2013-05-01 18:24:00 CEST``)."""
     clock = clock or Clock()
     return clock.show(clock.epoch(text))
+
+
+AGE_UNITS = ((365.25 * 86400, "year"), (30.44 * 86400, "month"), (7 * 86400, "week"), (86400, "day"),
+             (3600, "hour"), (60, "minute"), (1, "second"))
+UNKNOWN_ZONE_S = 2 * 86400  # a time of an unknown zone is off by up to 14 h either way: said in days from 2 days
+
+
+def ago(t_s: float | None, clock: Clock | None, now_s: float | None = None) -> str:
+    """How long before now (``now_s``, default the server's clock) a time of this clock was: "3 days ago", in the
+    largest unit it holds twice or more ("36 hours ago", "90 seconds ago"). A time of an unknown zone (2015 without
+    --tz) is "about" so many days or more, or "within the last 2 days"; a time after now says so."""
+    if t_s is None:
+        return "–"
+    clock = clock or Clock()
+    age = (time.time() if now_s is None else now_s) - t_s
+    if not clock.known:
+        if abs(age) < UNKNOWN_ZONE_S:
+            return "within the last 2 days (zone unknown)"
+        return f"about {ago(t_s, Clock(), t_s + age)}" if age > 0 else "in the future (zone unknown)"
+    if age < 0:
+        return f"{ago(t_s + age, clock, t_s).removesuffix(' ago')} in the future" if age <= -2 else "just now"
+    for length, word in AGE_UNITS:
+        if age >= 2 * length:
+            return f"{math.floor(age / length)} {word}s ago"
+    return "just now"
 
 
 def safe_href(url: Any) -> str | None:

@@ -1,6 +1,7 @@
 """The operator's view, second pass (issue 21): one unit per figure on every page (bit/s with an SI prefix, from
 pytomo.units), the video page (stalls, TCP_INFO's delivery rate apart from the download, a 2015 row in the page's
-clock with each column's unit); checked against SQL, docs/schema.md and the JSON API."""
+clock with each column's unit) and the archive (span, age and verdict as the overview counts the run); checked
+against SQL, docs/schema.md and the JSON API."""
 
 from __future__ import annotations
 
@@ -10,20 +11,23 @@ import re
 import shutil
 import sqlite3
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import web
 
 from pytomo.figures import FIGURES
 from pytomo.readers import pages as data
-from pytomo.readers.verdict import shown
+from pytomo.readers.verdict import LEVELS, shown
 from pytomo.rrd import metrics
 from pytomo.storage.schema import COLUMNS_2015
 from pytomo.units import in_unit, scaled_unit, unit_of
 from pytomo.web import views
 from pytomo.web.app import Site, make_app
-from pytomo.web.catalog import Catalog, run_id
+from pytomo.web.catalog import Catalog, RunEntry, run_id
+from pytomo.web.run_pages import run_view
 from pytomo.zones import Clock
 from tests.conftest import ROOT, database_of, run_crawler
 from tests.web.conftest import read_db
@@ -74,6 +78,28 @@ def test_each_2015_column_has_the_unit_docs_schema_gives():
     # the figures that read a 2015 column are the ones that declare it, with its scale
     assert {c: f.key for c, (f, _u) in declared.items()} == {
         f.legacy: f.key for f in FIGURES if isinstance(f.legacy, str)}
+
+
+def test_how_old_a_time_is():
+    now = 2_000_000_000.0
+    utc = Clock("UTC")
+    assert views.ago(now - 3 * 86400 - 5, utc, now) == "3 days ago"
+    assert views.ago(now - 36 * 3600, utc, now) == "36 hours ago"
+    assert views.ago(now - 90, utc, now) == "90 seconds ago" and views.ago(now - 1, utc, now) == "just now"
+    assert views.ago(now - 800 * 86400, utc, now) == "2 years ago"
+    assert views.ago(now + 600, utc, now) == "10 minutes in the future"
+    unknown = Clock(None)  # a 2015 time without --tz: off by up to 14 h
+    assert views.ago(now - 10 * 86400, unknown, now) == "about 10 days ago"
+    assert views.ago(now - 3600, unknown, now) == "within the last 2 days (zone unknown)"
+    assert views.ago(None, utc, now) == "–"
+
+
+def test_a_database_that_cannot_be_opened_leaves_the_archive_answer_as_it_was(tmp_path):
+    site = Site(Catalog(tmp_path), cache_dir=tmp_path / "cache")
+    web.ctx.site, web.ctx.path, web.ctx.status, web.ctx.headers = site, "/archive", "200 OK", [("X-Before", "1")]
+    gone = RunEntry("0" * 16, tmp_path / "gone.pytomo_database.db", 0.0, 0)
+    assert run_view(gone) == "This database cannot be read."
+    assert web.ctx.status == "200 OK" and web.ctx.headers == [("X-Before", "1")]
 
 
 # ---- pages of a folder: the lab crawl, a run that stalls, their 2015 copies and a real 2013 crawl ----
@@ -301,3 +327,93 @@ def test_a_2015_row_shows_its_time_in_the_page_clock_and_each_column_with_its_un
     derived = re.search(r'<table class="data legacy-derived">(.*?)</table>', page, re.S).group(1)
     assert (f'<th>downloads.throughput_2015_bps</th><td class="num">'
             f'{in_unit(8 * row["DownloadBytes"] / row["DownloadTime"], "bit/s")}</td>') in derived
+
+
+# ---- the archive ----
+
+
+def _archive_row(page: str, db: Path) -> str:
+    row = re.search(rf'<tr[^>]*><td><a href="/\?db={run_id(db)}">.*?</tr>', page, re.S)
+    assert row, db
+    return row.group(0)
+
+
+def _window(page: str) -> tuple[str, str]:
+    found = re.search(r'<p class="window">Verdict over the whole run: from (.*?)\s+to (.*?)\.</p>', page, re.S)
+    assert found
+    return found.group(1), found.group(2)
+
+
+@pytest.mark.parametrize("key", ["lab", "stalls", "legacy", "real"])
+def test_the_archive_counts_each_run_as_its_overview(folder, key):
+    if key not in folder:
+        pytest.skip("the 2013 crawls are not beside the clone")
+    db = folder[key]
+    ident = run_id(db)
+    before = time.time()
+    archive = _get(folder, "/archive")
+    after = time.time()
+    row = _archive_row(archive, db)
+    # the first and newest video are the overview's span over the whole run
+    first, last = _window(_get(folder, f"/?db={ident}&span=all"))
+    doc = json.loads(_get(folder, f"/api/v1/verdict?db={ident}&span=all"))
+    assert (doc["span"]["start"], doc["span"]["end"]) == (first, last)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    assert cells[3] == first and cells[4].split("<br>")[0] == last
+    # ... and the database's own first and newest video, in the run's clock
+    conn = read_db(db)
+    if key in ("lab", "stalls"):
+        zone = conn.execute("SELECT timezone FROM run").fetchone()[0]
+        clock = Clock(zone)
+        a, z = conn.execute("SELECT min(started_at), max(started_at) FROM videos").fetchone()
+        played = conn.execute("SELECT count(*) FROM videos v JOIN downloads d ON d.id = (SELECT min(x.id) FROM"
+                              " downloads x WHERE x.video_row_id = v.id) WHERE d.bytes > 0").fetchone()[0]
+    else:
+        clock = Clock(TZ)
+        table = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}
+        videos = "DownloadBytes > 0 OR RedirectUrl IS NULL" if "RedirectUrl" in have else "DownloadBytes > 0"
+        a, z, played = conn.execute(f'SELECT min(ID), max(ID), sum(DownloadBytes > 0) FROM "{table}"'
+                                    f" WHERE {videos}").fetchone()
+    conn.close()
+    assert (first, last) == (clock.show(clock.epoch(a)), clock.show(clock.epoch(z)))
+    assert re.search(r" [A-Z]{3,4}$", last), "the zone named"
+    assert cells[5] == str(played) == str(doc["summary"]["counts"]["played"])
+    # how old the newest video is, from now
+    end = clock.epoch(z)
+    assert cells[4].split("<br>")[1] in {views.ago(end, clock, before), views.ago(end, clock, after)}
+    # the verdict: the worst level of the overview's lines over the whole run, with its word
+    levels = [r["level"] for r in doc["rows"]]
+    worst = max(levels, key=LEVELS.index)
+    words = {"good": "good", "warn": "warning", "bad": "bad", "none": "no data"}
+    verdict = re.search(r'<td class="verdict level-(\w+)"><a href="([^"]+)">([^<]+)</a> \((\d+) of (\d+) lines\)',
+                        row)
+    assert verdict and verdict.groups() == (worst, f"/?db={ident}&amp;span=all", words[worst],
+                                            str(levels.count(worst)), str(len(levels)))
+    if key == "stalls":
+        assert worst == "bad"  # the pausing server
+    # the footer says what the times are, never "Times are UTC." above local times
+    assert "Times are UTC" not in archive
+    assert "each run's first and newest video in that run's own clock" in _text(archive)
+
+
+def test_an_archive_row_says_when_a_run_cannot_be_read(folder, tmp_path):
+    broken = folder["folder"] / "norrt.pytomo_database.db"
+    shutil.copyfile(folder["stalls"], broken)
+    conn = sqlite3.connect(broken)
+    conn.execute("DROP TABLE rtt_samples")
+    conn.commit()
+    conn.close()
+    garbage = folder["folder"] / "garbage.pytomo_database.db"
+    garbage.write_bytes(b"not SQLite" * 100)
+    app = make_app(Site(Catalog(folder["folder"]), cache_dir=tmp_path / "cache", tz=TZ))
+    try:
+        answer = app.request("/archive")
+        assert answer.status.startswith("200")
+        page = answer.data.decode()
+        assert "Its videos cannot be read (OperationalError)." in _archive_row(page, broken)
+        assert "cannot be read" in _archive_row(page, garbage)
+        assert 'class="verdict level-bad"' in _archive_row(page, folder["stalls"])
+    finally:
+        broken.unlink()
+        garbage.unlink()
