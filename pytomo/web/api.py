@@ -110,12 +110,13 @@ class Runs:
         query()
         runs = []
         for entry in web.ctx.site.catalog.entries():
-            try:
-                with Db(entry) as db:
-                    runs.append(_run(entry, db))
-            except web.HTTPError:  # a database that cannot be read is listed as such
+            db = Db.readable(entry)
+            if db is None:  # a database that cannot be read is listed as such, and the answer stays 200
                 runs.append({"id": entry.id, "name": entry.name, "size_bytes": entry.size_bytes,
                              "problem": "cannot be read"})
+                continue
+            with db:
+                runs.append(_run(entry, db))
         return answer({"api_version": API_VERSION, "runs": runs})
 
 

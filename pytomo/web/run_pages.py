@@ -324,16 +324,14 @@ def worst(rows: list[Row]) -> tuple[str, int]:
 
 def run_view(e: RunEntry) -> tuple[Clock, View] | str:
     """The overview's view of a run over its whole span (span ``all``, cached per version of the file as the
-    overview's own), or why it cannot be computed. A database that cannot be opened leaves the archive's answer as
-    it was (its status and headers), so that one bad file does not make the page a 404."""
-    status, headers = web.ctx.get("status"), list(web.ctx.get("headers", []))
+    overview's own), or why it cannot be computed (one bad file does not make the archive a 404)."""
+    db = Db.readable(e)
+    if db is None:
+        return "This database cannot be read."
     try:
-        with Db(e) as db:
+        with db:
             clock = overview.clock_of(db)
             return clock, overview.view(db, clock, "all", None)
-    except web.HTTPError:
-        web.ctx.status, web.ctx.headers = status, headers
-        return "This database cannot be read."
     except (StorageError, sqlite3.Error) as exc:
         return f"Its videos cannot be read ({exc.__class__.__name__})."
 

@@ -264,7 +264,7 @@ class Db:
     (opened as immutable: nothing can change under it), opened and closed per request for one being written (so
     that no snapshot of its WAL outlives the request)."""
 
-    def __init__(self, entry: RunEntry) -> None:
+    def __init__(self, entry: RunEntry, *, quiet: bool = False) -> None:
         self.entry = entry
         self.pooled = not Path(f"{entry.path}-wal").exists()
         try:
@@ -273,8 +273,19 @@ class Db:
             else:
                 self.conn = open_readonly(entry.path)
                 self.layout = data.layout_of(self.conn)
-        except (StorageError, sqlite3.Error):
+        except (StorageError, sqlite3.Error) as exc:
+            if quiet:
+                raise StorageError(f"{entry.name} cannot be read") from exc
             raise not_found("This database cannot be read.") from None
+
+    @classmethod
+    def readable(cls, entry: RunEntry) -> Db | None:
+        """The database, or None when it cannot be read; unlike ``Db(entry)`` it leaves the answer's status and
+        headers alone (a web.HTTPError sets them when it is made), for pages that list every database."""
+        try:
+            return cls(entry, quiet=True)
+        except StorageError:
+            return None
 
     def __enter__(self) -> Db:
         return self

@@ -294,8 +294,6 @@ def test_an_error_video_throughput_chart_says_no_data(server, lab_db):
     assert x_labels and x_labels[-1] == "1"
 
 
-@pytest.mark.xfail(reason="pytomo/web/run_pages.py (VideoGraph) does not pass the download's encoding rate and bin "
-                          "to svg.throughput yet", strict=False)
 def test_a_played_video_throughput_chart_has_its_encoding_rate(server, lab_db):
     srv, _before, _cache = server
     conn = read_db(lab_db)
