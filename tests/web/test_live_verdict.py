@@ -56,15 +56,19 @@ def truth(db: Path) -> dict[str, list[float | None]]:
     return out
 
 
+# a verdict cell: its level, then its value after the level's hidden word
+CELL = r'<td class="num level-(\w+)"><span class="vh">[^<]*</span>([^<]*)</td>'
+
+
 def verdict_table(page: str) -> tuple[list[str], dict[str, list[tuple[str, str]]]]:
     """The verdict's column labels and, per row name, each cell's (level, text)."""
     table = re.search(r'<table class="data verdict">(.*?)</table>', page, re.S)
     assert table, "the overview has its verdict table"
-    labels = [html.unescape(t) for t in re.findall(r'<th title="[^"]*">([^<]*)</th>', table.group(1))]
+    labels = [html.unescape(t) for t in re.findall(r'<th scope="col" title="[^"]*">([^<]*)</th>', table.group(1))]
     rows = {}
-    row = r'<tr class="(?:service|server) level-\w+"><td>.*?<a [^>]*>([^<]*)</a></td>(.*?)</tr>'
+    row = r'<tr class="(?:service|server) level-\w+"><th scope="row">.*?<a [^>]*>([^<]*)</a></th>(.*?)</tr>'
     for name, cells in re.findall(row, table.group(1), re.S):
-        rows[html.unescape(name)] = re.findall(r'<td class="num level-(\w+)">([^<]*)</td>', cells)
+        rows[html.unescape(name)] = re.findall(CELL, cells)
     return labels, rows
 
 
@@ -177,8 +181,8 @@ def test_databases_without_live_columns_show_no_live_figure(live_site):
 def test_the_history_counts_the_live_videos_of_every_run(live_site):
     page = requests.get(live_site["srv"].url + "history", params={"span": "all"}, timeout=30).text
     table = re.search(r'<table class="data verdict history">(.*?)</table>', page, re.S).group(1)
-    labels = [html.unescape(t) for t in re.findall(r'<th title="[^"]*">([^<]*)</th>', table)]
-    service = re.search(r'<tr class="service level-\w+"><td><span class="kind">service</span> Generic</td>(.*?)'
-                        r'<td class="days">', table, re.S).group(1)
-    cells = re.findall(r'<td class="num level-(\w+)">([^<]*)</td>', service)
+    labels = [html.unescape(t) for t in re.findall(r'<th scope="col" title="[^"]*">([^<]*)</th>', table)]
+    service = re.search(r'<tr class="service level-\w+"><th scope="row"><span class="kind">service</span> Generic'
+                        r'</th>(.*?)<td class="days">', table, re.S).group(1)
+    cells = re.findall(CELL, service)
     assert cells[labels.index(LABEL)] == ("warn", "41.75 s")  # the schema-7 copy adds videos, no live one

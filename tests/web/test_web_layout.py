@@ -151,8 +151,9 @@ def test_a_2015_database_and_an_empty_folder_fit_too(lab_db, browser, tmp_path):
 
 
 def test_each_level_has_a_word_or_a_shape_and_each_day_its_sentence_on_focus(server, browser):
-    """Besides its colour, a verdict cell's level has a mark and a word (its mark's alternative text), a day of the
-    history a focusable bar with its sentence inside, which shows in the window when the bar has the focus."""
+    """Besides its colour, a verdict cell's level has a mark to see (its ``::before``) and a word to hear (hidden
+    text in the cell), a day of the history a focusable bar with its sentence inside, which shows in the window when
+    the bar has the focus."""
     srv, _before, _cache = server
     browser.viewport(*PHONE)
     browser.call("Emulation.setFocusEmulationEnabled", enabled=True)
@@ -161,15 +162,17 @@ def test_each_level_has_a_word_or_a_shape_and_each_day_its_sentence_on_focus(ser
             browser.load(srv.url + page)
             cells = browser.evaluate("""JSON.stringify(Array.from(document.querySelectorAll(
                 'table.verdict td[class*="level-"]')).map(td => [td.className.match(/level-(\\w+)/)[1],
-                getComputedStyle(td, '::before').content]))""")
-            marks = {}
-            for level, content in json.loads(cells):
+                getComputedStyle(td, '::before').content, (td.querySelector('.vh') || {}).textContent || '']))""")
+            marks: dict[str, set[str]] = {}
+            words = {"good": "good", "warn": "warning", "bad": "bad", "none": "no data"}
+            for level, content, word in json.loads(cells):
                 marks.setdefault(level, set()).add(content)
+                assert word == f"{words[level]}: ", (page, level, word)  # the word, read before the value
             assert {"good", "bad"} <= set(marks), (page, marks)
-            words = {"good": "good", "warn": "warning", "bad": "bad"}
+            shapes = {"good": "✓", "warn": "▲", "bad": "✕"}
             for level, contents in marks.items():
-                if level in words:  # a mark to see and a word to hear: content: "✕" / "bad:"
-                    assert len(contents) == 1 and words[level] in contents.pop(), (page, level)
+                if level in shapes:  # a mark to see
+                    assert len(contents) == 1 and shapes[level] in contents.pop(), (page, level)
                 else:
                     assert contents == {"none"}, (page, level, contents)
         days = json.loads(browser.evaluate("""JSON.stringify(Array.from(document.querySelectorAll('span.day[tabindex]'))
