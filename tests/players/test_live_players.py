@@ -91,9 +91,12 @@ def test_below_the_bitrate_every_player_that_starts_stalls_and_so_does_the_model
         assert c.real is not None
         if c.real.time_to_start_s is not None:
             assert (c.real.stall_count or 0) >= 1, key
-            # the viewer falls further behind the live edge while stalled, in the player as in the model
+            # the viewer falls behind the live edge while stalled; a player that has fallen too far behind seeks
+            # forward to where it would start (hls.js its liveSyncPosition, dash.js its delay: docs/measurement.md,
+            # "Live streams against the real players"), so at the end it is behind its start, or resynced near it:
+            # never nearer the edge than its start by a whole segment or more
             assert c.real.latency_end_s is not None and c.real.latency_start_s is not None
-            assert c.real.latency_end_s > c.real.latency_start_s
+            assert c.real.latency_end_s > c.real.latency_start_s - c.live_segment_s, key
     assert any(c.real is not None and c.real.time_to_start_s is not None for c in slow.values())
 
 
