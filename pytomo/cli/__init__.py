@@ -47,7 +47,8 @@ COMMANDS: dict[str, Command] = {
     "export": Command("pytomo.cli.export", "export_main",
                       "run databases as a Hive-partitioned Parquet dataset (or CSV files) for researchers"),
     "analyse": Command("pytomo.cli.analyse", "analyse_main",
-                       "the five first analyses of a Parquet dataset, with DuckDB (default) or Dask: tables, PNGs"),
+                       "the analyses of a Parquet dataset (five, and the verdict's aggregates), with DuckDB "
+                       "(default) or Dask: tables, PNGs"),
 }
 CHILDREN = {"_delayline": ("pytomo.lab.delayline", "main"), "_mediainfo": ("pytomo.media.sandbox", "child_main")}
 """Pytomo's own child processes (pytomo/paths.py child_command), not listed: their argv comes from the parent."""

@@ -1,4 +1,4 @@
-"""``pytomo analyse DATASET``: the five first analyses of a Parquet dataset, with DuckDB or Dask."""
+"""``pytomo analyse DATASET``: the analyses of a Parquet dataset (five, and the aggregates), DuckDB or Dask."""
 
 from __future__ import annotations
 

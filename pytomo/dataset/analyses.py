@@ -1,4 +1,5 @@
-"""The five first analyses of a Pytomo Parquet dataset, with DuckDB (embedded, the default) or Dask (a cluster).
+"""The analyses of a Pytomo Parquet dataset (five, and the verdict's aggregates), with DuckDB (embedded, the
+default) or Dask (a cluster).
 
 Every analysis is one specification (``Analysis``): the per-download frame it reads, its group keys and its
 aggregates. The frame is defined once, as one DuckDB query over a ``downloads`` relation (and ``run`` for the
@@ -349,7 +350,7 @@ def finish(a: Analysis, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_duckdb(root: Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """The five analyses with DuckDB; also returns the notes on absent columns."""
+    """The analyses with DuckDB; also returns the notes on absent columns."""
     import duckdb
 
     lay = layout_of(root)
@@ -418,7 +419,7 @@ def _dask_one(a: Analysis, frame: Any) -> pd.DataFrame:
 
 def run_dask(root: Path, scheduler: str | None = None,
              cluster_factory: Callable[[], Any] | None = None) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """The five analyses with Dask on a ``distributed`` client: ``scheduler`` an address, else a LocalCluster."""
+    """The analyses with Dask on a ``distributed`` client: ``scheduler`` an address, else a LocalCluster."""
     from distributed import Client, LocalCluster
 
     lay = layout_of(root)
