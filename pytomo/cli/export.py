@@ -30,6 +30,7 @@ def _export(argv: list[str], prog: str) -> int:
     root = Path(args.to)
     for db in map(Path, args.databases):
         try:
+            _close_if_killed(db)
             tables = tables_of(db)
         except StorageError as exc:  # a file named on the command line
             raise UsageError(str(exc)) from None
@@ -41,6 +42,20 @@ def _export(argv: list[str], prog: str) -> int:
         print(f"{db}: run {run_uuid}, {sum(t.num_rows for t in tables.values())} rows", flush=True)
     print(root, flush=True)
     return ExitStatus.OK
+
+
+def _close_if_killed(db: Path) -> None:
+    """A run whose crawler was killed is closed as ``interrupted`` first (``pytomo.storage.recover``); one still
+    being written is refused (``StillWriting``, a ``StorageError``)."""
+    from pytomo.readers.facts import run_facts
+    from pytomo.storage.recover import close_killed
+
+    try:
+        running = run_facts(db).status == "running"
+    except StorageError:
+        return  # not a run database of ours: tables_of says what it is
+    if running:
+        close_killed(db, closer="pytomo export")
 
 
 def _write_csv(tables: dict[str, Any], root: Path) -> None:

@@ -69,7 +69,7 @@ def _targets(ns: argparse.Namespace, folder: Path, collector: str) -> list[Path]
 
 
 def _upload(argv: list[str], prog: str) -> int:
-    from pytomo.readers.facts import run_facts
+    from pytomo.storage.writer_lock import writer_alive
     from pytomo.upload.client import TokenRefused, Uploader, UploadFailed
 
     ns = upload_parser(prog).parse_args(argv)
@@ -82,8 +82,8 @@ def _upload(argv: list[str], prog: str) -> int:
     uploader = Uploader(s.collector_url, s.collector_token)
     failed = sent = 0
     for path in _targets(ns, folder, s.collector_url):
-        if not ns.databases and run_facts(path).status == "running":
-            continue  # a crawl still writing it (or killed): sent once it ends
+        if not ns.databases and writer_alive(path):
+            continue  # a crawl still writing it: sent once it ends (a killed one is closed and sent)
         try:
             answer = uploader.upload(path)
         except TokenRefused as exc:

@@ -1,4 +1,4 @@
-"""Upload finished run databases to a collector: gzip over HTTPS (HTTP only to loopback), retried with backoff."""
+"""Upload ended run databases to a collector: gzip over HTTPS (HTTP only to loopback), retried with backoff."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pytomo.errors import PytomoError, StorageError, UsageError
 from pytomo.readers.facts import RunFacts, run_facts
+from pytomo.storage.recover import StillWriting, close_killed
 from pytomo.upload.outbox import Outbox
 from pytomo.version import __version__
 
@@ -137,27 +138,42 @@ class Uploader:
         raise UploadFailed(f"{last} (gave up after {attempt} attempt{'s' if attempt > 1 else ''})")
 
     def upload(self, path: Path, outbox: Outbox | None = None) -> Answer:
-        """Upload one finished run database, keeping its state in the outbox of its folder."""
+        """Upload one run database that has ended, keeping its state in the outbox of its folder; a run whose
+        crawler was killed is closed as ``interrupted`` first (``pytomo.storage.recover``)."""
         path = Path(path)
         outbox = outbox or Outbox(path.parent)
         try:
-            facts = run_facts(path)
+            facts = self._facts(path)
+        except StillWriting as exc:
+            outbox.record(path.name, state="pending", why="the run is still running", collector=self.collector)
+            raise UploadFailed(f"{exc}: not sent") from exc
         except StorageError as exc:
             outbox.record(path.name, state="failed", why=str(exc), collector=self.collector)
             raise UploadFailed(str(exc)) from exc
         common = {"run_uuid": facts.run_uuid, "sha256": facts.sha256, "collector": self.collector}
-        if facts.status == "running":
-            outbox.record(path.name, state="pending", why="the run is still running", **common)
-            raise UploadFailed(f"{path.name}: the run is still running (or was killed): not sent")
         previous = outbox.get(path.name)
         attempts = (previous.attempts if previous else 0) + 1
         outbox.record(path.name, state="pending", why="sending", attempts=attempts, **common)
         body = gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
         try:
             answer = self.send(facts, body)
+        except TokenRefused as exc:  # says nothing about the run: an upload that was taken stays taken
+            kept = previous is not None and previous.state == "uploaded" and previous.sha256 == facts.sha256 \
+                and previous.collector == self.collector
+            outbox.record(path.name, state="uploaded" if kept else "pending",
+                          why=previous.why if kept and previous else f"not sent: {exc}", **common)
+            raise
         except UploadFailed as exc:
             outbox.record(path.name, state="failed", why=str(exc), **common)
             raise
         outbox.record(path.name, state="uploaded", why="already there" if answer.status == 200 else "stored",
                       **common)
         return answer
+
+    @staticmethod
+    def _facts(path: Path) -> RunFacts:
+        """The run's facts, after closing it as ``interrupted`` if its crawler was killed."""
+        facts = run_facts(path)
+        if facts.status == "running" and close_killed(path, closer="pytomo upload") is not None:
+            facts = run_facts(path)
+        return facts
