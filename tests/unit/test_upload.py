@@ -86,6 +86,23 @@ def test_outbox_records_state_and_why(tmp_path):
     assert entries["a.db"].state == "failed" and "422" in entries["a.db"].why and entries["b.db"].state == "uploaded"
 
 
+def test_a_refused_token_says_nothing_about_the_run(tmp_path):
+    """A retry with a wrong token leaves a run the collector holds as uploaded, and a new one pending, not failed."""
+    db = _run_db(tmp_path / "r.pytomo_database.db")
+    up, _ = _uploader([Answer(201, "stored"), Answer(401, "unknown token")])
+    up.upload(db)
+    with pytest.raises(TokenRefused):
+        up.upload(db)
+    entry = Outbox(tmp_path).get(db.name)
+    assert entry is not None and (entry.state, entry.why, entry.attempts) == ("uploaded", "stored", 2)
+    other = _run_db(tmp_path / "s.pytomo_database.db")
+    up, _ = _uploader([Answer(403, "revoked")])
+    with pytest.raises(TokenRefused):
+        up.upload(other)
+    entry = Outbox(tmp_path).get(other.name)
+    assert entry is not None and entry.state == "pending" and "refused the token" in entry.why
+
+
 def test_tokens_are_stored_hashed_and_checked(tmp_path):
     path = tmp_path / "tokens"
     vol = add_token(path, "alice")
