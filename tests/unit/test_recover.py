@@ -16,7 +16,6 @@ from pytomo.storage.recover import StillWriting, close_killed
 from pytomo.storage.sqlite import RunDatabase
 from pytomo.storage.writer_lock import WriterLock
 
-
 KILLED_CHILD = (
     "import os, signal, sys\n"
     "from pytomo.settings import Settings\n"
