@@ -286,3 +286,20 @@ LEFT JOIN icmp ON icmp.video_row_id = ha.video_row_id AND icmp.address = ha.addr
 LEFT JOIN tcp ON tcp.video_row_id = ha.video_row_id AND tcp.address = ha.address
 ORDER BY ha.video_row_id, ha.hop_index;
 """.replace("{columns}", view_columns())
+
+IMPORTED_TABLE = "crawl_2015"
+# A run made by ``pytomo import`` from a 2015 database or a 2013 dump: every source row as the 2015 tool wrote it,
+# under its 2015 name and meaning (PlaybackDuration in media seconds, EncodingRate in kbit/s, ...), with the video it
+# belongs to; ID is its time in UTC (as the view's ID), LocalID the source's own local text. The export's
+# ``pytomo_crawl`` of an imported run is this table (pytomo/readers/tables.py), not the view.
+CRAWL_2015 = f"""
+CREATE TABLE IF NOT EXISTS {IMPORTED_TABLE} (
+    video_row_id INTEGER NOT NULL REFERENCES videos(id),
+    ID TEXT NOT NULL, Service text, Url text, CacheUrl text, CacheServerDelay real, IP text, Resolver text,
+    ResolveTime real, ASNumber int, PingMin real, PingAvg real, PingMax real, DownloadTime real, VideoType text,
+    VideoDuration real, VideoLength real, EncodingRate real, DownloadBytes int, DownloadInterruptions int,
+    InitialData real, InitialRate real, InitialPlaybackBuffer real, BufferingDuration real, PlaybackDuration real,
+    BufferDurationAtEnd real, TimeTogetFirstByte real, MaxInstantThp real, RedirectUrl text, StatusCode int,
+    LocalID TEXT NOT NULL
+);
+"""
