@@ -29,6 +29,17 @@ def lab_scenarios_dir() -> Path:
     return package_root() / "lab" / "scenarios"
 
 
+BUNDLED_MEDIA_DIR = "lab_media"  # where build/pyinstaller.py puts the lab media it made, inside the bundle
+
+
+def bundled_media_dir() -> Path | None:
+    """The lab media made at build time and shipped in the frozen bundle; None outside a bundle."""
+    if getattr(sys, "frozen", False) and hasattr(sys, "_MEIPASS"):
+        folder = Path(sys._MEIPASS) / BUNDLED_MEDIA_DIR
+        return folder if folder.is_dir() else None
+    return None
+
+
 def cache_dir() -> Path:
     """Per-user cache for generated lab media (``$PYTOMO_CACHE_DIR`` or ``$XDG_CACHE_HOME/pytomo``)."""
     explicit = os.environ.get("PYTOMO_CACHE_DIR")
@@ -54,6 +65,10 @@ def child_command(name: str) -> list[str]:
         return [sys.executable, name]
     return [sys.executable, "-m", modules[name]]
 
+
+LEFT_OUT = ("duckdb", "pyarrow", "numpy", "matplotlib", "PIL", "pandas", "dask", "playwright", "imageio_ffmpeg")
+"""The libraries build/pyinstaller.py leaves out of the volunteer executable: the researchers' tools (export, analyse,
+the collector's dataset) need them, the lab's media are made at build time, its reference players are a harness."""
 
 BUNDLED_DENO_DIR = "deno_bin"  # where build/pyinstaller.py puts the deno binary inside the frozen bundle
 

@@ -1,4 +1,4 @@
-"""Synthetic lab videos made once with ffmpeg and cached, with the facts ffmpeg reports about them."""
+"""Synthetic lab videos made once with ffmpeg and cached (or shipped made in the frozen bundle), with their facts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -101,22 +102,62 @@ class LabMedia:
 
 
 def ffmpeg_exe() -> str:
-    """The ffmpeg binary shipped with imageio-ffmpeg."""
+    """The ffmpeg binary shipped with imageio-ffmpeg, else an ``ffmpeg`` on the PATH; LabError when neither is."""
     try:
         import imageio_ffmpeg
-    except ImportError as exc:
-        raise LabError("imageio-ffmpeg is not installed; the lab cannot make media") from exc
+    except ImportError:
+        found = shutil.which("ffmpeg")
+        if found is None:
+            raise LabError("no ffmpeg to make lab media: imageio-ffmpeg is not installed and no ffmpeg is on the PATH"
+                           " (install ffmpeg, or the Python package)") from None
+        return found
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def ensure_media(spec: MediaSpec, cache_dir: Path | None = None) -> LabMedia:
-    """The lab video for ``spec``: made on first use in ``cache_dir`` (default: the user cache), then reused."""
+def ffmpeg_unavailable() -> str | None:
+    """Why no ffmpeg can make lab media here (the line ``ffmpeg_exe`` would raise), else None."""
+    try:
+        ffmpeg_exe()
+    except LabError as exc:
+        return str(exc)
+    return None
+
+
+def _file_name(spec: MediaSpec) -> str:
+    return f"{spec.container}-{_spec_key(spec)}.{EXTENSIONS[spec.container]}"
+
+
+def _bundled(spec: MediaSpec) -> tuple[Path, dict] | None:
+    """The file for ``spec`` made at build time and shipped in the frozen bundle, with its facts; None if absent."""
+    folder = paths.bundled_media_dir()
+    if folder is None:
+        return None
+    path = folder / _file_name(spec)
+    facts = _read_sidecar(path.with_name(path.name + ".json"), path)
+    return (path, facts) if facts is not None else None
+
+
+def media_unavailable(spec: MediaSpec, cache_dir: Path | None = None) -> str | None:
+    """Why the lab video for ``spec`` cannot be had here (not made, not shipped, no ffmpeg), else None."""
     folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir() / "lab-media"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{spec.container}-{_spec_key(spec)}.{EXTENSIONS[spec.container]}"
+    path = folder / _file_name(spec)
+    if _read_sidecar(path.with_name(path.name + ".json"), path) is not None or _bundled(spec) is not None:
+        return None
+    return ffmpeg_unavailable()
+
+
+def ensure_media(spec: MediaSpec, cache_dir: Path | None = None) -> LabMedia:
+    """The lab video for ``spec``: made on first use in ``cache_dir`` (default: the user cache), then reused; the
+    frozen bundle's own copy when it ships one and none was made."""
+    folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir() / "lab-media"
+    path = folder / _file_name(spec)
     sidecar = path.with_name(path.name + ".json")
     facts = _read_sidecar(sidecar, path)
-    if facts is None:
+    shipped = _bundled(spec) if facts is None else None
+    if shipped is not None:
+        path, facts = shipped
+    elif facts is None:
+        folder.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             _generate(spec, path)
         facts = _probe(path, audio_only=spec.audio_only)
@@ -124,6 +165,16 @@ def ensure_media(spec: MediaSpec, cache_dir: Path | None = None) -> LabMedia:
     return LabMedia(spec=spec, path=path, size_bytes=facts["size_bytes"], duration_s=facts["duration_s"],
                     bitrate_bps=facts["size_bytes"] * 8 / facts["duration_s"], video_codec=facts["video_codec"],
                     audio_codec=facts["audio_codec"], mime_type=MIME_TYPES[spec.container])
+
+
+def make_bundle(specs: list[MediaSpec], folder: Path) -> list[LabMedia]:
+    """Make each spec's file and its sidecar of facts in ``folder`` (build/pyinstaller.py ships them), once each."""
+    made: dict[str, LabMedia] = {}
+    for spec in specs:
+        name = _file_name(spec)
+        if name not in made:
+            made[name] = ensure_media(spec, folder)
+    return list(made.values())
 
 
 def pair_specs(spec: MediaSpec) -> dict[str, MediaSpec]:

@@ -19,12 +19,12 @@ from pytomo.lab.dns import LabDnsServer
 from pytomo.lab.http import CacheHandler, LabServer, PlatformHandler, RedirectorHandler
 from pytomo.lab.live import PLAYLIST, LiveChannel, LiveSpec, live_file
 from pytomo.lab.live_dash import MPD, DashLiveChannel
-from pytomo.lab.media import LabMedia, ensure_media
+from pytomo.lab.media import LabMedia, ensure_media, ffmpeg_unavailable, media_unavailable, pair_specs
 from pytomo.lab.netpath import NetPath, PathError, PathSpec, unavailable_reason
 from pytomo.lab.nginx import NginxServers
 from pytomo.lab.platforms import PLATFORMS_HOST, PLATFORMS_IP, PlatformsHandler, dns_records, endpoints
 from pytomo.lab.scenario import DNS_IP, LAB_DOMAIN, PLATFORM_IP, REDIRECTOR_IPS, Scenario, ServerProfile, VideoSpec
-from pytomo.lab.segmented import SegmentedMedia, SegmentedSpec, ensure_segmented
+from pytomo.lab.segmented import SegmentedMedia, SegmentedSpec, ensure_segmented, segmented_made
 from pytomo.lab.segmented import unavailable as segmented_unavailable
 from pytomo.lab.served import ServedError
 from pytomo.lab.tls import LabTLS
@@ -95,28 +95,43 @@ class Lab:
         return self
 
     def _make_media(self) -> None:
-        """Make (or find made) every video's media; leave out the segmented videos that cannot be packaged here."""
-        unpackaged: dict[str, str] = {}
+        """Make (or find made, or shipped) every video's media; leave out the videos whose media cannot be had here
+        (a Shaka form without Shaka Packager; without ffmpeg, what neither the cache nor the bundle holds)."""
+        missing: dict[str, str] = {}
         for video in self.scenario.videos:
-            if video.live:
+            why_not = self._media_unavailable(video)
+            if why_not:
+                missing[video.id] = why_not
+            elif video.live:
                 live_spec = LiveSpec(video.segment_s, video.media.bitrate_bps)
                 self.live[video.id] = (DashLiveChannel(video.id, live_spec, self.live_path, video.live_timeline)
                                        if video.delivery == "dash" else LiveChannel(video.id, live_spec,
                                                                                    self.live_path))
-                continue
-            if video.delivery == "progressive":
+            elif video.delivery == "progressive":
                 self.media[video.id] = ensure_media(video.media, self.media_dir)
-                continue
-            spec = SegmentedSpec(video.delivery, duration_s=video.media.duration_s, segment_s=video.segment_s,
-                                 packaging=video.packaging)
-            why_not = segmented_unavailable(spec, self.media_dir)
-            if why_not:
-                unpackaged[video.id] = why_not
             else:
-                self.segmented[video.id] = ensure_segmented(spec, self.media_dir)
-        if unpackaged:
-            self._leave_out(set(unpackaged), f"videos {', '.join(sorted(unpackaged))} left out: "
-                                             f"{next(iter(unpackaged.values()))}")
+                self.segmented[video.id] = ensure_segmented(self._segmented_spec(video), self.media_dir)
+        if missing:
+            self._leave_out(set(missing), f"videos {', '.join(sorted(missing))} left out: "
+                                          f"{next(iter(missing.values()))}")
+
+    @staticmethod
+    def _segmented_spec(video: VideoSpec) -> SegmentedSpec:
+        return SegmentedSpec(video.delivery, duration_s=video.media.duration_s, segment_s=video.segment_s,
+                             packaging=video.packaging)
+
+    def _media_unavailable(self, video: VideoSpec) -> str | None:
+        """Why ``video``'s media cannot be had here, else None."""
+        if video.live:
+            return ffmpeg_unavailable()
+        if video.delivery == "progressive":
+            specs = [video.media, *(pair_specs(video.media).values() if video.pair else ())]
+            return next(filter(None, (media_unavailable(s, self.media_dir) for s in specs)), None)
+        spec = self._segmented_spec(video)
+        why_not = segmented_unavailable(spec, self.media_dir)
+        if why_not is None and not segmented_made(spec, self.media_dir):
+            return ffmpeg_unavailable()
+        return why_not
 
     def _start_live(self) -> None:
         """Start ffmpeg for every live channel (their playlists fill while the servers start)."""

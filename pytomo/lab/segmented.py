@@ -218,6 +218,11 @@ def unavailable(spec: SegmentedSpec, cache_dir: Path | None = None) -> str | Non
     return None if exe else f"{spec.protocol} {spec.packaging} lab media needs Shaka Packager: {why}"
 
 
+def segmented_made(spec: SegmentedSpec, cache_dir: Path | None = None) -> bool:
+    """True when the presentation for ``spec`` is in the lab media cache already (nothing to make)."""
+    return (_cache_root(spec, cache_dir) / "files.json").exists()
+
+
 def ensure_segmented(spec: SegmentedSpec, cache_dir: Path | None = None) -> SegmentedMedia:
     """The presentation for ``spec``, generated on first use into the lab media cache.
 
