@@ -44,6 +44,8 @@ COMMANDS: dict[str, Command] = {
     "upload": Command("pytomo.cli.upload", "upload_main",
                       "send finished runs to a collector (--collector URL), or show the outbox (--status)"),
     "tokens": Command("pytomo.cli.tokens", "tokens_main", "add a collector token (tokens add NAME --tokens FILE)"),
+    "import": Command("pytomo.cli.import_", "import_main",
+                      "2015 databases and 2013 dumps (--tz ZONE) as run databases of today's schema"),
     "export": Command("pytomo.cli.export", "export_main",
                       "run databases as a Hive-partitioned Parquet dataset (or CSV files) for researchers"),
     "analyse": Command("pytomo.cli.analyse", "analyse_main",

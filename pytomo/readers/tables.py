@@ -18,8 +18,8 @@ import pyarrow as pa
 
 from pytomo.errors import StorageError
 from pytomo.readers.facts import fallback_uuid, sha256_of
+from pytomo.storage.schema import COLUMNS_2015, IMPORTED_TABLE, VIEW
 from pytomo.storage.schema import TABLES as DDL
-from pytomo.storage.schema import VIEW
 
 TABLES = ("run", "videos", "hops", "dns_answers", "rtt_probes", "rtt_samples", "downloads", "segment_requests",
           "throughput_samples", "stalls", "playout_timeline", "tcp_info_samples", "live_latency")
@@ -205,6 +205,17 @@ def _read_view(conn: sqlite3.Connection) -> pa.Table | None:
                      for n, v in columns.items()})
 
 
+def _read_imported(conn: sqlite3.Connection) -> pa.Table:
+    """The 2015 rows of a run made by ``pytomo import``, as its source had them (its ``crawl_2015`` table: the 2015
+    names and meanings, ID in UTC as the view's, LocalID the source's local time), instead of the view."""
+    listed = ", ".join(f'"{c}"' for c in COLUMNS_2015)
+    rows = conn.execute(f'SELECT video_row_id, {listed} FROM "{IMPORTED_TABLE}" ORDER BY rowid').fetchall()
+    names = ["_video_row_id", *COLUMNS_2015]
+    columns = {n: [r[i] for r in rows] for i, n in enumerate(names)}
+    return pa.table({n: _array(v, pa.int64() if n == "_video_row_id" else _VIEW_TYPES.get(n) or _infer(v))
+                     for n, v in columns.items()})
+
+
 def _video_keys(conn: sqlite3.Connection, run_service: str | None, run_date: str | None
                 ) -> tuple[dict[int, tuple[str | None, str | None]], dict[int, tuple[str | None, str | None]]]:
     """(service, UTC date) of every video by its id and of every download by its id."""
@@ -254,7 +265,7 @@ def tables_of(db_path: Path) -> dict[str, pa.Table]:
         objects = _objects(conn)
         _check_layout(objects, Path(db_path))
         data = _read_tables(conn, objects)
-        view = _read_view(conn)
+        view = _read_imported(conn) if objects.get(IMPORTED_TABLE, ('', ''))[0] == 'table' else _read_view(conn)
         run = data["run"].to_pylist()[:1] or [{}]
         run_uuid = run[0].get("run_uuid") or file_run_uuid(Path(db_path))
         default = (run[0].get("service"), (run[0].get("started_at") or "")[:10] or None)

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from pytomo.errors import PytomoError
 from pytomo.readers.facts import fallback_uuid, run_row, valid_uuid
-from pytomo.storage.schema import SCHEMA_VERSION, TABLES, VIEW
+from pytomo.storage.schema import IMPORTED_TABLE, SCHEMA_VERSION, TABLES, VIEW
 
 MAGIC = b"SQLite format 3\x00"
 KNOWN_SCHEMA_VERSIONS = frozenset(range(4, SCHEMA_VERSION + 1))
@@ -101,7 +101,7 @@ def _object(kind: str, name: str, sql: str | None) -> None:
         if name != VIEW_NAME or digest(sql) not in views:
             raise Rejected(f"it has a view that is not Pytomo's ({name!r})")
     elif kind == "table":
-        if name not in tables and name not in INTERNAL_TABLES:
+        if name not in tables and name not in INTERNAL_TABLES and name != IMPORTED_TABLE:  # pytomo import's
             raise Rejected(f"it has a table that is not Pytomo's ({name!r})")
         if normalised(sql).upper().startswith("CREATE VIRTUAL"):
             raise Rejected(f"it has a virtual table ({name!r})")
