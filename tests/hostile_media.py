@@ -151,6 +151,16 @@ def flv_no_tag() -> bytes:
     return b"FLV\x01\x05" + struct.pack(">I", 9) + b"\0\0\0\0"
 
 
+def flv_huge_tag(size: int = 0xFFFFFF, body_bytes: int = 1000) -> bytes:
+    """A whole FLV: an onMetaData of 10 s, then one AVC key frame tag whose size claims ``size`` bytes (16 MiB - 1,
+    the most 24 bits say) followed by ``body_bytes`` of it only."""
+    meta = b"\x02" + struct.pack(">H", 10) + b"onMetaData" + b"\x08" + struct.pack(">I", 1)
+    meta += struct.pack(">H", 8) + b"duration" + b"\x00" + struct.pack(">d", 10.0) + b"\x00\x00\x09"
+    out = _flv(meta)
+    video = bytes([9]) + size.to_bytes(3, "big") + b"\0\0\0\0" + b"\0\0\0"
+    return out + video + bytes([0x17, 1, 0, 0, 0]) + b"\x42" * (body_bytes - 5)
+
+
 def stream(head: bytes, total_bytes: int, chunk_bytes: int = 1 << 20, fill: int = 0):
     """``head`` then filler bytes up to ``total_bytes``, in chunks of ``chunk_bytes`` (one buffer reused: the
     stream is never held)."""

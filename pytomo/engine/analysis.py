@@ -96,6 +96,11 @@ def analyse(transfer: Transfer, indexer: MediaIndexer, params: PlayoutParams,
         a.media_problem = f"nothing playable in the {indexer.container} file: {unplayable}"
         a.playout_problem = "nothing playable"
         return a
+    if indexer.problem_kind == "impossible_size":  # the file contradicts itself: no guess from an average bitrate
+        a.not_media, a.media_problem_kind = True, "impossible_size"
+        a.media_problem = indexer.problem
+        a.playout_problem = "the file declares more bytes than it holds"
+        return a
     if a.media is None and timeline is None:
         a.not_media = True
         a.media_problem_kind = indexer.problem_kind if indexer.problem_kind in _LIMIT_KINDS else None

@@ -6,7 +6,7 @@ import math
 import struct
 from collections.abc import Generator
 
-from pytomo.media.budget import IndexBudget
+from pytomo.media.budget import IndexBudget, IndexLimitError
 from pytomo.media.timeline import REORDER_PRIOR, MediaTimeline, TrackSamples, build_timeline
 
 AUDIO, VIDEO, SCRIPT = 8, 9, 18
@@ -97,6 +97,7 @@ class FlvIndex:
         self._header_seen = False
         self._declared: tuple[TrackSamples, ...] = ()  # the tracks the header's flags announce
         self.complete = False  # every tag of the file has been listed
+        self._open_tag: tuple[int, int] | None = None  # (offset, declared size) of a tag whose body is not all read
 
     @property
     def waiting_for(self) -> str | None:
@@ -124,6 +125,8 @@ class FlvIndex:
             size = int.from_bytes(tag[1:4], "big")
             timestamp = int.from_bytes(tag[4:7], "big") | (tag[7] << 24)
             end = pos + 11 + size
+            self._budget.hold("FLV tag", size, pos + 11)  # its body must end within the file (Content-Length)
+            self._open_tag = (pos, size)
             read = 0
             if kind == VIDEO and size:
                 read = min(size, 8)
@@ -141,6 +144,7 @@ class FlvIndex:
                     self.duration_s = duration
             if size > read:
                 yield read - size
+            self._open_tag = None
             yield -4  # PreviousTagSize
             pos = end + 4
 
@@ -179,8 +183,13 @@ class FlvIndex:
         return None
 
     def end_of_file(self) -> None:
-        """Every byte of the file has been fed: the tags listed are all there are."""
+        """Every byte of the file has been fed: the tags listed are all there are; a tag whose declared body runs
+        past the end of the file makes the file impossible (its frame was never there to play)."""
         self.complete = True
+        if self._open_tag is not None:
+            offset, size = self._open_tag
+            raise IndexLimitError(f"the FLV tag at byte {offset} declares {size} bytes, past the end of the file",
+                                  "impossible_size")
 
     def timeline(self) -> MediaTimeline | None:
         """The timeline once the header is known, else None."""

@@ -214,3 +214,23 @@ def test_a_budget_problem_with_mediainfo_keeps_the_ok_row(monkeypatch: pytest.Mo
     assert not a.not_media
     assert a.media_time_source == "average-bitrate"
     assert "media/box_too_large" in a.media_problem
+
+
+@pytest.mark.parametrize("known_size", [True, False], ids=["content-length", "no-length"])
+def test_an_flv_tag_claiming_more_than_the_file_is_a_media_error(known_size: bool) -> None:
+    """A tag that says 16 MiB in a 1 kB file: the index stops (at once with a Content-Length, at the end of the
+    file without one) and the download is the media error it is, whatever the real MediaInfo makes of the header."""
+    data = hostile.flv_huge_tag()
+    indexer = MediaIndexer(file_size_bytes=len(data) if known_size else None)
+    indexer.feed(data)
+    a = analyse(_transfer(data), indexer, PlayoutParams())
+    assert a.not_media and a.media_problem_kind == "impossible_size"
+    assert a.media_problem is not None and "FLV tag" in a.media_problem and "16777215 bytes" in a.media_problem
+    assert a.playout is None and a.playout_problem == "the file declares more bytes than it holds"
+
+
+def test_an_flv_cut_inside_a_tag_by_the_window_may_still_play() -> None:
+    """The same bytes cut by the window, with no Content-Length: the rest of the tag may still come."""
+    indexer = MediaIndexer()
+    indexer.feed(hostile.flv_huge_tag())
+    assert indexer.problem_kind is None and indexer.unplayable(whole=False) is None
