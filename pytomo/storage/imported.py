@@ -112,14 +112,14 @@ def _is_hop(row: dict[str, Any]) -> bool:
 def _videos(rows: Iterable[tuple[object, ...]], where: str) -> Iterator[list[dict[str, Any]]]:
     """The source's rows grouped by video: its hops' rows, then the rows of its last hop (one per address)."""
     current: list[dict[str, Any]] = []
-    finals: set[tuple[Any, Any]] = set()
+    finals: set[tuple[Any, Any]] = set()  # (CacheUrl, IP) of the current video's last-hop rows
     for n, values in enumerate(rows, 1):
         row = dict(zip(SOURCE_COLUMNS, values, strict=True))
         row["_n"] = n
         hop = _is_hop(row)
-        last_hops = {r["CacheUrl"] for r in current if not _is_hop(r)}
+        last_hop = next(iter(finals))[0] if finals else row["CacheUrl"]
         new = (not current or row["Url"] != current[0]["Url"] or (hop and bool(finals))
-               or (not hop and ((row["CacheUrl"], row["IP"]) in finals or bool(last_hops - {row["CacheUrl"]}))))
+               or (not hop and ((row["CacheUrl"], row["IP"]) in finals or last_hop != row["CacheUrl"])))
         if new and current:
             yield current
             current, finals = [], set()
