@@ -1,4 +1,6 @@
-"""A database of the 2015 layout (one flat table, inventory section 7.2) made from the rows of our view."""
+"""Databases of the 2015 layout (one flat table, inventory section 7.2) for the tests of the readers' 2015 path: made
+from the rows of our view, or from a real 2013 dump as read by ``pytomo import``'s reader (the opposite way,
+2015 -> our schema, is ``pytomo import`` itself: pytomo/readers/legacy_source.py, pytomo/storage/imported.py)."""
 
 from __future__ import annotations
 
@@ -47,8 +49,15 @@ COLUMNS_2013 = (
 )
 
 def real_2013_database(dump: Path, folder: Path) -> Path:
-    """A database of the 2015 layout holding the rows of one dump, as the volunteer's machine had it."""
-    rows = [[v if v != "" else None for v in line.split("|")] for line in dump.read_text().splitlines() if line]
+    """A database of the 2015 layout holding the rows of one dump, as the volunteer's machine had it (the dump read
+    and checked by ``pytomo import``'s reader)."""
+    from pytomo.readers.legacy_source import COLUMNS, open_source
+
+    assert tuple(c for c, _t in COLUMNS_2013) == legacy_source_2013()
+    source, read = open_source(dump)
+    assert source.layout == "2013 dump", source
+    keep = [COLUMNS.index(c) for c, _t in COLUMNS_2013]
+    rows = [[row[i] for i in keep] for row in read]
     first = min(r[0] for r in rows)
     site = dump.stem.split("_")[2].lower()
     path = folder / f"{site}.youtube.{first[:10]}.{first[11:19].replace(':', '_')}.pytomo_database.db"
@@ -58,3 +67,10 @@ def real_2013_database(dump: Path, folder: Path) -> Path:
     conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in COLUMNS_2013)})", rows)
     conn.close()
     return path
+
+
+def legacy_source_2013() -> tuple[str, ...]:
+    """The 2013 columns as ``pytomo import`` knows them."""
+    from pytomo.readers.legacy_source import COLUMNS_2013 as NAMES
+
+    return NAMES
