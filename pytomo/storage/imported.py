@@ -7,6 +7,7 @@ meanings, in ``crawl_2015``. The file is written under a temporary name and rena
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -104,6 +105,11 @@ def _resolvers(label: str | None) -> list[tuple[str, str | None]]:
     return [(ours, address) for _at, ours, address in sorted(found)] or [(text or "unknown", None)]
 
 
+def _finite(value: float | None) -> float | None:
+    """A computed value, None when it overflowed (a source's extreme numbers)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _is_hop(row: dict[str, Any]) -> bool:
     """A redirecting hop's row: it names the next hop and downloaded nothing (inventory 3.5)."""
     return bool(row["RedirectUrl"]) and row["DownloadBytes"] is None
@@ -175,7 +181,7 @@ class _Writer:
                         "address, latency_ms, at) VALUES (?,?,?,?,?,?,?,?,?)",
                         (vid, _host(row["CacheUrl"]), resolver, address, "AAAA" if ":" in row["IP"] else "A",
                          "NOERROR", row["IP"], None if row["ResolveTime"] is None or len(_resolvers(row["Resolver"]))
-                         > 1 else row["ResolveTime"] * 1000.0, iso(row["_utc"])))
+                         > 1 else _finite(row["ResolveTime"] * 1000.0), iso(row["_utc"])))
             if row["DownloadBytes"] is not None:
                 self._download(vid, row)
             self.conn.execute(
@@ -210,10 +216,11 @@ class _Writer:
             "as_number": asn or None, "ip_db_problem": problem, "window_s": None, "bin_s": None,
             "http_status": row["StatusCode"],
             "content_length_bytes": int(length) if length is not None and float(length).is_integer() else None,
-            "transfer_s": secs, "bytes": nbytes, "throughput_2015_bps": nbytes * 8 / secs if secs else None,
+            "transfer_s": secs, "bytes": nbytes, "throughput_2015_bps": _finite(nbytes * 8 / secs) if secs else None,
             "resolve_s": row["ResolveTime"], "ping_min_ms": row["PingMin"], "ping_avg_ms": row["PingAvg"],
             "ping_max_ms": row["PingMax"], "container": row["VideoType"].lower() if row["VideoType"] else None,
-            "media_duration_s": row["VideoDuration"], "encoding_rate_bps": None if rate is None else rate * 1000.0,
+            "media_duration_s": row["VideoDuration"],
+            "encoding_rate_bps": None if rate is None else _finite(rate * 1000.0),
             "encoding_rate_source": None if rate is None else "size-over-duration", "media_problem": MEDIA_PROBLEM,
             "playout_problem": PLAYOUT_PROBLEM})
         self.counts["downloads"] += 1

@@ -222,3 +222,14 @@ def test_hostile_sources_are_refused_in_one_line_leaving_nothing(tmp_path: Path)
         assert len(done.stderr.strip().splitlines()) == 1 and word in done.stderr, (name, done.stderr)
         assert not out.exists() or not list(out.iterdir()), (name, list(out.iterdir()))
         assert time.monotonic() - started < 60, name
+
+
+def test_extreme_numbers_are_kept_and_what_overflows_is_null(tmp_path: Path) -> None:
+    cells = DUMPS[0].read_text().splitlines()[1].split("|")
+    cells[9], cells[13], cells[14] = "1e-300", "1e306", str(2**62)  # DownloadTime, EncodingRate, DownloadBytes
+    (tmp_path / "extreme.txt").write_text("|".join(cells) + "\n")
+    done = pytomo_import(str(tmp_path / "extreme.txt"), "--tz", "Europe/Paris", "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    (db,) = imported(tmp_path / "out")
+    assert read(db, "SELECT DownloadTime, EncodingRate, DownloadBytes FROM crawl_2015") == [(1e-300, 1e306, 2**62)]
+    assert read(db, "SELECT bytes, throughput_2015_bps, encoding_rate_bps FROM downloads") == [(2**62, None, None)]
