@@ -599,10 +599,10 @@ FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
                       "(BufferDurationAtEnd).", 6, pages=(("qoe", 5),)),)),
     Figure(D, "media_received_s", "REAL", "media seconds received",
            lambda m, d: d.playout.media_received_s if d.playout else None),
-    Figure(D, "played_s", "REAL", "wall time spent playing", lambda m, d: d.playout.played_s if d.playout else None,
-           legacy="PlaybackDuration",
-           graphs=(_g("playback_s", "Playback time", "s", "Wall time spent playing within the window "
-                      "(PlaybackDuration).", 15, pages=(("qos", 7),)),)),
+    Figure(D, "played_s", "REAL", "wall time spent playing (2015 recorded none: its PlaybackDuration holds media "
+           "seconds)", lambda m, d: d.playout.played_s if d.playout else None,
+           graphs=(_g("playback_s", "Playback time", "s", "Wall time spent playing within the window (new in this "
+                      "version: the 2015 PlaybackDuration held media seconds).", 15, pages=(("qos", 7),)),)),
     Figure(D, "playout_end_s", "REAL", "where the playout model stopped",
            lambda m, d: d.playout.end_s if d.playout else None),
     Figure(D, "playout_state_at_end", "TEXT", "the player's state when the window closed",

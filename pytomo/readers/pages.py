@@ -9,6 +9,7 @@ from typing import Any
 from pytomo.errors import UsageError
 from pytomo.figures import FIGURES, Figure, read_2015, renamed
 from pytomo.readers.points import TABLE_NAME, crawl_tables
+from pytomo.storage.schema import VIEW_UNITS
 from pytomo.units import scaled_unit, unit_of
 from pytomo.zones import Clock, zone
 
@@ -451,6 +452,7 @@ def legacy_row(row: dict[str, Any], clock: Clock) -> dict[str, Any]:
     for name, value in row.items():
         f, unit = by_column.get(name, (None, None))
         declared = unit_of(f.name) if f is not None else None
+        unit = unit or VIEW_UNITS.get(name)  # a 2015 column no figure reads (PlaybackDuration: media seconds)
         columns.append({"name": name, "value": value, "unit": "time" if name in ("ID", "LocalID") else unit,
                         "figure": f.key if f is not None else None, "declared_unit": declared,
                         "declared": read_2015(f, row) if f is not None and declared else None})

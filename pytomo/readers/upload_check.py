@@ -49,8 +49,10 @@ def normalised(sql: str | None) -> str:
     return re.sub(r"(?i)^(CREATE (?:TABLE|VIEW|INDEX|UNIQUE INDEX)) IF NOT EXISTS ", r"\1 ", text).rstrip(";")
 
 
-# schema 4's view: the one before the current. sha256 of its normalised text.
-PAST_VIEWS = frozenset({"3576f2789a3cf2726db97a3d67e193d0f603e33e9af5ec0967573298031624e9"})
+# Views of older databases (sha256 of their normalised text): schema 4's, and the one before PlaybackDuration got
+# back its 2015 meaning and played_s its own column (issue 22). A file's own view never runs: ours does.
+PAST_VIEWS = frozenset({"3576f2789a3cf2726db97a3d67e193d0f603e33e9af5ec0967573298031624e9",
+                        "1d053737e3047a27741e25f4355848255e0b63cc5b471a6dbf9f8325315603db"})
 
 
 @cache

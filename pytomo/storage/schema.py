@@ -10,7 +10,22 @@ COLUMNS_2015 = ("ID", "Service", "Url", "CacheUrl", "CacheServerDelay", "IP", "R
                 "EncodingRate", "DownloadBytes", "DownloadInterruptions", "InitialData", "InitialRate",
                 "InitialPlaybackBuffer", "BufferingDuration", "PlaybackDuration", "BufferDurationAtEnd",
                 "TimeTogetFirstByte", "MaxInstantThp", "RedirectUrl", "StatusCode", "LocalID")
-"""The ``pytomo_crawl`` view's columns: the 2015 table's, in its order (inventory section 7.2), then ``LocalID``."""
+"""The ``pytomo_crawl`` view's 2015 columns: the 2015 table's, in its order (inventory section 7.2), then ``LocalID``;
+each keeps its 2015 meaning (``PlaybackDuration``: media seconds)."""
+VIEW_EXTRA = ("played_s",)
+"""The view's columns after the 2015 ones, named as our figures: ``played_s``, wall seconds spent playing (2015 stored
+no such figure: its ``PlaybackDuration`` holds media seconds)."""
+VIEW_UNITS = {"PlaybackDuration": "s", "played_s": "s"}
+"""The unit of each view column that no figure reads back (``Figure.legacy``): the others have their figure's."""
+
+# PlaybackDuration as 2015 meant it (inventory 6.5): the media seconds received at the last moment the player was
+# playing (the whole media received when the window closed playing or ended; else, the playout stalled at its end,
+# what it had received when that last stall began, read from the timeline); NULL when playback never started.
+PLAYBACK_DURATION = (
+    "CASE WHEN d.time_to_start_s IS NULL THEN NULL WHEN d.playout_state_at_end = 'buffering' THEN "
+    "(SELECT b.playhead_s + b.buffer_s FROM playout_timeline b WHERE b.download_id = d.id AND b.state = 'buffering' "
+    "AND b.t_s >= (SELECT max(p.t_s) FROM playout_timeline p WHERE p.download_id = d.id AND p.state = 'playing') "
+    "ORDER BY b.t_s, b.rowid LIMIT 1) ELSE d.media_received_s END")
 
 PER_ADDRESS = {  # the view's columns that are not one figure of the downloaded row: facts of the video, of the hop
     # and of each address it answered (the view has a row per address, downloaded or not)
@@ -26,15 +41,17 @@ PER_ADDRESS = {  # the view's columns that are not one figure of the downloaded 
                    "ha.hop_index + 1)",
     "StatusCode": "ha.status_code",  # the status observed at this hop (the figure http_status is the media answer's)
     "LocalID": "replace(substr(coalesce(d.started_at_local, v.started_at_local), 1, 26), 'T', ' ')",
+    "PlaybackDuration": PLAYBACK_DURATION,
+    "played_s": "d.played_s",
 }
 
 
 def view_columns() -> str:
     """The view's SELECT list: each 2015 column from the figure whose ``legacy`` names it (divided by its
-    ``legacy_scale``: kbit/s there), else from PER_ADDRESS."""
+    ``legacy_scale``: kbit/s there), else from PER_ADDRESS; then VIEW_EXTRA from PER_ADDRESS."""
     by_column = {f.legacy: f for f in FIGURES if isinstance(f.legacy, str)}
     out = []
-    for col in COLUMNS_2015:
+    for col in (*COLUMNS_2015, *VIEW_EXTRA):
         if col in PER_ADDRESS:
             expr = PER_ADDRESS[col]
         else:
