@@ -61,7 +61,7 @@ def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: pytomo COMMAND [options]   (pytomo COMMAND --help: the options of one)", "", "commands:"]
     lines += [f"  {name:<{width}}  {c.summary}" for name, c in COMMANDS.items()]
-    lines += ["", "  -V, --version  show Pytomo's version", "",
+    lines += ["", "  -V, --version  the versions of Pytomo, yt-dlp, its JS runtime and yt-dlp-ejs", "",
               f"exit status: {', '.join(f'{int(s)} {s.name.lower()}' for s in ExitStatus)}"]
     return "\n".join(lines)
 
@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(command, rest)
     if command in CHILDREN:
         return _function(*CHILDREN[command])(rest)
-    if command in ("-V", "--version"):
-        from pytomo.version import __version__
+    if command in ("-V", "--version"):  # what ``crawl --version`` prints: Pytomo's, yt-dlp's, the JS runtime's
+        from pytomo.version import version_lines
 
-        print(f"pytomo {__version__}")
+        print("\n".join(version_lines()), flush=True)
         return ExitStatus.OK
     if command in ("-h", "--help"):
         print(usage())
