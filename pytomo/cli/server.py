@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -72,6 +74,9 @@ def server_parser(prog: str = PROG) -> argparse.ArgumentParser:
                          help="with --collect: IP database (.mmdb) giving the uploader's AS and country (repeatable)")
     collect.add_argument("--max-upload-mib", dest="max_upload_mib", type=int, default=256, metavar="MIB",
                          help="with --collect: the largest upload, compressed or not (default 256)")
+    collect.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="with --collect: processes that check, store and ingest uploads (default: one per "
+                         "core; 0: in the server's own threads)")
     p.add_argument("-V", "--version", action="version", version=f"pytomo {__version__}")
     return p
 
@@ -107,6 +112,19 @@ def _rebuild_all(ns: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _workers(asked: int | None) -> int:
+    """``--workers``: the worker processes of the collector (one per core by default; none in the executable)."""
+    if asked is None:
+        return 0 if getattr(sys, "frozen", False) else max(1, os.cpu_count() or 1)
+    if not 0 <= asked <= 64:
+        raise UsageError("--workers must be within 0-64")
+    return asked
+
+
 def _collect(ns: argparse.Namespace, prog: str) -> int:
     """``--collect DIR --tokens FILE``: the collector."""
     from pytomo.collector.app import Service, serve_collector, vantage_lookup
@@ -117,17 +135,25 @@ def _collect(ns: argparse.Namespace, prog: str) -> int:
         raise UsageError("--collect needs --tokens FILE (make one with: pytomo tokens add NAME --tokens FILE)")
     if not 1 <= ns.max_upload_mib <= 65536:
         raise UsageError("--max-upload-mib must be within 1-65536")
+    workers = _workers(ns.workers)
     _logging(ns)
+    logging.getLogger("pytomo.collector.uploads").setLevel(logging.INFO)  # a line per upload, whatever -v says
     tokens = TokenStore(Path(ns.tokens))
     lookup = vantage_lookup(ns.ip_db)
-    service = Service(Collector(Path(ns.collect), lookup=lookup, max_bytes=ns.max_upload_mib * 1024 * 1024), tokens)
+    collector = Collector(Path(ns.collect), ip_dbs=ns.ip_db, max_bytes=ns.max_upload_mib * 1024 * 1024)
     try:
-        serve_collector(service, ns.bind, ns.port, lookup=lookup,
+        if workers:
+            from pytomo.collector.workers import Workers
+
+            collector.workers = pool = Workers(collector.root, collector.ip_dbs, collector.max_bytes, workers)
+            pool.warm()  # started before the server listens
+        signal.signal(signal.SIGTERM, _interrupt)  # a stopped collector stops its worker processes too
+        serve_collector(Service(collector, tokens), ns.bind, ns.port, lookup=lookup,
                         on_ready=lambda url: print(f"collecting on {url}api/v1/runs", flush=True))
     except KeyboardInterrupt:
         print(f"{prog}: stopped", file=sys.stderr)
     finally:
-        service.collector.close()
+        collector.close()
     return ExitStatus.OK
 
 
@@ -137,8 +163,8 @@ def _serve(argv: list[str], prog: str) -> int:
         return _rebuild_all(ns)
     if ns.collect:
         return _collect(ns, prog)
-    if ns.tokens or ns.ip_db:
-        raise UsageError("--tokens and --ip-db are options of --collect")
+    if ns.tokens or ns.ip_db or ns.workers is not None:
+        raise UsageError("--tokens, --ip-db and --workers are options of --collect")
     _zone(ns)
     _logging(ns)
     from pytomo.web.app import Site, serve

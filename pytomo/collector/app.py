@@ -17,7 +17,8 @@ from urllib.parse import parse_qs
 
 import web
 
-from pytomo.collector.store import BadUpload, Collector, Origin, Result, TooLarge
+from pytomo.collector.origin import Origin
+from pytomo.collector.store import BadUpload, Collector, Result, TooLarge, log_upload
 from pytomo.collector.tokens import Holder, TokenStore
 from pytomo.readers.across import Combined, combine, history_doc, reader
 from pytomo.readers.tables import open_run_database
@@ -101,18 +102,26 @@ def _declared_length() -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _log_refusal(uploader: str, reason: str) -> None:
+    """The log line of an upload refused before its body was read (the status already set)."""
+    log_upload(uploader, Result(int(web.ctx.status.split()[0]), reason), 0, 0, 0.0)
+
+
 class Runs:
     """``POST /api/v1/runs``: upload a run database; ``GET``: the listing (researcher)."""
 
     def POST(self) -> bytes:
         who = holder()
         if isinstance(who, bytes):
+            _log_refusal("", "no valid token" if web.ctx.status.startswith("401") else "not allowed for this token")
             return who
         env = web.ctx.env
         chunked = "chunked" in env.get("HTTP_TRANSFER_ENCODING", "").lower()
         declared = _declared_length()
         if declared is None and not chunked:
-            return answer(411, {"error": "length", "message": "Content-Length or chunked needed"})
+            refused = answer(411, {"error": "length", "message": "Content-Length or chunked needed"})
+            _log_refusal(who.name, "no Content-Length and not chunked")
+            return refused
         service: Service = web.ctx.service
         result: Result = service.collector.receive(
             _Body(env["wsgi.input"]), declared=None if chunked else declared,

@@ -1,0 +1,103 @@
+"""AS and country of the addresses a run reached, from the collector's own IP databases (``--ip-db``), at ingest.
+
+Every table of the dataset with an ``address`` column (the cache servers of ``downloads``, the redirections' hosts
+of ``hops``, ``dns_answers``, ``rtt_probes`` and ``rtt_samples``) gets ``as_number``, ``as_name``, ``country`` and
+``as_source``. A value the volunteer's file has (the crawler's own ``--ip-db``, ``downloads`` only) is kept: the
+collector fills a row only when its three fields are all NULL, and ``as_source`` says whose they are
+(``volunteer``, ``collector``, or NULL when neither knew). The uploader's own address is never among them: it is
+looked up apart (``vantage_*`` of the run row) and not kept. The run row gets the databases' names and build time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pytomo.engine.vantage import Vantage
+
+ADDRESS_TABLES = ("downloads", "hops", "dns_answers", "rtt_probes", "rtt_samples")
+FIELDS: tuple[tuple[str, pa.DataType], ...] = (("as_number", pa.int64()), ("as_name", pa.string()),
+                                               ("country", pa.string()))
+SOURCE = "as_source"
+
+
+@dataclass(frozen=True)
+class IpDatabases:
+    """What the run row records of the collector's IP databases: their names and when the oldest was built."""
+
+    names: str | None = None  # "GeoLite2-ASN.mmdb (GeoLite2-ASN, built 2026-12-01)", "; " between files
+    built: datetime | None = None  # the oldest build among them (UTC)
+
+
+class AddressLookup:
+    """The collector's IP databases, opened once per process; ``annotate`` fills a run's tables."""
+
+    def __init__(self, paths: Iterable[str | Path] = ()) -> None:
+        files = [Path(p) for p in paths]
+        self.vantage = Vantage(files, lookup_private=True)  # the lab's cache servers are on loopback
+        described, builds = [], []
+        for path, reader in zip(files, self.vantage.readers, strict=True):
+            meta = reader.metadata()
+            built = datetime.fromtimestamp(int(meta.build_epoch), UTC)
+            builds.append(built)
+            described.append(f"{path.name} ({meta.database_type}, built {built.date().isoformat()})")
+        self.databases = IpDatabases("; ".join(described) or None, min(builds) if builds else None)
+
+    def close(self) -> None:
+        """Close the databases."""
+        self.vantage.close()
+
+    def annotate(self, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+        """The run's tables with the AS and country of their addresses (see the module's docstring)."""
+        out = dict(tables)
+        for name in ADDRESS_TABLES:
+            if name in out and "address" in out[name].column_names:
+                out[name] = self._table(out[name])
+        return out
+
+    def _table(self, data: pa.Table) -> pa.Table:
+        addresses = data.column("address").combine_chunks()
+        distinct = pc.unique(addresses)
+        found = [self.vantage.lookup(a) for a in distinct.to_pylist()]
+        where = pc.index_in(addresses, value_set=distinct)
+        theirs = {name: pa.array([getattr(o, name) for o in found], kind).take(where) for name, kind in FIELDS}
+        ours = {name: _column(data, name, kind) for name, kind in FIELDS}
+        had = _any_valid(list(ours.values()))
+        given = _any_valid(list(theirs.values()))
+        for name, kind in FIELDS:
+            value = pc.if_else(had, ours[name], theirs[name]).cast(_type(data, name, kind))
+            data = _put(data, name, value)
+        source = pc.if_else(had, pa.scalar("volunteer"), pc.if_else(given, pa.scalar("collector"),
+                                                                      pa.scalar(None, pa.string())))
+        return _put(data, SOURCE, source.cast(pa.string()))
+
+
+def _type(data: pa.Table, name: str, kind: pa.DataType) -> pa.DataType:
+    return data.schema.field(name).type if name in data.column_names else kind
+
+
+def _column(data: pa.Table, name: str, kind: pa.DataType) -> pa.Array:
+    if name in data.column_names:
+        return data.column(name).combine_chunks().cast(kind)
+    return pa.nulls(data.num_rows, kind)
+
+
+def _any_valid(columns: list[pa.Array]) -> pa.Array:
+    """Per row: is any of the columns non-NULL."""
+    valid = pc.is_valid(columns[0])
+    for column in columns[1:]:
+        valid = pc.or_(valid, pc.is_valid(column))
+    return valid
+
+
+def _put(data: pa.Table, name: str, values: Any) -> pa.Table:
+    """``data`` with column ``name`` set (replaced in place, or appended)."""
+    if name in data.column_names:
+        return data.set_column(data.column_names.index(name), name, values)
+    return data.append_column(name, values)
