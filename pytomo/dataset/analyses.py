@@ -33,6 +33,18 @@ from pytomo.figures import Aggregate, Figure, aggregates
 
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 """Nothing is downloaded: Parquet is built into DuckDB."""
+UNKNOWN_HOUR = "unknown"
+"""The hour of a video without a local time (a run that recorded none): never a made-up hour."""
+
+
+def connect() -> Any:
+    """A DuckDB connection as the analyses use it: DUCKDB_CONFIG, and UTC as the session's zone (a UTC timestamp is
+    written and truncated in UTC whatever the machine's zone)."""
+    import duckdb
+
+    con = duckdb.connect(config=dict(DUCKDB_CONFIG))
+    con.execute("SET TimeZone = 'UTC'")
+    return con
 
 RTT_BINS = (10.0, 20.0, 50.0, 100.0, 200.0)  # ms: bins [0, 10), [10, 20), ... [200, inf)
 CDF_QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
@@ -47,6 +59,12 @@ class Agg:
     kind: str
     column: str = ""
     q: float = 0.5
+    whole: bool = False  # a sum of 0/1 flags: a count, written as an integer
+
+    @property
+    def counts(self) -> bool:
+        """True for a number of rows or videos (an integer in the tables and their CSV files)."""
+        return self.kind in ("rows", "count", "nunique") or self.whole
 
 
 @dataclass(frozen=True)
@@ -70,13 +88,15 @@ ANALYSES: tuple[Analysis, ...] = (
               *_q("throughput_bps", CDF_QUANTILES)),
              require=("throughput_bps",), ratios=(("mean_bps", "sum_bps", "downloads"),), drop=("sum_bps",)),
     Analysis("stall_ratio", "Stall ratio per service and country", ("service", "country"),
-             (Agg("videos", "rows"), Agg("started", "sum", "started"), Agg("stalled", "sum", "stalled"),
-              Agg("stall_s", "sum", "stall_s"), Agg("played_s", "sum", "played_s"),
+             (Agg("videos", "rows"), Agg("started", "sum", "started", whole=True),
+              Agg("stalled", "sum", "stalled", whole=True), Agg("stall_s", "sum", "stall_s"),
+              Agg("played_s", "sum", "played_s"),
               Agg("watched_s", "sum", "watched_s")),
              ratios=(("stalled_share", "stalled", "started"), ("stall_time_ratio", "stall_s", "watched_s")),
              drop=("watched_s",)),
     Analysis("time_to_start", "Time to start playback per service (s)", ("service",),
-             (Agg("videos", "rows"), Agg("started", "sum", "started"), Agg("sum_s", "sum", "time_to_start_s"),
+             (Agg("videos", "rows"), Agg("started", "sum", "started", whole=True),
+              Agg("sum_s", "sum", "time_to_start_s"),
               *_q("time_to_start_s", (0.10, 0.50, 0.90))),
              ratios=(("started_share", "started", "videos"), ("mean_s", "sum_s", "started")), drop=("sum_s",)),
     Analysis("rtt_throughput", "RTT against throughput (RTT bins, ms; throughput, bit/s)", ("rtt_bin",),
@@ -84,11 +104,11 @@ ANALYSES: tuple[Analysis, ...] = (
               *_q("throughput_bps", (0.25, 0.50, 0.75), "thr_p")),
              require=("rtt_ms", "throughput_bps"), ratios=(("mean_rtt_ms", "sum_rtt_ms", "downloads"),),
              drop=("sum_rtt_ms",)),
-    Analysis("hourly", "Median per hour of the day across runs", ("hour",),
+    Analysis("hourly", "Median per local hour of the day across runs (throughput, bit/s)", ("hour",),
              (Agg("runs", "nunique", "run_uuid"), Agg("videos", "rows"),
               Agg("median_throughput_bps", "quantile", "throughput_bps", 0.5),
               Agg("median_time_to_start_s", "quantile", "time_to_start_s", 0.5),
-              Agg("started", "sum", "started"), Agg("stalled", "sum", "stalled")),
+              Agg("started", "sum", "started", whole=True), Agg("stalled", "sum", "stalled", whole=True)),
              ratios=(("stalled_share", "stalled", "started"),)),
 )
 SUMMARISED = ("median", "count", "share_zero")  # the statistics the per-download frame gives (loss needs the probes)
@@ -101,15 +121,15 @@ def _summarised() -> list[tuple[Figure, Aggregate]]:
 
 def aggregates_analysis() -> Analysis:
     """The verdict's aggregates (declared on the figures) per service, one column each, named by its key."""
-    aggs: list[Agg] = [Agg("videos", "rows"), Agg("played_n", "sum", "played")]
+    aggs: list[Agg] = [Agg("videos", "rows"), Agg("played_n", "sum", "played", whole=True)]
     ratios, drop = [], ["played_n"]
     for _f, a in _summarised():
         if a.statistic == "median":
             aggs.append(Agg(a.key, "quantile", f"agg_{a.key}", 0.5))
         elif a.statistic == "count":
-            aggs.append(Agg(a.key, "sum", f"agg_{a.key}"))
+            aggs.append(Agg(a.key, "sum", f"agg_{a.key}", whole=True))
         else:  # share_zero: over videos played
-            aggs.append(Agg(f"{a.key}_n", "sum", f"agg_{a.key}"))
+            aggs.append(Agg(f"{a.key}_n", "sum", f"agg_{a.key}", whole=True))
             ratios.append((a.key, f"{a.key}_n", "played_n"))
             drop.append(f"{a.key}_n")
     return Analysis("aggregates", "The verdict's aggregates per service (declared in pytomo/figures.py)",
@@ -180,8 +200,9 @@ def layout_of(root: Path) -> Layout:
     lay.notes.append("throughput_cdf: grouped by " + ("the cache server's AS (downloads.as_number)" if lay.as_column
                                                       else "cache-server address: the dataset has no as_number"))
     lay.notes.append("stall_ratio: country is " + (lay.country or "absent from the dataset (shown as 'unknown')"))
-    lay.notes.append("hourly: hours are " + ("the volunteer's local time (downloads.started_at_local)"
-                                             if lay.local_time else "UTC: the dataset has no local time column"))
+    lay.notes.append("hourly: hours are the volunteer's local time (downloads.started_at_local); " + (
+        f"a video without one (a run that recorded none) is counted under hour '{UNKNOWN_HOUR}'" if lay.local_time
+        else f"the dataset has no local time: every video's hour is '{UNKNOWN_HOUR}'"))
     left = [a.key for f, a in aggregates() if (f, a) not in _summarised()]
     if left:
         lay.notes.append(f"aggregates: {', '.join(left)} not computed: the per-download frame has no RTT probes")
@@ -194,7 +215,7 @@ DOWNLOADS_COLUMNS = {
     "run_uuid": "VARCHAR", "service": "VARCHAR", "stream_role": "VARCHAR", "address": "VARCHAR", "host": "VARCHAR",
     "as_number": "BIGINT", "country": "VARCHAR", "avg_throughput_bps": "DOUBLE", "time_to_start_s": "DOUBLE",
     "stall_count": "BIGINT", "stall_total_s": "DOUBLE", "played_s": "DOUBLE", "ping_min_ms": "DOUBLE",
-    "started_at": "VARCHAR", "started_at_local": "VARCHAR",
+    "started_at_local": "VARCHAR",
 }
 """The ``downloads`` columns the frame reads, and the one type each is cast to (whatever a file or a pandas
 partition holds: object strings, nullable or float integers, pyarrow strings, a categorical partition column)."""
@@ -244,7 +265,7 @@ def frame_select(lay: Layout, downloads: str, run: str | None = None) -> str:
         country = "r.vantage_country"
     elif lay.country == "downloads.country":
         country = "d.country"
-    ts = "d.started_at_local" if lay.local_time else "d.started_at"
+    hour = ("TRY_CAST(substr(d.started_at_local, 12, 2) AS INTEGER)" if lay.local_time else "NULL")
     bins = " ".join(f"WHEN d.ping_min_ms < {b} THEN '{_bin_label(i)}'" for i, b in enumerate(RTT_BINS))
     join = ("LEFT JOIN (SELECT run_uuid, min(vantage_country) AS vantage_country FROM "
             f"{run} GROUP BY run_uuid) r ON r.run_uuid = d.run_uuid" if country.startswith("r.") else "")
@@ -261,7 +282,7 @@ def frame_select(lay: Layout, downloads: str, run: str | None = None) -> str:
            AS watched_s,
        d.ping_min_ms AS rtt_ms,
        CASE WHEN d.ping_min_ms IS NULL THEN NULL {bins} ELSE '{_bin_label(len(RTT_BINS))}' END AS rtt_bin,
-       coalesce(TRY_CAST(substr({ts}, 12, 2) AS INTEGER), -1) AS hour,
+       coalesce(lpad(CAST({hour} AS VARCHAR), 2, '0'), '{UNKNOWN_HOUR}') AS hour,
        CAST(coalesce(d.bytes, 0) > 0 AS INTEGER) AS played{_aggregate_columns()}
 FROM {downloads} d {join}
 WHERE coalesce(d.stream_role, 'progressive') <> 'audio'"""
@@ -307,9 +328,8 @@ def _connection() -> Any:
     """This thread's in-memory DuckDB (opening one takes longer than the query of a partition)."""
     con = getattr(_local, "con", None)
     if con is None:
-        import duckdb
-
-        con = _local.con = duckdb.connect(config={**DUCKDB_CONFIG, "threads": 1})
+        con = _local.con = connect()
+        con.execute("SET threads = 1")
     return con
 
 
@@ -341,21 +361,20 @@ def finish(a: Analysis, table: pd.DataFrame) -> pd.DataFrame:
         n, dd = pd.to_numeric(table[num], errors="coerce"), pd.to_numeric(table[den], errors="coerce")
         table[name] = (n / dd).where(dd > 0)
     table = table.drop(columns=list(a.drop)).sort_values(list(a.keys)).reset_index(drop=True)
+    counts = {g.name for g in a.aggs if g.counts}
     for col in table.columns:
         if col in a.keys:
-            table[col] = table[col].astype("int64") if col == "hour" else table[col].astype(str)
+            table[col] = table[col].astype(str)
         else:
-            table[col] = pd.to_numeric(table[col], errors="coerce").astype("float64")
+            table[col] = pd.to_numeric(table[col], errors="coerce").astype("Int64" if col in counts else "float64")
     return table
 
 
 def run_duckdb(root: Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """The analyses with DuckDB; also returns the notes on absent columns."""
-    import duckdb
-
     lay = layout_of(root)
     frame = frame_sql(root, lay)
-    con = duckdb.connect(config=dict(DUCKDB_CONFIG))
+    con = connect()
     try:
         return {a.name: finish(a, con.execute(analysis_sql(a, frame)).df()) for a in analyses()}, lay.notes
     finally:
@@ -445,9 +464,9 @@ def run_dask(root: Path, scheduler: str | None = None,
 def text_table(table: pd.DataFrame) -> str:
     """A table for the terminal."""
     def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return "" if pd.isna(v) else f"{v:.6g}"
-        return str(v)
+        if v is None or v is pd.NA or isinstance(v, float) and pd.isna(v):
+            return ""
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
     rows = [list(map(str, table.columns))] + [[cell(v) for v in row] for row in table.itertuples(index=False)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
@@ -469,6 +488,16 @@ def plot(name: str, table: pd.DataFrame, path: Path) -> None:
         plt.close(fig)
 
 
+THROUGHPUT_AXIS = "throughput (bit/s)"
+"""The throughput axes say bit/s, as the titles and tables do; their ticks carry the SI prefix (5 Mbit/s)."""
+
+
+def _bps_axis(axis: Any) -> None:
+    from matplotlib.ticker import EngFormatter
+
+    axis.set_major_formatter(EngFormatter(unit="bit/s"))
+
+
 def _draw(name: str, t: pd.DataFrame, ax: Any) -> None:
     ax.set_title(by_name()[name].title)
     if t.empty:
@@ -477,8 +506,9 @@ def _draw(name: str, t: pd.DataFrame, ax: Any) -> None:
     if name == "throughput_cdf":
         cols = [f"p{round(q * 100):02d}" for q in CDF_QUANTILES]
         for _, row in t.sort_values("downloads", ascending=False).head(10).iterrows():
-            ax.step([row[c] / 1e6 for c in cols], CDF_QUANTILES, where="post", label=row["cache_group"])
-        ax.set_xlabel("throughput (Mbit/s)")
+            ax.step([row[c] for c in cols], CDF_QUANTILES, where="post", label=row["cache_group"])
+        ax.set_xlabel(THROUGHPUT_AXIS)
+        _bps_axis(ax.xaxis)
         ax.set_ylabel("CDF")
         ax.legend(fontsize=7)
     elif name == "stall_ratio":
@@ -488,19 +518,26 @@ def _draw(name: str, t: pd.DataFrame, ax: Any) -> None:
         ax.errorbar(t["service"], t["p50"], yerr=[t["p50"] - t["p10"], t["p90"] - t["p50"]], fmt="o")
         ax.set_ylabel("time to start (s): p10, median, p90")
     elif name == "rtt_throughput":
-        ax.errorbar(t["rtt_bin"], t["thr_p50"] / 1e6, yerr=[(t["thr_p50"] - t["thr_p25"]) / 1e6,
-                                                            (t["thr_p75"] - t["thr_p50"]) / 1e6], fmt="o")
+        ax.errorbar(t["rtt_bin"], t["thr_p50"], yerr=[t["thr_p50"] - t["thr_p25"], t["thr_p75"] - t["thr_p50"]],
+                    fmt="o")
         ax.set_xlabel("RTT (ms)")
-        ax.set_ylabel("throughput (Mbit/s): median, p25-p75")
+        ax.set_ylabel(f"{THROUGHPUT_AXIS}: median, p25-p75")
+        _bps_axis(ax.yaxis)
     elif name == "aggregates":
         ax.axis("off")
         shown = t.drop(columns=["service"])
         ax.table(cellText=[[f"{v:.4g}" if pd.notna(v) else "" for v in row] for row in shown.itertuples(index=False)],
                  rowLabels=list(t["service"]), colLabels=list(shown.columns), loc="center", fontsize=7)
     else:
-        ax.plot(t["hour"], t["median_throughput_bps"] / 1e6, marker="o")
-        ax.set_xlabel("hour of the day")
-        ax.set_ylabel("median throughput (Mbit/s)")
+        known = t[t["hour"] != UNKNOWN_HOUR]
+        ax.plot(known["hour"].astype(int), known["median_throughput_bps"], marker="o")
+        ax.set_xlabel("local hour of the day")
+        ax.set_ylabel(f"median {THROUGHPUT_AXIS}")
+        _bps_axis(ax.yaxis)
+        unknown = t.loc[t["hour"] == UNKNOWN_HOUR, "videos"].sum()
+        if unknown:
+            ax.text(0.01, 0.99, f"{unknown} videos of unknown hour (no local time) not drawn",
+                    transform=ax.transAxes, va="top", fontsize=7)
 
 
 def write_outputs(tables: dict[str, pd.DataFrame], notes: list[str], out: Path | None) -> str:

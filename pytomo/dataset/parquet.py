@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pytomo.errors import StorageError
@@ -66,17 +67,15 @@ def write_atomically_with(write: Callable[[BinaryIO], None], target: Path) -> No
 
 
 def _groups(data: pa.Table) -> Iterable[tuple[tuple[str, str], pa.Table]]:
-    """The rows of a table by partition (service, utc_date), without the partition columns (they are the path)."""
-    keys = list(zip(data.column("service").to_pylist(), data.column("utc_date").to_pylist()))
+    """The rows of a table by partition (service, utc_date), without the partition columns (they are the path);
+    None and "" of a key go to one file (they quote alike). Grouped by Arrow at once, rows in their order."""
+    keys = [pc.if_else(pc.equal(data.column(k), ""), pa.scalar(None, pa.string()), data.column(k)) for k in PARTITIONS]
     body = data.drop_columns(list(PARTITIONS))
-    rows_of: dict[tuple[Any, Any], list[int]] = {}
-    for i, key in enumerate(keys):  # grouped by the raw values; each distinct key is quoted once below
-        rows_of.setdefault(key, []).append(i)
-    seen: dict[tuple[str, str], list[int]] = {}
-    for (service, day), rows in rows_of.items():  # None and "" quote alike: their rows go to one file
-        seen.setdefault((partition_value(service), partition_value(day)), []).extend(rows)
-    for key, rows in seen.items():
-        yield key, body.take(pa.array(sorted(rows), pa.int64()))
+    distinct = pa.table(dict(zip(PARTITIONS, keys))).group_by(list(PARTITIONS), use_threads=False).aggregate([])
+    for service, day in zip(distinct.column(PARTITIONS[0]).to_pylist(), distinct.column(PARTITIONS[1]).to_pylist()):
+        mask = pc.and_(*(pc.is_null(k) if v is None else pc.fill_null(pc.equal(k, v), False)
+                         for k, v in zip(keys, (service, day))))
+        yield (partition_value(service), partition_value(day)), body.filter(mask)
 
 
 def write_run(tables: dict[str, pa.Table], dataset_root: Path) -> None:

@@ -5,6 +5,12 @@ allows reading only; every table must be an ordinary table without generated col
 Pytomo's own SQL (``pytomo.storage.schema.VIEW``), never the file's. Every row gains ``run_uuid``, ``service`` and
 ``utc_date`` (its video's UTC date; the run's start date for a row without a video). A table of a later schema
 version than the file's (``live_latency``, schema 8) is given without rows, with today's columns.
+
+Times are typed: every UTC time (ISO-8601 text in SQLite) is a ``timestamp[us, tz=UTC]``; a local time
+(``*_local``, ``LocalID``) is its wall clock, a ``timestamp[us]`` without zone, with the UTC offset it had beside it
+(``<time>_utc_offset_s``, ``utc_offset_s`` in the view), never one without the other. A text that is not such a
+time gives NULL. Every field carries its unit and description (``pytomo.storage.columns``) as field metadata
+(``unit``, ``description``). Columns are built at once, one ``pa.array`` per column of a fetched table.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pytomo.errors import StorageError
 from pytomo.readers.facts import fallback_uuid, sha256_of
-from pytomo.storage.schema import COLUMNS_2015, IMPORTED_TABLE, VIEW
+from pytomo.storage.columns import described
+from pytomo.storage.schema import COLUMNS_2015, IMPORTED_TABLE, VIEW, VIEW_EXTRA
 from pytomo.storage.schema import TABLES as DDL
 
 TABLES = ("run", "videos", "hops", "dns_answers", "rtt_probes", "rtt_samples", "downloads", "segment_requests",
@@ -36,6 +44,7 @@ _BY_DOWNLOAD = ("segment_requests", "throughput_samples", "stalls", "playout_tim
 _VIEW_TYPES: dict[str, pa.DataType] = {
     **{c: pa.string() for c in ("ID", "LocalID", "Service", "Url", "CacheUrl", "IP", "Resolver", "VideoType",
                                 "RedirectUrl")},
+    "played_s": pa.float64(),
     **{c: pa.float64() for c in ("CacheServerDelay", "ResolveTime", "PingMin", "PingAvg", "PingMax", "DownloadTime",
                                  "VideoDuration", "EncodingRate", "InitialRate", "InitialPlaybackBuffer",
                                  "BufferingDuration", "PlaybackDuration", "BufferDurationAtEnd", "TimeTogetFirstByte",
@@ -43,9 +52,17 @@ _VIEW_TYPES: dict[str, pa.DataType] = {
     **{c: pa.int64() for c in ("ASNumber", "VideoLength", "DownloadBytes", "DownloadInterruptions", "InitialData",
                                "StatusCode")},
 }
+# The UTC times of each table (ISO-8601 text with Z) and its local ones (ISO-8601 text with the UTC offset).
+UTC_TIMES = {"run": ("started_at", "ended_at"), "videos": ("started_at", "ended_at"), "hops": ("started_at",),
+             "dns_answers": ("at",), "rtt_samples": ("sent_at",), "downloads": ("started_at",)}
+LOCAL_TIMES = {"run": ("started_at_local", "ended_at_local"), "videos": ("started_at_local",),
+               "downloads": ("started_at_local",)}
+UTC = pa.timestamp("us", tz="UTC")
+WALL = pa.timestamp("us")
+VIEW_COLUMNS = (*COLUMNS_2015, *VIEW_EXTRA)
 # tcp_info fields are unsigned 64-bit; the ones above SQLite's integer range are stored as REAL: all kept as double.
 _DOUBLE_TABLES = ("tcp_info_samples",)
-_VIEW_SOURCES = ("videos", "hops", "dns_answers", "rtt_samples", "downloads")
+_VIEW_SOURCES = ("videos", "hops", "dns_answers", "rtt_samples", "downloads", "playout_timeline")
 _READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_PRAGMA,
                  getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
 
@@ -216,36 +233,123 @@ def _read_imported(conn: sqlite3.Connection) -> pa.Table:
                      for n, v in columns.items()})
 
 
-def _video_keys(conn: sqlite3.Connection, run_service: str | None, run_date: str | None
-                ) -> tuple[dict[int, tuple[str | None, str | None]], dict[int, tuple[str | None, str | None]]]:
-    """(service, UTC date) of every video by its id and of every download by its id."""
-    videos = {vid: (service if service is not None else run_service, (started or "")[:10] or run_date)
-              for vid, service, started in conn.execute("SELECT id, service, started_at FROM videos")}
-    downloads = {did: videos.get(vid, (run_service, run_date))
-                 for did, vid in conn.execute("SELECT id, video_row_id FROM downloads")}
-    return videos, downloads
+class _Keys:
+    """(service, UTC date) of every video and every download, as Arrow columns looked up by id at once."""
+
+    def __init__(self, conn: sqlite3.Connection, run_service: str | None, run_date: str | None) -> None:
+        videos = conn.execute("SELECT id, service, started_at FROM videos").fetchall()
+        self.default = (run_service, run_date)
+        self.video_ids = pa.array([v[0] for v in videos], pa.int64())
+        self.video_service = pa.array([v[1] if v[1] is not None else run_service for v in videos], pa.string())
+        self.video_date = pa.array([(v[2] or "")[:10] or run_date if isinstance(v[2], str | None) else run_date
+                                    for v in videos], pa.string())
+        downloads = conn.execute("SELECT id, video_row_id FROM downloads").fetchall()
+        self.download_ids = pa.array([d[0] for d in downloads], pa.int64())
+        self.download_service, self.download_date = self.of_videos(pa.array([d[1] for d in downloads], pa.int64()))
+
+    def _take(self, ids: Any, keys: pa.Array, service: pa.Array, date: pa.Array) -> tuple[pa.Array, pa.Array]:
+        at = pc.index_in(ids, value_set=keys)
+        found = [pc.take(column, at) for column in (service, date)]
+        return tuple(c if d is None else pc.fill_null(c, d) for c, d in zip(found, self.default))
+
+    def of_videos(self, ids: Any) -> tuple[pa.Array, pa.Array]:
+        """(service, UTC date) of the rows of these video ids (the run's for an unknown one)."""
+        return self._take(ids, self.video_ids, self.video_service, self.video_date)
+
+    def of_table(self, table: str, data: pa.Table) -> tuple[Any, Any]:
+        """(service, UTC date) of every row of an exported table."""
+        if table in ("videos", *_BY_VIDEO):
+            return self.of_videos(data.column("id" if table == "videos" else "video_row_id").combine_chunks())
+        if table in _BY_DOWNLOAD:
+            return self._take(data.column("download_id").combine_chunks(), self.download_ids,
+                              self.download_service, self.download_date)
+        return tuple(pa.array([d] * data.num_rows, pa.string()) for d in self.default)
 
 
-def _keys_for(table: str, data: pa.Table, videos: dict, downloads: dict, default: tuple) -> list[tuple]:
-    if table == "videos":
-        return [videos.get(v, default) for v in data.column("id").to_pylist()]
-    if table in _BY_VIDEO:
-        return [videos.get(v, default) for v in data.column("video_row_id").to_pylist()]
-    if table in _BY_DOWNLOAD:
-        return [downloads.get(d, default) for d in data.column("download_id").to_pylist()]
-    return [default] * data.num_rows
-
-
-def _with_keys(data: pa.Table, run_uuid: str, keys: list[tuple]) -> pa.Table:
-    added = {"run_uuid": pa.array([run_uuid] * data.num_rows, pa.string()),
-             "service": pa.array([k[0] for k in keys], pa.string()),
-             "utc_date": pa.array([k[1] for k in keys], pa.string())}
+def _with_keys(data: pa.Table, run_uuid: str, keys: tuple[Any, Any]) -> pa.Table:
+    added = {"run_uuid": pa.array([run_uuid] * data.num_rows, pa.string()), "service": keys[0], "utc_date": keys[1]}
     for name, values in added.items():
         if name in data.column_names:
             data = data.set_column(data.column_names.index(name), name, values)
         else:
             data = data.append_column(name, values)
     return data
+
+
+def _parsed(values: Any, kind: pa.DataType) -> pa.Array:
+    """ISO-8601 texts as timestamps of ``kind`` (with a zone: the text must carry its offset); NULL for a text that
+    is not one (the value of another type SQLite's dynamic typing let in, a time without its offset)."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if not pa.types.is_string(values.type):
+        values = pa.array([v if isinstance(v, str) else None for v in values.to_pylist()], pa.string())
+    try:
+        return values.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        out = []
+        for v in values.to_pylist():
+            try:
+                out.append(pa.array([v], pa.string()).cast(kind)[0].as_py())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                out.append(None)
+        return pa.array(out, kind)
+
+
+def _offset_s(wall: pa.Array, instant: pa.Array) -> pa.Array:
+    """wall - instant in whole seconds (the UTC offset), int32."""
+    micros = pc.subtract(wall, instant.cast(WALL)).cast(pa.int64())
+    return pc.divide(micros, 1_000_000).cast(pa.int32())
+
+
+def _local(values: Any) -> tuple[pa.Array, pa.Array]:
+    """Local ISO-8601 texts with their offsets -> (wall clock, UTC offset in seconds); both NULL without an offset."""
+    instant = _parsed(values, UTC)
+    text = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if not pa.types.is_string(text.type):
+        text = pa.array([v if isinstance(v, str) else None for v in text.to_pylist()], pa.string())
+    wall = _parsed(pc.replace_substring_regex(text, r"(Z|[+-]\d\d:?\d\d(:\d\d(\.\d+)?)?)$", ""), WALL)
+    offset = _offset_s(wall, instant)
+    return pc.if_else(pc.is_null(offset), pa.scalar(None, WALL), wall), offset
+
+
+def _typed(table: str, data: pa.Table) -> pa.Table:
+    """A table's times typed: UTC ones as timestamps, local ones as wall clock with their UTC offset beside them."""
+    for name in UTC_TIMES.get(table, ()):
+        if name in data.column_names:
+            data = data.set_column(data.column_names.index(name), name, _parsed(data.column(name), UTC))
+    for name in LOCAL_TIMES.get(table, ()):
+        if name in data.column_names:
+            wall, offset = _local(data.column(name))
+            at = data.column_names.index(name)
+            data = data.set_column(at, name, wall).add_column(at + 1, name.removesuffix("_local") + "_utc_offset_s",
+                                                              offset)
+    return data
+
+
+def _typed_view(view: pa.Table) -> pa.Table:
+    """The view with every column of ``VIEW_COLUMNS`` (NULL where its source has none: an imported run's played_s),
+    ID as UTC, LocalID as wall clock and ``utc_offset_s`` (LocalID - ID) after the others."""
+    for name in VIEW_COLUMNS:
+        if name not in view.column_names:
+            view = view.append_column(name, pa.nulls(view.num_rows, _VIEW_TYPES.get(name, pa.string())))
+    utc = _parsed(view.column("ID"), WALL).cast(UTC)
+    wall = _parsed(view.column("LocalID"), WALL)
+    offset = _offset_s(wall, utc)
+    view = view.select(["_video_row_id", *VIEW_COLUMNS])
+    view = view.set_column(view.column_names.index("ID"), "ID", utc)
+    view = view.set_column(view.column_names.index("LocalID"), "LocalID",
+                           pc.if_else(pc.is_null(offset), pa.scalar(None, WALL), wall))
+    return view.append_column("utc_offset_s", offset)
+
+
+def _described(table: str, data: pa.Table) -> pa.Table:
+    """The table with each field's unit and description (pytomo.storage.columns) as its metadata."""
+    docs = described(table)
+    fields = []
+    for f in data.schema:
+        unit, text = docs.get(f.name, (None, None))
+        meta = {k: v for k, v in (("unit", unit), ("description", text)) if v}
+        fields.append(f.with_metadata(meta) if meta else f)
+    return pa.Table.from_arrays(list(data.columns), schema=pa.schema(fields))
 
 
 def _check_layout(objects: dict[str, tuple[str, str]], db_path: Path) -> None:
@@ -259,24 +363,26 @@ def _check_layout(objects: dict[str, tuple[str, str]], db_path: Path) -> None:
 
 def tables_of(db_path: Path) -> dict[str, pa.Table]:
     """Every table of a run database and the ``pytomo_crawl`` view as Arrow tables, each row with ``run_uuid``,
-    ``service`` and ``utc_date``. Raises StorageError for a file that is not a readable Pytomo run database."""
+    ``service`` and ``utc_date``, times typed, fields described. Raises StorageError for a file that is not a
+    readable Pytomo run database."""
     conn = open_run_database(db_path)
     try:
         objects = _objects(conn)
         _check_layout(objects, Path(db_path))
         data = _read_tables(conn, objects)
         view = _read_imported(conn) if objects.get(IMPORTED_TABLE, ('', ''))[0] == 'table' else _read_view(conn)
-        run = data["run"].to_pylist()[:1] or [{}]
+        run = data["run"].slice(0, 1).to_pylist() or [{}]
         run_uuid = run[0].get("run_uuid") or file_run_uuid(Path(db_path))
-        default = (run[0].get("service"), (run[0].get("started_at") or "")[:10] or None)
-        videos, downloads = _video_keys(conn, *default)
+        started = run[0].get("started_at")
+        keys = _Keys(conn, run[0].get("service"), (started if isinstance(started, str) else "")[:10] or None)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot read the database {db_path}: {exc}") from exc
     finally:
         conn.close()
-    out = {table: _with_keys(t, str(run_uuid), _keys_for(table, t, videos, downloads, default))
+    out = {table: _described(table, _with_keys(_typed(table, t), str(run_uuid), keys.of_table(table, t)))
            for table, t in data.items()}
     if view is not None:
-        keys = [videos.get(v, default) for v in view.column("_video_row_id").to_pylist()]
-        out[VIEW_NAME] = _with_keys(view.drop_columns(["_video_row_id"]), str(run_uuid), keys)
+        view = _typed_view(view)
+        found = keys.of_videos(view.column("_video_row_id").combine_chunks())
+        out[VIEW_NAME] = _described(VIEW_NAME, _with_keys(view.drop_columns(["_video_row_id"]), str(run_uuid), found))
     return out
