@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -99,9 +100,14 @@ def test_export_keeps_the_2015_values_under_their_names(chain: dict) -> None:
         want = []
         for line in dump.read_text().splitlines():
             c = line.split("|")
-            want.append((c[0], float(c[20]) if c[20] else None, float(c[13]) if c[13] else None,
-                         int(c[14]) if c[14] else None, c[23] or None))
+            want.append((datetime.fromisoformat(c[0]), float(c[20]) if c[20] else None,
+                         float(c[13]) if c[13] else None, int(c[14]) if c[14] else None, c[23] or None))
         assert got == sorted(want, key=lambda w: w[0])  # PlaybackDuration: the media seconds 2015 wrote
+        # ID is the instant (UTC), LocalID the volunteer's wall clock: Paris was UTC+1 that January
+        times = con.execute("SELECT DISTINCT epoch(LocalID) - epoch(ID), utc_offset_s FROM read_parquet(?, "
+                            "hive_partitioning=true, union_by_name=true) WHERE run_uuid = ?",
+                            [glob, uuid_of(db)]).fetchall()
+        assert times == [(3600.0, 3600)]
 
 
 def test_a_2015_database_of_a_lab_run_imports(chain: dict) -> None:
