@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,6 +49,9 @@ def schemas() -> dict[str, pa.Schema]:
 
 
 def _column(n: int, name: str, kind: pa.DataType, fill: dict[str, np.ndarray | list]) -> pa.Array:
+    if name in fill and pa.types.is_timestamp(kind):  # typed times: the text's wall clock, UTC or local
+        wall = pc.utf8_slice_codeunits(pa.array(fill[name], pa.string()), 0, 26)
+        return wall.cast(pa.timestamp(kind.unit)).cast(kind)
     if name in fill:
         return pa.array(fill[name], type=kind)
     return pa.nulls(n, type=kind)
@@ -69,7 +73,8 @@ def _downloads(rng: np.random.Generator, n: int, start_id: int, run_day: int, ho
         "id": ids, "video_row_id": ids, "url": [f"http://c{s}.bench.test/v" for s in server],
         "host": [f"c{s}.bench.test" for s in server], "address": [f"10.{s // 250}.{s % 250}.1" for s in server],
         "as_number": 64500 + server % 50, "country": [COUNTRIES[s % len(COUNTRIES)] for s in server],
-        "started_at": stamp, "started_at_local": local, "stream_role": ["progressive"] * n,
+        "started_at": stamp, "started_at_local": local, "started_at_utc_offset_s": [offset_h * 3600] * n,
+        "stream_role": ["progressive"] * n,
         "avg_throughput_bps": thr, "ping_min_ms": rtt,
         "time_to_start_s": np.where(started, rng.lognormal(-0.5, 0.6, n), np.nan).tolist(),
         "stall_count": stall_count, "stall_total_s": np.where(started, stall_count * rng.uniform(0.2, 3, n), np.nan),
@@ -99,7 +104,8 @@ def generate(root: Path, videos: int, runs: int, seed: int = 42) -> dict[str, in
         tables = {
             "downloads": {**fill, **common},
             "videos": {"id": fill["id"], "run_id": [1] * n, "started_at": fill["started_at"],
-                       "started_at_local": fill["started_at_local"], "status": ["ok"] * n, **common},
+                       "started_at_local": fill["started_at_local"],
+                       "started_at_utc_offset_s": fill["started_at_utc_offset_s"], "status": ["ok"] * n, **common},
             "run": {"id": [1], "run_uuid": [run_uuid], "service": [service],
                     "started_at": [f"2026-01-{day:02d}T00:00:00.000000Z"], "utc_offset_s": [offset_h * 3600],
                     "vantage_country": [COUNTRIES[r % len(COUNTRIES)]], "status": ["finished"]},

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pytomo.errors import StorageError, UsageError
-from pytomo.figures import datasette_metadata
 from pytomo.figures import row as figure_row
 from pytomo.results import iso, local_iso, utc_now
 from pytomo.settings import SETTINGS
+from pytomo.storage.datasette import metadata
 from pytomo.storage.schema import SCHEMA_VERSION, TABLES, TCP_INFO_FIELDS, VIEW
 from pytomo.storage.writer_lock import WriterLock
 from pytomo.version import __version__, commit
@@ -77,9 +77,10 @@ def metadata_path(db_path: Path) -> Path:
 
 
 def write_metadata(db_path: Path) -> Path:
-    """Write the Datasette metadata (titles, descriptions, units of every figure) beside a run database."""
+    """Write the Datasette metadata (titles, descriptions, units of every column of every table) beside a run
+    database, keyed by its name; pytomo.storage.datasette also gives it to Datasette whatever the file is called."""
     path = metadata_path(db_path)
-    path.write_text(json.dumps(datasette_metadata(db_path.name.removesuffix(".db")), indent=2) + "\n")
+    path.write_text(json.dumps(metadata(db_path.name.removesuffix(".db")), indent=2) + "\n")
     return path
 
 

@@ -99,7 +99,7 @@ def test_every_reader_of_a_lab_run_agrees(lab_db, tmp_path):
             a[0] == b[0] and _close(a[1], b[1]) for a, b in zip(from_obs, from_export, strict=True)), f.key
     # the RRD rebuild's points against the export, for every graph of a single figure
     report = read_points(conn)
-    by_start = {(d["address"], parse_id(d["started_at"].replace("T", " ").rstrip("Z"))): d
+    by_start = {(d["address"], parse_id(d["started_at"].strftime("%Y-%m-%d %H:%M:%S.%f"))): d  # a UTC timestamp
                 for d in tables_of(lab_db)["downloads"].to_pylist()}
     compared = 0
     for p in report.points:
