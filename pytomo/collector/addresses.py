@@ -25,6 +25,17 @@ ADDRESS_TABLES = ("downloads", "hops", "dns_answers", "rtt_probes", "rtt_samples
 FIELDS: tuple[tuple[str, pa.DataType], ...] = (("as_number", pa.int64()), ("as_name", pa.string()),
                                                ("country", pa.string()))
 SOURCE = "as_source"
+DESCRIPTIONS = {
+    "as_number": "AS number of the address: the volunteer's --ip-db, else the collector's IP database (as_source)",
+    "as_name": "the AS's name (organisation) in that database",
+    "country": "country of the address (ISO 3166-1 alpha-2) in that database",
+    SOURCE: "whose IP database gave as_number, as_name and country: volunteer (the crawler's --ip-db), collector "
+            "(the collector's at ingest, named by run.collector_ip_db); NULL: neither knew the address",
+    "collector_ip_db": "the collector's IP databases that gave the addresses' AS and country at ingest: file (type, "
+                       "build date), '; ' between files; NULL: the collector had none",
+    "collector_ip_db_built": "when the oldest of the collector's IP databases was built (UTC)",
+}
+"""Descriptions of the columns the collector adds, as the export describes its own (field metadata)."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +83,10 @@ class AddressLookup:
         given = _any_valid(list(theirs.values()))
         for name, kind in FIELDS:
             value = pc.if_else(had, ours[name], theirs[name]).cast(_type(data, name, kind))
-            data = _put(data, name, value)
+            data = put(data, name, value)
         source = pc.if_else(had, pa.scalar("volunteer"), pc.if_else(given, pa.scalar("collector"),
                                                                       pa.scalar(None, pa.string())))
-        return _put(data, SOURCE, source.cast(pa.string()))
+        return put(data, SOURCE, source.cast(pa.string()))
 
 
 def _type(data: pa.Table, name: str, kind: pa.DataType) -> pa.DataType:
@@ -96,8 +107,13 @@ def _any_valid(columns: list[pa.Array]) -> pa.Array:
     return valid
 
 
-def _put(data: pa.Table, name: str, values: Any) -> pa.Table:
-    """``data`` with column ``name`` set (replaced in place, or appended)."""
+def put(data: pa.Table, name: str, values: Any) -> pa.Table:
+    """``data`` with column ``name`` set (replaced in place, or appended), its field's metadata kept and its
+    description the collector's when DESCRIPTIONS has one."""
+    meta = dict(data.schema.field(name).metadata or {}) if name in data.column_names else {}
+    if name in DESCRIPTIONS:
+        meta[b"description"] = DESCRIPTIONS[name].encode("utf-8")
+    field = pa.field(name, values.type, metadata=meta or None)
     if name in data.column_names:
-        return data.set_column(data.column_names.index(name), name, values)
-    return data.append_column(name, values)
+        return data.set_column(data.column_names.index(name), field, values)
+    return data.append_column(field, values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pytomo.collector.addresses import AddressLookup, IpDatabases
+from pytomo.collector.addresses import AddressLookup, IpDatabases, put
 from pytomo.collector.origin import Origin
 
 
@@ -35,11 +35,9 @@ def annotate(run: Any, origin: Origin, databases: IpDatabases | None = None) -> 
     values = {"vantage_as_number": (origin.asn, pa.int64()), "vantage_country": (origin.country, pa.string()),
               "vantage_problem": (origin.problem, pa.string()),
               "collector_ip_db": (databases.names, pa.string()),
-              "collector_ip_db_built": (databases.built, pa.timestamp("s", tz="UTC"))}
+              "collector_ip_db_built": (databases.built, pa.timestamp("us", tz="UTC"))}
     for name, (value, kind) in values.items():
         if name in run.column_names:
             kind = run.schema.field(name).type
-            run = run.set_column(run.column_names.index(name), name, pa.array([value] * run.num_rows, kind))
-        else:
-            run = run.append_column(name, pa.array([value] * run.num_rows, kind))
+        run = put(run, name, pa.array([value] * run.num_rows, kind))
     return run

@@ -223,6 +223,7 @@ class Collector:
             # held open while serving: the other connections' closes are then not the last one, which would
             # checkpoint the WAL and delete it at every request
             self._keeper = self._index().conn
+            self._keeper.execute("SELECT count(*) FROM runs").fetchone()  # a read: it holds the WAL open
             self._recover()
         elif not self.index_path.is_file():
             raise UsageError(f"{self.root} is not a collector's folder: it has no index.db")

@@ -25,6 +25,7 @@ duckdb = pytest.importorskip("duckdb")
 maxminddb = pytest.importorskip("maxminddb")
 mmdb_writer = pytest.importorskip("mmdb_writer")
 netaddr = pytest.importorskip("netaddr")
+pq = pytest.importorskip("pyarrow.parquet")
 
 COLLECTOR_AS, COLLECTOR_COUNTRY = 64500, "FR"  # the collector's database: 127.0.0.0/8
 VOLUNTEER_AS, VOLUNTEER_COUNTRY = 64501, "DE"  # a volunteer's own --ip-db: 127.0.0.0/8
@@ -168,6 +169,11 @@ def test_addresses_get_the_collectors_as_and_country_never_over_the_volunteers(c
         facts = parquet(con, collector.folder, "run", "SELECT collector_ip_db, collector_ip_db_built, "
                         "vantage_as_number, vantage_country FROM t WHERE run_uuid = ?", run_uuid)
         assert facts == [(described, built, COLLECTOR_AS, COLLECTOR_COUNTRY)]
+    for table, column, words in (("downloads", "as_source", "whose IP database"), ("hops", "as_number", "AS number"),
+                                 ("run", "collector_ip_db", "the collector's IP databases"),
+                                 ("downloads", "address", "the address it was fetched from")):
+        schema = pq.read_schema(next((collector.folder / "dataset" / table).rglob("*.parquet")))
+        assert words in schema.field(column).metadata[b"description"].decode(), (table, column)
     listed = {r["run_uuid"]: r for r in collector.listing()}
     assert {r["ip_db"] for r in listed.values()} == {described}
     assert {r["ip_db_built"] for r in listed.values()} == {built.strftime("%Y-%m-%dT%H:%M:%S.000000Z")}
