@@ -102,7 +102,8 @@ def _resolvers(label: str | None) -> list[tuple[str, str | None]]:
             start = at + len(name) + 1
             address = text[start:].split("_", 1)[0]
             found.append((at, ours, address or None))
-    return [(ours, address) for _at, ours, address in sorted(found)] or [(text or "unknown", None)]
+    merged = [(ours, address) for _at, ours, address in sorted(found)][:len(RESOLVERS)]  # 2015 asked three at most
+    return merged or [(text or "unknown", None)]
 
 
 def _finite(value: float | None) -> float | None:

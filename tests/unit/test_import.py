@@ -233,3 +233,25 @@ def test_extreme_numbers_are_kept_and_what_overflows_is_null(tmp_path: Path) -> 
     (db,) = imported(tmp_path / "out")
     assert read(db, "SELECT DownloadTime, EncodingRate, DownloadBytes FROM crawl_2015") == [(1e-300, 1e306, 2**62)]
     assert read(db, "SELECT bytes, throughput_2015_bps, encoding_rate_bps FROM downloads") == [(2**62, None, None)]
+
+
+def test_resolver_labels_become_dns_answers(tmp_path: Path) -> None:
+    cells = DUMPS[0].read_text().splitlines()[1].split("|")
+    rows = []
+    for n, label in enumerate(["_default_10.0.0.1__google_public_dns_8.8.8.8", "orange_open_dns_208.67.220.220",
+                               "default_1_" * 800]):
+        cells[0] = f"2013-01-24 18:0{n}:00.000000"
+        cells[2] = f"http://www.youtube.com/watch?v=video{n}"
+        cells[5] = label
+        rows.append("|".join(cells))
+    (tmp_path / "resolvers.txt").write_text("\n".join(rows) + "\n")
+    done = pytomo_import(str(tmp_path / "resolvers.txt"), "--tz", "UTC", "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    (db,) = imported(tmp_path / "out")
+    got = read(db, "SELECT v.page_url, a.resolver, a.resolver_address, a.address FROM dns_answers a "
+                   "JOIN videos v ON v.id = a.video_row_id ORDER BY a.id")
+    ip = cells[4]
+    assert got == [("http://www.youtube.com/watch?v=video0", "system", "10.0.0.1", ip),
+                   ("http://www.youtube.com/watch?v=video0", "google", "8.8.8.8", ip),
+                   ("http://www.youtube.com/watch?v=video1", "opendns", "208.67.220.220", ip),
+                   *[("http://www.youtube.com/watch?v=video2", "system", "1", ip)] * 3]  # 2015 asked three at most
