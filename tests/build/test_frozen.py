@@ -190,12 +190,13 @@ def test_frozen_executable_says_how_to_use_it(executable):
     assert done.returncode == 2 and done.stderr.count("\n") == 1
 
 
+# the media of the default scenario (30 s at 1 Mbit/s): the executable ships them made
 _HTTPS_SCENARIO = """
 [scenario]
 name = "frozen-https"
 description = "HTTPS through the frozen executable's libcurl (curl_cffi)"
 [video_defaults]
-duration_s = 6.0
+duration_s = 30.0
 bitrate_bps = 1000000
 hops = 1
 [[servers]]
@@ -226,7 +227,7 @@ def test_frozen_executable_measures_https_through_libcurl(executable):
     scenario = folder / "https.toml"
     caddy = shutil.which("caddy") is not None
     scenario.write_text(_HTTPS_SCENARIO + (_CADDY if caddy else ""))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = {**_env(), "PYTOMO_CACHE_DIR": str(folder / "cache-https")}
     crawl = subprocess.run([str(executable), "crawl", "-s", "lab", "--lab-scenario", str(scenario), "-b", "-t",
                             "all_time", "-D", "1", "-n", "1", "-S", "0", "--database-dir", "dbs-https"], cwd=folder,
                            env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
