@@ -12,9 +12,9 @@ COLUMNS_2015 = ("ID", "Service", "Url", "CacheUrl", "CacheServerDelay", "IP", "R
                 "TimeTogetFirstByte", "MaxInstantThp", "RedirectUrl", "StatusCode", "LocalID")
 """The ``pytomo_crawl`` view's 2015 columns: the 2015 table's, in its order (inventory section 7.2), then ``LocalID``;
 each keeps its 2015 meaning (``PlaybackDuration``: media seconds)."""
-VIEW_EXTRA = ("played_s",)
-"""The view's columns after the 2015 ones, named as our figures: ``played_s``, wall seconds spent playing (2015 stored
-no such figure: its ``PlaybackDuration`` holds media seconds)."""
+VIEW_EXTRA = {"played_s": "d.played_s"}
+"""The view's columns after the 2015 ones, named as our figures, and their sources: ``played_s``, wall seconds spent
+playing (2015 stored no such figure: its ``PlaybackDuration`` holds media seconds)."""
 VIEW_UNITS = {"PlaybackDuration": "s", "played_s": "s"}
 """The unit of each view column that no figure reads back (``Figure.legacy``): the others have their figure's."""
 
@@ -42,18 +42,17 @@ PER_ADDRESS = {  # the view's columns that are not one figure of the downloaded 
     "StatusCode": "ha.status_code",  # the status observed at this hop (the figure http_status is the media answer's)
     "LocalID": "replace(substr(coalesce(d.started_at_local, v.started_at_local), 1, 26), 'T', ' ')",
     "PlaybackDuration": PLAYBACK_DURATION,
-    "played_s": "d.played_s",
 }
 
 
 def view_columns() -> str:
     """The view's SELECT list: each 2015 column from the figure whose ``legacy`` names it (divided by its
-    ``legacy_scale``: kbit/s there), else from PER_ADDRESS; then VIEW_EXTRA from PER_ADDRESS."""
+    ``legacy_scale``: kbit/s there), else from PER_ADDRESS; then VIEW_EXTRA."""
     by_column = {f.legacy: f for f in FIGURES if isinstance(f.legacy, str)}
     out = []
     for col in (*COLUMNS_2015, *VIEW_EXTRA):
-        if col in PER_ADDRESS:
-            expr = PER_ADDRESS[col]
+        if col in PER_ADDRESS or col in VIEW_EXTRA:
+            expr = PER_ADDRESS.get(col) or VIEW_EXTRA[col]
         else:
             f = by_column[col]
             expr = f"{'v' if f.table == 'videos' else 'd'}.{f.name}"

@@ -55,6 +55,26 @@ def test_parquet_has_the_rows_of_the_databases(dataset: tuple[list[Path], Path])
     assert not [n for (n,) in loaded if n in ("sqlite_scanner", "sqlite", "httpfs")]
 
 
+def test_a_lab_export_groups_by_time_without_a_cast(dataset: tuple[list[Path], Path]) -> None:
+    """Times are typed in the Parquet files: DuckDB groups the downloads by UTC minute and by local hour as they are,
+    and gets what SQLite gets from the text."""
+    dbs, root = dataset
+    con = analyses.connect()
+    got = con.execute(f"""SELECT run_uuid, strftime(date_trunc('minute', started_at), '%Y-%m-%dT%H:%M'),
+                                 hour(started_at_local), count(*), typeof(started_at), typeof(started_at_local)
+                          FROM read_parquet('{root}/downloads/**/*.parquet') GROUP BY ALL ORDER BY ALL""").fetchall()
+    assert {(r[4], r[5]) for r in got} == {("TIMESTAMP WITH TIME ZONE", "TIMESTAMP")}
+    want = []
+    for db in dbs:
+        conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
+        (run_uuid,) = conn.execute("SELECT run_uuid FROM run").fetchone()
+        want += [(run_uuid, *r) for r in conn.execute(
+            "SELECT substr(started_at, 1, 16), CAST(substr(started_at_local, 12, 2) AS INTEGER), count(*) "
+            "FROM downloads GROUP BY 1, 2").fetchall()]
+        conn.close()
+    assert [r[:4] for r in got] == sorted(want)
+
+
 def test_export_again_keeps_one_copy(dataset: tuple[list[Path], Path]) -> None:
     dbs, root = dataset
     before = sorted(p for p in root.rglob("*") if p.is_file())
@@ -68,6 +88,13 @@ def test_csv_export(dataset: tuple[list[Path], Path], tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert {p.stem for p in run.glob("*.csv")} == {*TABLES, "pytomo_crawl"}
+    # counts are integers and times typed, as DuckDB reads the files back
+    con = analyses.connect()
+    described = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM read_csv('{run}/downloads.csv')").fetchall()}
+    assert described["bytes"] == "BIGINT" and described["started_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert described["started_at_local"] == "TIMESTAMP" and described["started_at_utc_offset_s"] == "BIGINT"
+    with open(run / "throughput_samples.csv") as f:
+        assert all(line.split(",")[-4].isdigit() for line in list(f)[1:]), "bytes written as integers"
 
 
 def test_duckdb_and_dask_give_the_same_tables(dataset: tuple[list[Path], Path], tmp_path: Path) -> None:
