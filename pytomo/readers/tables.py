@@ -151,6 +151,8 @@ def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
 
 
 def _table(conn: sqlite3.Connection, sql: str, columns: list[tuple[str, pa.DataType]]) -> pa.Table:
+    """The rows of a query, fetched at once, one ``pa.array`` per column (from a list: pyarrow converts a tuple far
+    slower)."""
     rows = conn.execute(sql).fetchall()
     return pa.table({name: _array([r[i] for r in rows], kind) for i, (name, kind) in enumerate(columns)})
 
