@@ -591,12 +591,12 @@ FIGURES: tuple[Figure[None] | Figure[DownloadAnalysis], ...] = (
            graphs=(_g("stall_s", "Stall time", "s",
                       "Total time playback was stalled after it started, per video (BufferingDuration).", 2,
                       pages=(("main", 2), ("qoe", 4)), left_out="playback never started"),)),
-    Figure(D, "buffer_at_end_s", "REAL", "media buffered ahead of the playhead when the window closed",
+    Figure(D, "buffer_at_end_s", "REAL", "media buffered ahead of the playhead when the window closed (2015's "
+           "BufferDurationAtEnd, which the 2015 tool always wrote 0.0: not read from a 2015 database)",
            lambda m, d: d.playout.buffer_at_end_s if d.playout else None,
-           legacy="BufferDurationAtEnd",
            graphs=(_g("buffer_end_s", "Buffer at the end", "s",
                       "Media seconds buffered ahead of the playhead when the download window closed "
-                      "(BufferDurationAtEnd).", 6, pages=(("qoe", 5),)),)),
+                      "(BufferDurationAtEnd; never measured in 2015).", 6, pages=(("qoe", 5),)),)),
     Figure(D, "media_received_s", "REAL", "media seconds received",
            lambda m, d: d.playout.media_received_s if d.playout else None),
     Figure(D, "played_s", "REAL", "wall time spent playing (2015 recorded none: its PlaybackDuration holds media "

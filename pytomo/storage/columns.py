@@ -44,6 +44,8 @@ VIEW_DESCRIPTIONS = {
     "LocalID": "ID on the volunteer's clock (wall time; utc_offset_s beside it in the export)",
     "PlaybackDuration": "media seconds received at the last moment the player was playing, as 2015 meant it (not "
                         "playing time: played_s); NULL when playback never started",
+    "BufferDurationAtEnd": "media buffered ahead of the playhead when the window closed (downloads.buffer_at_end_s; "
+                           "the 2015 tool always wrote 0.0)",
     "played_s": "wall time spent playing (downloads.played_s); 2015 recorded none",
     "utc_offset_s": "LocalID minus ID: the volunteer's UTC offset then, in seconds",
 }

@@ -15,7 +15,7 @@ each keeps its 2015 meaning (``PlaybackDuration``: media seconds)."""
 VIEW_EXTRA = {"played_s": "d.played_s"}
 """The view's columns after the 2015 ones, named as our figures, and their sources: ``played_s``, wall seconds spent
 playing (2015 stored no such figure: its ``PlaybackDuration`` holds media seconds)."""
-VIEW_UNITS = {"PlaybackDuration": "s", "played_s": "s"}
+VIEW_UNITS = {"PlaybackDuration": "s", "BufferDurationAtEnd": "s", "played_s": "s"}
 """The unit of each view column that no figure reads back (``Figure.legacy``): the others have their figure's."""
 
 # PlaybackDuration as 2015 meant it (inventory 6.5): the media seconds received at the last moment the player was
@@ -42,6 +42,7 @@ PER_ADDRESS = {  # the view's columns that are not one figure of the downloaded 
     "StatusCode": "ha.status_code",  # the status observed at this hop (the figure http_status is the media answer's)
     "LocalID": "replace(substr(coalesce(d.started_at_local, v.started_at_local), 1, 26), 'T', ' ')",
     "PlaybackDuration": PLAYBACK_DURATION,
+    "BufferDurationAtEnd": "d.buffer_at_end_s",  # its 2015 meaning; 2015 always wrote 0.0, so no figure reads it back
 }
 
 
