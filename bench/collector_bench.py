@@ -5,8 +5,10 @@
 Makes one lab crawl, pads copies of its database to the size asked (throughput samples), each with its own run
 UUID and its times shifted by its number of hours (so that each is a run of its own: the collector refuses a copy of
 a stored run's videos at the same times as a duplicate), starts ``start_server.py --collect`` in a subprocess and
-uploads them all with the upload client (gzip, bearer token) from ``--clients`` threads; prints uploads ingested
-per second (target: at least 20 on 2 cores), with the load average before and after.
+uploads them all with the upload client (gzip, bearer token) from ``--clients`` threads, each a volunteer with its
+own folder of runs and its outbox; prints uploads ingested per second (target: at least 20 on 2 cores), with the
+load average before and after and the CPU time per upload of the collector and of the clients (which share the
+bench's cores here, unlike volunteers').
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytomo.upload.client import Uploader  # noqa: E402
+from pytomo.upload.client import Answer, Uploader  # noqa: E402
 from pytomo.upload.outbox import Outbox  # noqa: E402
 
 
@@ -70,15 +72,15 @@ def padded(src: Path, dst: Path, size_mb: float, number: int = 0) -> None:
     conn.close()
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children still running (Linux /proc; 0 elsewhere)."""
+def cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process, and of its children still running (Linux /proc; 0 elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(cpu_s(int(child)) for child in children)
+    return own, sum(sum(cpu_s(int(child))) for child in children)
 
 
 def main() -> int:
@@ -93,8 +95,10 @@ def main() -> int:
     try:
         src = ns.template or template(work)
         runs = work / "runs"
-        runs.mkdir()
-        paths = [runs / f"bench-{i:04d}.pytomo_database.db" for i in range(ns.runs)]
+        folders = [runs / f"volunteer-{c:02d}" for c in range(ns.clients)]  # each client's runs and its outbox
+        for folder in folders:
+            folder.mkdir(parents=True)
+        paths = [folders[i % ns.clients] / f"bench-{i:04d}.pytomo_database.db" for i in range(ns.runs)]
         for number, path in enumerate(paths):
             padded(src, path, ns.size_mb, number)
         sizes = [p.stat().st_size for p in paths]
@@ -111,14 +115,21 @@ def main() -> int:
             line = server.stdout.readline() if server.stdout else ""
             base = line.split()[-1].removesuffix("api/v1/runs")
             uploader = Uploader(base, token)
-            outbox = Outbox(runs)
+
+            def volunteer(folder: Path) -> list[Answer]:
+                """One client: its runs one after the other, its outbox in its folder (as pytomo upload does)."""
+                outbox = Outbox(folder)
+                return [uploader.upload(path, outbox) for path in paths if path.parent == folder]
+
             load = os.getloadavg()[0]
-            server_cpu, client_cpu = cpu_s(server.pid), time.process_time()
+            server_cpu, client_cpu = sum(cpu_s(server.pid)), time.process_time()
+            serving_cpu = cpu_s(server.pid)[0]
             start = time.perf_counter()
             with ThreadPoolExecutor(ns.clients) as pool:
-                answers = list(pool.map(lambda path: uploader.upload(path, outbox), paths))
+                answers = [a for done in pool.map(volunteer, folders) for a in done]
             elapsed = time.perf_counter() - start
-            server_cpu, client_cpu = cpu_s(server.pid) - server_cpu, time.process_time() - client_cpu
+            server_cpu, client_cpu = sum(cpu_s(server.pid)) - server_cpu, time.process_time() - client_cpu
+            serving_cpu = cpu_s(server.pid)[0] - serving_cpu
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -129,7 +140,8 @@ def main() -> int:
               f"{ns.clients} clients on {os.cpu_count()} cores: {rate:.1f} runs/s (target >= 20): "
               f"{'met' if rate >= 20 else 'NOT met'}; load average {load:.2f} before, {os.getloadavg()[0]:.2f} "
               f"after; {logged} 'stored' lines in the collector's log")
-        print(f"CPU per upload: collector {server_cpu / len(paths) * 1000:.0f} ms (its processes), clients "
+        print(f"CPU per upload: collector {server_cpu / len(paths) * 1000:.0f} ms (serving process "
+              f"{serving_cpu / len(paths) * 1000:.0f} ms, the rest its workers), clients "
               f"{client_cpu / len(paths) * 1000:.0f} ms (gzip, SHA-256, HTTP, outbox)")
         return 0 if stored == ns.runs else 1
     finally:
