@@ -4,8 +4,9 @@
 description, each column's description and unit (Pint's spelling) for every table and the ``pytomo_crawl`` view,
 from ``pytomo.storage.columns``. Datasette keys its metadata by database name (the file's stem), so a file renamed or
 stored under its run UUID (the collector's) would lose a ``metadata.json`` written for another name: this module is
-also a Datasette plugin (entry point ``datasette``, hook ``get_metadata``) that gives that metadata to every served
-database that is a Pytomo run database, whatever its name, wherever Pytomo is installed beside Datasette.
+also a Datasette plugin (entry point ``datasette``; hook ``get_metadata`` in Datasette 0.x, ``startup`` writing into
+its internal metadata tables in 1.0) that gives that metadata to every served database that is a Pytomo run
+database, whatever its name, wherever Pytomo is installed beside Datasette.
 """
 
 from __future__ import annotations
@@ -94,9 +95,31 @@ def _hookimpl(fn: Any) -> Any:
     return pluggy.HookimplMarker("datasette")(fn)
 
 
+def _run_databases(datasette: Any) -> list[str]:
+    served = getattr(datasette, "databases", {}) or {}
+    return [name for name, db in served.items() if is_run_database(getattr(db, "path", None))]
+
+
 @_hookimpl
 def get_metadata(datasette: Any, key: Any, database: Any, table: Any) -> dict[str, Any]:
-    """Datasette's hook: the metadata of every served database that is a Pytomo run database, under its own name."""
-    served = getattr(datasette, "databases", {}) or {}
-    return {"databases": {name: database_metadata() for name, db in served.items()
-                          if is_run_database(getattr(db, "path", None))}}
+    """Datasette's hook (0.x): the metadata of every served run database, under its own name."""
+    return {"databases": {name: database_metadata() for name in _run_databases(datasette)}}
+
+
+@_hookimpl
+def startup(datasette: Any) -> Any:
+    """Datasette's hook (1.0, where metadata lives in its internal database and get_metadata is gone): each served
+    run database's table titles and descriptions and column descriptions, written there at start."""
+    if not hasattr(datasette, "set_column_metadata"):
+        return None
+
+    async def describe() -> None:
+        for name in _run_databases(datasette):
+            await datasette.set_database_metadata(name, "description", database_metadata()["description"])
+            for table, meta in database_metadata()["tables"].items():
+                for key in ("title", "description"):
+                    await datasette.set_resource_metadata(name, table, key, meta[key])
+                for column, text in meta["columns"].items():
+                    await datasette.set_column_metadata(name, table, column, "description", text)
+
+    return describe
