@@ -13,8 +13,9 @@ from pytomo.errors import UsageError
 def analyse_parser(prog: str = "pytomo analyse") -> argparse.ArgumentParser:
     """The options of ``pytomo analyse``."""
     p = Parser(prog=prog, description="Throughput CDF per cache-server AS, stall ratio per service and country, "
-                                      "time to start, RTT against throughput, median per hour of the day: tables "
-                                      "printed and, with --out, as CSV and PNG files.")
+                                      "time to start, RTT against throughput, median per local hour of the day "
+                                      "('unknown' for a run without local times), the verdict's aggregates: tables "
+                                      "printed and, with --out, as CSV (counts as integers) and PNG files.")
     p.add_argument("dataset", metavar="DATASET", help="a dataset written by pytomo export (or the collector)")
     p.add_argument("--engine", choices=("duckdb", "dask"), default="duckdb", help="default: duckdb (embedded)")
     p.add_argument("--scheduler", metavar="ADDRESS",

@@ -15,7 +15,9 @@ def export_parser(prog: str = "pytomo export") -> argparse.ArgumentParser:
     """The options of ``pytomo export``."""
     p = Parser(prog=prog, description="Export run databases: a Hive-partitioned Parquet dataset (one per table and "
                                       "the 2015 pytomo_crawl view, DIR/<table>/service=S/utc_date=D/<run_uuid>"
-                                      ".parquet) or one CSV file per table and run (DIR/<run_uuid>/<table>.csv).")
+                                      ".parquet; UTC times as timestamps, local ones as wall clock with their UTC "
+                                      "offset beside them, units and descriptions as field metadata) or one CSV file "
+                                      "per table and run (DIR/<run_uuid>/<table>.csv).")
     p.add_argument("databases", nargs="+", metavar="DB", help="run databases")
     p.add_argument("--to", required=True, metavar="DIR", help="the dataset's (or the CSV files') folder")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="default: parquet")
