@@ -3,7 +3,9 @@
 ``write_run(tables, root)`` writes ``root/<table>/service=<s>/utc_date=<d>/<run_uuid>.parquet``: each file is
 written to a temporary name in its folder (ignored by readers: it starts with a dot), fsynced and renamed over
 the final name, so a reader sees a whole file or none, and the same run written twice is one copy. The ``run``
-table is written last: a run listed in ``run`` has all its rows in the other tables.
+table is written last: a run listed in ``run`` has all its rows in the other tables. A run's files are written
+first, then fsynced together, renamed (``run`` last) and their folders fsynced once each: the same guarantees as
+one file after the other, with two journal commits per run instead of two per file.
 """
 
 from __future__ import annotations
@@ -71,11 +73,46 @@ def _groups(data: pa.Table) -> Iterable[tuple[tuple[str, str], pa.Table]]:
     None and "" of a key go to one file (they quote alike). Grouped by Arrow at once, rows in their order."""
     keys = [pc.if_else(pc.equal(data.column(k), ""), pa.scalar(None, pa.string()), data.column(k)) for k in PARTITIONS]
     body = data.drop_columns(list(PARTITIONS))
+    one = _one_partition(keys)
+    if one is not None:  # the common case (one service, one day): no grouping
+        yield (partition_value(one[0]), partition_value(one[1])), body
+        return
     distinct = pa.table(dict(zip(PARTITIONS, keys))).group_by(list(PARTITIONS), use_threads=False).aggregate([])
     for service, day in zip(distinct.column(PARTITIONS[0]).to_pylist(), distinct.column(PARTITIONS[1]).to_pylist()):
         mask = pc.and_(*(pc.is_null(k) if v is None else pc.fill_null(pc.equal(k, v), False)
                          for k, v in zip(keys, (service, day))))
         yield (partition_value(service), partition_value(day)), body.filter(mask)
+
+
+def _one_partition(keys: list[Any]) -> tuple[Any, ...] | None:
+    """The one (service, utc_date) of every row, or None (rows of several partitions, or none)."""
+    values = []
+    for k in keys:
+        if len(k) == 0:
+            return None
+        first = k[0].as_py()
+        if first is None:
+            same = k.null_count == len(k)
+        else:
+            same = k.null_count == 0 and bool(pc.all(pc.equal(k, first)).as_py())
+        if not same:
+            return None
+        values.append(first)
+    return tuple(values)
+
+
+def _staged(data: pa.Table, target: Path) -> tuple[str, int]:
+    """``data`` written to a temporary name beside ``target``, not yet fsynced: (its name, its open descriptor)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(os.dup(fd), "wb") as f:
+            pq.write_table(data, f, compression="zstd")
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp, fd
 
 
 def write_run(tables: dict[str, pa.Table], dataset_root: Path) -> None:
@@ -91,8 +128,24 @@ def write_run(tables: dict[str, pa.Table], dataset_root: Path) -> None:
         raise StorageError("a run without a run_uuid cannot be written")
     default = (partition_value(run.column("service")[0].as_py() if run.num_rows else None),
                partition_value(run.column("utc_date")[0].as_py() if run.num_rows else None))
-    for name in sorted(tables, key=lambda n: n == "run"):
-        data = tables[name]
-        groups = list(_groups(data)) or [(default, data.drop_columns(list(PARTITIONS)))]
-        for (service, date), part in groups:
-            write_atomically(part, root / name / f"service={service}" / f"utc_date={date}" / f"{run_uuid}.parquet")
+    staged: list[tuple[str, int, Path]] = []
+    try:
+        for name in sorted(tables, key=lambda n: n == "run"):
+            data = tables[name]
+            groups = list(_groups(data)) or [(default, data.drop_columns(list(PARTITIONS)))]
+            for (service, date), part in groups:
+                target = root / name / f"service={service}" / f"utc_date={date}" / f"{run_uuid}.parquet"
+                staged.append((*_staged(part, target), target))
+        for _, fd, _ in staged:
+            os.fsync(fd)
+        for tmp, _, target in staged:  # the run table last
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp, _, _ in staged:
+            Path(tmp).unlink(missing_ok=True)  # those not renamed yet
+        raise
+    finally:
+        for _, fd, _ in staged:
+            os.close(fd)
+    for folder in dict.fromkeys(target.parent for _, _, target in staged):
+        _fsync_dir(folder)
