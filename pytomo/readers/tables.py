@@ -16,6 +16,8 @@ time gives NULL. Every field carries its unit and description (``pytomo.storage.
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC as UTC_ZONE
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -279,20 +281,25 @@ def _with_keys(data: pa.Table, run_uuid: str, keys: tuple[Any, Any]) -> pa.Table
 
 
 def _parsed(values: Any, kind: pa.DataType) -> pa.Array:
-    """ISO-8601 texts as timestamps of ``kind`` (with a zone: the text must carry its offset); NULL for a text that
-    is not one (the value of another type SQLite's dynamic typing let in, a time without its offset)."""
+    """ISO-8601 texts as timestamps of ``kind`` (with a zone: the text must carry its offset; without: it must not);
+    NULL for a text that is not one (the value of another type SQLite's dynamic typing let in, a time without its
+    offset). All at once by Arrow; value by value (datetime.fromisoformat) only when Arrow refuses one of them."""
     values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if not pa.types.is_string(values.type):
         values = pa.array([v if isinstance(v, str) else None for v in values.to_pylist()], pa.string())
     try:
         return values.cast(kind)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        zoned = kind.tz is not None
         out = []
         for v in values.to_pylist():
             try:
-                out.append(pa.array([v], pa.string()).cast(kind)[0].as_py())
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                out.append(None)
+                t = datetime.fromisoformat(v) if v else None
+            except ValueError:
+                t = None
+            if t is not None and (t.tzinfo is not None) != zoned:
+                t = None
+            out.append(t.astimezone(UTC_ZONE) if zoned and t is not None else t)
         return pa.array(out, kind)
 
 

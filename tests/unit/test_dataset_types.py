@@ -243,3 +243,20 @@ def test_datasette_describes_every_table_whatever_the_file_is_called(tmp_path: P
     assert "measured throughput" in got[f"/{RUN_UUID}/downloads"]
     assert "media seconds received" in got[f"/{RUN_UUID}/pytomo_crawl"]
     assert got["meta"]["units"]["t_start_s"] == "s" and got["meta"]["units"]["bytes"] == "byte"
+
+
+def test_a_time_that_is_not_one_is_null_not_a_guess(tmp_path: Path) -> None:
+    """Text or numbers that SQLite's dynamic typing let into a time column: NULL, the other rows typed all the same."""
+    db = typed_db(tmp_path / "h.db")
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE hops SET started_at = 'yesterday' WHERE id = 1")
+    conn.execute("UPDATE hops SET started_at = 1767657600 WHERE id = 2")
+    conn.execute("UPDATE downloads SET started_at_local = '2026-13-45T00:00:00+01:00' WHERE id = 1")
+    conn.commit()
+    conn.close()
+    tables = tables_of(db)
+    assert tables["hops"].column("started_at").to_pylist() == [None, None]
+    assert tables["hops"].schema.field("started_at").type == pa.timestamp("us", tz="UTC")
+    downloads = sorted(tables["downloads"].to_pylist(), key=lambda r: r["id"])
+    assert downloads[0]["started_at_local"] is None and downloads[0]["started_at_utc_offset_s"] is None
+    assert downloads[1]["started_at"] == sqlite_instant("2026-01-06T00:00:10.000000Z")
