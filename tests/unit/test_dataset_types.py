@@ -260,3 +260,17 @@ def test_a_time_that_is_not_one_is_null_not_a_guess(tmp_path: Path) -> None:
     downloads = sorted(tables["downloads"].to_pylist(), key=lambda r: r["id"])
     assert downloads[0]["started_at_local"] is None and downloads[0]["started_at_utc_offset_s"] is None
     assert downloads[1]["started_at"] == sqlite_instant("2026-01-06T00:00:10.000000Z")
+
+
+def test_every_time_column_of_the_schema_is_typed() -> None:
+    """Every column named as a time (at, *_at, *_at_local) of an exported table is a UTC or a local time."""
+    from pytomo.readers.tables import TABLES
+    from pytomo.storage.schema import TABLES as DDL
+
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(DDL)
+    named = {(t, c) for t in TABLES for (c,) in conn.execute(f"SELECT name FROM pragma_table_info('{t}')")
+             if c == "at" or c.endswith(("_at", "_at_local"))}
+    declared = {(t, c) for t, cs in UTC_TIMES.items() for c in cs} | {
+        (t, c) for t, cs in LOCAL_TIMES.items() for c in cs}
+    assert named == declared
