@@ -75,8 +75,9 @@ def server_parser(prog: str = PROG) -> argparse.ArgumentParser:
     collect.add_argument("--max-upload-mib", dest="max_upload_mib", type=int, default=256, metavar="MIB",
                          help="with --collect: the largest upload, compressed or not (default 256)")
     collect.add_argument("--workers", type=int, default=None, metavar="N",
-                         help="with --collect: processes that check, store and ingest uploads (default: one per "
-                         "core; 0: in the server's own threads)")
+                         help="with --collect: processes that check, store and ingest uploads (default: two per "
+                         "core, so that one computes while another waits on the disk; 0: in the server's own "
+                         "threads)")
     p.add_argument("-V", "--version", action="version", version=f"pytomo {__version__}")
     return p
 
@@ -117,9 +118,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _workers(asked: int | None) -> int:
-    """``--workers``: the worker processes of the collector (one per core by default; none in the executable)."""
+    """``--workers``: the worker processes of the collector (two per core by default; none in the executable)."""
     if asked is None:
-        return 0 if getattr(sys, "frozen", False) else max(1, os.cpu_count() or 1)
+        return 0 if getattr(sys, "frozen", False) else 2 * max(1, os.cpu_count() or 1)
     if not 0 <= asked <= 64:
         raise UsageError("--workers must be within 0-64")
     return asked
