@@ -301,3 +301,43 @@ def test_one_log_line_per_upload_without_token_or_address(collector, runs):
     text = collector.log.read_text()
     assert "127.0.0.1" not in text
     assert not any(token in text for token in collector.tokens.values()) and "ptk_wrong" not in text
+
+
+def test_concurrent_copies_store_one_run(collector, runs, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    plain, _ = runs
+    copies = [copy_of(plain, tmp_path / f"copy-{i}.db") for i in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda db: collector.upload(db)[0], copies))
+    assert statuses.count(201) == 1 and set(statuses) <= {201, 409, 503}, statuses
+    assert len(collector.listing()) == 1
+    files, indexed, in_dataset = left_behind(collector.folder)
+    assert len(files) == 1 and indexed == in_dataset and len(indexed) == 1
+
+
+def test_an_older_index_gets_its_fingerprints(runs, tmp_path):
+    """A collector folder of the version before: the index has no fingerprint column; at start it is added and
+    filled from the stored files, so that a copy of a run stored then is refused."""
+    import io
+
+    from pytomo.collector.store import Collector as Store
+    from pytomo.collector.store import Origin
+
+    plain, _ = runs
+    store = Store(tmp_path / "collect")
+    body = plain.read_bytes()
+    assert store.receive(io.BytesIO(body), declared=len(body), encoding="", uploader="alice", origin=Origin()).status \
+        == 201
+    store.close()
+    conn = sqlite3.connect(tmp_path / "collect" / "index.db")
+    conn.execute("DROP INDEX runs_fingerprint")
+    for column in ("fingerprint", "ip_db", "ip_db_built"):
+        conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    conn.commit()
+    conn.close()
+    store = Store(tmp_path / "collect")
+    copy = copy_of(plain, tmp_path / "copy.db").read_bytes()
+    answer = store.receive(io.BytesIO(copy), declared=len(copy), encoding="", uploader="bob", origin=Origin())
+    store.close()
+    assert answer.status == 409 and answer.outcome == "duplicate" and uuid_of(plain) in answer.message
