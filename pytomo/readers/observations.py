@@ -34,8 +34,10 @@ class Obs:
     ``ok``: the video's status is ok (2015: it played). ``error``: why not, ``stage/kind`` (``redirects/http_status``;
     2015: ``download/no_download``, a row with neither a download nor a redirection). ``server``: the address the
     media came from, else the one its last hop failed at. ``started``: playback began in the window (2015: played,
-    as the 2015 model has no start time). ``probes_sent``/``probes_lost`` count the probes behind its RTT (0/0: loss
-    not measured, as in 2015). ``ident``: its row (``videos.id``; a 2015 table's rowid), as the videos list names it.
+    as the 2015 model has no start time; None for a run imported from 2015 or 2013 data, which recorded no playout
+    of ours: neither smooth nor "did not start", left out of the smooth share). ``probes_sent``/``probes_lost``
+    count the probes behind its RTT (0/0: loss not measured, as in 2015). ``ident``: its row (``videos.id``; a
+    2015 table's rowid), as the videos list names it.
     """
 
     t_s: float
@@ -43,7 +45,7 @@ class Obs:
     server: str  # the cache server's address; "" when the video reached none
     host: str | None
     ok: bool
-    started: bool
+    started: bool | None
     values: dict[str, float | None]
     probes_sent: int = 0
     probes_lost: int = 0
@@ -89,7 +91,12 @@ class Obs:
     @property
     def smooth(self) -> bool:
         """Played, started and never stalled."""
-        return self.played and self.started and self.stall_count == 0
+        return self.played and self.started is True and self.stall_count == 0
+
+    @property
+    def not_started(self) -> bool:
+        """Played, and its playback is known not to have started in the window."""
+        return self.played and self.started is False
 
 
 def _expr(conn: sqlite3.Connection, f: Figure) -> str:
@@ -132,6 +139,7 @@ def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tup
           ON d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = v.id)
         WHERE v.id > ? ORDER BY v.id"""
     rtt_missing = exprs[[f.key for f in figs].index(RTT)] == "NULL"  # schema 2 and 3 kept the samples alone
+    imported = _imported(conn)
     cur = conn.cursor()
     cur.row_factory = None
     for r in cur.execute(sql, (after_id,)):
@@ -146,8 +154,18 @@ def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tup
         played = (values.get(BYTES) or 0) > 0
         ok = r[3] == "ok"
         error = None if ok else f"{r[6] or 'unknown'}/{r[7] or r[3] or 'unknown'}"
-        yield r[0], Obs(t, str(r[2] or "Unknown"), str(r[4] or ""), r[5], ok,
-                        played and values.get(START) is not None, values, sent, lost, error, r[0])
+        started = None if imported and values.get(START) is None else played and values.get(START) is not None
+        yield r[0], Obs(t, str(r[2] or "Unknown"), str(r[4] or ""), r[5], ok, started, values, sent, lost, error,
+                        r[0])
+
+
+def _imported(conn: sqlite3.Connection) -> bool:
+    """The run was imported from 2015 or 2013 data (``pytomo import``): it recorded no playout of ours."""
+    try:
+        row = conn.execute("SELECT status FROM run ORDER BY id LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] == "imported"
 
 
 def _legacy(conn: sqlite3.Connection, table: str, clock: Clock) -> Iterator[Obs]:

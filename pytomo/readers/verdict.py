@@ -78,8 +78,8 @@ def compute(figure: str, a: Aggregate, obs: Sequence[Obs]) -> float | None:
     if a.statistic == "median":
         return _median(_values(chosen, figure))
     if a.statistic == "share_zero":
-        played = _played(obs)
-        return _share(sum(o.started and o.value(figure) == 0 for o in played), len(played))
+        known = [o for o in _played(obs) if o.started is not None]  # an imported run recorded no playout
+        return _share(sum(o.started is True and o.value(figure) == 0 for o in known), len(known))
     if a.statistic == "loss":
         return _loss(chosen)
     raise ValueError(f"unknown statistic {a.statistic!r} of the aggregate {a.key!r}")
@@ -106,7 +106,8 @@ def spread_of(obs: Sequence[Obs]) -> dict[str, Any]:
     played = _played(obs)
     return {
         "videos": len(obs), "played": len(played), "stalled": sum(o.stalled for o in played),
-        "smooth": sum(o.smooth for o in played), "not_started": sum(not o.started for o in played),
+        "smooth": sum(o.smooth for o in played), "not_started": sum(o.not_started for o in played),
+        "playout_unknown": sum(o.started is None for o in played),
         "errors": sum(not o.ok for o in obs), "failed_share": _share(sum(not o.ok for o in obs), len(obs)),
         "servers": len({o.server for o in obs if o.server}),
         "start_p10_s": quantile(starts, 0.1), "start_median_s": _median(starts), "start_p90_s": quantile(starts, 0.9),
@@ -224,11 +225,13 @@ def _sentence(row: Row, phrase: str) -> str:
                 f"No video played on {row.name} {phrase}.")
     parts = [failed] if failed else []
     if c["stalled"]:
-        parts.append(f"stalled in {c['stalled']} of {c['played']} plays")
+        parts.append(f"stalled in {c['stalled']} of {c['played'] - c['playout_unknown']} plays")
+    known = c["played"] - c["playout_unknown"]  # a run imported from 2015 or 2013 data recorded no playout of ours
     if c["not_started"]:
-        parts.append(f"did not start in {c['not_started']} of {c['played']} plays")
+        parts.append(f"did not start in {c['not_started']} of {known} plays")
     if len(parts) == (1 if failed else 0):
-        parts.append(f"played without a stall in {c['smooth']} of {c['played']} plays")
+        parts.append(f"played without a stall in {c['smooth']} of {known} plays" if known else
+                     f"played {c['played']} times, playout not recorded")
     text = f"Videos on {row.name} {' and '.join(parts)} {phrase}"
     worse = [f"{f.label} {shown(row.values[f.key], f.unit)}" for f in declared()
              if f.key != "smooth_share" and row.levels.get(f.key) in ("warn", "bad")]
@@ -277,8 +280,8 @@ def summary_lines(figures: dict[str, float | None], spread: dict[str, Any]) -> l
 def _row(kind: str, ident: str, obs: Sequence[Obs], phrase: str) -> Row:
     values = figures_of(obs)
     spread = spread_of(obs)
-    counts = {k: int(spread[k]) for k in ("videos", "played", "stalled", "smooth", "not_started", "errors", "live",
-                                          "live_latency_known")}
+    counts = {k: int(spread[k]) for k in ("videos", "played", "stalled", "smooth", "not_started", "playout_unknown",
+                                          "errors", "live", "live_latency_known")}
     host = next((o.host for o in obs if o.host), None) if kind == "server" else None
     name = ident if kind == "service" else f"{host} ({ident})" if host and ident not in host else ident
     levels = {f.key: f.threshold.level(values[f.key]) for f in declared() if f.threshold}

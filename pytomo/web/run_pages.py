@@ -101,7 +101,7 @@ class Filter:
 
     def keeps(self, o: Obs) -> bool:
         """True when the video has the outcome."""
-        return {"all": True, "failed": not o.ok, "stalled": o.stalled, "not_started": o.played and not o.started,
+        return {"all": True, "failed": not o.ok, "stalled": o.stalled, "not_started": o.not_started,
                 "smooth": o.smooth}[self.outcome]
 
 

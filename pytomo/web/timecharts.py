@@ -198,7 +198,7 @@ def _tip(name: str, i: int, b: Bin, f: Frame, lines: Sequence[str], keys: Sequen
 
 
 COMMON_KEYS = ("videos", "played", "errors")  # every chart's data-* attributes hold these, then its own figures
-PLAYS_KEYS = (*COMMON_KEYS, "smooth", "stalled", "not_started", "failed_share")
+PLAYS_KEYS = (*COMMON_KEYS, "smooth", "stalled", "not_started", "playout_unknown", "failed_share")
 START_KEYS = (*COMMON_KEYS, "not_started", "start_p10_s", "start_median_s", "start_p90_s")
 RATIO_KEYS = (*COMMON_KEYS, "ratio_p10", "ratio_median", "ratio_p90")
 RTT_KEYS = (*COMMON_KEYS, "servers", "rtt_min_ms", "rtt_median_ms", "rtt_max_ms", "probes_sent", "probes_lost",
@@ -233,8 +233,15 @@ def _plays_numbers(b: Bin) -> list[str]:
     out = [f"{_count(s['played'], 'video')} played of {s['videos']}"
            + (f" ({s['errors']} failed)" if s["errors"] else "")]
     if s["played"]:
-        out.append(f"without a stall {s['smooth']}, stalled {s['stalled']}, did not start {s['not_started']}")
+        unknown = _playout_unknown(s)
+        out.append(f"without a stall {s['smooth']}, stalled {s['stalled']}, did not start {s['not_started']}"
+                   + (f", playout not recorded {unknown}" if unknown else ""))
     return out
+
+
+def _playout_unknown(s: dict) -> int:
+    """Videos played whose playout was not recorded (a run imported from 2015 or 2013 data): in no bar."""
+    return int(s.get("playout_unknown") or 0)
 
 
 def plays(bins: Sequence[Bin], clock: Clock, title: str, name: str = "plays") -> str:
@@ -255,7 +262,7 @@ def plays(bins: Sequence[Bin], clock: Clock, title: str, name: str = "plays") ->
         x0, x1 = f.x(b.start_s), f.x(b.end_s)
         below = 0
         for count, colour, edge in ((s["smooth"], SMOOTH, "#fff"), (s["stalled"], f"url(#{hatch})", "#fff"),
-                                    (s["played"] - s["smooth"] - s["stalled"], NOT_STARTED, "#767676")):
+                                    (s["not_started"], NOT_STARTED, "#767676")):
             if count > 0:  # the light grey is outlined: 3:1 against the white
                 y0, y1 = f.y(below), f.y(below + count)
                 out.append(f'<rect x="{x0 + 0.5:.1f}" y="{y1:.1f}" width="{max(x1 - x0 - 1, 1):.1f}" '
@@ -369,8 +376,10 @@ def loss_step(share: float) -> tuple[float, str, str, int]:
 
 def _start_numbers(b: Bin) -> list[str]:
     s = b.spread
-    started = s["played"] - s["not_started"]
+    started = s["played"] - s["not_started"] - _playout_unknown(s)
     if s["start_median_s"] is None:
+        if not s["not_started"]:
+            return [f"{_count(s['played'], 'video')} played, time to start not recorded"]
         return [f"{_count(s['played'], 'video')} played, none started"]
     return [f"median {shown(s['start_median_s'], 's')} of {_count(started, 'video')} that started",
             f"10th to 90th percentile {shown(s['start_p10_s'], 's')} to {shown(s['start_p90_s'], 's')}"]
