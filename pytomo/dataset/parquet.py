@@ -5,7 +5,7 @@ written to a temporary name in its folder (ignored by readers: it starts with a 
 the final name, so a reader sees a whole file or none, and the same run written twice is one copy. The ``run``
 table is written last: a run listed in ``run`` has all its rows in the other tables. A run's files are written
 first, then fsynced together, renamed (``run`` last) and their folders fsynced once each: the same guarantees as
-one file after the other, with two journal commits per run instead of two per file.
+one file after the other, with fsyncs the filesystem can commit together.
 """
 
 from __future__ import annotations
