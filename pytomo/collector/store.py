@@ -96,7 +96,7 @@ class Result:
     message: str
     run_uuid: str = ""
     retry_after_s: int = 0
-    outcome: str = "refused"  # stored, already held, duplicate, refused, busy
+    outcome: str = "refused"  # stored, already held, duplicate, refused, busy, failed
 
 
 @dataclass(frozen=True)
@@ -286,6 +286,7 @@ class Collector:
         fd, name = tempfile.mkstemp(prefix="upload-", suffix=".db", dir=self.tmp)
         part = Path(name)
         size = 0
+        result = Result(500, "the collector failed while storing the upload (see its log)", outcome="failed")
         try:
             with os.fdopen(fd, "wb") as out:
                 sha = spool(counted, out, encoding, declared, self.max_bytes)
@@ -300,7 +301,7 @@ class Collector:
                             outcome="busy")
         finally:
             part.unlink(missing_ok=True)
-        log_upload(uploader, result, counted.count, size, time.perf_counter() - start)
+            log_upload(uploader, result, counted.count, size, time.perf_counter() - start)
         return result
 
     def _received(self, part: Path, sha: str, uploader: str, origin: Origin, claimed_uuid: str,

@@ -105,3 +105,22 @@ def test_a_dead_worker_leaves_no_claim(tmp_path, caplog):
     assert [r.getMessage().split(" status=")[0] for r in caplog.records] == [
         "upload uploader=alice run=- outcome=busy"]
     collector.close()
+
+
+class FullDisk(DyingWorker):
+    """A settler that hits a full disk after claiming (an error that is not a refusal)."""
+
+    def settle(self, part, sha, uploader, origin, claimed_uuid) -> Result:
+        raise OSError(28, "No space left on device")
+
+
+def test_an_unexpected_error_is_logged_as_failed_and_raised(tmp_path, caplog):
+    collector = Collector(tmp_path / "collect")
+    collector.workers = FullDisk(collector)
+    with caplog.at_level("INFO", logger="pytomo.collector.uploads"), pytest.raises(OSError):
+        collector.receive(io.BytesIO(b"x" * 10), declared=10, encoding="", uploader="bob", origin=Origin())
+    assert [r.getMessage().split(" body_bytes=")[0] for r in caplog.records] == [
+        "upload uploader=bob run=- outcome=failed status=500"]
+    assert "body_bytes=10 db_bytes=10 " in caplog.records[0].getMessage()
+    assert not list(collector.tmp.iterdir())
+    collector.close()
