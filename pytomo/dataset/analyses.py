@@ -95,10 +95,12 @@ ANALYSES: tuple[Analysis, ...] = (
              ratios=(("stalled_share", "stalled", "started"), ("stall_time_ratio", "stall_s", "watched_s")),
              drop=("watched_s",)),
     Analysis("time_to_start", "Time to start playback per service (s)", ("service",),
-             (Agg("videos", "rows"), Agg("started", "sum", "started", whole=True),
+             (Agg("videos", "rows"), Agg("timed", "sum", "timed", whole=True),
+              Agg("started", "sum", "started", whole=True),
               Agg("sum_s", "sum", "time_to_start_s"),
               *_q("time_to_start_s", (0.10, 0.50, 0.90))),
-             ratios=(("started_share", "started", "videos"), ("mean_s", "sum_s", "started")), drop=("sum_s",)),
+             ratios=(("started_share", "started", "timed"), ("mean_s", "sum_s", "started")),
+             drop=("sum_s", "timed")),
     Analysis("rtt_throughput", "RTT against throughput (RTT bins, ms; throughput, bit/s)", ("rtt_bin",),
              (Agg("downloads", "rows"), Agg("sum_rtt_ms", "sum", "rtt_ms"),
               *_q("throughput_bps", (0.25, 0.50, 0.75), "thr_p")),
@@ -121,14 +123,14 @@ def _summarised() -> list[tuple[Figure, Aggregate]]:
 
 def aggregates_analysis() -> Analysis:
     """The verdict's aggregates (declared on the figures) per service, one column each, named by its key."""
-    aggs: list[Agg] = [Agg("videos", "rows"), Agg("played_n", "sum", "played", whole=True)]
+    aggs: list[Agg] = [Agg("videos", "rows"), Agg("played_n", "sum", "played_timed", whole=True)]
     ratios, drop = [], ["played_n"]
     for _f, a in _summarised():
         if a.statistic == "median":
             aggs.append(Agg(a.key, "quantile", f"agg_{a.key}", 0.5))
         elif a.statistic == "count":
             aggs.append(Agg(a.key, "sum", f"agg_{a.key}", whole=True))
-        else:  # share_zero: over videos played
+        else:  # share_zero: over videos played with a playout of ours (a window recorded)
             aggs.append(Agg(f"{a.key}_n", "sum", f"agg_{a.key}", whole=True))
             ratios.append((a.key, f"{a.key}_n", "played_n"))
             drop.append(f"{a.key}_n")
@@ -215,7 +217,7 @@ DOWNLOADS_COLUMNS = {
     "run_uuid": "VARCHAR", "service": "VARCHAR", "stream_role": "VARCHAR", "address": "VARCHAR", "host": "VARCHAR",
     "as_number": "BIGINT", "country": "VARCHAR", "avg_throughput_bps": "DOUBLE", "time_to_start_s": "DOUBLE",
     "stall_count": "BIGINT", "stall_total_s": "DOUBLE", "played_s": "DOUBLE", "ping_min_ms": "DOUBLE",
-    "started_at_local": "VARCHAR",
+    "started_at_local": "VARCHAR", "window_s": "DOUBLE",
 }
 """The ``downloads`` columns the frame reads, and the one type each is cast to (whatever a file or a pandas
 partition holds: object strings, nullable or float integers, pyarrow strings, a categorical partition column)."""
@@ -283,7 +285,9 @@ def frame_select(lay: Layout, downloads: str, run: str | None = None) -> str:
        d.ping_min_ms AS rtt_ms,
        CASE WHEN d.ping_min_ms IS NULL THEN NULL {bins} ELSE '{_bin_label(len(RTT_BINS))}' END AS rtt_bin,
        coalesce(lpad(CAST({hour} AS VARCHAR), 2, '0'), '{UNKNOWN_HOUR}') AS hour,
-       CAST(coalesce(d.bytes, 0) > 0 AS INTEGER) AS played{_aggregate_columns()}
+       CAST(coalesce(d.bytes, 0) > 0 AS INTEGER) AS played,
+       CAST(d.window_s IS NOT NULL AS INTEGER) AS timed,
+       CAST(coalesce(d.bytes, 0) > 0 AND d.window_s IS NOT NULL AS INTEGER) AS played_timed{_aggregate_columns()}
 FROM {downloads} d {join}
 WHERE coalesce(d.stream_role, 'progressive') <> 'audio'"""
 

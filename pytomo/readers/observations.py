@@ -16,7 +16,8 @@ ICMP_FIRST = ("icmp-raw", "icmp-dgram", "system-ping")  # a video's probes: ICMP
 BYTES, START, STALLS, LIVE = ("downloads.bytes", "downloads.time_to_start_s", "downloads.stall_count",
                               "downloads.live")
 RTT, RTT_MAX = "downloads.ping_min_ms", "downloads.ping_max_ms"  # the one RTT of a video, and its largest sample
-OWN = (BYTES, START, STALLS, LIVE, RTT_MAX)  # what an observation needs besides the aggregates' figures
+WINDOW = "downloads.window_s"  # NULL: no window recorded, so no playout of ours (a run imported from 2015 or 2013)
+OWN = (BYTES, START, STALLS, LIVE, RTT_MAX, WINDOW)  # what an observation needs besides the aggregates' figures
 
 
 def wanted() -> list[Figure]:
@@ -34,10 +35,10 @@ class Obs:
     ``ok``: the video's status is ok (2015: it played). ``error``: why not, ``stage/kind`` (``redirects/http_status``;
     2015: ``download/no_download``, a row with neither a download nor a redirection). ``server``: the address the
     media came from, else the one its last hop failed at. ``started``: playback began in the window (2015: played,
-    as the 2015 model has no start time; None for a run imported from 2015 or 2013 data, which recorded no playout
-    of ours: neither smooth nor "did not start", left out of the smooth share). ``probes_sent``/``probes_lost``
-    count the probes behind its RTT (0/0: loss not measured, as in 2015). ``ident``: its row (``videos.id``; a
-    2015 table's rowid), as the videos list names it.
+    as the 2015 model has no start time; None for a download without a window, ``window_s`` NULL: a run imported
+    from 2015 or 2013 data, which recorded no playout of ours: neither smooth nor "did not start", left out of the
+    smooth share). ``probes_sent``/``probes_lost`` count the probes behind its RTT (0/0: loss not measured, as in
+    2015). ``ident``: its row (``videos.id``; a 2015 table's rowid), as the videos list names it.
     """
 
     t_s: float
@@ -139,7 +140,7 @@ def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tup
           ON d.id = (SELECT min(x.id) FROM downloads x WHERE x.video_row_id = v.id)
         WHERE v.id > ? ORDER BY v.id"""
     rtt_missing = exprs[[f.key for f in figs].index(RTT)] == "NULL"  # schema 2 and 3 kept the samples alone
-    imported = _imported(conn)
+    has_window = exprs[[f.key for f in figs].index(WINDOW)] != "NULL"  # a NULL window_s means: not recorded
     cur = conn.cursor()
     cur.row_factory = None
     for r in cur.execute(sql, (after_id,)):
@@ -154,18 +155,10 @@ def _ours(conn: sqlite3.Connection, clock: Clock, after_id: int) -> Iterator[tup
         played = (values.get(BYTES) or 0) > 0
         ok = r[3] == "ok"
         error = None if ok else f"{r[6] or 'unknown'}/{r[7] or r[3] or 'unknown'}"
-        started = None if imported and values.get(START) is None else played and values.get(START) is not None
+        started = (None if played and has_window and values.get(WINDOW) is None
+                   else played and values.get(START) is not None)
         yield r[0], Obs(t, str(r[2] or "Unknown"), str(r[4] or ""), r[5], ok, started, values, sent, lost, error,
                         r[0])
-
-
-def _imported(conn: sqlite3.Connection) -> bool:
-    """The run was imported from 2015 or 2013 data (``pytomo import``): it recorded no playout of ours."""
-    try:
-        row = conn.execute("SELECT status FROM run ORDER BY id LIMIT 1").fetchone()
-    except sqlite3.Error:
-        return False
-    return row is not None and row[0] == "imported"
 
 
 def _legacy(conn: sqlite3.Connection, table: str, clock: Clock) -> Iterator[Obs]:

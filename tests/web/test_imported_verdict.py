@@ -46,3 +46,20 @@ def test_an_imported_run_has_no_smooth_share_and_no_unstarted_plays(imported, tm
     overview = _get(app, "/")
     assert "playout not recorded" in overview or "time to start not recorded" in overview
     assert "did not start in" not in overview
+
+
+def test_the_analyses_of_an_imported_run_say_not_recorded_as_the_verdict_does(imported, tmp_path):
+    """DuckDB's analyses leave the imported plays out of the shares (empty cells), as the verdict does."""
+    db = next(imported.glob("*.pytomo_database.db"))
+    for args in (["export", str(db), "--to", str(tmp_path / "ds")],
+                 ["analyse", str(tmp_path / "ds"), "--out", str(tmp_path / "out")]):
+        done = subprocess.run([sys.executable, "-m", "pytomo", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+    duckdb = pytest.importorskip("duckdb")
+    row = duckdb.connect().execute(f"SELECT played, smooth_share, avg_throughput_2015_median_bps FROM "
+                     f"read_csv('{tmp_path / 'out' / 'aggregates.csv'}')").fetchone()
+    assert row[0] == 28 and row[1] is None and row[2] > 0
+    row = duckdb.connect().execute(f"SELECT videos, started, started_share FROM "
+                     f"read_csv('{tmp_path / 'out' / 'time_to_start.csv'}')").fetchone()
+    assert row == (28, 0, None)
