@@ -61,6 +61,11 @@ def test_every_row_in_its_partition_and_the_run_renamed_last(tmp_path, monkeypat
         (4, None, "2026-12-06"), (5, None, "2026-12-06"), (6, "lab", "2026-12-06")]  # DuckDB: Hive's NULL
     assert pq.read_table(tmp_path / f"samples/service=lab/utc_date=2026-12-06/{RUN}.parquet").column("bin") \
         .to_pylist() == list(range(1000))
+    def codec(path: str) -> str:
+        return pq.ParquetFile(tmp_path / path).metadata.row_group(0).column(0).compression
+
+    assert codec(f"samples/service=lab/utc_date=2026-12-06/{RUN}.parquet") == "ZSTD"  # 1,000 rows
+    assert codec(f"run/service=lab/utc_date=2026-12-06/{RUN}.parquet") == "UNCOMPRESSED"  # one row: not worth it
     # written again: one copy, no temporary file left
     write_run(_tables(), tmp_path)
     assert len(_files(tmp_path)) == 7 and not list(tmp_path.rglob(".*"))
