@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pytomo.engine.vantage import Vantage
 
@@ -73,38 +72,21 @@ class AddressLookup:
         return out
 
     def _table(self, data: pa.Table) -> pa.Table:
-        addresses = data.column("address").combine_chunks()
-        distinct = pc.unique(addresses)
-        found = [self.vantage.lookup(a) for a in distinct.to_pylist()]
-        where = pc.index_in(addresses, value_set=distinct)
-        theirs = {name: pa.array([getattr(o, name) for o in found], kind).take(where) for name, kind in FIELDS}
-        ours = {name: _column(data, name, kind) for name, kind in FIELDS}
-        had = _any_valid(list(ours.values()))
-        given = _any_valid(list(theirs.values()))
+        """One table's rows: the volunteer's fields kept where any is set, else the collector's (a few thousand rows
+        at most a run: Python lists cost less here than a dozen Arrow kernels)."""
+        addresses = data.column("address").to_pylist()
+        found = {address: self.vantage.lookup(address) for address in set(addresses)}
+        ours = {name: data.column(name).to_pylist() if name in data.column_names else [None] * data.num_rows
+                for name, _ in FIELDS}
+        had = [any(v is not None for v in row) for row in zip(*ours.values())] if data.num_rows else []
+        theirs = {name: [getattr(found[a], name) for a in addresses] for name, _ in FIELDS}
         for name, kind in FIELDS:
-            value = pc.if_else(had, ours[name], theirs[name]).cast(_type(data, name, kind))
-            data = put(data, name, value)
-        source = pc.if_else(had, pa.scalar("volunteer"), pc.if_else(given, pa.scalar("collector"),
-                                                                      pa.scalar(None, pa.string())))
-        return put(data, SOURCE, source.cast(pa.string()))
-
-
-def _type(data: pa.Table, name: str, kind: pa.DataType) -> pa.DataType:
-    return data.schema.field(name).type if name in data.column_names else kind
-
-
-def _column(data: pa.Table, name: str, kind: pa.DataType) -> pa.Array:
-    if name in data.column_names:
-        return data.column(name).combine_chunks().cast(kind)
-    return pa.nulls(data.num_rows, kind)
-
-
-def _any_valid(columns: list[pa.Array]) -> pa.Array:
-    """Per row: is any of the columns non-NULL."""
-    valid = pc.is_valid(columns[0])
-    for column in columns[1:]:
-        valid = pc.or_(valid, pc.is_valid(column))
-    return valid
+            kept = [mine if h else other for h, mine, other in zip(had, ours[name], theirs[name])]
+            data = put(data, name, pa.array(kept, data.schema.field(name).type if name in data.column_names
+                                             else kind))
+        source = ["volunteer" if h else ("collector" if any(theirs[n][i] is not None for n, _ in FIELDS) else None)
+                  for i, h in enumerate(had)]
+        return put(data, SOURCE, pa.array(source, pa.string()))
 
 
 def put(data: pa.Table, name: str, values: Any) -> pa.Table:
