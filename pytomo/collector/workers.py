@@ -17,6 +17,7 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 from pytomo.collector.origin import Origin
 from pytomo.collector.store import Collector, Result, WorkerLost
@@ -34,14 +35,16 @@ def _orphaned(parent: int) -> None:
     os._exit(0)
 
 
-def _start(root: str, ip_dbs: tuple[str, ...], max_bytes: int) -> None:
-    """A worker's initializer: its Collector, without recovery (the serving process owns that)."""
+def _start(root: str, ip_dbs: tuple[str, ...], max_bytes: int, started: Any) -> None:
+    """A worker's initializer: its Collector, without recovery (the serving process owns that); ``started`` is
+    released once it is warm."""
     global _collector
     threading.Thread(target=_orphaned, args=(os.getppid(),), name="orphaned", daemon=True).start()
 
     _collector = Collector(Path(root), ip_dbs=ip_dbs, max_bytes=max_bytes, owner=False)
     _collector.addresses()  # the IP databases opened
     _warm()
+    started.release()
 
 
 def _warm() -> None:
@@ -63,28 +66,32 @@ def _settle(part: Path, sha: str, uploader: str, origin: Origin, claimed_uuid: s
     return _collector.settle(part, sha, uploader, origin, claimed_uuid)
 
 
-def _ready() -> int:
-    return 0 if _collector is None else 1
-
-
 class Workers:
     """A pool of ``count`` processes settling uploads for the collector in ``root``."""
 
     def __init__(self, root: Path, ip_dbs: tuple[str, ...], max_bytes: int, count: int) -> None:
-        self.args = (str(root), tuple(ip_dbs), max_bytes)
+        self.context = multiprocessing.get_context("spawn")
+        self.started = self.context.Semaphore(0)
+        self.args = (str(root), tuple(ip_dbs), max_bytes, self.started)
         self.count = count
         self.lock = threading.Lock()
         self.pool = self._pool()
 
     def _pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
-                                   initargs=self.args)
+        return ProcessPoolExecutor(self.count, mp_context=self.context, initializer=_start, initargs=self.args)
 
-    def warm(self) -> None:
-        """Start every process now (imports, IP databases) rather than at the first uploads."""
-        futures = [self.pool.submit(_ready) for _ in range(self.count)]
-        if sum(f.result() for f in futures) == 0:
-            raise PytomoError("the collector's worker processes did not start")
+    def warm(self, timeout_s: float = 120.0) -> None:
+        """Start every process now and wait until each is warm (imports, IP databases), rather than have them
+        start with the first uploads."""
+        futures = [self.pool.submit(int) for _ in range(self.count)]  # the pool spawns a process per task waiting
+        deadline, ready = time.monotonic() + timeout_s, 0
+        while ready < self.count:
+            if self.started.acquire(timeout=0.25):
+                ready += 1
+                continue
+            failed = next((f.exception() for f in futures if f.done() and f.exception()), None)
+            if failed is not None or time.monotonic() > deadline:
+                raise PytomoError(f"the collector's worker processes did not start: {failed or 'too slow'}")
 
     def settle(self, part: Path, sha: str, uploader: str, origin: Origin, claimed_uuid: str) -> Result:
         """``Collector.settle`` in a worker; WorkerLost when the process died (the pool is made again)."""

@@ -124,3 +124,28 @@ def test_an_unexpected_error_is_logged_as_failed_and_raised(tmp_path, caplog):
     assert "body_bytes=10 db_bytes=10 " in caplog.records[0].getMessage()
     assert not list(collector.tmp.iterdir())
     collector.close()
+
+
+def test_worker_processes_settle_uploads_and_a_bad_start_is_one_error(tmp_path):
+    import time
+
+    from pytomo.collector.workers import Workers
+    from pytomo.errors import PytomoError
+
+    collector = Collector(tmp_path / "collect")
+    pool = Workers(collector.root, (), collector.max_bytes, 2)
+    try:
+        pool.warm()
+        collector.workers = pool
+        result = collector.receive(io.BytesIO(b"not a database" * 10), declared=140, encoding="", uploader="alice",
+                                   origin=Origin())
+        assert result.status == 422 and "not an SQLite database" in result.message  # checked in a worker
+        assert not list(collector.tmp.iterdir()) and collector.listing() == []
+    finally:
+        collector.close()
+    broken = Workers(tmp_path / "collect", (str(tmp_path / "missing.mmdb"),), 1024, 1)
+    start = time.monotonic()
+    with pytest.raises(PytomoError, match="did not start"):
+        broken.warm()
+    assert time.monotonic() - start < 60
+    broken.close()
