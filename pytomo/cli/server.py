@@ -134,6 +134,7 @@ def _collect(ns: argparse.Namespace, prog: str) -> int:
 
     if not ns.tokens:
         raise UsageError("--collect needs --tokens FILE (make one with: pytomo tokens add NAME --tokens FILE)")
+    import pyarrow  # noqa: F401  the dataset's: missing from the volunteer executable, said at start, not per upload
     if not 1 <= ns.max_upload_mib <= 65536:
         raise UsageError("--max-upload-mib must be within 1-65536")
     workers = _workers(ns.workers)

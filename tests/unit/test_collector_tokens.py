@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import threading
 
 import pytest
@@ -149,3 +150,17 @@ def test_worker_processes_settle_uploads_and_a_bad_start_is_one_error(tmp_path):
         broken.warm()
     assert time.monotonic() - start < 60
     broken.close()
+
+
+def test_the_collector_without_pyarrow_says_so_at_start(tmp_path, monkeypatch, capsys):
+    """The volunteer executable leaves pyarrow out: its collector stops at start with one line, not at each upload."""
+    from pytomo.__main__ import frozen_main
+
+    tokens = tmp_path / "tokens"
+    add_token(tokens, "alice")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow: ModuleNotFoundError, as in the executable
+    assert frozen_main(["server", "--collect", str(tmp_path / "c"), "--tokens", str(tokens), "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["pytomo: server --collect needs pyarrow, which the volunteer executable does not carry: install "
+                   "the Python package; see README.md, The volunteer executable"]
+    assert not (tmp_path / "c").exists()
