@@ -296,7 +296,7 @@ class Collector:
             result = Result(413, str(exc))
         except BadUpload as exc:
             result = Result(400, str(exc))
-        except PytomoError as exc:  # a worker process died (WorkerLost): the upload may be tried again
+        except WorkerLost as exc:  # its claim is undone: the upload may be tried again
             result = Result(503, f"the upload could not be stored ({exc}); try again", retry_after_s=5,
                             outcome="busy")
         finally:
