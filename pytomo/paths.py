@@ -66,7 +66,8 @@ def child_command(name: str) -> list[str]:
     return [sys.executable, "-m", modules[name]]
 
 
-LEFT_OUT = ("duckdb", "pyarrow", "numpy", "matplotlib", "PIL", "pandas", "dask", "playwright", "imageio_ffmpeg")
+LEFT_OUT = ("duckdb", "pyarrow", "adbc_driver_manager", "adbc_driver_sqlite", "numpy", "matplotlib", "PIL", "pandas",
+            "dask", "playwright", "imageio_ffmpeg")
 """The libraries build/pyinstaller.py leaves out of the volunteer executable: the researchers' tools (export, analyse,
 the collector's dataset) need them, the lab's media are made at build time, its reference players are a harness."""
 

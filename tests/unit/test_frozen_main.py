@@ -44,5 +44,5 @@ def test_other_commands_run_as_they_are(monkeypatch):
 
 
 def test_the_researchers_libraries_and_the_lab_ffmpeg_are_left_out():
-    assert {"duckdb", "pyarrow", "numpy", "pandas", "dask", "matplotlib", "PIL", "playwright",
-            "imageio_ffmpeg"} == set(LEFT_OUT)
+    assert {"duckdb", "pyarrow", "adbc_driver_manager", "adbc_driver_sqlite", "numpy", "pandas", "dask", "matplotlib",
+            "PIL", "playwright", "imageio_ffmpeg"} == set(LEFT_OUT)
