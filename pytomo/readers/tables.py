@@ -15,6 +15,7 @@ time gives NULL. Every field carries its unit and description (``pytomo.storage.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import UTC as UTC_ZONE
 from datetime import datetime
@@ -391,13 +392,19 @@ def _typed_view(view: pa.Table) -> pa.Table:
 
 def _described(table: str, data: pa.Table) -> pa.Table:
     """The table with each field's unit and description (pytomo.storage.columns) as its metadata."""
+    return pa.Table.from_arrays(list(data.columns), schema=_described_schema(table, data.schema))
+
+
+@functools.lru_cache(maxsize=256)
+def _described_schema(table: str, schema: pa.Schema) -> pa.Schema:
+    """A table's schema with its fields described (the same few schemas come back run after run: made once)."""
     docs = described(table)
     fields = []
-    for f in data.schema:
+    for f in schema:
         unit, text = docs.get(f.name, (None, None))
         meta = {k: v for k, v in (("unit", unit), ("description", text)) if v}
         fields.append(f.with_metadata(meta) if meta else f)
-    return pa.Table.from_arrays(list(data.columns), schema=pa.schema(fields))
+    return pa.schema(fields)
 
 
 def _check_layout(objects: dict[str, tuple[str, str]], db_path: Path) -> None:
