@@ -42,7 +42,8 @@ COMMANDS: dict[str, Command] = {
                    "rebuild the RRD files of run databases (start_server.py --rebuild-rrd)"),
     "p1203": Command("pytomo.cli.tools", "p1203_main", "the ITU-T P.1203 inputs of a run's videos, JSON lines"),
     "upload": Command("pytomo.cli.upload", "upload_main",
-                      "send finished runs to a collector (--collector URL), or show the outbox (--status)"),
+                      "send ended runs to a collector (--collector URL; a killed run is closed first), or show the "
+                      "outbox (--status)"),
     "tokens": Command("pytomo.cli.tokens", "tokens_main",
                       "the collector's tokens: add NAME, list, revoke NAME (--tokens FILE)"),
     "withdraw": Command("pytomo.cli.withdraw", "withdraw_main",

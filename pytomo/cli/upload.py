@@ -1,4 +1,4 @@
-"""``pytomo upload --collector URL [DB...]`` sends finished runs; ``pytomo upload --status`` shows the outbox."""
+"""``pytomo upload --collector URL [DB...]`` sends ended runs (a killed one closed first); ``--status``: the outbox."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def upload_parser(prog: str) -> Parser:
     p = Parser(prog=prog, description="Send finished run databases to a collector, or show the outbox. The token "
                "comes from collector_token in the config file or PYTOMO_COLLECTOR_TOKEN.")
     p.add_argument("databases", nargs="*", metavar="DB",
-                   help="run databases to send (default: every finished one in --database-dir not sent yet)")
+                   help="run databases to send (default: every one in --database-dir whose run has ended, a killed "
+                   "one closed as interrupted first, not sent yet)")
     p.add_argument("--collector", metavar="URL", help="the collector (https://; http:// only to loopback; default "
                    "collector_url of the config file)")
     p.add_argument("--database-dir", metavar="DIR", help="folder of the run databases and of the outbox "
