@@ -44,6 +44,15 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def uuid_of(db: Path) -> str:
+    """The run UUID stored in a run database (``run.run_uuid``)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
+    try:
+        return conn.execute("SELECT run_uuid FROM run").fetchone()[0]
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="module")
 def lab():
     """The lab of the default scenario, running for the module (a module may define its own ``lab``)."""

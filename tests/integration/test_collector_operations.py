@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, database_of, run_crawler
+from tests.conftest import ROOT, database_of, run_crawler, uuid_of
 from tests.integration.test_collector import add_token, left_behind, request
 
 duckdb = pytest.importorskip("duckdb")
@@ -102,14 +102,6 @@ def collector(tmp_path):
         yield running
     finally:
         running.stop()
-
-
-def uuid_of(db: Path) -> str:
-    conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
-    try:
-        return conn.execute("SELECT run_uuid FROM run").fetchone()[0]
-    finally:
-        conn.close()
 
 
 def copy_of(db: Path, dst: Path, sql: str = "") -> Path:

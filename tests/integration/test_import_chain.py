@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, database_of, run_crawler
+from tests.conftest import ROOT, database_of, run_crawler, uuid_of
 from tests.integration.test_collector import collector  # noqa: F401  (the fixture)
 from tests.web.legacy import COLUMNS_2015, REAL_2013, make_2015_database
 
@@ -54,14 +54,6 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict:
     done = pytomo("export", *map(str, [*runs, lab_db]), "--to", str(root))
     assert done.returncode == 0, done.stderr
     return {"lab": lab_db, "runs": dict(zip(DUMPS, runs, strict=True)), "root": root, "work": work}
-
-
-def uuid_of(db: Path) -> str:
-    conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
-    try:
-        return conn.execute("SELECT run_uuid FROM run").fetchone()[0]
-    finally:
-        conn.close()
 
 
 def test_duckdb_compares_2013_with_a_lab_run_without_a_cast(chain: dict) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.test_collector import collector  # noqa: F401  (the fixture)
 
 duckdb = pytest.importorskip("duckdb")
 
@@ -87,26 +88,9 @@ def dataset_of(root: Path, run_uuid: str) -> tuple[str, str, list[str]]:
     return status, reason, urls
 
 
-@pytest.fixture()
-def collector(tmp_path):
-    """A collector subprocess on loopback: (its URL, its folder, a volunteer's token)."""
-    tokens = tmp_path / "tokens"
-    added = pytomo("tokens", "add", "vera", "--tokens", str(tokens))
-    assert added.returncode == 0, added.stderr
-    folder = tmp_path / "collect"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "start_server.py"), "--collect", str(folder), "--tokens",
-                             str(tokens), "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line.startswith("collecting on http://127.0.0.1:"), (line, proc.stderr.read() if proc.stderr else "")
-        yield line.split()[-1], folder, added.stdout.strip().splitlines()[-1]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def test_a_killed_crawl_reaches_the_collector_and_the_dataset_as_interrupted(tmp_path, collector):
-    url, collect_dir, token = collector
+def test_a_killed_crawl_reaches_the_collector_and_the_dataset_as_interrupted(tmp_path, collector):  # noqa: F811
+    url, collect_dir, tokens = collector
+    token = tokens["alice"]
     folder = tmp_path / "runs"
     db = kill_crawl(folder)
     run_uuid, status, urls = truth_of(db, tmp_path / "truth")
