@@ -49,11 +49,11 @@ def _export(argv: list[str], prog: str) -> int:
 def _close_if_killed(db: Path) -> None:
     """A run whose crawler was killed is closed as ``interrupted`` first (``pytomo.storage.recover``); one still
     being written is refused (``StillWriting``, a ``StorageError``)."""
-    from pytomo.readers.facts import run_facts
+    from pytomo.readers.facts import run_status
     from pytomo.storage.recover import close_killed
 
     try:
-        running = run_facts(db).status == "running"
+        running = run_status(db) == "running"
     except StorageError:
         return  # not a run database of ours: tables_of says what it is
     if running:

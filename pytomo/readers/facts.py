@@ -58,12 +58,10 @@ def valid_uuid(text: object) -> str | None:
         return None
 
 
-def run_facts(path: Path) -> RunFacts:
-    """Read a run database (read-only, creating no file beside it) for its identity and status."""
-    path = Path(path)
+def _run_row_of(path: Path) -> dict[str, object]:
+    """The run row of a run database, read read-only, creating no file beside it (the WAL read when there is one)."""
     if not path.is_file():
         raise StorageError(f"no database at {path}")
-    sha = sha256_of(path)
     live = Path(f"{path}-wal").exists()
     uri = f"file:{quote(str(path.resolve()))}?mode=ro" + ("" if live else "&immutable=1")
     try:
@@ -77,5 +75,18 @@ def run_facts(path: Path) -> RunFacts:
         raise StorageError(f"cannot read the run database {path}: {exc}") from exc
     if not row:
         raise StorageError(f"{path} has no run row")
+    return row
+
+
+def run_status(path: Path) -> str:
+    """The run row's status (``running`` when it has none), without hashing the file."""
+    return str(_run_row_of(Path(path)).get("status") or "running")
+
+
+def run_facts(path: Path) -> RunFacts:
+    """Read a run database (read-only, creating no file beside it) for its identity and status."""
+    path = Path(path)
+    row = _run_row_of(path)
+    sha = sha256_of(path)
     return RunFacts(run_uuid=valid_uuid(row.get("run_uuid")) or fallback_uuid(sha), sha256=sha,
                     size_bytes=path.stat().st_size, status=str(row.get("status") or "running"))
